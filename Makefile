@@ -1,0 +1,28 @@
+# `make demo` runs the main job on embedded synthetic data; `make test` runs the test suite.
+# Both create .venv on first use and install bench into it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/bench run --recipe smoke --data synthetic --backbone baseline_cnn --backbone mobilenet_v3_small \
+		--experiment demo
+	$(BIN)/bench compare --experiment demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check bench tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache

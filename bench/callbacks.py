@@ -1,0 +1,140 @@
+"""Keras callbacks the trainer uses: validation macro-F1, NaN guard, step timing, budget, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from bench.errors import BenchError
+
+
+class TrainingDiverged(BenchError):
+    """The loss became NaN or infinite."""
+
+
+class ValidationMetrics(keras.callbacks.Callback):
+    """Adds ``val_loss``, ``val_accuracy`` and ``val_macro_f1`` to each epoch's logs from one prediction
+    pass over the (never augmented) validation set.
+
+    One pass instead of Keras' ``validation_data`` evaluation plus a second pass for macro-F1. The
+    loss is plain cross-entropy without label smoothing or class weights, so epochs and recipes with
+    different smoothing compare on the same scale.
+    """
+
+    def __init__(self, val_dataset, y_val: np.ndarray):
+        super().__init__()
+        self.val_dataset, self.y_val = val_dataset, y_val
+
+    def on_epoch_end(self, epoch, logs=None):
+        from sklearn.metrics import f1_score
+
+        probs = self.model.predict(self.val_dataset, verbose=0)
+        picked = np.clip(probs[np.arange(len(self.y_val)), self.y_val], 1e-7, 1.0)
+        logs["val_loss"] = float(-np.mean(np.log(picked)))
+        logs["val_accuracy"] = float(np.mean(probs.argmax(1) == self.y_val))
+        logs["val_macro_f1"] = float(f1_score(self.y_val, probs.argmax(1), average="macro", zero_division=0))
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Raises :class:`TrainingDiverged` as soon as the training loss is NaN or infinite."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingDiverged(
+                f"training loss became {float(loss)} at batch {batch}; lower the learning rate "
+                "(--set phases.*.learning_rate=...) or check the data"
+            )
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Times training steps and the gaps between them (input wait + callback overhead).
+
+    Whole ``fit()`` wall time includes stalls at fit and epoch boundaries, so throughput is taken
+    from steps only, skipping the first ``warmup`` steps of every epoch (all steps count when an
+    epoch is shorter than that).
+    """
+
+    def __init__(self, batch_size: int, warmup: int = 3):
+        super().__init__()
+        self.batch_size, self.warmup = batch_size, warmup
+        self.records: list[tuple[bool, float, float]] = []  # (steady?, step seconds, gap before it)
+        self._begin = self._end = None
+        self._index = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._end, self._index = None, 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._begin = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        gap = self._begin - self._end if self._end is not None else 0.0
+        self.records.append((self._index >= self.warmup, now - self._begin, gap))
+        self._end = now
+        self._index += 1
+
+    def _totals(self) -> tuple[int, float, float]:
+        chosen = [r for r in self.records if r[0]] or self.records
+        return len(chosen), sum(r[1] for r in chosen), sum(r[2] for r in chosen)
+
+    @property
+    def images_per_second(self) -> float:
+        n, step, gap = self._totals()
+        return self.batch_size * n / (step + gap) if n else float("nan")
+
+    @property
+    def input_wait_fraction(self) -> float:
+        n, step, gap = self._totals()
+        return gap / (step + gap) if n else float("nan")
+
+
+class Deadline(keras.callbacks.Callback):
+    """Stops training at the end of the epoch in which ``deadline`` (a perf_counter time) passed."""
+
+    def __init__(self, deadline: float):
+        super().__init__()
+        self.deadline = deadline
+        self.hit = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        if time.perf_counter() >= self.deadline:
+            self.hit = True
+            self.model.stop_training = True
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Saves weights and the trainer's position every epoch, so ``bench run --resume`` can continue."""
+
+    def __init__(self, folder: Path, state: dict):
+        super().__init__()
+        self.folder, self.state = Path(folder), state
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.save_weights(self.folder / "weights.weights.h5")
+        state = {**self.state, "next_epoch": epoch + 1}
+        (self.folder / "state.json").write_text(json.dumps(state))
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """Forwards every epoch's logs (and the learning rate) to ``fn(epoch, logs)``: the hook through which
+    tracking code sees training without the trainer knowing about it."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        try:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        except Exception:  # an optimizer without a readable rate is not worth failing a run
+            pass
+        self.fn(epoch, logs)

@@ -1,0 +1,178 @@
+"""The ``bench`` command line: a thin click group over the modules. Heavy imports (TensorFlow, MLflow,
+Optuna) happen inside command bodies so that ``bench --help`` answers at once."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+
+import click
+
+from bench.errors import BenchError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+
+
+def friendly_errors(fn):
+    """Turn BenchError into one line on stderr (exit 2) and Ctrl-C into exit 130, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except BenchError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bench")
+def cli():
+    """bench: train and compare FER backbones on FER2013 with one recipe."""
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@cli.group()
+def data():
+    """Inspect data sets and make synthetic ones."""
+
+
+@data.command("check")
+@click.option("--data", "data_spec", default="synthetic", show_default=True,
+              help="FER2013 CSV (.csv/.csv.gz), image-folder root, or synthetic[:N[:SEED]].")
+@click.option("--skip-bad", is_flag=True, help="Drop malformed rows / unreadable images instead of failing.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@friendly_errors
+def data_check(data_spec, skip_bad, fmt):
+    """Class counts per split, imbalance, class weights, duplicates and blank images."""
+    from bench.data import load_data
+    from bench.data.checks import data_report
+    from bench.reports import render_data_report
+
+    report = data_report(load_data(data_spec, skip_bad=skip_bad))
+    click.echo(json.dumps(report, indent=2) if fmt == "json" else render_data_report(report))
+
+
+@data.command("synth")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output CSV (.csv or .csv.gz).")
+@click.option("--n", default=4000, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@friendly_errors
+def data_synth(out, n, seed):
+    """Write N synthetic faces (not FER2013) in the Kaggle CSV schema."""
+    from bench.data.synthetic import write_csv
+
+    path = write_csv(out, n, seed)
+    click.echo(f"wrote {n} synthetic faces to {path}")
+
+
+# ----------------------------------------------------------------------------- models
+
+
+@cli.command("list")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@friendly_errors
+def list_cmd(fmt):
+    """Registered backbones and heads."""
+    from bench.reports import model_catalog, render_catalog
+
+    catalog = model_catalog()
+    click.echo(json.dumps(catalog, indent=2) if fmt == "json" else render_catalog(catalog))
+
+
+# ----------------------------------------------------------------------------- run
+
+
+@cli.command()
+@click.option("--backbone", "backbones", multiple=True, help="Backbone name (repeatable), or 'all'.")
+@click.option("--head", default="hybrid", show_default=True)
+@click.option("--recipe", default="cpu", show_default=True, help="Recipe name in experiments/ or a .toml path.")
+@click.option("--data", "data_spec", default="synthetic", show_default=True,
+              help="FER2013 CSV, image-folder root, or synthetic[:N[:SEED]].")
+@click.option("--weights", default=None, help="imagenet, none, or a weights file (overrides the recipe).")
+@click.option("--seed", "seeds", multiple=True, type=int, help="Seed (repeatable: one run per seed).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe field.")
+@click.option("--experiment", default=None, help="MLflow experiment (default: the data set's name).")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db).")
+@click.option("--resume", "resume_run_id", default=None, metavar="RUN_ID", help="Continue an interrupted run.")
+@click.option("--deterministic", is_flag=True, help="Deterministic ops (slower); same seed, same metrics.")
+@click.option("--no-save-model", is_flag=True, help="Do not log the trained model as model.keras.")
+@click.option("--skip-bad", is_flag=True, help="Drop malformed data rows instead of failing.")
+@click.option("-v", "--verbose", count=True, help="Show Keras progress (-v per epoch, -vv per step).")
+@friendly_errors
+def run(backbones, head, recipe, data_spec, weights, seeds, overrides, experiment, tracking_uri, resume_run_id,
+        deterministic, no_save_model, skip_bad, verbose):
+    """Train, evaluate and log backbone(s) + head with one recipe."""
+    from bench.data import load_data
+    from bench.runner import RunRequest, resume_request, run_one, summary_line
+
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices after each recompile
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    keras_verbose = {0: 0, 1: 2, 2: 1}.get(verbose, 1)
+    if resume_run_id:
+        req, source = resume_request(resume_run_id, tracking_uri, save_model=not no_save_model)
+        requests = [req]
+        data = load_data(source, skip_bad=skip_bad, seed=req.recipe.run.seed)
+    else:
+        requests, data = _plan_runs(backbones, head, recipe, data_spec, weights, seeds, overrides, experiment,
+                                    tracking_uri, deterministic, no_save_model, skip_bad, keras_verbose)
+    click.echo(f"data: {data.source} ({data.split_sizes()}), {data.protocol}")
+    summaries = []
+    for req in requests:
+        click.echo(f"== {req.backbone} + {req.head}, recipe {req.recipe.name}, seed {req.recipe.run.seed}")
+        summary = run_one(req, data)
+        for note in summary.notes:
+            click.echo(f"note: {note}")
+        click.echo(summary_line(summary))
+        summaries.append(summary)
+    if summaries:
+        from bench.tracking import ui_command
+
+        click.echo(f"open the runs with: {ui_command(summaries[0].tracking_uri)}")
+
+
+def _plan_runs(backbones, head, recipe_name, data_spec, weights, seeds, overrides, experiment, tracking_uri,
+               deterministic, no_save_model, skip_bad, verbose):
+    from dataclasses import replace
+
+    from bench.config import load_recipe
+    from bench.data import load_data
+    from bench.registry import BACKBONES, HEADS
+    from bench.runner import RunRequest
+
+    if not backbones:
+        raise BenchError("name at least one --backbone (or --backbone all); see `bench list`")
+    names = BACKBONES.names() if "all" in backbones else list(dict.fromkeys(backbones))
+    for name in names:
+        BACKBONES.get(name)
+    HEADS.get(head)
+    extra = list(overrides)
+    if weights:
+        extra.append(f'model.weights="{weights}"')
+    if deterministic:
+        extra.append("run.deterministic=true")
+    base = load_recipe(recipe_name, extra)
+    recipes = [replace(base, run=replace(base.run, seed=s)) for s in seeds] if seeds else [base]
+    data = load_data(data_spec, skip_bad=skip_bad, seed=base.run.seed)
+    return [RunRequest(b, head, r, experiment or data.name, tracking_uri, not no_save_model, verbose=verbose)
+            for b in names for r in recipes], data
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    cli()
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m bench.cli`
+    cli()

@@ -1,0 +1,340 @@
+"""Recipes: frozen, typed dataclasses loaded from TOML, validated at the boundary, overridable.
+
+Precedence: ``--set`` on the command line > the recipe file > the dataclass defaults. A bad key,
+type or value raises :class:`BenchError` naming the key, the value received and what is accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import CLASS_NAMES
+from bench.errors import BenchError
+
+
+def _opt(default: Any, *, choices: tuple | None = None, range: tuple | None = None, doc: str = "") -> Any:  # noqa: A002
+    meta = {"choices": choices, "range": range, "doc": doc}
+    if isinstance(default, dict | list):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-time augmentation (Keras preprocessing layers inside the tf.data pipeline)."""
+
+    enabled: bool = _opt(True)
+    rotation_degrees: float = _opt(35.0, range=(0, 180))
+    shift: float = _opt(0.25, range=(0, 1), doc="max translation, fraction of width/height")
+    zoom: float = _opt(0.4, range=(0, 0.9), doc="zoom factor range [1-z, 1+z]")
+    shear_degrees: float = _opt(0.4, range=(0, 45), doc="ImageDataGenerator's shear_range was in degrees")
+    horizontal_flip: bool = _opt(True)
+    brightness: tuple[float, float] = _opt((0.5, 1.5), range=(0, 5), doc="multiplicative brightness range")
+    contrast: float = _opt(0.0, range=(0, 1))
+    occlusion: float = _opt(0.0, range=(0, 1), doc="probability of a random occlusion box per image")
+    fill_mode: str = _opt("constant", choices=("constant", "reflect", "nearest", "wrap"))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    image_size: int = _opt(48, range=(8, 1024), doc="raised to the backbone's minimum if smaller")
+    channel_adapter: str = _opt("repeat", choices=("repeat", "learned"))
+    batch_size: int = _opt(32, range=(1, 4096))
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    oversample: float = _opt(0.0, range=(0, 1), doc="raise each class to this fraction of the largest (0 = off)")
+    dedupe: bool = _opt(False, doc="drop training images that also appear in validation or test")
+    max_train: int = _opt(0, range=(0, 10**9), doc="use at most this many training images (0 = all)")
+    max_eval: int = _opt(0, range=(0, 10**9), doc="use at most this many val/test images (0 = all)")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    head: str = _opt("hybrid")
+    head_options: dict[str, Any] = _opt({}, doc="per-head option tables, e.g. [model.head_options.hybrid]")
+    weights: str = _opt("none", doc="imagenet, none, or a path to a weights file")
+    precision: str = _opt("auto", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"))
+
+
+@dataclass(frozen=True)
+class ClassWeightConfig:
+    scheme: str = _opt("balanced", choices=("none", "balanced", "power"))
+    power: float = _opt(1.0, range=(0, 3), doc="exponent of the balanced weights when scheme = power")
+    boost: dict[str, float] = _opt({}, doc="per-class multipliers, e.g. disgust = 3.0")
+
+
+@dataclass(frozen=True)
+class PhaseConfig:
+    name: str = _opt("train")
+    epochs: int = _opt(10, range=(1, 10_000))
+    train: str = _opt("all", choices=("head", "all", "band"))
+    band: tuple[float, float] = _opt((0.0, 1.0), range=(0, 1), doc="backbone depth fractions from the top")
+    optimizer: str = _opt("adamw", choices=("adamw", "adam", "sgd"))
+    learning_rate: float = _opt(1e-3, range=(0, 1e6))
+    weight_decay: float = _opt(0.0, range=(0, 1))
+    schedule: str = _opt("constant", choices=("constant", "cosine", "cosine_restarts"))
+    warmup_epochs: float = _opt(0.0, range=(0, 10_000))
+    min_lr_fraction: float = _opt(0.0, range=(0, 1), doc="cosine floor as a fraction of learning_rate")
+    restart_epochs: int = _opt(10, range=(1, 10_000), doc="first cycle length for cosine_restarts")
+    label_smoothing: float = _opt(0.0, range=(0, 0.5))
+    early_stopping_patience: int = _opt(0, range=(0, 10_000), doc="0 disables early stopping")
+    reduce_on_plateau: bool = _opt(False)
+    plateau_factor: float = _opt(0.5, range=(0.01, 0.99))
+    plateau_patience: int = _opt(5, range=(1, 10_000))
+    min_lr: float = _opt(1e-7, range=(0, 1))
+    augment: bool = _opt(True, doc="apply the data augmentation in this phase")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = _opt(42, range=(0, 2**31 - 1))
+    deterministic: bool = _opt(False)
+    budget_minutes: float = _opt(0.0, range=(0, 100_000), doc="0 = no wall-clock budget")
+    monitor: str = _opt("val_loss", choices=("val_loss", "val_macro_f1", "val_accuracy"))
+    jit_compile: str = _opt("auto", choices=("auto", "on", "off"))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str = _opt("recipe")
+    description: str = _opt("")
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    class_weights: ClassWeightConfig = field(default_factory=ClassWeightConfig)
+    phases: tuple[PhaseConfig, ...] = field(default_factory=lambda: (PhaseConfig(),))
+    run: RunConfig = field(default_factory=RunConfig)
+    tune: dict[str, Any] = _opt({}, doc="search space for bench tune")
+
+    def __post_init__(self) -> None:
+        for i, phase in enumerate(self.phases):
+            if phase.reduce_on_plateau and phase.schedule != "constant":
+                raise BenchError(
+                    f"phases.{i}.reduce_on_plateau = true needs schedule = \"constant\" (received "
+                    f"schedule = \"{phase.schedule}\"): a schedule already sets the learning rate"
+                )
+            if phase.band[0] >= phase.band[1]:
+                raise BenchError(f"phases.{i}.band must be [low, high] with low < high; received {list(phase.band)}")
+        for head, options in self.model.head_options.items():
+            if not isinstance(options, dict):
+                raise BenchError(f"model.head_options.{head} must be a table of that head's options, e.g. "
+                                 f"[model.head_options.hybrid]; received {options!r}")
+        unknown = set(self.class_weights.boost) - set(CLASS_NAMES)
+        if unknown:
+            raise BenchError(
+                f"class_weights.boost: unknown class {', '.join(sorted(unknown))}; expected {', '.join(CLASS_NAMES)}"
+            )
+        if not self.phases:
+            raise BenchError("a recipe needs at least one [[phases]] table")
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _fail(key: str, value: Any, accepted: str) -> BenchError:
+    return BenchError(f"recipe key '{key}': received {value!r}; expected {accepted}")
+
+
+def _check_scalar(key: str, value: Any, typ: Any, meta: dict) -> Any:
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise _fail(key, value, "true or false")
+        return value
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(key, value, "an integer")
+    elif typ is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _fail(key, value, "a number")
+        value = float(value)
+    elif typ is str:
+        if not isinstance(value, str):
+            raise _fail(key, value, "a string")
+    lo_hi = meta.get("range")
+    if lo_hi and not (lo_hi[0] <= value <= lo_hi[1]):
+        raise _fail(key, value, f"a value in [{lo_hi[0]}, {lo_hi[1]}]")
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise _fail(key, value, "one of " + ", ".join(map(str, choices)))
+    return value
+
+
+def _convert(key: str, value: Any, typ: Any, meta: dict) -> Any:
+    origin = typing.get_origin(typ)
+    if dataclasses.is_dataclass(typ):
+        if not isinstance(value, dict):
+            raise _fail(key, value, f"a table [{key}]")
+        return from_dict(typ, value, prefix=key + ".")
+    if origin is tuple:
+        args = typing.get_args(typ)
+        if not isinstance(value, list | tuple):
+            raise _fail(key, value, "a list")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(f"{key}.{i}", v, args[0], meta) for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise _fail(key, value, f"a list of {len(args)} values")
+        return tuple(_convert(f"{key}.{i}", v, t, meta) for i, (v, t) in enumerate(zip(value, args, strict=True)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _fail(key, value, "a table")
+        val_type = typing.get_args(typ)[1]
+        if val_type is Any:
+            return dict(value)
+        return {k: _convert(f"{key}.{k}", v, val_type, {"range": (0, 1e6)}) for k, v in value.items()}
+    if isinstance(typ, types.UnionType):
+        raise TypeError(f"unsupported union type for {key}")
+    return _check_scalar(key, value, typ, meta)
+
+
+def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a plain dict, validating every key and value."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(fields)
+    if unknown:
+        where = f"[{prefix.rstrip('.')}]" if prefix else "the recipe's top level"
+        raise BenchError(
+            f"unknown recipe key '{prefix}{sorted(unknown)[0]}'; keys accepted in {where}: {', '.join(fields)}"
+        )
+    kwargs = {name: _convert(prefix + name, data[name], hints[name], dict(fields[name].metadata))
+              for name in fields if name in data}
+    return cls(**kwargs)
+
+
+# ----------------------------------------------------------------------------- overrides
+
+
+def parse_value(text: str) -> Any:
+    """A TOML value (``1e-4``, ``true``, ``[0.2, 0.4]``, ``"x"``), or the bare text as a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply ``key.sub=value`` to a raw recipe dict; ``phases.N.key`` or ``phases.*.key`` index phases."""
+    if "=" not in assignment:
+        raise BenchError(f"--set '{assignment}': expected key.sub=value, e.g. --set data.batch_size=64")
+    path, text = assignment.split("=", 1)
+    keys = path.strip().split(".")
+    value = parse_value(text.strip())
+    targets: list[Any] = [raw]
+    for depth, key in enumerate(keys[:-1]):
+        next_targets = []
+        for node in targets:
+            if isinstance(node, list):
+                if key == "*":
+                    next_targets.extend(node)
+                    continue
+                if not key.isdigit() or int(key) >= len(node):
+                    raise BenchError(f"--set '{path}': '{key}' is not a phase index 0-{len(node) - 1} or *")
+                next_targets.append(node[int(key)])
+            else:
+                next_targets.append(node.setdefault(key, [] if keys[depth + 1].isdigit() else {}))
+        targets = next_targets
+    for node in targets:
+        if not isinstance(node, dict):
+            raise BenchError(f"--set '{path}': '{keys[-2]}' is not a table")
+        node[keys[-1]] = value
+
+
+# ----------------------------------------------------------------------------- loading and dumping
+
+
+def recipe_dirs() -> list[Path]:
+    """Folders searched for recipe names: ./experiments, then the one beside the bench package."""
+    here = Path(__file__).resolve().parent.parent / "experiments"
+    return [Path.cwd() / "experiments", here]
+
+
+def find_recipe(name_or_path: str) -> Path:
+    path = Path(name_or_path).expanduser()
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise BenchError(f"recipe file '{path}' does not exist")
+        return path
+    for folder in recipe_dirs():
+        candidate = folder / f"{name_or_path}.toml"
+        if candidate.is_file():
+            return candidate
+    known = sorted({p.stem for d in recipe_dirs() if d.is_dir() for p in d.glob("*.toml")})
+    raise BenchError(f"unknown recipe '{name_or_path}'; known: {', '.join(known) or 'none'} (or give a .toml path)")
+
+
+def load_recipe(name_or_path: str, overrides: tuple[str, ...] | list[str] = ()) -> Recipe:
+    """Load a recipe by name (``experiments/<name>.toml``) or path, apply ``--set`` overrides, validate."""
+    path = find_recipe(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise BenchError(f"{path}: not valid TOML ({exc})") from exc
+    raw.setdefault("name", path.stem)
+    for assignment in overrides:
+        apply_override(raw, assignment)
+    return from_dict(Recipe, raw)
+
+
+def to_dict(obj: Any) -> Any:
+    """A dataclass tree as plain dicts/lists (tuples become lists) for TOML, JSON and logging."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple | list):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"data.batch_size": 32, "phases.0.learning_rate": 0.001, ...}`` for MLflow params."""
+    out: dict[str, Any] = {}
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else None
+    if items is None:
+        return {prefix.rstrip("."): obj}
+    for key, value in items:
+        if isinstance(value, dict | list) and value and not all(isinstance(v, int | float) for v in value):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def to_toml(recipe: Recipe) -> str:
+    """The resolved recipe as TOML that :func:`load_recipe` reads back to an equal recipe."""
+    data = to_dict(recipe)
+    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict | list)]
+
+    def table(name: str, values: dict[str, Any]) -> None:
+        lines.append(f"\n[{name}]")
+        nested = {k: v for k, v in values.items() if isinstance(v, dict) and k != "boost"}
+        for k, v in values.items():
+            if k not in nested:
+                lines.append(f"{k} = {_toml_value(v)}")
+        for k, v in nested.items():
+            table(f"{name}.{k}", v)
+
+    for key in ("data", "model", "class_weights", "run", "tune"):
+        table(key, data[key])
+    for phase in data["phases"]:
+        lines.append("\n[[phases]]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in phase.items())
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,5 @@
+"""Data layer: FER2013 loaders (CSV and image folders), synthetic faces, checks, tf.data pipeline."""
+
+from bench.data.dataset import FerData, load_data
+
+__all__ = ["FerData", "load_data"]

@@ -1,0 +1,79 @@
+"""The image-folder FER2013 layout: ``ROOT/train/<class>/*``, ``ROOT/test/<class>/*``, optional ``ROOT/val/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bench import CLASS_NAMES
+from bench.data.dataset import FER2013_HINT, IMAGE_SIZE, FerData, stratified_holdout
+from bench.errors import BenchError
+
+SPLIT_DIRS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+
+
+def _subdirs(path: Path) -> list[tuple[str, Path]]:
+    """(lower-cased name, path) of each visible sub-folder; 'Happy/' and 'happy/' both count."""
+    return [(p.name.lower(), p) for p in sorted(path.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+
+
+def read_face(path: Path) -> tuple[np.ndarray, bool]:
+    """Read one image as uint8 48x48 grayscale; returns (pixels, converted?). Raises on unreadable files."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        converted = img.mode != "L" or img.size != (IMAGE_SIZE, IMAGE_SIZE)
+        gray = img.convert("L")
+        if gray.size != (IMAGE_SIZE, IMAGE_SIZE):
+            gray = gray.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
+        return np.asarray(gray, dtype=np.uint8), converted
+
+
+def load_folder(root: Path, *, skip_bad: bool = False, seed: int = 0) -> FerData:
+    """Load ``root/{train,val,test}/<class>/*``; class folder names match case-insensitively."""
+    splits_found = [(SPLIT_DIRS[k], p) for k, p in _subdirs(root) if k in SPLIT_DIRS]
+    if "train" not in {s for s, _ in splits_found}:
+        raise BenchError(f"{root}: no 'train/' folder; expected ROOT/train/<class>/ and ROOT/test/<class>/ — {FER2013_HINT}")
+    images, labels, splits = [], [], []
+    converted = 0
+    dropped: dict[str, int] = {}
+    for split, split_dir in splits_found:
+        for name, class_dir in _subdirs(split_dir):
+            if name not in CLASS_NAMES:
+                if skip_bad:
+                    dropped["unknown class folder"] = dropped.get("unknown class folder", 0) + 1
+                    continue
+                raise BenchError(
+                    f"{class_dir}: unknown class folder '{class_dir.name}'; expected {', '.join(CLASS_NAMES)} "
+                    "(or pass --skip-bad to ignore it)"
+                )
+            label = CLASS_NAMES.index(name)
+            for file in sorted(p for p in class_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
+                try:
+                    pixels, was_converted = read_face(file)
+                except Exception as exc:
+                    if skip_bad:
+                        dropped["unreadable image"] = dropped.get("unreadable image", 0) + 1
+                        continue
+                    raise BenchError(
+                        f"{file}: not a readable image ({exc.__class__.__name__}); remove it or pass --skip-bad"
+                    ) from exc
+                images.append(pixels)
+                labels.append(label)
+                splits.append(split)
+                converted += was_converted
+    if not images:
+        raise BenchError(f"{root}: no images found under train/<class>/; {FER2013_HINT}")
+    labels_arr = np.array(labels, dtype=np.int64)
+    splits_arr = np.array(splits, dtype="<U5")
+    protocol = "folders: train/ -> train, test/ -> test"
+    if "val" in {s for s, _ in splits_found}:
+        protocol += ", val/ -> val"
+    else:
+        train_idx = np.flatnonzero(splits_arr == "train")
+        held = stratified_holdout(labels_arr[train_idx], 0.1, seed)
+        splits_arr[train_idx[held]] = "val"
+        protocol += f", a stratified seeded 10% of train/ -> val (seed {seed})"
+    return FerData(np.stack(images), labels_arr, splits_arr, source=str(root), protocol=protocol,
+                   n_converted=converted, dropped=dropped)

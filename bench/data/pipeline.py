@@ -1,0 +1,63 @@
+"""tf.data input pipelines: seeded shuffle, batched augmentation, one-hot labels, per-sample weights."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench import NUM_CLASSES
+
+
+def oversample_indices(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Indices that repeat minority-class samples until each class has ``fraction`` x the largest
+    class's count (0 = every sample once)."""
+    idx = np.arange(len(labels))
+    if fraction <= 0:
+        return idx
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(labels, minlength=NUM_CLASSES)
+    target = int(fraction * counts.max())
+    extra = [rng.choice(np.flatnonzero(labels == c), target - n) for c, n in enumerate(counts) if 0 < n < target]
+    return np.concatenate([idx, *extra]) if extra else idx
+
+
+def make_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, weights: np.ndarray | None = None,
+                 augmenter=None, shuffle: bool = False, seed: int = 0, oversample: float = 0.0):
+    """A ``tf.data.Dataset`` of ``(x, y_onehot[, sample_weight])`` batches.
+
+    Args:
+        images: uint8 (N, 48, 48) or (N, 48, 48, 1).
+        labels: int (N,).
+        weights: per-class weights (7,) turned into per-sample weights; None for no weights.
+        augmenter: a Keras layer applied to each whole batch (float 0-255), or None.
+        shuffle: reshuffle every epoch with ``seed``.
+        oversample: see :func:`oversample_indices`.
+
+    The augmentation map runs on one thread on purpose: the Keras layers draw from a stateful seed
+    generator, so parallel calls would race for seeds and break reproducibility, and on this 2-core
+    machine a second augmentation thread only steals the core the model trains on. One thread still
+    delivers ~5,600 augmented images/s (benchmarks/RESULTS.md), over 5x the fastest model.
+    """
+    import tensorflow as tf
+
+    if images.ndim == 3:
+        images = images[..., None]
+    index = oversample_indices(labels, oversample, seed) if shuffle else np.arange(len(labels))
+    x = images[index]
+    y = labels[index].astype(np.int32)
+    parts = [x, y]
+    if weights is not None:
+        parts.append(weights[y].astype(np.float32))
+    ds = tf.data.Dataset.from_tensor_slices(tuple(parts))
+    if shuffle:
+        ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+
+    def transform(*batch):
+        xb = tf.cast(batch[0], tf.float32)
+        if augmenter is not None:
+            xb = augmenter(xb, training=True)
+        out = (xb, tf.one_hot(batch[1], NUM_CLASSES))
+        return out + (batch[2],) if len(batch) == 3 else out
+
+    ds = ds.map(transform, num_parallel_calls=1 if augmenter is not None else tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)

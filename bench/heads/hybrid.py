@@ -1,0 +1,47 @@
+"""The study's hybrid head: channel + spatial attention, a transformer block over spatial positions,
+and class-specific branches for the hard emotions, fused into a softmax."""
+
+import keras
+from keras import layers
+
+from bench import CLASS_NAMES
+from bench.heads._common import softmax_output
+from bench.heads.layers import ChannelSpatialAttention, SpatialTransformerBlock
+from bench.registry import HEADS
+
+HARD_CLASSES = ("angry", "disgust", "fear", "sad")
+
+
+@HEADS.register(description="channel+spatial attention, transformer block, class branches (the study's head)")
+def hybrid(*, feature_shape, num_classes=7, projection_dim=0, reduction=8, attention_kernel=7, num_heads=8,
+           key_dim=0, ffn_multiplier=4.0, transformer_dropout=0.3, branch_classes=HARD_CLASSES, branch_units=128,
+           branch_gate=True, fusion_units=512, dropout=0.5):
+    """Args:
+        feature_shape: (H, W, C) of the backbone's feature map.
+        projection_dim: if > 0, a 1x1 convolution first maps C to this width, so the head has the same
+            size whatever the backbone (0 keeps C, as the seed did).
+        branch_gate: each class branch gates the pooled channels with its own sigmoid (the seed's
+            intended branch, which its code silently replaced with the ungated one); False = ungated.
+        The other arguments size the attention, transformer, branches and fusion layers.
+    """
+    unknown = set(branch_classes) - set(CLASS_NAMES)
+    if unknown:
+        raise ValueError(f"branch_classes must be FER classes; received {sorted(unknown)}")
+    inputs = keras.Input(feature_shape, name="features")
+    x = inputs
+    if projection_dim:
+        x = layers.Conv2D(projection_dim, 1, activation="gelu", name="projection")(x)
+    x = ChannelSpatialAttention(reduction, attention_kernel, name="channel_spatial_attention")(x)
+    x = SpatialTransformerBlock(num_heads, key_dim, ffn_multiplier, transformer_dropout, name="transformer")(x)
+    pooled = layers.GlobalAveragePooling2D(name="pool")(x)
+    branches = [pooled]
+    for name in branch_classes:
+        feats = pooled
+        if branch_gate:
+            gate = layers.Dense(pooled.shape[-1], activation="sigmoid", name=f"{name}_gate")(pooled)
+            feats = layers.Multiply(name=f"{name}_gated")([pooled, gate])
+        branches.append(layers.Dense(branch_units, activation="gelu", name=f"{name}_branch")(feats))
+    x = layers.Concatenate(name="fusion_concat")(branches) if len(branches) > 1 else pooled
+    x = layers.Dense(fusion_units, activation="gelu", name="fusion")(x)
+    x = layers.Dropout(dropout, name="fusion_dropout")(x)
+    return keras.Model(inputs, softmax_output(x, num_classes), name="head")

@@ -1,0 +1,79 @@
+"""Evaluation metrics: pure functions of ``(y_true, y_prob)`` computed with scikit-learn."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench import CLASS_NAMES
+
+
+def expected_calibration_error(y_true: np.ndarray, y_prob: np.ndarray, n_bins: int = 15) -> float:
+    """ECE: the gap between confidence and accuracy, averaged over equal-width confidence bins
+    weighted by their share of samples."""
+    confidence = y_prob.max(axis=1)
+    correct = (y_prob.argmax(axis=1) == y_true).astype(float)
+    edges = np.linspace(0, 1, n_bins + 1)
+    bins = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
+    ece = 0.0
+    for b in range(n_bins):
+        mask = bins == b
+        if mask.any():
+            ece += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
+    return float(ece)
+
+
+def reliability_curve(y_true: np.ndarray, y_prob: np.ndarray, n_bins: int = 15):
+    """Per-bin (mean confidence, accuracy, count) for the reliability diagram."""
+    confidence = y_prob.max(axis=1)
+    correct = (y_prob.argmax(axis=1) == y_true).astype(float)
+    edges = np.linspace(0, 1, n_bins + 1)
+    bins = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
+    conf = np.array([confidence[bins == b].mean() if (bins == b).any() else np.nan for b in range(n_bins)])
+    acc = np.array([correct[bins == b].mean() if (bins == b).any() else np.nan for b in range(n_bins)])
+    return conf, acc, np.bincount(bins, minlength=n_bins)
+
+
+def evaluate(y_true: np.ndarray, y_prob: np.ndarray, class_names: tuple[str, ...] = CLASS_NAMES) -> dict[str, float]:
+    """Every headline metric plus per-class recall / precision / F1, as a flat dict of floats.
+
+    Log loss gets all labels explicitly, so a class absent from ``y_true`` cannot crash it; ROC-AUC is
+    one-vs-rest macro over the classes present (NaN with fewer than two).
+    """
+    from sklearn import metrics as skm
+
+    labels = np.arange(len(class_names))
+    y_pred = y_prob.argmax(axis=1)
+    prob = np.clip(y_prob.astype(np.float64), 1e-12, 1)
+    prob /= prob.sum(axis=1, keepdims=True)
+    out = {
+        "macro_f1": skm.f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0),
+        "balanced_accuracy": skm.balanced_accuracy_score(y_true, y_pred) if len(y_true) else float("nan"),
+        "kappa": skm.cohen_kappa_score(y_true, y_pred, labels=labels),
+        "accuracy": skm.accuracy_score(y_true, y_pred),
+        "log_loss": skm.log_loss(y_true, prob, labels=labels),
+        "top2_accuracy": skm.top_k_accuracy_score(y_true, prob, k=2, labels=labels),
+        "ece": expected_calibration_error(y_true, prob),
+    }
+    present = np.unique(y_true)
+    if len(present) >= 2:
+        onehot = (y_true[:, None] == labels[None, :])[:, present]
+        out["roc_auc"] = skm.roc_auc_score(onehot, prob[:, present], average="macro")
+    else:
+        out["roc_auc"] = float("nan")
+    p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    for i, name in enumerate(class_names):
+        out[f"recall_{name}"], out[f"precision_{name}"], out[f"f1_{name}"] = r[i], p[i], f[i]
+    return {k: float(v) for k, v in out.items()}
+
+
+def confusion(y_true: np.ndarray, y_prob: np.ndarray, n_classes: int = len(CLASS_NAMES)) -> np.ndarray:
+    from sklearn.metrics import confusion_matrix
+
+    return confusion_matrix(y_true, y_prob.argmax(axis=1), labels=np.arange(n_classes))
+
+
+def classification_report(y_true: np.ndarray, y_prob: np.ndarray, class_names=CLASS_NAMES) -> str:
+    from sklearn.metrics import classification_report as report
+
+    return report(y_true, y_prob.argmax(axis=1), labels=np.arange(len(class_names)), target_names=list(class_names),
+                  digits=4, zero_division=0)

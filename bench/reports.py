@@ -1,0 +1,77 @@
+"""Plain-text rendering of what the commands return (the CLI prints these strings)."""
+
+from __future__ import annotations
+
+from bench import CLASS_NAMES
+
+
+def _table(headers: list[str], rows: list[list], align: str | None = None) -> str:
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    align = align or "l" + "r" * (len(headers) - 1)
+
+    def fmt(row):
+        return "  ".join(c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, align, strict=True))
+
+    return "\n".join([fmt(headers), "  ".join("-" * w for w in widths), *(fmt(r) for r in cells)])
+
+
+def render_data_report(r: dict) -> str:
+    counts = r["class_counts"]
+    rows = [[c, *(counts[s][i] for s in ("train", "val", "test")), sum(counts[s][i] for s in counts)]
+            for i, c in enumerate(r["class_names"])]
+    rows.append(["total", *(sum(counts[s]) for s in ("train", "val", "test")), r["n_images"]])
+    weights = ", ".join(f"{c} {w:.3f}" for c, w in zip(r["class_names"], r["balanced_class_weights"], strict=True))
+    lines = [
+        f"source: {r['source']}",
+        f"protocol: {r['protocol']}",
+        f"fingerprint: {r['fingerprint'][:16]}",
+        "",
+        _table(["class", "train", "val", "test", "all"], rows),
+        "",
+        f"imbalance ratio (train, largest/smallest class): {r['imbalance_ratio']:.1f}",
+        f"balanced class weights (train): {weights}",
+        f"identical-image groups: {r['duplicate_groups']} ({r['duplicate_images']} images); "
+        f"{r['duplicate_groups_across_splits']} span splits; {r['duplicate_groups_conflicting_labels']} have "
+        "conflicting labels",
+        f"training images also in val/test (dropped by data.dedupe = true): {r['train_images_also_in_val_or_test']}",
+        f"blank (constant) images: {r['blank_images']} ({r['all_black_images']} all black)",
+    ]
+    if r["n_converted"]:
+        lines.append(f"converted to 48x48 grayscale while loading: {r['n_converted']}")
+    if r["dropped"]:
+        lines.append("dropped (--skip-bad): " + ", ".join(f"{k}: {v}" for k, v in r["dropped"].items()))
+    return "\n".join(lines)
+
+
+def model_catalog() -> dict:
+    """Backbones with their metadata, parameter count and layer count; heads with a description."""
+    from bench.registry import BACKBONES, HEADS
+
+    backbones = []
+    for name in BACKBONES.names():
+        entry = BACKBONES.get(name)
+        size = entry.info["min_size"]
+        model = entry.factory(input_shape=(size, size, 3), weights="none")
+        backbones.append({"name": name, "params": int(model.count_params()), "min_size": size,
+                          "imagenet": bool(entry.info["imagenet"]), "layers": len(model.layers),
+                          "normalization": entry.info["normalization"]})
+    heads = [{"name": n, "description": HEADS.get(n).info.get("description", "")} for n in HEADS.names()]
+    return {"backbones": backbones, "heads": heads}
+
+
+def render_catalog(catalog: dict) -> str:
+    rows = [[b["name"], f"{b['params'] / 1e6:.2f}M", b["min_size"], "yes" if b["imagenet"] else "no", b["layers"],
+             b["normalization"]] for b in catalog["backbones"]]
+    heads = [[h["name"], h["description"]] for h in catalog["heads"]]
+    return "\n".join([
+        "backbones (parameters are the same at 224 px and at the minimum size: convolutional weights do not",
+        "depend on the input size)",
+        _table(["name", "params", "min size", "imagenet", "layers", "input normalization"], rows, "lrrrrl"),
+        "",
+        "heads",
+        _table(["name", "description"], heads, "ll"),
+    ])
+
+
+__all__ = ["CLASS_NAMES", "model_catalog", "render_catalog", "render_data_report"]

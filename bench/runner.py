@@ -1,0 +1,173 @@
+"""One ``bench run``: build, train, evaluate and log a backbone + head with a recipe as an MLflow run."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench import CLASS_NAMES
+from bench import tracking as trk
+from bench.config import Recipe, flatten, load_recipe, to_dict, to_toml
+from bench.data.dataset import FerData
+from bench.data.pipeline import make_dataset
+from bench.errors import BenchError
+from bench.metrics import classification_report, confusion, evaluate
+from bench.models import build_model
+
+HEADLINE = ("macro_f1", "balanced_accuracy", "kappa", "accuracy", "log_loss", "ece")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    backbone: str
+    head: str
+    recipe: Recipe
+    experiment: str
+    tracking_uri: str | None = None
+    save_model: bool = True
+    resume_run_id: str | None = None
+    verbose: int = 0
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    backbone: str
+    head: str
+    image_size: int
+    test_metrics: dict[str, float]
+    train_seconds: float
+    images_per_second: float
+    planned_epochs: list[int]
+    actual_epochs: list[int]
+    notes: tuple[str, ...]
+    tracking_uri: str
+
+
+def predict_probs(model, images: np.ndarray) -> np.ndarray:
+    """Class probabilities of every image in one prediction pass (not a Python loop of predicts)."""
+    if len(images) == 0:
+        return np.zeros((0, len(CLASS_NAMES)), dtype=np.float32)
+    return model.predict(make_dataset(images, np.zeros(len(images), dtype=np.int64), batch_size=256)
+                         .map(lambda x, y: x), verbose=0)
+
+
+def _log_evaluation(run: trk.TrackedRun, model, splits, result, spec, folder: Path) -> dict[str, float]:
+    from bench import plots
+
+    probs = {"val": predict_probs(model, splits.x_val), "test": predict_probs(model, splits.x_test)}
+    truth = {"val": splits.y_val, "test": splits.y_test}
+    metrics: dict[str, float] = {}
+    for split in ("val", "test"):
+        if len(truth[split]):
+            metrics.update({f"{split}_{k}": v for k, v in evaluate(truth[split], probs[split]).items()})
+    run.metrics(metrics)
+    np.savez_compressed(folder / "predictions.npz", test_y_true=truth["test"], test_y_prob=probs["test"],
+                        val_y_true=truth["val"], val_y_prob=probs["val"], class_names=np.array(CLASS_NAMES))
+    main = "test" if len(truth["test"]) else "val"
+    y, p = truth[main], probs[main]
+    (folder / "classification_report.txt").write_text(f"{main} split\n" + classification_report(y, p))
+    plots.confusion_matrix_plot(confusion(y, p), folder / "confusion_matrix.png",
+                                title=f"{spec.backbone} + {spec.head} ({main})")
+    plots.recall_bars(metrics, folder / "per_class_recall.png", prefix=f"{main}_")
+    plots.training_curves(result.history, result.phase_starts, folder / "training_curves.png")
+    plots.reliability_diagram(y, p, folder / "reliability.png")
+    return {k.removeprefix("test_"): v for k, v in metrics.items() if k.startswith("test_")}
+
+
+def _run_params(req: RunRequest, spec, data: FerData, splits) -> dict:
+    params = flatten(to_dict(req.recipe), "recipe.")
+    params.update({
+        "backbone": req.backbone, "head": req.head, "weights": req.recipe.model.weights,
+        "seed": req.recipe.run.seed, "recipe": req.recipe.name, "image_size": spec.image_size,
+        "data_source": data.source, "data_fingerprint": data.fingerprint(), "split_protocol": data.protocol,
+        "n_train": len(splits.y_train), "n_val": len(splits.y_val), "n_test": len(splits.y_test),
+        "n_deduped": splits.n_deduped, "class_weights": [round(float(w), 4) for w in splits.class_weights],
+    })
+    return params
+
+
+def run_one(req: RunRequest, data: FerData) -> RunSummary:
+    """Train and evaluate one configuration; everything is logged to one MLflow run."""
+    import keras
+
+    from bench.train import Trainer, prepare_splits, read_resume_state, resolve_precision, seed_everything
+
+    recipe = req.recipe
+    seed_everything(recipe.run.seed, recipe.run.deterministic)
+    precision = resolve_precision(recipe.model.precision)
+    model, spec = build_model(backbone=req.backbone, head=req.head, image_size=recipe.data.image_size,
+                              weights=recipe.model.weights, channel_adapter=recipe.data.channel_adapter,
+                              head_options=recipe.model.head_options.get(req.head, {}), precision=precision)
+    splits = prepare_splits(data, recipe)
+    uri = trk.connect(req.tracking_uri)
+    experiment_id = trk.ensure_experiment(req.experiment, uri)
+    notes = tuple(n for n in (spec.note,) if n)
+    checkpoints = Path(trk.DEFAULT_DIR) / "checkpoints"
+    resume_state = None
+    tags = {**trk.environment_tags(precision), "backbone": req.backbone, "head": req.head, "recipe": recipe.name}
+    with trk.TrackedRun(experiment_id, run_name=f"{req.backbone}+{req.head}/{recipe.name}/s{recipe.run.seed}",
+                        run_id=req.resume_run_id, tags=tags) as run:
+        ckpt_dir = checkpoints / run.run_id
+        if req.resume_run_id:
+            resume_state = read_resume_state(ckpt_dir)
+            if resume_state is None:
+                raise BenchError(f"run {req.resume_run_id} has no checkpoint under {ckpt_dir}; it cannot be resumed")
+            model.load_weights(ckpt_dir / "weights.weights.h5")
+        else:
+            run.params(_run_params(req, spec, data, splits))
+            with tempfile.TemporaryDirectory() as tmp:  # logged first, so an interrupted run can resume
+                (Path(tmp) / "recipe.toml").write_text(to_toml(recipe))
+                run.artifact(Path(tmp) / "recipe.toml")
+            run.metrics({"params_total": model.count_params(),
+                         "params_backbone": model.get_layer("backbone").count_params(),
+                         "params_head": model.get_layer("head").count_params()})
+        trainer = Trainer(model, recipe, splits, pretrained=recipe.model.weights != "none",
+                          callbacks=[run.epoch_callback()], checkpoint_dir=ckpt_dir, verbose=req.verbose)
+        result = trainer.run(resume_state)
+        run.metrics({"fit_seconds": result.train_seconds, "train_images_per_second": result.images_per_second,
+                     "input_wait_fraction": result.input_wait_fraction,
+                     "epochs_planned": sum(result.planned_epochs), "epochs_actual": sum(result.actual_epochs)})
+        run.set_tags({"epochs_planned_per_phase": result.planned_epochs,
+                      "epochs_actual_per_phase": result.actual_epochs, "budget_hit": result.budget_hit})
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            test_metrics = _log_evaluation(run, model, splits, result, spec, folder)
+            if req.save_model:
+                model.save(folder / "model.keras")
+            for path in sorted(folder.iterdir()):
+                run.artifact(path)
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    keras.backend.clear_session()
+    return RunSummary(run.run_id, req.backbone, req.head, spec.image_size, test_metrics, result.train_seconds,
+                      result.images_per_second, result.planned_epochs, result.actual_epochs, notes, uri)
+
+
+def resume_request(run_id: str, tracking_uri: str | None, save_model: bool = True) -> tuple[RunRequest, str]:
+    """Rebuild the request of an interrupted run from what it logged; returns (request, data source)."""
+    import mlflow
+
+    trk.connect(tracking_uri)
+    logged = trk.find_run(run_id)
+    if logged.info.status == "FINISHED":
+        raise BenchError(f"run {run_id} already finished; nothing to resume")
+    with tempfile.TemporaryDirectory() as tmp:
+        recipe = load_recipe(str(trk.download_artifact(run_id, "recipe.toml", Path(tmp))))
+    params = logged.data.params
+    experiment = mlflow.get_experiment(logged.info.experiment_id).name
+    req = RunRequest(params["backbone"], params["head"], recipe, experiment, tracking_uri, save_model,
+                     resume_run_id=run_id)
+    return req, params["data_source"]
+
+
+def summary_line(s: RunSummary) -> str:
+    m = s.test_metrics
+    parts = [f"{k}={m[k]:.4f}" for k in HEADLINE if k in m]
+    return f"{s.backbone}+{s.head} @{s.image_size}px  " + "  ".join(parts) + \
+        f"  fit={s.train_seconds:.0f}s  {s.images_per_second:.0f} img/s  run={s.run_id}"
+
+

@@ -1,0 +1,193 @@
+"""MLflow glue: the only module that imports mlflow.
+
+Default store: ``sqlite:///mlruns/mlflow.db`` with artifacts under ``mlruns/artifacts`` (MLflow 3
+deprecates its plain file store). ``--tracking-uri`` or ``MLFLOW_TRACKING_URI`` take precedence.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from bench.errors import BenchError
+
+DEFAULT_DIR = "mlruns"
+
+
+def default_uri() -> str:
+    return f"sqlite:///{Path(DEFAULT_DIR).resolve() / 'mlflow.db'}"
+
+
+def resolve_uri(uri: str | None) -> str:
+    """``uri`` > ``$MLFLOW_TRACKING_URI`` > the local SQLite store under ./mlruns."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
+
+
+def connect(uri: str | None = None):
+    """Point mlflow at the store (creating the local folder when it is the default); returns the URI."""
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+    resolved = resolve_uri(uri)
+    if resolved == default_uri():
+        Path(DEFAULT_DIR).mkdir(exist_ok=True)
+    mlflow.set_tracking_uri(resolved)
+    return resolved
+
+
+def _artifact_root(uri: str) -> str | None:
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///"))
+        return (db.parent / "artifacts").resolve().as_uri()
+    return None
+
+
+def ensure_experiment(name: str, uri: str) -> str:
+    """The experiment's id, created (with a local artifact folder for SQLite stores) if needed."""
+    import mlflow
+
+    try:
+        exp = mlflow.get_experiment_by_name(name)
+        if exp is None:
+            return mlflow.create_experiment(name, artifact_location=_artifact_root(uri))
+        if exp.lifecycle_stage == "deleted":
+            raise BenchError(f"experiment '{name}' is deleted; restore it in MLflow or pick another --experiment")
+        return exp.experiment_id
+    except BenchError:
+        raise
+    except Exception as exc:
+        raise BenchError(f"cannot reach the MLflow tracking store {uri}: {str(exc).splitlines()[0][:200]}") from exc
+
+
+def environment_tags(precision: str) -> dict[str, str]:
+    """Library versions, git commit and hardware, so a run says where it came from."""
+    import mlflow
+    import numpy
+    import sklearn
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    tags = {
+        "bench.version": __import__("bench").__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": numpy.__version__,
+        "sklearn": sklearn.__version__,
+        "mlflow": mlflow.__version__,
+        "python": platform.python_version(),
+        "hardware": ("GPU: " + ", ".join(g.name for g in gpus)) if gpus else f"CPU: {_cpu_model()} x{os.cpu_count()}",
+        "precision": precision,
+    }
+    with contextlib.suppress(Exception):
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).parent).stdout.strip()
+        if commit:
+            tags["git_commit"] = commit
+    return tags
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+class TrackedRun:
+    """A context manager around one MLflow run: FAILED on an exception, KILLED on Ctrl-C, with the
+    reason as the ``failure_reason`` tag; nothing already logged is lost."""
+
+    def __init__(self, experiment_id: str, run_name: str | None = None, run_id: str | None = None,
+                 tags: dict[str, str] | None = None, nested: bool = False):
+        self.experiment_id, self.run_name, self.run_id = experiment_id, run_name, run_id
+        self.tags, self.nested = tags or {}, nested
+
+    def __enter__(self) -> TrackedRun:
+        import mlflow
+
+        self.run = mlflow.start_run(experiment_id=self.experiment_id, run_name=self.run_name, run_id=self.run_id,
+                                    tags=self.tags, nested=self.nested)
+        self.run_id = self.run.info.run_id
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        import mlflow
+
+        if exc_type is None:
+            mlflow.end_run("FINISHED")
+            return False
+        status = "KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED"
+        reason = "interrupted (Ctrl-C)" if status == "KILLED" else f"{exc_type.__name__}: {exc}"
+        with contextlib.suppress(Exception):
+            mlflow.set_tag("failure_reason", reason[:5000])
+        mlflow.end_run(status)
+        return False
+
+    # -- logging helpers (all go to this run)
+    def params(self, params: dict[str, Any]) -> None:
+        import mlflow
+
+        items = {k: (str(v)[:6000] if not isinstance(v, int | float | bool) else v) for k, v in params.items()}
+        keys = list(items)
+        for i in range(0, len(keys), 100):
+            mlflow.log_params({k: items[k] for k in keys[i : i + 100]})
+
+    def metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        import math
+
+        import mlflow
+
+        clean = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(float(v))}
+        if clean:
+            mlflow.log_metrics(clean, step=step)
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        import mlflow
+
+        mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+    def artifact(self, path: Path, folder: str | None = None) -> None:
+        import mlflow
+
+        mlflow.log_artifact(str(path), artifact_path=folder)
+
+    def epoch_callback(self) -> keras.callbacks.Callback:
+        """Logs every epoch's train/val loss, accuracy, val macro-F1 and learning rate, stepped by the
+        global epoch."""
+        from bench.callbacks import EpochLogger
+
+        return EpochLogger(lambda epoch, logs: self.metrics(logs, step=epoch))
+
+
+def find_run(run_id: str):
+    """The MLflow run with this id, or a one-line error."""
+    import mlflow
+
+    try:
+        return mlflow.get_run(run_id)
+    except Exception as exc:
+        raise BenchError(f"no MLflow run '{run_id}' in {mlflow.get_tracking_uri()}: check the id "
+                         "(mlflow ui shows it) or --tracking-uri") from exc
+
+
+def download_artifact(run_id: str, path: str, dst: Path) -> Path:
+    import mlflow
+
+    try:
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst)))
+    except Exception as exc:
+        raise BenchError(f"run {run_id} has no artifact '{path}': {str(exc).splitlines()[0][:160]}") from exc
+
+
+def ui_command(uri: str) -> str:
+    if uri.startswith("sqlite:///"):
+        return f"mlflow ui --backend-store-uri {uri}"
+    return f"open {uri} in a browser"

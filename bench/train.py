@@ -1,0 +1,269 @@
+"""The phase trainer: freeze/unfreeze per phase, recompile, early stopping, wall-clock budget.
+
+It returns the history and the trained model; it knows nothing of MLflow or Optuna, which attach
+through the ``callbacks`` argument.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from bench import callbacks as cb
+from bench.config import PhaseConfig, Recipe
+from bench.data.augment import build_augmenter
+from bench.data.checks import cross_split_train_duplicates
+from bench.data.dataset import FerData, stratified_holdout
+from bench.data.pipeline import make_dataset
+from bench.data.weights import class_weights
+from bench.errors import BenchError
+from bench.freezing import apply_phase_trainability
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The arrays one run trains, validates and tests on, and the class weights it uses."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_weights: np.ndarray
+    n_deduped: int = 0
+
+
+def prepare_splits(data: FerData, recipe: Recipe) -> Splits:
+    """Apply ``dedupe``, ``max_train`` / ``max_eval`` (stratified, seeded) and compute class weights."""
+    cfg, seed = recipe.data, recipe.run.seed
+    train_mask = data.splits == "train"
+    n_deduped = 0
+    if cfg.dedupe:
+        dup = cross_split_train_duplicates(data)
+        train_mask[dup] = False
+        n_deduped = len(dup)
+
+    def subset(mask: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        x, y = data.images[mask], data.labels[mask]
+        if limit and len(y) > limit:
+            keep = stratified_holdout(y, limit / len(y), seed)
+            x, y = x[keep], y[keep]
+        return x, y
+
+    x_train, y_train = subset(train_mask, cfg.max_train)
+    x_val, y_val = subset(data.splits == "val", cfg.max_eval)
+    x_test, y_test = subset(data.splits == "test", cfg.max_eval)
+    if len(y_train) == 0 or len(y_val) == 0:
+        raise BenchError(f"{data.source}: training needs non-empty train and val splits; sizes {data.split_sizes()}")
+    cw = recipe.class_weights
+    weights = class_weights(y_train, cw.scheme, cw.power, cw.boost)
+    return Splits(x_train, y_train, x_val, y_val, x_test, y_test, weights, n_deduped)
+
+
+def make_schedule(phase: PhaseConfig, steps_per_epoch: int, epochs: int):
+    """The phase's learning rate: a float, or a warm-up + cosine (with restarts) schedule over ``epochs``."""
+    lr = phase.learning_rate
+    if phase.schedule == "constant":
+        return lr
+    warmup = int(round(phase.warmup_epochs * steps_per_epoch))
+    if phase.schedule == "cosine":
+        decay = max(1, epochs * steps_per_epoch - warmup)
+        if warmup:
+            # Warm up linearly from ~0 to the phase's rate, then decay to min_lr_fraction of it.
+            return keras.optimizers.schedules.CosineDecay(lr * 1e-2, decay, alpha=phase.min_lr_fraction,
+                                                          warmup_target=lr, warmup_steps=warmup)
+        return keras.optimizers.schedules.CosineDecay(lr, decay, alpha=phase.min_lr_fraction)
+    return keras.optimizers.schedules.CosineDecayRestarts(lr, phase.restart_epochs * steps_per_epoch,
+                                                          alpha=phase.min_lr_fraction)
+
+
+def make_optimizer(phase: PhaseConfig, learning_rate):
+    if phase.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate, weight_decay=phase.weight_decay)
+    if phase.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    return keras.optimizers.SGD(learning_rate, momentum=0.9, weight_decay=phase.weight_decay or None)
+
+
+def shrink_plan(plan: list[int], done_in_first: int, epoch_seconds: float, seconds_left: float) -> list[int]:
+    """Scale the planned epochs of every phase so the remaining ones fit ``seconds_left``.
+
+    ``done_in_first`` epochs of phase 0 are already done; every phase keeps at least one epoch.
+    """
+    remaining = sum(plan) - done_in_first
+    affordable = seconds_left / max(epoch_seconds, 1e-9)
+    if remaining <= 0 or affordable >= remaining:
+        return list(plan)
+    scale = affordable / remaining
+    new = [max(1, int(math.floor(n * scale))) for n in plan]
+    new[0] = max(done_in_first, done_in_first + int(math.floor((plan[0] - done_in_first) * scale)))
+    return new
+
+
+@dataclass
+class TrainResult:
+    model: keras.Model
+    history: dict[str, list[float]] = field(default_factory=dict)
+    phase_starts: list[int] = field(default_factory=list)
+    planned_epochs: list[int] = field(default_factory=list)
+    actual_epochs: list[int] = field(default_factory=list)
+    train_seconds: float = 0.0
+    images_per_second: float = float("nan")
+    input_wait_fraction: float = float("nan")
+    budget_hit: bool = False
+
+
+def _resolve_jit(recipe: Recipe) -> bool:
+    if recipe.run.jit_compile != "auto":
+        return recipe.run.jit_compile == "on"
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))  # XLA was 2-9x slower on the CPUs measured
+
+
+class Trainer:
+    """Runs a recipe's phases on one model.
+
+    Args:
+        model: from :func:`bench.models.build_model`.
+        recipe: the resolved recipe.
+        splits: from :func:`prepare_splits`.
+        pretrained: whether the backbone started from pretrained weights (BatchNorm policy).
+        callbacks: extra Keras callbacks (tracking, pruning), run after bench's own each epoch.
+        checkpoint_dir: where to save per-epoch checkpoints for ``--resume`` (None = no checkpoints).
+        verbose: Keras ``fit`` verbosity.
+    """
+
+    def __init__(self, model, recipe: Recipe, splits: Splits, *, pretrained: bool = False, callbacks=(),
+                 checkpoint_dir: Path | None = None, verbose: int = 0):
+        self.model, self.recipe, self.splits = model, recipe, splits
+        self.pretrained, self.extra_callbacks = pretrained, list(callbacks)
+        self.checkpoint_dir, self.verbose = checkpoint_dir, verbose
+        bs, seed = recipe.data.batch_size, recipe.run.seed
+        augmenter = build_augmenter(recipe.data.augment, seed)
+        common = dict(batch_size=bs, weights=splits.class_weights, shuffle=True, seed=seed,
+                      oversample=recipe.data.oversample)
+        self.train_aug = make_dataset(splits.x_train, splits.y_train, augmenter=augmenter, **common)
+        self.train_plain = make_dataset(splits.x_train, splits.y_train, augmenter=None, **common)
+        self.val_x = make_dataset(splits.x_val, splits.y_val, batch_size=max(bs, 256)).map(lambda x, y: x)
+        self.steps_per_epoch = int(self.train_aug.cardinality())
+        self.timer = cb.StepTimer(bs)
+        self.jit = _resolve_jit(recipe)
+
+    def _compile(self, phase: PhaseConfig, epochs: int) -> None:
+        schedule = make_schedule(phase, self.steps_per_epoch, epochs)
+        self.model.compile(
+            optimizer=make_optimizer(phase, schedule),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=phase.label_smoothing),
+            metrics=["accuracy"],
+            jit_compile=self.jit,
+        )
+
+    def _callbacks(self, phase: PhaseConfig, phase_index: int, plan: list[int], deadline: float | None):
+        monitor = self.recipe.run.monitor
+        patience = phase.early_stopping_patience or 10**9  # 0 = no early stop, but still keep the best epoch
+        cbs = [cb.NanGuard(), cb.ValidationMetrics(self.val_x, self.splits.y_val), self.timer,
+               keras.callbacks.EarlyStopping(monitor=monitor, mode="min" if monitor == "val_loss" else "max",
+                                             patience=patience, restore_best_weights=True)]
+        if phase.reduce_on_plateau:
+            cbs.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=phase.plateau_factor,
+                                                         patience=phase.plateau_patience, min_lr=phase.min_lr))
+        if deadline is not None:
+            cbs.append(cb.Deadline(deadline))
+        if self.checkpoint_dir is not None:
+            cbs.append(cb.Checkpointer(self.checkpoint_dir, {"phase": phase_index, "plan": plan}))
+        return cbs + self.extra_callbacks
+
+    def _fit(self, phase, phase_index, plan, start, end, deadline):
+        callbacks = self._callbacks(phase, phase_index, plan, deadline)
+        data = self.train_aug if phase.augment and self.recipe.data.augment.enabled else self.train_plain
+        hist = self.model.fit(data, initial_epoch=start, epochs=end,
+                              callbacks=callbacks, verbose=self.verbose, shuffle=False)
+        hit = any(isinstance(c, cb.Deadline) and c.hit for c in callbacks)
+        return hist, hit
+
+    def run(self, resume_state: dict | None = None) -> TrainResult:
+        """Train every phase in order with one continuous epoch counter."""
+        recipe, phases = self.recipe, self.recipe.phases
+        plan = list(resume_state["plan"]) if resume_state else [p.epochs for p in phases]
+        budget = recipe.run.budget_minutes * 60
+        t0 = time.perf_counter()
+        deadline = t0 + budget if budget else None
+        result = TrainResult(self.model, planned_epochs=[p.epochs for p in phases])
+        epoch = resume_state["next_epoch"] if resume_state else 0
+        first_phase = resume_state["phase"] if resume_state else 0
+        phase_start = sum(plan[:first_phase])
+        if resume_state and epoch >= phase_start + plan[first_phase]:
+            first_phase, phase_start = first_phase + 1, phase_start + plan[first_phase]
+        result.actual_epochs = [plan[i] if i < first_phase else 0 for i in range(len(phases))]
+        for i in range(first_phase, len(phases)):
+            phase = phases[i]
+            epoch = max(epoch, phase_start)
+            result.phase_starts.append(epoch)
+            apply_phase_trainability(self.model, phase.train, phase.band, pretrained=self.pretrained)
+            self._compile(phase, plan[i])
+            begin = epoch
+            if budget and i == 0 and epoch == 0:
+                # Measure one epoch, then shrink the plan so every phase fits the budget; the rescaled
+                # schedule replaces the optimizer's in place (its moments and step count are kept).
+                tic = time.perf_counter()
+                hist, hit = self._fit(phase, i, plan, 0, 1, deadline)
+                self._merge(result, hist)
+                epoch = 1
+                plan = shrink_plan(plan, 1, time.perf_counter() - tic, deadline - time.perf_counter())
+                self.model.optimizer.learning_rate = make_schedule(phase, self.steps_per_epoch, plan[0])
+                self.model.train_function = None
+                if hit:
+                    result.budget_hit = True
+            if epoch < phase_start + plan[i] and not result.budget_hit:
+                hist, hit = self._fit(phase, i, plan, epoch, phase_start + plan[i], deadline)
+                self._merge(result, hist)
+                epoch += len(hist.epoch)
+                result.budget_hit |= hit
+            result.actual_epochs[i] = epoch - begin
+            phase_start += plan[i]
+            if result.budget_hit:
+                break
+        result.train_seconds = time.perf_counter() - t0
+        result.images_per_second = self.timer.images_per_second
+        result.input_wait_fraction = self.timer.input_wait_fraction
+        result.planned_epochs = plan if budget else result.planned_epochs
+        return result
+
+    @staticmethod
+    def _merge(result: TrainResult, hist) -> None:
+        for key, values in hist.history.items():
+            result.history.setdefault(key, []).extend(float(v) for v in values)
+        result.history.setdefault("epoch", []).extend(hist.epoch)
+
+
+def read_resume_state(checkpoint_dir: Path) -> dict | None:
+    state = Path(checkpoint_dir) / "state.json"
+    return json.loads(state.read_text()) if state.exists() else None
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto`` = mixed_float16 on a GPU, float32 on CPU (bfloat16 helps some CPU models, not all)."""
+    if precision != "auto":
+        return precision
+    import tensorflow as tf
+
+    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+__all__ = ["Splits", "TrainResult", "Trainer", "prepare_splits"]

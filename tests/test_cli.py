@@ -1,0 +1,177 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from bench.cli import cli
+
+SUBCOMMANDS = [[], ["data"], ["data", "check"], ["data", "synth"], ["list"], ["run"]]
+
+MINI_TOML = """
+description = "two short phases on tiny data (tests)"
+[data]
+max_train = 96
+max_eval = 48
+[model.head_options.hybrid]
+projection_dim = 16
+num_heads = 2
+ffn_multiplier = 1.0
+branch_units = 8
+fusion_units = 16
+[class_weights]
+boost = { disgust = 2.0 }
+[[phases]]
+name = "head"
+epochs = 1
+train = "head"
+schedule = "cosine"
+warmup_epochs = 0.5
+augment = false
+[[phases]]
+name = "all"
+epochs = 1
+train = "all"
+optimizer = "adam"
+learning_rate = 1e-4
+[run]
+seed = 5
+"""
+
+
+@pytest.fixture
+def mini(tmp_path):
+    path = tmp_path / "mini.toml"
+    path.write_text(MINI_TOML)
+    return str(path)
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.mark.parametrize("args", SUBCOMMANDS)
+def test_every_command_has_help(args):
+    result = invoke(*args, "--help")
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_cli_import_does_not_load_tensorflow_mlflow_or_optuna():
+    code = "import sys, bench.cli; print([m for m in ('tensorflow', 'mlflow', 'optuna', 'keras') if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_data_synth_and_check(tmp_path):
+    out = tmp_path / "s.csv"
+    assert invoke("data", "synth", "--out", str(out), "--n", "120", "--seed", "1").exit_code == 0
+    result = invoke("data", "check", "--data", str(out))
+    assert result.exit_code == 0
+    assert "disgust" in result.output and "identical-image groups: 0" in result.output
+    report = json.loads(invoke("data", "check", "--data", str(out), "--format", "json").output)
+    assert report["n_images"] == 120 and len(report["balanced_class_weights"]) == 7
+
+
+def test_bad_data_path_is_one_line_and_exit_2(tmp_path):
+    result = CliRunner().invoke(cli, ["data", "check", "--data", str(tmp_path / "missing.csv")])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and result.output.startswith("error: ") and "Kaggle" in result.output
+
+
+def test_list_table_and_json():
+    table = invoke("list")
+    assert table.exit_code == 0 and "resnet50" in table.output and "hybrid" in table.output
+    catalog = json.loads(invoke("list", "--format", "json").output)
+    by_name = {b["name"]: b for b in catalog["backbones"]}
+    assert by_name["resnet50"]["layers"] == 175 and by_name["xception"]["min_size"] == 71
+    assert by_name["baseline_cnn"]["imagenet"] is False
+    assert {h["name"] for h in catalog["heads"]} == {"hybrid", "mlp", "linear"}
+
+
+def test_run_requires_a_backbone_and_rejects_unknown_ones(mini):
+    assert "--backbone" in CliRunner().invoke(cli, ["run", "--recipe", mini]).output
+    result = CliRunner().invoke(cli, ["run", "--recipe", mini, "--backbone", "resnet5"])
+    assert result.exit_code == 2 and "Did you mean resnet50" in result.output
+    result = CliRunner().invoke(cli, ["run", "--recipe", mini, "--backbone", "baseline_cnn", "--set", "data.batch_size=0"])
+    assert result.exit_code == 2 and "data.batch_size" in result.output
+
+
+def _runs(experiment):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{Path('mlruns/mlflow.db').resolve()}")
+    exp = mlflow.get_experiment_by_name(experiment)
+    return mlflow.MlflowClient(), mlflow.search_runs([exp.experiment_id], output_format="list")
+
+
+def test_run_end_to_end_logs_everything_to_mlflow(mini, tmp_path):
+    result = invoke("run", "--recipe", mini, "--backbone", "baseline_cnn", "--head", "hybrid", "--data", "synthetic:400:1",
+                    "--experiment", "e2e", "--set", "data.batch_size=16")
+    assert result.exit_code == 0, result.output
+    assert "macro_f1=" in result.output and "mlflow ui --backend-store-uri sqlite:///" in result.output
+    client, runs = _runs("e2e")
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    for key in ("backbone", "head", "weights", "seed", "image_size", "data_fingerprint", "split_protocol",
+                "recipe.data.batch_size", "recipe.phases.1.learning_rate", "n_train", "class_weights"):
+        assert key in params, key
+    assert params["recipe.data.batch_size"] == "16" and params["image_size"] == "48"
+    metrics = run.data.metrics
+    for key in ("test_macro_f1", "test_balanced_accuracy", "test_kappa", "test_log_loss", "test_ece",
+                "test_roc_auc", "test_top2_accuracy", "test_recall_disgust", "val_macro_f1", "params_total",
+                "fit_seconds", "train_images_per_second", "input_wait_fraction", "epochs_actual"):
+        assert key in metrics, key
+    history = client.get_metric_history(run.info.run_id, "val_loss")
+    assert [m.step for m in history] == [0, 1]
+    assert {"hardware", "tensorflow", "keras", "precision"} <= set(run.data.tags)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert artifacts >= {"confusion_matrix.png", "per_class_recall.png", "training_curves.png", "reliability.png",
+                         "classification_report.txt", "predictions.npz", "recipe.toml", "model.keras"}
+    local = Path(client.download_artifacts(run.info.run_id, "predictions.npz", str(tmp_path)))
+    with np.load(local) as z:
+        assert z["test_y_prob"].shape == (len(z["test_y_true"]), 7)
+        assert np.allclose(z["test_y_prob"].sum(1), 1, atol=1e-4)
+    import keras
+
+    model = keras.models.load_model(client.download_artifacts(run.info.run_id, "model.keras", str(tmp_path)))
+    assert model.output.shape == (None, 7)
+
+
+def test_nan_run_ends_failed_with_one_line(mini):
+    result = CliRunner().invoke(cli, ["run", "--recipe", mini, "--backbone", "baseline_cnn", "--head", "linear",
+                                      "--data", "synthetic:400:1", "--experiment", "nan", "--no-save-model",
+                                      "--set", "phases.*.optimizer=\"sgd\"", "--set", "phases.*.learning_rate=1e5",
+                                      "--set", "phases.*.epochs=5", "--set", "phases.*.train=\"all\""])
+    assert result.exit_code == 2
+    error_lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and "lower the learning rate" in error_lines[0]
+    _, runs = _runs("nan")
+    assert runs[0].info.status == "FAILED"
+    assert "TrainingDiverged" in runs[0].data.tags["failure_reason"]
+
+
+def test_several_backbones_and_seeds_run_with_the_identical_recipe(mini):
+    result = invoke("run", "--recipe", mini, "--backbone", "baseline_cnn", "--head", "linear", "--seed", "1",
+                    "--seed", "2", "--data", "synthetic:300:1", "--experiment", "seeds", "--no-save-model")
+    assert result.exit_code == 0, result.output
+    _, runs = _runs("seeds")
+    assert sorted(r.data.params["seed"] for r in runs) == ["1", "2"]
+    assert len({r.data.params["recipe.phases.0.learning_rate"] for r in runs}) == 1
+
+
+def test_deterministic_runs_give_identical_metrics(mini, tmp_path):
+    """--deterministic in two separate processes (op determinism is process-wide)."""
+    def once(name):
+        cmd = [sys.executable, "-m", "bench.cli", "run", "--recipe", mini, "--backbone", "baseline_cnn", "--head",
+               "linear", "--data", "synthetic:300:1", "--experiment", name, "--deterministic", "--no-save-model"]
+        subprocess.run(cmd, check=True, capture_output=True, cwd=tmp_path)
+        _, runs = _runs(name)
+        return {k: v for k, v in runs[0].data.metrics.items() if k.startswith(("test_", "val_"))}
+
+    first, second = once("det1"), once("det2")
+    assert first and first == second

@@ -1,0 +1,161 @@
+import keras
+import numpy as np
+import pytest
+
+from bench.backbones import _keras_apps
+from bench.errors import BenchError
+from bench.freezing import band_indices, freeze_backbone, unfreeze_all, unfreeze_band
+from bench.models import build_model, effective_image_size
+from bench.registry import BACKBONES, HEADS
+
+TINY_HYBRID = {"projection_dim": 16, "num_heads": 2, "ffn_multiplier": 1.0, "branch_units": 8, "fusion_units": 16}
+
+
+def options(head):
+    return TINY_HYBRID if head == "hybrid" else {}
+
+
+def faces(n=3, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, 48, 48, 1)).astype("float32")
+
+
+@pytest.mark.parametrize("backbone", BACKBONES.names())
+@pytest.mark.parametrize("head", HEADS.names())
+def test_every_backbone_and_head_gives_probabilities(backbone, head):
+    model, spec = build_model(backbone=backbone, head=head, image_size=8, head_options=options(head))
+    probs = np.asarray(model(faces(), training=False))
+    assert probs.shape == (3, 7)
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert spec.image_size == BACKBONES.get(backbone).info["min_size"]
+    assert model.get_layer("backbone") is not None and model.get_layer("head") is not None
+    keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("backbone", BACKBONES.names())
+def test_mixed_precision_output_is_float32_and_save_load_is_exact(backbone, tmp_path):
+    model, _ = build_model(backbone=backbone, head="hybrid", image_size=8, head_options=TINY_HYBRID,
+                           precision="mixed_float16")
+    assert model.output.dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")  # no custom_objects, no safe_mode=False
+    x = faces(4)
+    np.testing.assert_allclose(model.predict(x, verbose=0), loaded.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    keras.backend.clear_session()
+
+
+def test_uint8_input_is_accepted_and_size_is_raised_with_a_note():
+    model, spec = build_model(backbone="xception", head="linear", image_size=48)
+    assert spec.image_size == 71 and "raised from 48 to 71" in spec.note
+    assert effective_image_size("baseline_cnn", 48) == 48
+    out = model(faces().astype("uint8").astype("float32"))
+    assert out.shape == (3, 7)
+
+
+def test_normalization_lives_inside_the_model():
+    model, _ = build_model(backbone="resnet50", head="linear", image_size=32)
+    names = [layer.name for layer in model.layers]
+    assert names[:4] == ["faces", "resize", "gray_to_rgb", "normalize_caffe"]
+    norm = model.get_layer("normalize_caffe")
+    out = np.asarray(norm(np.full((1, 2, 2, 3), 120.0, dtype="float32")))
+    assert np.allclose(out[0, 0, 0], [120 - 103.939, 120 - 116.779, 120 - 123.68], atol=1e-3)
+    xception, _ = build_model(backbone="xception", head="linear")
+    assert xception.get_layer("normalize_tf").scale == pytest.approx(1 / 127.5)
+
+
+def test_learned_channel_adapter_starts_as_repetition():
+    keras.utils.set_random_seed(0)
+    repeat, _ = build_model(backbone="baseline_cnn", head="linear", channel_adapter="repeat")
+    keras.utils.set_random_seed(0)
+    learned, _ = build_model(backbone="baseline_cnn", head="linear", channel_adapter="learned")
+    learned.get_layer("backbone").set_weights(repeat.get_layer("backbone").get_weights())
+    learned.get_layer("head").set_weights(repeat.get_layer("head").get_weights())
+    x = faces()
+    np.testing.assert_allclose(repeat(x), learned(x), rtol=1e-5, atol=1e-6)
+    assert len(learned.get_layer("channel_adapter").trainable_weights) == 2
+    with pytest.raises(BenchError, match="channel_adapter"):
+        build_model(backbone="baseline_cnn", head="linear", channel_adapter="rgb")
+
+
+def test_unknown_head_option_is_a_one_line_error():
+    with pytest.raises(BenchError, match="head 'mlp' has no option 'projection_dim'; accepted: units, dropout"):
+        build_model(backbone="baseline_cnn", head="mlp", head_options={"projection_dim": 8})
+
+
+def test_freezing_head_only_leaves_only_head_weights_trainable():
+    model, _ = build_model(backbone="baseline_cnn", head="mlp")
+    freeze_backbone(model)
+    head_ids = {id(w) for w in model.get_layer("head").trainable_weights}
+    assert {id(w) for w in model.trainable_weights} == head_ids
+    unfreeze_all(model)
+    assert len(model.trainable_weights) > len(head_ids)
+
+
+def test_resnet50_depth_bands_are_the_seed_layers():
+    backbone = BACKBONES.create("resnet50", input_shape=(32, 32, 3))
+    n = len(backbone.layers)
+    assert n == 175
+    assert band_indices(n, 0.0, 0.09) == (160, 175)
+    assert band_indices(n, 0.09, 0.20) == (140, 160)
+    assert band_indices(n, 0.20, 0.43) == (100, 140)
+    with pytest.raises(ValueError):
+        band_indices(n, 0.5, 0.2)
+
+
+@pytest.mark.parametrize("pretrained", [True, False])
+def test_band_unfreezing_selects_the_band_and_handles_batchnorm(pretrained):
+    model, _ = build_model(backbone="resnet50", head="linear", image_size=32)
+    chosen = unfreeze_band(model, 0.0, 0.09, pretrained=pretrained)
+    layers = model.get_layer("backbone").layers
+    in_band = [layer for layer in layers[160:175]]
+    bn_in_band = [layer.name for layer in in_band if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bn_in_band, "the deepest ResNet50 block has BatchNorm layers"
+    expected = [layer.name for layer in in_band if not (pretrained and layer.name in bn_in_band)]
+    assert chosen == expected
+    assert not any(layer.trainable for layer in layers[:160] if layer.weights)
+    for name in bn_in_band:
+        assert model.get_layer("backbone").get_layer(name).trainable is (not pretrained)
+    assert model.get_layer("head").trainable
+
+
+def test_frozen_batchnorm_runs_in_inference_mode():
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    bn = model.get_layer("backbone").get_layer("block1_bn")
+    x = faces(8)
+    before = [w.copy() for w in bn.get_weights()]
+    freeze_backbone(model)
+    model(x, training=True)
+    assert all(np.array_equal(a, b) for a, b in zip(before, bn.get_weights(), strict=True))
+    unfreeze_all(model)
+    model(x, training=True)
+    assert not np.array_equal(before[2], bn.get_weights()[2])  # moving mean updated when trainable
+
+
+def test_offline_imagenet_download_is_one_actionable_line(monkeypatch):
+    def offline(**kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- [Errno -3] no network")
+
+    monkeypatch.setattr(keras.applications, "ResNet50", offline)
+    with pytest.raises(BenchError) as err:
+        build_model(backbone="resnet50", head="linear", weights="imagenet")
+    text = str(err.value)
+    assert "\n" not in text
+    assert "resnet50" in text and "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5" in text
+    assert "~/.keras/models" in text and "--weights none" in text and "--weights PATH" in text
+
+
+def test_weights_errors_for_baseline_and_missing_files(tmp_path):
+    with pytest.raises(BenchError, match="baseline_cnn has no ImageNet weights.*--weights none"):
+        build_model(backbone="baseline_cnn", head="linear", weights="imagenet")
+    with pytest.raises(BenchError, match="does not exist"):
+        build_model(backbone="resnet50", head="linear", weights=str(tmp_path / "missing.h5"))
+
+
+def test_weights_from_a_local_file(tmp_path):
+    source = BACKBONES.create("baseline_cnn", input_shape=(48, 48, 3))
+    path = tmp_path / "cnn.weights.h5"
+    source.save_weights(path)
+    model, _ = build_model(backbone="baseline_cnn", head="linear", weights=str(path))
+    for a, b in zip(source.get_weights(), model.get_layer("backbone").get_weights(), strict=True):
+        assert np.array_equal(a, b)
+    assert _keras_apps.resolve_weights("x", "none", has_imagenet=True, weights_file="f") is None

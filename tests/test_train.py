@@ -1,0 +1,105 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from bench.callbacks import TrainingDiverged
+from bench.config import PhaseConfig, Recipe, from_dict, load_recipe
+from bench.data import load_data
+from bench.models import build_model
+from bench.train import Trainer, make_schedule, prepare_splits, shrink_plan
+
+
+def mini_recipe(**run):
+    """Two short phases (head only, then everything) on 96 tiny images: seconds, not minutes."""
+    return from_dict(Recipe, {
+        "name": "mini",
+        "data": {"max_train": 96, "max_eval": 48, "batch_size": 32, "augment": {"occlusion": 0.2}},
+        "class_weights": {"scheme": "balanced", "boost": {"disgust": 2.0}},
+        "phases": [
+            {"name": "head", "epochs": 1, "train": "head", "optimizer": "adamw", "learning_rate": 1e-3,
+             "schedule": "cosine", "warmup_epochs": 0.5, "augment": False},
+            {"name": "all", "epochs": 1, "train": "all", "optimizer": "adam", "learning_rate": 1e-4,
+             "early_stopping_patience": 2},
+        ],
+        "run": {"seed": 3, **run},
+    })
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_data("synthetic:400:2", cache=False)
+
+
+def test_shrink_plan_fits_the_budget_and_keeps_every_phase():
+    assert shrink_plan([10, 5, 5], 1, epoch_seconds=10, seconds_left=1000) == [10, 5, 5]
+    new = shrink_plan([10, 5, 5], 1, epoch_seconds=10, seconds_left=95)
+    assert sum(new) - 1 <= 9.5 and all(n >= 1 for n in new) and new[0] >= 1
+    assert shrink_plan([30], 1, epoch_seconds=60, seconds_left=600) == [1 + math.floor(29 * 10 / 29)]
+
+
+def test_schedules():
+    phase = PhaseConfig(learning_rate=1e-3, schedule="cosine", warmup_epochs=1, min_lr_fraction=0.1)
+    sched = make_schedule(phase, steps_per_epoch=10, epochs=5)
+    assert float(sched(0)) < 1e-4 and float(sched(10)) == pytest.approx(1e-3, rel=1e-3)
+    assert float(sched(50)) == pytest.approx(1e-4, rel=1e-3)
+    assert make_schedule(PhaseConfig(learning_rate=2e-3), 10, 5) == 2e-3
+    restarts = make_schedule(PhaseConfig(learning_rate=1e-3, schedule="cosine_restarts", restart_epochs=1), 10, 5)
+    assert float(restarts(10)) == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_prepare_splits_limits_dedupes_and_weights(data):
+    splits = prepare_splits(data, mini_recipe())
+    assert len(splits.y_train) == pytest.approx(96, abs=4) and len(splits.y_val) <= 49
+    assert splits.class_weights[1] > splits.class_weights[3]  # rare disgust outweighs happy
+    dedupe = load_recipe("smoke", ["data.dedupe=true"])
+    assert prepare_splits(data, dedupe).n_deduped == 0
+
+
+def test_phases_freeze_and_unfreeze_and_train_the_right_weights(data):
+    keras.utils.set_random_seed(0)
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    recipe = mini_recipe()
+    backbone_before = [w.copy() for w in model.get_layer("backbone").get_weights()]
+    head_before = [w.copy() for w in model.get_layer("head").get_weights()]
+    trainer = Trainer(model, from_dict(Recipe, {**_raw(recipe), "phases": [_raw(recipe)["phases"][0]]}),
+                      prepare_splits(data, recipe))
+    result = trainer.run()
+    backbone_after = model.get_layer("backbone").get_weights()
+    conv_kernels = [i for i, w in enumerate(backbone_before) if w.ndim == 4]
+    assert all(np.array_equal(backbone_before[i], backbone_after[i]) for i in conv_kernels)
+    assert any(not np.array_equal(a, b) for a, b in zip(head_before, model.get_layer("head").get_weights(), strict=True))
+    assert result.actual_epochs == [1]
+    trainer = Trainer(model, recipe, prepare_splits(data, recipe))
+    result = trainer.run()
+    assert result.actual_epochs == [1, 1] and result.phase_starts == [0, 1]
+    assert any(not np.array_equal(backbone_after[i], model.get_layer("backbone").get_weights()[i]) for i in conv_kernels)
+    assert set(result.history) >= {"loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1"}
+    assert len(result.history["val_macro_f1"]) == 2
+    assert result.images_per_second > 0 and 0 <= result.input_wait_fraction < 1
+
+
+def test_nan_loss_raises(data):
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    raw = _raw(mini_recipe())
+    raw["phases"] = [{"epochs": 5, "train": "all", "optimizer": "sgd", "learning_rate": 1e5}]
+    with pytest.raises(TrainingDiverged, match="lower the learning rate"):
+        Trainer(model, from_dict(Recipe, raw), prepare_splits(data, from_dict(Recipe, raw))).run()
+
+
+def test_budget_shrinks_the_plan(data):
+    keras.utils.set_random_seed(0)
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    raw = _raw(mini_recipe(budget_minutes=0.001))
+    raw["phases"][0]["epochs"] = 5
+    raw["phases"][1]["epochs"] = 5
+    result = Trainer(model, from_dict(Recipe, raw), prepare_splits(data, from_dict(Recipe, raw))).run()
+    assert result.budget_hit
+    assert sum(result.actual_epochs) < 10 and result.actual_epochs[0] >= 1
+
+
+def _raw(recipe):
+    from bench.config import to_dict
+
+    return to_dict(recipe)
