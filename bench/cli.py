@@ -37,6 +37,9 @@ def friendly_errors(fn):
 @click.version_option(package_name="bench")
 def cli():
     """bench: train and compare FER backbones on FER2013 with one recipe."""
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # not "Creating initial MLflow database tables..."
 
 
 # ----------------------------------------------------------------------------- data
@@ -119,7 +122,6 @@ def run(backbones, head, recipe, data_spec, weights, seeds, overrides, experimen
     import logging
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices after each recompile
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
     keras_verbose = {0: 0, 1: 2, 2: 1}.get(verbose, 1)
     if resume_run_id:
         req, source = resume_request(resume_run_id, tracking_uri, save_model=not no_save_model)
@@ -168,6 +170,71 @@ def _plan_runs(backbones, head, recipe_name, data_spec, weights, seeds, override
     data = load_data(data_spec, skip_bad=skip_bad, seed=base.run.seed)
     return [RunRequest(b, head, r, experiment or data.name, tracking_uri, not no_save_model, verbose=verbose)
             for b in names for r in recipes], data
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+@cli.command()
+@click.option("--experiment", "experiments", multiple=True, help="MLflow experiment(s) (repeatable).")
+@click.option("--data", "data_name", default="synthetic", show_default=True,
+              help="Used only to name the default experiment, as bench run does.")
+@click.option("--tracking-uri", default=None)
+@click.option("--metric", type=click.Choice(["test", "val"]), default="test", show_default=True,
+              help="Rank on the test or the validation split.")
+@click.option("--sort", default="macro_f1", show_default=True, help="Metric to sort by.")
+@click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE", help="Keep runs whose param/tag matches.")
+@click.option("--all", "include_all", is_flag=True, help="Include FAILED / KILLED / unfinished runs.")
+@click.option("--reference", type=click.Choice(["paper"]), default=None, help="Add the paper's reported row.")
+@click.option("--bootstrap", default=1000, show_default=True, type=click.IntRange(10))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "json"]), default="table")
+@click.option("--wide", is_flag=True, help="Per-class recalls in the main table.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write to FILE instead of stdout.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, help="Save plots to FILE.png.")
+@click.option("--log", "log_run", is_flag=True, help="Log table and plots to a `leaderboard` MLflow run.")
+@friendly_errors
+def compare(experiments, data_name, tracking_uri, metric, sort, filters, include_all, reference, bootstrap, seed, fmt,
+            wide, out, plot_path, log_run):
+    """The leaderboard: which backbone wins, at what cost, with what confidence."""
+    from pathlib import Path
+
+    from bench.compare import build_leaderboard
+    from bench.leaderboard_render import plot, render
+
+    pairs = {}
+    for item in filters:
+        if "=" not in item:
+            raise BenchError(f"--filter '{item}': expected KEY=VALUE, e.g. --filter head=hybrid")
+        key, value = item.split("=", 1)
+        pairs[key.strip()] = value.strip()
+    names = list(experiments) or [Path(data_name).name.removesuffix(".gz").removesuffix(".csv") or "synthetic"]
+    board = build_leaderboard(names, uri=tracking_uri, split=metric, sort=sort, n_boot=bootstrap, seed=seed,
+                              include_all=include_all, filters=pairs, reference=reference == "paper")
+    text = render(board, fmt, wide)
+    if out:
+        Path(out).write_text(text)
+        click.echo(f"wrote {out}")
+    else:
+        click.echo(text)
+    files = []
+    if plot_path:
+        files.append(plot(board, Path(plot_path)))
+        click.echo(f"wrote {plot_path}")
+    if log_run:
+        import tempfile
+
+        from bench.tracking import log_leaderboard
+
+        with tempfile.TemporaryDirectory() as tmp:
+            table = Path(tmp) / "leaderboard.md"
+            table.write_text(render(board, "markdown"))
+            (Path(tmp) / "leaderboard.csv").write_text(render(board, "csv"))
+            if not files:
+                files.append(plot(board, Path(tmp) / "leaderboard.png"))
+            run_id = log_leaderboard(names[0], [table, Path(tmp) / "leaderboard.csv", *files],
+                                     {"n_configurations": len(board.table)}, tracking_uri)
+        click.echo(f"logged the leaderboard as run {run_id} in experiment '{names[0]}'")
 
 
 def main() -> None:  # pragma: no cover - console entry point

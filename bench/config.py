@@ -304,6 +304,16 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def recipe_hash(recipe: Recipe) -> str:
+    """A short hash of the resolved recipe without its seed and name: runs with equal hashes differ only
+    by seed, so a leaderboard may pool them."""
+    import dataclasses as dc
+    import hashlib
+
+    neutral = dc.replace(recipe, name="", description="", run=dc.replace(recipe.run, seed=0))
+    return hashlib.sha256(to_toml(neutral).encode()).hexdigest()[:12]
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"

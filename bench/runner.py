@@ -11,7 +11,7 @@ import numpy as np
 
 from bench import CLASS_NAMES
 from bench import tracking as trk
-from bench.config import Recipe, flatten, load_recipe, to_dict, to_toml
+from bench.config import Recipe, flatten, load_recipe, recipe_hash, to_dict, to_toml
 from bench.data.dataset import FerData
 from bench.data.pipeline import make_dataset
 from bench.errors import BenchError
@@ -83,7 +83,8 @@ def _run_params(req: RunRequest, spec, data: FerData, splits) -> dict:
     params = flatten(to_dict(req.recipe), "recipe.")
     params.update({
         "backbone": req.backbone, "head": req.head, "weights": req.recipe.model.weights,
-        "seed": req.recipe.run.seed, "recipe": req.recipe.name, "image_size": spec.image_size,
+        "seed": req.recipe.run.seed, "recipe": req.recipe.name, "recipe_hash": recipe_hash(req.recipe),
+        "image_size": spec.image_size,
         "data_source": data.source, "data_fingerprint": data.fingerprint(), "split_protocol": data.protocol,
         "n_train": len(splits.y_train), "n_val": len(splits.y_val), "n_test": len(splits.y_test),
         "n_deduped": splits.n_deduped, "class_weights": [round(float(w), 4) for w in splits.class_weights],

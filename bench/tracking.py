@@ -13,8 +13,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import keras
-
 from bench.errors import BenchError
 
 DEFAULT_DIR = "mlruns"
@@ -34,6 +32,7 @@ def connect(uri: str | None = None):
     import mlflow
 
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     resolved = resolve_uri(uri)
     if resolved == default_uri():
@@ -68,6 +67,7 @@ def ensure_experiment(name: str, uri: str) -> str:
 
 def environment_tags(precision: str) -> dict[str, str]:
     """Library versions, git commit and hardware, so a run says where it came from."""
+    import keras
     import mlflow
     import numpy
     import sklearn
@@ -159,7 +159,7 @@ class TrackedRun:
 
         mlflow.log_artifact(str(path), artifact_path=folder)
 
-    def epoch_callback(self) -> keras.callbacks.Callback:
+    def epoch_callback(self):
         """Logs every epoch's train/val loss, accuracy, val macro-F1 and learning rate, stepped by the
         global epoch."""
         from bench.callbacks import EpochLogger
@@ -191,3 +191,37 @@ def ui_command(uri: str) -> str:
     if uri.startswith("sqlite:///"):
         return f"mlflow ui --backend-store-uri {uri}"
     return f"open {uri} in a browser"
+
+
+def search_runs(experiments: list[str], uri: str | None = None):
+    """All runs of the named experiments as a pandas DataFrame (``params.*``, ``metrics.*``, ``tags.*``
+    columns), leaderboard runs excluded; one-line errors for unknown experiments or an unreachable store."""
+    import mlflow
+
+    resolved = connect(uri)
+    ids = []
+    for name in experiments:
+        try:
+            exp = mlflow.get_experiment_by_name(name)
+        except Exception as exc:
+            raise BenchError(f"cannot reach the MLflow tracking store {resolved}: {str(exc).splitlines()[0][:200]}") from exc
+        if exp is None:
+            known = [e.name for e in mlflow.search_experiments()]
+            raise BenchError(f"no experiment '{name}' in {resolved}; known: {', '.join(known) or 'none'} "
+                             "(run `bench run ... --experiment NAME` first)")
+        ids.append(exp.experiment_id)
+    frame = mlflow.search_runs(ids, output_format="pandas")
+    if len(frame) and "tags.bench.kind" in frame.columns:
+        frame = frame[frame["tags.bench.kind"].fillna("") != "leaderboard"]
+    return frame
+
+
+def log_leaderboard(experiment: str, files: list[Path], metrics: dict[str, float], uri: str | None = None) -> str:
+    """Log leaderboard files as artifacts of a ``leaderboard`` run in ``experiment``; returns its id."""
+    resolved = connect(uri)
+    with TrackedRun(ensure_experiment(experiment, resolved), run_name="leaderboard",
+                    tags={"bench.kind": "leaderboard"}) as run:
+        run.metrics(metrics)
+        for path in files:
+            run.artifact(path)
+    return run.run_id

@@ -1,0 +1,193 @@
+"""The leaderboard: finished runs -> one row per configuration, with bootstrap confidence intervals
+of macro-F1 and a paired bootstrap test of every row against the leader on the same test images.
+
+Returns pandas DataFrames; rendering lives in the CLI and :mod:`bench.reports`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bench import CLASS_NAMES, NUM_CLASSES
+from bench import tracking as trk
+from bench.errors import BenchError
+
+CONFIG_KEYS = ("backbone", "head", "recipe", "recipe_hash", "weights", "image_size")
+SUMMARY_METRICS = ("macro_f1", "balanced_accuracy", "kappa", "accuracy", "log_loss", "ece")
+COST_METRICS = ("params_total", "fit_seconds", "train_images_per_second")
+# The seed study's reported ResNet50 + hybrid figures (GPU, ImageNet weights, 224 px; report section 4).
+PAPER_REFERENCE = {"macro_f1": 0.5737, "balanced_accuracy": 0.5887, "log_loss": 1.056, "recall_happy": 0.8309}
+
+
+@dataclass
+class Leaderboard:
+    table: "pd.DataFrame"  # noqa: F821 - pandas is imported lazily
+    footnotes: list[str] = field(default_factory=list)
+    split: str = "test"
+
+
+def macro_f1_resamples(y_true: np.ndarray, y_pred: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Macro-F1 (all 7 classes, 0 for a class with no support and no predictions, as scikit-learn's
+    ``zero_division=0``) of each bootstrap resample; ``index`` is (B, n) indices into the arrays."""
+    t, p = y_true[index], y_pred[index]
+    f1 = np.zeros((len(index), NUM_CLASSES))
+    for c in range(NUM_CLASSES):
+        tp = np.sum((t == c) & (p == c), axis=1)
+        denom = np.sum(t == c, axis=1) + np.sum(p == c, axis=1)
+        f1[:, c] = np.divide(2 * tp, denom, out=np.zeros(len(index)), where=denom > 0)
+    return f1.mean(axis=1)
+
+
+def bootstrap_index(n: int, n_boot: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def paired_test(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, index: np.ndarray) -> tuple[float, float, float]:
+    """Paired bootstrap of macro-F1(a) - macro-F1(b) on the same resampled images:
+    (2.5 % quantile, 97.5 % quantile, two-sided p-value)."""
+    diff = macro_f1_resamples(y_true, pred_a, index) - macro_f1_resamples(y_true, pred_b, index)
+    p_value = min(1.0, 2 * min(np.mean(diff <= 0), np.mean(diff >= 0)))
+    low, high = np.quantile(diff, [0.025, 0.975])
+    return float(low), float(high), float(p_value)
+
+
+def _load_predictions(run_id: str, split: str, folder: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    try:
+        path = trk.download_artifact(run_id, "predictions.npz", folder / run_id)
+    except BenchError:
+        return None
+    with np.load(path) as z:
+        return z[f"{split}_y_true"], z[f"{split}_y_prob"]
+
+
+def _runs_frame(experiments: list[str], uri: str | None, include_all: bool, filters: dict[str, str]):
+    frame = trk.search_runs(experiments, uri)
+    if not include_all and len(frame):
+        frame = frame[frame["status"] == "FINISHED"]
+    for key, value in filters.items():
+        column = f"params.{key}" if f"params.{key}" in frame.columns else f"tags.{key}"
+        if column not in frame.columns:
+            raise BenchError(f"--filter {key}={value}: runs have no param or tag '{key}'")
+        frame = frame[frame[column].astype(str) == value]
+    if not len(frame):
+        raise BenchError(f"no finished runs in experiment(s) {', '.join(experiments)}"
+                         + (" matching the filters" if filters else "") + "; train some with `bench run` first")
+    if "params.recipe_hash" not in frame.columns:
+        frame = frame.assign(**{"params.recipe_hash": "?"})
+    frame = frame.assign(**{"params.recipe_hash": frame["params.recipe_hash"].fillna("?")})
+    missing = [k for k in CONFIG_KEYS if f"params.{k}" not in frame.columns]
+    if missing:
+        raise BenchError(f"runs lack the param(s) {', '.join(missing)}: were they logged by `bench run`?")
+    return frame
+
+
+def build_leaderboard(experiments: list[str], *, uri: str | None = None, split: str = "test", sort: str = "macro_f1",
+                      n_boot: int = 1000, seed: int = 0, include_all: bool = False,
+                      filters: dict[str, str] | None = None, reference: bool = False) -> Leaderboard:
+    """Aggregate runs per configuration and rank them.
+
+    Args:
+        experiments: MLflow experiment names.
+        split: ``test`` or ``val``: which split's metrics and predictions rank the rows.
+        sort: a metric name (without split prefix); log loss and ECE sort ascending.
+        n_boot, seed: bootstrap resamples and their seed.
+        include_all: keep FAILED / KILLED / RUNNING runs.
+        filters: param or tag -> required value.
+        reference: add the seed paper's reported ResNet50 row (reported, not measured).
+    """
+    import pandas as pd
+
+    frame = _runs_frame(experiments, uri, include_all, filters or {})
+    notes: list[str] = []
+    fp_col = "params.data_fingerprint"
+    majority = frame[fp_col].mode().iat[0] if fp_col in frame.columns and frame[fp_col].notna().any() else None
+    frame = frame.assign(_fp=frame.get(fp_col, pd.Series(index=frame.index, dtype=object)).fillna("?"))
+    rows, preds = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for key, group in frame.groupby([f"params.{k}" for k in CONFIG_KEYS] + ["_fp"], sort=False):
+            row, pred = _aggregate(dict(zip(CONFIG_KEYS, key[:-1], strict=True)), group, split, Path(tmp), notes)
+            row["data"] = "same" if key[-1] == majority else "DIFFERENT"
+            rows.append(row)
+            preds[len(rows) - 1] = pred
+    table = pd.DataFrame(rows)
+    variants = table.groupby("recipe")["recipe_hash"].transform("nunique")
+    table["recipe"] = [f"{r}#{h[:6]}" if v > 1 else r for r, h, v in zip(table["recipe"], table["recipe_hash"], variants,
+                                                                          strict=True)]
+    if (variants > 1).any():
+        notes.append("recipe#xxxxxx: runs of the same recipe with different overrides (--set) are separate rows")
+    if (table["data"] == "DIFFERENT").any():
+        notes.append("rows marked DIFFERENT were trained or tested on other data than the majority of runs "
+                     "(another data fingerprint): they are not comparable and are never tested against the leader")
+    table = _rank(table, preds, sort, n_boot, seed, notes)
+    if reference:
+        ref = {"rank": "-", "vs_leader": "REPORTED", "config": "resnet50+hybrid (paper)", "backbone": "resnet50",
+               "head": "hybrid", "recipe": "paper", "n_runs": 0, "data": "reported",
+               **{f"{k}_mean": v for k, v in PAPER_REFERENCE.items()}}
+        table = pd.concat([table, pd.DataFrame([ref])], ignore_index=True)
+        notes.append("'(paper)' is the seed report's ResNet50 figures as REPORTED there (GPU, ImageNet weights, "
+                     "224 px), not measured by bench")
+    return Leaderboard(table, notes, split)
+
+
+def _aggregate(config: dict, group, split: str, folder: Path, notes: list[str]):
+    """One leaderboard row for the runs of one configuration, and its pooled predictions."""
+    row = {"config": f"{config['backbone']}+{config['head']}", **config, "n_runs": len(group),
+           "run_ids": ",".join(group["run_id"])}
+    metric_names = list(SUMMARY_METRICS) + [f"recall_{c}" for c in CLASS_NAMES]
+    for name in metric_names:
+        column = f"metrics.{split}_{name}"
+        values = group[column].dropna() if column in group.columns else []
+        row[f"{name}_mean"] = float(np.mean(values)) if len(values) else np.nan
+        row[f"{name}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else np.nan
+    for name in COST_METRICS:
+        column = f"metrics.{name}"
+        row[name] = float(group[column].mean()) if column in group.columns else np.nan
+    if np.isnan(row["macro_f1_mean"]):
+        notes.append(f"{row['config']} ({config['recipe']}): no {split}_macro_f1 logged (unfinished run?)")
+    loaded = [_load_predictions(run_id, split, folder) for run_id in group["run_id"]]
+    if any(p is None for p in loaded) or not loaded:
+        notes.append(f"{row['config']} ({config['recipe']}): predictions.npz missing, so no confidence interval")
+        return row, None
+    y_true = loaded[0][0]
+    if any(len(p[0]) != len(y_true) or not np.array_equal(p[0], y_true) for p in loaded):
+        notes.append(f"{row['config']}: seeds were tested on different images; no pooled interval")
+        return row, None
+    pooled = np.mean([p[1] for p in loaded], axis=0)  # several seeds: average each image's probabilities
+    return row, (y_true, pooled.argmax(axis=1))
+
+
+def _rank(table, preds, sort: str, n_boot: int, seed: int, notes: list[str]):
+    column = f"{sort}_mean"
+    if column not in table.columns:
+        raise BenchError(f"--sort {sort}: unknown metric; use one of {', '.join(SUMMARY_METRICS)}")
+    ascending = sort in ("log_loss", "ece")
+    order = table[column].sort_values(ascending=ascending, na_position="last").index
+    table = table.loc[order]
+    leader = next((i for i in order if preds.get(i) is not None and table.at[i, "data"] == "same"), None)
+    for name in ("ci_low", "ci_high", "diff_low", "diff_high", "p_vs_leader"):
+        table[name] = np.nan
+    table["vs_leader"] = ""
+    for i in order:
+        if preds.get(i) is None:
+            continue
+        y_true, y_pred = preds[i]
+        index = bootstrap_index(len(y_true), n_boot, seed)
+        table.loc[i, ["ci_low", "ci_high"]] = np.quantile(macro_f1_resamples(y_true, y_pred, index), [0.025, 0.975])
+        if leader is None or table.at[i, "data"] != "same":
+            continue
+        if i == leader:
+            table.at[i, "vs_leader"] = "leader"
+            continue
+        low, high, p = paired_test(y_true, y_pred, preds[leader][1], index)
+        table.loc[i, ["diff_low", "diff_high", "p_vs_leader"]] = [low, high, p]
+        table.at[i, "vs_leader"] = "tied" if p >= 0.05 else "worse" if high < 0 else "better"
+    if leader is not None:
+        notes.append(f"95% CIs: {n_boot} bootstrap resamples of the {len(preds[leader][0])} images (seed {seed}); "
+                     "'tied' = macro-F1 difference from the leader not significant at 5% (paired bootstrap)")
+    table = table.reset_index(drop=True)
+    table.insert(0, "rank", range(1, len(table) + 1))
+    return table

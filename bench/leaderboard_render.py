@@ -1,0 +1,114 @@
+"""Rendering a :class:`bench.compare.Leaderboard`: terminal table, markdown, CSV, JSON and plots."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from bench import CLASS_NAMES
+
+
+def _num(value, fmt="{:.3f}") -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
+
+
+def _pm(mean, std) -> str:
+    text = _num(mean)
+    return f"{text}±{_num(std, '{:.2f}')}" if text and _num(std) else text
+
+
+def summary_rows(board, wide: bool = False) -> tuple[list[str], list[list[str]]]:
+    t = board.table
+    measured = t[t["n_runs"] > 0]
+    vary = [c for c in ("recipe", "data") if c in t.columns and measured[c].nunique() > 1]
+    headers = ["#", "config", *vary, "n", "macro-F1", "95% CI", "vs #1", "bal.acc", "kappa", "logloss", "ECE",
+               "params", "img/s", "fit min"]
+    if wide:
+        headers += [c[:5] for c in CLASS_NAMES]
+    rows = []
+    for _, r in t.iterrows():
+        ci = f"{_num(r['ci_low'], '{:.2f}')}-{_num(r['ci_high'], '{:.2f}')}" if _num(r.get("ci_low")) else ""
+        row = [str(r["rank"]), r["config"], *(str(r[c]) for c in vary), str(r["n_runs"]),
+               _pm(r["macro_f1_mean"], r.get("macro_f1_std")), ci, r.get("vs_leader") or "",
+               _num(r.get("balanced_accuracy_mean")), _num(r.get("kappa_mean")), _num(r.get("log_loss_mean")),
+               _num(r.get("ece_mean")), _num(r.get("params_total", math.nan) / 1e6, "{:.1f}M"),
+               _num(r.get("train_images_per_second"), "{:.0f}"), _num(r.get("fit_seconds", math.nan) / 60, "{:.1f}")]
+        if wide:
+            row += [_num(r.get(f"recall_{c}_mean"), "{:.2f}") for c in CLASS_NAMES]
+        rows.append(row)
+    return headers, rows
+
+
+def recall_rows(board) -> tuple[list[str], list[list[str]]]:
+    headers = ["config", *CLASS_NAMES]
+    rows = [[r["config"], *(_num(r.get(f"recall_{c}_mean"), "{:.3f}") for c in CLASS_NAMES)]
+            for _, r in board.table.iterrows()]
+    return headers, rows
+
+
+def render_terminal(board, wide: bool = False) -> str:
+    from bench.reports import _table
+
+    headers, rows = summary_rows(board, wide)
+    parts = [f"leaderboard ({board.split} split, sorted; mean±std over seeds)", _table(headers, rows, "ll" + "r" * (len(headers) - 2))]
+    if not wide:
+        rh, rr = recall_rows(board)
+        parts += ["", f"per-class recall ({board.split})", _table(rh, rr)]
+    parts += [""] + [f"[{i + 1}] {note}" for i, note in enumerate(board.footnotes)]
+    return "\n".join(parts)
+
+
+def render_markdown(board) -> str:
+    headers, rows = summary_rows(board, wide=True)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += [""] + [f"{i + 1}. {note}" for i, note in enumerate(board.footnotes)]
+    return "\n".join(lines) + "\n"
+
+
+def render(board, fmt: str, wide: bool = False) -> str:
+    if fmt == "markdown":
+        return render_markdown(board)
+    if fmt == "csv":
+        return board.table.to_csv(index=False)
+    if fmt == "json":
+        return board.table.to_json(orient="records", indent=2)
+    return render_terminal(board, wide)
+
+
+def plot(board, path: Path) -> Path:
+    """Macro-F1 with 95% CIs per configuration, macro-F1 vs cost, and a per-class recall heat map."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    t = board.table
+    fig, axes = plt.subplots(1, 3, figsize=(18, max(4, 0.5 * len(t) + 2)))
+    y = np.arange(len(t))[::-1]
+    mean = t["macro_f1_mean"].to_numpy(float)
+    low = np.clip(np.nan_to_num(mean - t["ci_low"].to_numpy(float)), 0, None)
+    high = np.clip(np.nan_to_num(t["ci_high"].to_numpy(float) - mean), 0, None)
+    axes[0].errorbar(mean, y, xerr=[low, high], fmt="o", capsize=4)
+    axes[0].set(yticks=y, yticklabels=t["config"], xlabel=f"{board.split} macro-F1 (95% bootstrap CI)",
+                title="which backbone wins")
+    cost = t.get("params_total")
+    ok = cost.notna() & t["macro_f1_mean"].notna() if cost is not None else None
+    if ok is not None and ok.any():
+        axes[1].scatter(cost[ok] / 1e6, t.loc[ok, "macro_f1_mean"])
+        for _, r in t[ok].iterrows():
+            axes[1].annotate(r["config"], (r["params_total"] / 1e6, r["macro_f1_mean"]), fontsize=8)
+        axes[1].set(xscale="log", xlabel="parameters (millions, log)", ylabel="macro-F1", title="at what cost")
+    recalls = t[[f"recall_{c}_mean" for c in CLASS_NAMES]].to_numpy(float)
+    axes[2].imshow(recalls, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    axes[2].set(xticks=range(len(CLASS_NAMES)), yticks=range(len(t)), title="per-class recall")
+    axes[2].set_xticklabels(CLASS_NAMES, rotation=45, ha="right")
+    axes[2].set_yticklabels(t["config"])
+    for (i, j), v in np.ndenumerate(recalls):
+        if not np.isnan(v):
+            axes[2].text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.5 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

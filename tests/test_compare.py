@@ -1,0 +1,164 @@
+"""bench compare against a real MLflow store in a temporary folder, with runs whose predictions the
+tests choose, so intervals and tie marks are checked against independent computations."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sklearn.metrics import f1_score
+
+from bench import tracking as trk
+from bench.cli import cli
+from bench.compare import bootstrap_index, build_leaderboard, macro_f1_resamples
+from bench.errors import BenchError
+from bench.metrics import evaluate
+
+N = 300
+Y_TRUE = np.random.default_rng(0).integers(0, 7, N)
+
+
+def predictions_with_accuracy(accuracy: float, seed: int) -> np.ndarray:
+    """Probabilities whose argmax is right on a chosen fraction of the images."""
+    rng = np.random.default_rng(seed)
+    pred = Y_TRUE.copy()
+    wrong = rng.choice(N, int(round((1 - accuracy) * N)), replace=False)
+    pred[wrong] = (Y_TRUE[wrong] + rng.integers(1, 7, len(wrong))) % 7
+    prob = np.full((N, 7), 0.05)
+    prob[np.arange(N), pred] = 0.7
+    return prob / prob.sum(1, keepdims=True)
+
+
+def log_run(experiment, backbone, prob, *, seed=0, head="hybrid", status="FINISHED", fingerprint="fp-a",
+            with_predictions=True, recipe_hash="h1", tmp):
+    uri = trk.connect(None)
+    exp = trk.ensure_experiment(experiment, uri)
+    run = trk.TrackedRun(exp, run_name=f"{backbone}-{seed}")
+    run.__enter__()
+    run.params({"backbone": backbone, "head": head, "recipe": "cpu", "recipe_hash": recipe_hash, "weights": "none",
+                "image_size": 48, "seed": seed, "data_fingerprint": fingerprint})
+    metrics = evaluate(Y_TRUE, prob)
+    run.metrics({f"test_{k}": v for k, v in metrics.items()} | {f"val_{k}": v for k, v in metrics.items()})
+    run.metrics({"params_total": 1e6, "fit_seconds": 60.0, "train_images_per_second": 500.0})
+    if with_predictions:
+        path = Path(tmp) / f"{backbone}-{seed}" / "predictions.npz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, test_y_true=Y_TRUE, test_y_prob=prob, val_y_true=Y_TRUE, val_y_prob=prob)
+        run.artifact(path)
+    if status == "FINISHED":
+        run.__exit__(None, None, None)
+    else:
+        run.__exit__(RuntimeError, RuntimeError("boom"), None)
+    return run.run_id
+
+
+@pytest.fixture
+def store(tmp_path):
+    good = predictions_with_accuracy(0.80, 1)
+    log_run("lb", "resnet50", good, seed=0, tmp=tmp_path)
+    log_run("lb", "resnet50", predictions_with_accuracy(0.78, 2), seed=1, tmp=tmp_path)
+    log_run("lb", "xception", predictions_with_accuracy(0.77, 3), tmp=tmp_path)  # close to the leader
+    log_run("lb", "baseline_cnn", predictions_with_accuracy(0.40, 4), tmp=tmp_path)  # clearly worse
+    log_run("lb", "mobilenet_v3_small", good, status="FAILED", tmp=tmp_path)
+    return tmp_path
+
+
+def test_vectorized_bootstrap_equals_scikit_learn():
+    pred = predictions_with_accuracy(0.6, 9).argmax(1)
+    index = bootstrap_index(N, 50, seed=3)
+    expected = [f1_score(Y_TRUE[i], pred[i], labels=range(7), average="macro", zero_division=0) for i in index]
+    np.testing.assert_allclose(macro_f1_resamples(Y_TRUE, pred, index), expected, atol=1e-12)
+
+
+def test_leaderboard_aggregates_seeds_ranks_and_marks_ties(store):
+    board = build_leaderboard(["lb"], n_boot=500, seed=0)
+    t = board.table
+    assert list(t["config"]) == ["resnet50+hybrid", "xception+hybrid", "baseline_cnn+hybrid"]
+    top = t.iloc[0]
+    assert top["n_runs"] == 2 and top["vs_leader"] == "leader"
+    f1s = [evaluate(Y_TRUE, predictions_with_accuracy(a, s))["macro_f1"] for a, s in ((0.80, 1), (0.78, 2))]
+    assert top["macro_f1_mean"] == pytest.approx(np.mean(f1s)) and top["macro_f1_std"] == pytest.approx(np.std(f1s, ddof=1))
+    # Independent CI: pool the two seeds' probabilities per image, resample with the same seed, sklearn F1.
+    pooled = ((predictions_with_accuracy(0.80, 1) + predictions_with_accuracy(0.78, 2)) / 2).argmax(1)
+    index = bootstrap_index(N, 500, seed=0)
+    scores = [f1_score(Y_TRUE[i], pooled[i], labels=range(7), average="macro", zero_division=0) for i in index]
+    assert top["ci_low"] == pytest.approx(np.quantile(scores, 0.025))
+    assert top["ci_high"] == pytest.approx(np.quantile(scores, 0.975))
+    assert t.iloc[1]["vs_leader"] == "tied" and t.iloc[1]["p_vs_leader"] >= 0.05
+    assert t.iloc[2]["vs_leader"] == "worse" and t.iloc[2]["p_vs_leader"] < 0.05 and t.iloc[2]["diff_high"] < 0
+    assert "mobilenet_v3_small+hybrid" not in set(t["config"])  # FAILED runs are excluded by default
+
+
+def test_failed_runs_included_with_all_and_filters(store):
+    assert "mobilenet_v3_small+hybrid" in set(build_leaderboard(["lb"], include_all=True, n_boot=20).table["config"])
+    only = build_leaderboard(["lb"], filters={"backbone": "xception"}, n_boot=20).table
+    assert list(only["config"]) == ["xception+hybrid"]
+    with pytest.raises(BenchError, match="no param or tag 'colour'"):
+        build_leaderboard(["lb"], filters={"colour": "red"}, n_boot=20)
+
+
+def test_sorting_and_val_metric(store):
+    by_loss = build_leaderboard(["lb"], sort="log_loss", n_boot=20).table
+    assert by_loss["log_loss_mean"].is_monotonic_increasing
+    assert build_leaderboard(["lb"], split="val", n_boot=20).table.iloc[0]["config"] == "resnet50+hybrid"
+    with pytest.raises(BenchError, match="--sort colour"):
+        build_leaderboard(["lb"], sort="colour", n_boot=20)
+
+
+def test_mixed_fingerprints_are_flagged_and_missing_predictions_footnoted(tmp_path):
+    log_run("mix", "resnet50", predictions_with_accuracy(0.7, 1), tmp=tmp_path)
+    log_run("mix", "xception", predictions_with_accuracy(0.7, 2), tmp=tmp_path)
+    log_run("mix", "baseline_cnn", predictions_with_accuracy(0.9, 3), fingerprint="fp-b", tmp=tmp_path)
+    log_run("mix", "mobilenet_v3_small", predictions_with_accuracy(0.5, 4), with_predictions=False, tmp=tmp_path)
+    board = build_leaderboard(["mix"], n_boot=50)
+    t = board.table.set_index("config")
+    assert t.loc["baseline_cnn+hybrid", "data"] == "DIFFERENT" and t.loc["baseline_cnn+hybrid", "vs_leader"] == ""
+    assert t.loc["resnet50+hybrid", "vs_leader"] == "leader"  # the leader comes from the majority data
+    assert np.isnan(t.loc["mobilenet_v3_small+hybrid", "ci_low"])
+    assert any("predictions.npz missing" in n for n in board.footnotes)
+    assert any("DIFFERENT" in n for n in board.footnotes)
+
+
+def test_overridden_recipes_are_separate_rows(tmp_path):
+    log_run("ovr", "resnet50", predictions_with_accuracy(0.7, 1), recipe_hash="aaaaaaa", tmp=tmp_path)
+    log_run("ovr", "resnet50", predictions_with_accuracy(0.6, 2), recipe_hash="bbbbbbb", tmp=tmp_path)
+    t = build_leaderboard(["ovr"], n_boot=20).table
+    assert len(t) == 2 and set(t["recipe"]) == {"cpu#aaaaaa", "cpu#bbbbbb"}
+
+
+def test_empty_and_unknown_experiments_are_clear_errors():
+    trk.ensure_experiment("empty", trk.connect(None))
+    with pytest.raises(BenchError, match="no finished runs"):
+        build_leaderboard(["empty"])
+    with pytest.raises(BenchError, match="no experiment 'nope'"):
+        build_leaderboard(["nope"])
+
+
+def test_cli_formats_plot_reference_and_log(store, tmp_path):
+    runner = CliRunner()
+    table = runner.invoke(cli, ["compare", "--experiment", "lb", "--bootstrap", "50", "--reference", "paper"])
+    assert table.exit_code == 0, table.output
+    assert "per-class recall" in table.output and "REPORTED" in table.output and "(paper)" in table.output
+    assert max(len(line) for line in table.output.splitlines() if not line.startswith("[")) <= 120
+    md = runner.invoke(cli, ["compare", "--experiment", "lb", "--bootstrap", "50", "--format", "markdown"]).output
+    assert md.startswith("| # | config") and "resnet50+hybrid" in md
+    rows = json.loads(runner.invoke(cli, ["compare", "--experiment", "lb", "--bootstrap", "50", "--format", "json"]).output)
+    assert rows[0]["config"] == "resnet50+hybrid"
+    out = tmp_path / "lb.csv"
+    png = tmp_path / "lb.png"
+    result = runner.invoke(cli, ["compare", "--experiment", "lb", "--bootstrap", "50", "--format", "csv", "--out", str(out),
+                                 "--plot", str(png), "--log"])
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("rank,config")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "logged the leaderboard as run" in result.output
+    again = build_leaderboard(["lb"], n_boot=20).table  # the leaderboard run itself is not a configuration
+    assert len(again) == 3
+
+
+def test_cli_errors_are_one_line():
+    result = CliRunner().invoke(cli, ["compare", "--experiment", "nope"])
+    assert result.exit_code == 2 and result.output.startswith("error: no experiment 'nope'")
+    result = CliRunner().invoke(cli, ["compare", "--experiment", "x", "--filter", "oops"])
+    assert result.exit_code == 2 and "KEY=VALUE" in result.output
