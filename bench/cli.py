@@ -51,8 +51,13 @@ def data():
 
 
 @data.command("check")
-@click.option("--data", "data_spec", default="synthetic", show_default=True,
-              help="FER2013 CSV (.csv/.csv.gz), image-folder root, or synthetic[:N[:SEED]].")
+@click.option(
+    "--data",
+    "data_spec",
+    default="synthetic",
+    show_default=True,
+    help="FER2013 CSV (.csv/.csv.gz), image-folder root, or synthetic[:N[:SEED]].",
+)
 @click.option("--skip-bad", is_flag=True, help="Drop malformed rows / unreadable images instead of failing.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @friendly_errors
@@ -100,8 +105,13 @@ def list_cmd(fmt):
 @click.option("--backbone", "backbones", multiple=True, help="Backbone name (repeatable), or 'all'.")
 @click.option("--head", default="hybrid", show_default=True)
 @click.option("--recipe", default="cpu", show_default=True, help="Recipe name in experiments/ or a .toml path.")
-@click.option("--data", "data_spec", default="synthetic", show_default=True,
-              help="FER2013 CSV, image-folder root, or synthetic[:N[:SEED]].")
+@click.option(
+    "--data",
+    "data_spec",
+    default="synthetic",
+    show_default=True,
+    help="FER2013 CSV, image-folder root, or synthetic[:N[:SEED]].",
+)
 @click.option("--weights", default=None, help="imagenet, none, or a weights file (overrides the recipe).")
 @click.option("--seed", "seeds", multiple=True, type=int, help="Seed (repeatable: one run per seed).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe field.")
@@ -113,13 +123,27 @@ def list_cmd(fmt):
 @click.option("--skip-bad", is_flag=True, help="Drop malformed data rows instead of failing.")
 @click.option("-v", "--verbose", count=True, help="Show Keras progress (-v per epoch, -vv per step).")
 @friendly_errors
-def run(backbones, head, recipe, data_spec, weights, seeds, overrides, experiment, tracking_uri, resume_run_id,
-        deterministic, no_save_model, skip_bad, verbose):
+def run(
+    backbones,
+    head,
+    recipe,
+    data_spec,
+    weights,
+    seeds,
+    overrides,
+    experiment,
+    tracking_uri,
+    resume_run_id,
+    deterministic,
+    no_save_model,
+    skip_bad,
+    verbose,
+):
     """Train, evaluate and log backbone(s) + head with one recipe."""
-    from bench.data import load_data
-    from bench.runner import RunRequest, resume_request, run_one, summary_line
-
     import logging
+
+    from bench.data import load_data
+    from bench.runner import resume_request, run_one, summary_line
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices after each recompile
     keras_verbose = {0: 0, 1: 2, 2: 1}.get(verbose, 1)
@@ -128,8 +152,21 @@ def run(backbones, head, recipe, data_spec, weights, seeds, overrides, experimen
         requests = [req]
         data = load_data(source, skip_bad=skip_bad, seed=req.recipe.run.seed)
     else:
-        requests, data = _plan_runs(backbones, head, recipe, data_spec, weights, seeds, overrides, experiment,
-                                    tracking_uri, deterministic, no_save_model, skip_bad, keras_verbose)
+        requests, data = _plan_runs(
+            backbones,
+            head,
+            recipe,
+            data_spec,
+            weights,
+            seeds,
+            overrides,
+            experiment,
+            tracking_uri,
+            deterministic,
+            no_save_model,
+            skip_bad,
+            keras_verbose,
+        )
     click.echo(f"data: {data.source} ({data.split_sizes()}), {data.protocol}")
     summaries = []
     for req in requests:
@@ -145,8 +182,21 @@ def run(backbones, head, recipe, data_spec, weights, seeds, overrides, experimen
         click.echo(f"open the runs with: {ui_command(summaries[0].tracking_uri)}")
 
 
-def _plan_runs(backbones, head, recipe_name, data_spec, weights, seeds, overrides, experiment, tracking_uri,
-               deterministic, no_save_model, skip_bad, verbose):
+def _plan_runs(
+    backbones,
+    head,
+    recipe_name,
+    data_spec,
+    weights,
+    seeds,
+    overrides,
+    experiment,
+    tracking_uri,
+    deterministic,
+    no_save_model,
+    skip_bad,
+    verbose,
+):
     from dataclasses import replace
 
     from bench.config import load_recipe
@@ -168,8 +218,11 @@ def _plan_runs(backbones, head, recipe_name, data_spec, weights, seeds, override
     base = load_recipe(recipe_name, extra)
     recipes = [replace(base, run=replace(base.run, seed=s)) for s in seeds] if seeds else [base]
     data = load_data(data_spec, skip_bad=skip_bad, seed=base.run.seed)
-    return [RunRequest(b, head, r, experiment or data.name, tracking_uri, not no_save_model, verbose=verbose)
-            for b in names for r in recipes], data
+    return [
+        RunRequest(b, head, r, experiment or data.name, tracking_uri, not no_save_model, verbose=verbose)
+        for b in names
+        for r in recipes
+    ], data
 
 
 # ----------------------------------------------------------------------------- compare
@@ -177,11 +230,21 @@ def _plan_runs(backbones, head, recipe_name, data_spec, weights, seeds, override
 
 @cli.command()
 @click.option("--experiment", "experiments", multiple=True, help="MLflow experiment(s) (repeatable).")
-@click.option("--data", "data_name", default="synthetic", show_default=True,
-              help="Used only to name the default experiment, as bench run does.")
+@click.option(
+    "--data",
+    "data_name",
+    default="synthetic",
+    show_default=True,
+    help="Used only to name the default experiment, as bench run does.",
+)
 @click.option("--tracking-uri", default=None)
-@click.option("--metric", type=click.Choice(["test", "val"]), default="test", show_default=True,
-              help="Rank on the test or the validation split.")
+@click.option(
+    "--metric",
+    type=click.Choice(["test", "val"]),
+    default="test",
+    show_default=True,
+    help="Rank on the test or the validation split.",
+)
 @click.option("--sort", default="macro_f1", show_default=True, help="Metric to sort by.")
 @click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE", help="Keep runs whose param/tag matches.")
 @click.option("--all", "include_all", is_flag=True, help="Include FAILED / KILLED / unfinished runs.")
@@ -194,8 +257,23 @@ def _plan_runs(backbones, head, recipe_name, data_spec, weights, seeds, override
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, help="Save plots to FILE.png.")
 @click.option("--log", "log_run", is_flag=True, help="Log table and plots to a `leaderboard` MLflow run.")
 @friendly_errors
-def compare(experiments, data_name, tracking_uri, metric, sort, filters, include_all, reference, bootstrap, seed, fmt,
-            wide, out, plot_path, log_run):
+def compare(
+    experiments,
+    data_name,
+    tracking_uri,
+    metric,
+    sort,
+    filters,
+    include_all,
+    reference,
+    bootstrap,
+    seed,
+    fmt,
+    wide,
+    out,
+    plot_path,
+    log_run,
+):
     """The leaderboard: which backbone wins, at what cost, with what confidence."""
     from pathlib import Path
 
@@ -209,8 +287,17 @@ def compare(experiments, data_name, tracking_uri, metric, sort, filters, include
         key, value = item.split("=", 1)
         pairs[key.strip()] = value.strip()
     names = list(experiments) or [Path(data_name).name.removesuffix(".gz").removesuffix(".csv") or "synthetic"]
-    board = build_leaderboard(names, uri=tracking_uri, split=metric, sort=sort, n_boot=bootstrap, seed=seed,
-                              include_all=include_all, filters=pairs, reference=reference == "paper")
+    board = build_leaderboard(
+        names,
+        uri=tracking_uri,
+        split=metric,
+        sort=sort,
+        n_boot=bootstrap,
+        seed=seed,
+        include_all=include_all,
+        filters=pairs,
+        reference=reference == "paper",
+    )
     text = render(board, fmt, wide)
     if out:
         Path(out).write_text(text)
@@ -232,8 +319,12 @@ def compare(experiments, data_name, tracking_uri, metric, sort, filters, include
             (Path(tmp) / "leaderboard.csv").write_text(render(board, "csv"))
             if not files:
                 files.append(plot(board, Path(tmp) / "leaderboard.png"))
-            run_id = log_leaderboard(names[0], [table, Path(tmp) / "leaderboard.csv", *files],
-                                     {"n_configurations": len(board.table)}, tracking_uri)
+            run_id = log_leaderboard(
+                names[0],
+                [table, Path(tmp) / "leaderboard.csv", *files],
+                {"n_configurations": len(board.table)},
+                tracking_uri,
+            )
         click.echo(f"logged the leaderboard as run {run_id} in experiment '{names[0]}'")
 
 

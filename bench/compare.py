@@ -25,7 +25,7 @@ PAPER_REFERENCE = {"macro_f1": 0.5737, "balanced_accuracy": 0.5887, "log_loss": 
 
 @dataclass
 class Leaderboard:
-    table: "pd.DataFrame"  # noqa: F821 - pandas is imported lazily
+    table: pd.DataFrame  # noqa: F821 - pandas is imported lazily
     footnotes: list[str] = field(default_factory=list)
     split: str = "test"
 
@@ -46,7 +46,9 @@ def bootstrap_index(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
-def paired_test(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, index: np.ndarray) -> tuple[float, float, float]:
+def paired_test(
+    y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, index: np.ndarray
+) -> tuple[float, float, float]:
     """Paired bootstrap of macro-F1(a) - macro-F1(b) on the same resampled images:
     (2.5 % quantile, 97.5 % quantile, two-sided p-value)."""
     diff = macro_f1_resamples(y_true, pred_a, index) - macro_f1_resamples(y_true, pred_b, index)
@@ -74,8 +76,11 @@ def _runs_frame(experiments: list[str], uri: str | None, include_all: bool, filt
             raise BenchError(f"--filter {key}={value}: runs have no param or tag '{key}'")
         frame = frame[frame[column].astype(str) == value]
     if not len(frame):
-        raise BenchError(f"no finished runs in experiment(s) {', '.join(experiments)}"
-                         + (" matching the filters" if filters else "") + "; train some with `bench run` first")
+        raise BenchError(
+            f"no finished runs in experiment(s) {', '.join(experiments)}"
+            + (" matching the filters" if filters else "")
+            + "; train some with `bench run` first"
+        )
     if "params.recipe_hash" not in frame.columns:
         frame = frame.assign(**{"params.recipe_hash": "?"})
     frame = frame.assign(**{"params.recipe_hash": frame["params.recipe_hash"].fillna("?")})
@@ -85,9 +90,18 @@ def _runs_frame(experiments: list[str], uri: str | None, include_all: bool, filt
     return frame
 
 
-def build_leaderboard(experiments: list[str], *, uri: str | None = None, split: str = "test", sort: str = "macro_f1",
-                      n_boot: int = 1000, seed: int = 0, include_all: bool = False,
-                      filters: dict[str, str] | None = None, reference: bool = False) -> Leaderboard:
+def build_leaderboard(
+    experiments: list[str],
+    *,
+    uri: str | None = None,
+    split: str = "test",
+    sort: str = "macro_f1",
+    n_boot: int = 1000,
+    seed: int = 0,
+    include_all: bool = False,
+    filters: dict[str, str] | None = None,
+    reference: bool = False,
+) -> Leaderboard:
     """Aggregate runs per configuration and rank them.
 
     Args:
@@ -115,28 +129,45 @@ def build_leaderboard(experiments: list[str], *, uri: str | None = None, split: 
             preds[len(rows) - 1] = pred
     table = pd.DataFrame(rows)
     variants = table.groupby("recipe")["recipe_hash"].transform("nunique")
-    table["recipe"] = [f"{r}#{h[:6]}" if v > 1 else r for r, h, v in zip(table["recipe"], table["recipe_hash"], variants,
-                                                                          strict=True)]
+    table["recipe"] = [
+        f"{r}#{h[:6]}" if v > 1 else r for r, h, v in zip(table["recipe"], table["recipe_hash"], variants, strict=True)
+    ]
     if (variants > 1).any():
         notes.append("recipe#xxxxxx: runs of the same recipe with different overrides (--set) are separate rows")
     if (table["data"] == "DIFFERENT").any():
-        notes.append("rows marked DIFFERENT were trained or tested on other data than the majority of runs "
-                     "(another data fingerprint): they are not comparable and are never tested against the leader")
+        notes.append(
+            "rows marked DIFFERENT were trained or tested on other data than the majority of runs "
+            "(another data fingerprint): they are not comparable and are never tested against the leader"
+        )
     table = _rank(table, preds, sort, n_boot, seed, notes)
     if reference:
-        ref = {"rank": "-", "vs_leader": "REPORTED", "config": "resnet50+hybrid (paper)", "backbone": "resnet50",
-               "head": "hybrid", "recipe": "paper", "n_runs": 0, "data": "reported",
-               **{f"{k}_mean": v for k, v in PAPER_REFERENCE.items()}}
+        ref = {
+            "rank": "-",
+            "vs_leader": "REPORTED",
+            "config": "resnet50+hybrid (paper)",
+            "backbone": "resnet50",
+            "head": "hybrid",
+            "recipe": "paper",
+            "n_runs": 0,
+            "data": "reported",
+            **{f"{k}_mean": v for k, v in PAPER_REFERENCE.items()},
+        }
         table = pd.concat([table, pd.DataFrame([ref])], ignore_index=True)
-        notes.append("'(paper)' is the seed report's ResNet50 figures as REPORTED there (GPU, ImageNet weights, "
-                     "224 px), not measured by bench")
+        notes.append(
+            "'(paper)' is the seed report's ResNet50 figures as REPORTED there (GPU, ImageNet weights, "
+            "224 px), not measured by bench"
+        )
     return Leaderboard(table, notes, split)
 
 
 def _aggregate(config: dict, group, split: str, folder: Path, notes: list[str]):
     """One leaderboard row for the runs of one configuration, and its pooled predictions."""
-    row = {"config": f"{config['backbone']}+{config['head']}", **config, "n_runs": len(group),
-           "run_ids": ",".join(group["run_id"])}
+    row = {
+        "config": f"{config['backbone']}+{config['head']}",
+        **config,
+        "n_runs": len(group),
+        "run_ids": ",".join(group["run_id"]),
+    }
     metric_names = list(SUMMARY_METRICS) + [f"recall_{c}" for c in CLASS_NAMES]
     for name in metric_names:
         column = f"metrics.{split}_{name}"
@@ -186,8 +217,10 @@ def _rank(table, preds, sort: str, n_boot: int, seed: int, notes: list[str]):
         table.loc[i, ["diff_low", "diff_high", "p_vs_leader"]] = [low, high, p]
         table.at[i, "vs_leader"] = "tied" if p >= 0.05 else "worse" if high < 0 else "better"
     if leader is not None:
-        notes.append(f"95% CIs: {n_boot} bootstrap resamples of the {len(preds[leader][0])} images (seed {seed}); "
-                     "'tied' = macro-F1 difference from the leader not significant at 5% (paired bootstrap)")
+        notes.append(
+            f"95% CIs: {n_boot} bootstrap resamples of the {len(preds[leader][0])} images (seed {seed}); "
+            "'tied' = macro-F1 difference from the leader not significant at 5% (paired bootstrap)"
+        )
     table = table.reset_index(drop=True)
     table.insert(0, "rank", range(1, len(table) + 1))
     return table

@@ -114,15 +114,17 @@ class Recipe:
         for i, phase in enumerate(self.phases):
             if phase.reduce_on_plateau and phase.schedule != "constant":
                 raise BenchError(
-                    f"phases.{i}.reduce_on_plateau = true needs schedule = \"constant\" (received "
-                    f"schedule = \"{phase.schedule}\"): a schedule already sets the learning rate"
+                    f'phases.{i}.reduce_on_plateau = true needs schedule = "constant" (received '
+                    f'schedule = "{phase.schedule}"): a schedule already sets the learning rate'
                 )
             if phase.band[0] >= phase.band[1]:
                 raise BenchError(f"phases.{i}.band must be [low, high] with low < high; received {list(phase.band)}")
         for head, options in self.model.head_options.items():
             if not isinstance(options, dict):
-                raise BenchError(f"model.head_options.{head} must be a table of that head's options, e.g. "
-                                 f"[model.head_options.hybrid]; received {options!r}")
+                raise BenchError(
+                    f"model.head_options.{head} must be a table of that head's options, e.g. "
+                    f"[model.head_options.hybrid]; received {options!r}"
+                )
         unknown = set(self.class_weights.boost) - set(CLASS_NAMES)
         if unknown:
             raise BenchError(
@@ -200,8 +202,11 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
         raise BenchError(
             f"unknown recipe key '{prefix}{sorted(unknown)[0]}'; keys accepted in {where}: {', '.join(fields)}"
         )
-    kwargs = {name: _convert(prefix + name, data[name], hints[name], dict(fields[name].metadata))
-              for name in fields if name in data}
+    kwargs = {
+        name: _convert(prefix + name, data[name], hints[name], dict(fields[name].metadata))
+        for name in fields
+        if name in data
+    }
     return cls(**kwargs)
 
 

@@ -21,18 +21,43 @@ def summary_rows(board, wide: bool = False) -> tuple[list[str], list[list[str]]]
     t = board.table
     measured = t[t["n_runs"] > 0]
     vary = [c for c in ("recipe", "data") if c in t.columns and measured[c].nunique() > 1]
-    headers = ["#", "config", *vary, "n", "macro-F1", "95% CI", "vs #1", "bal.acc", "kappa", "logloss", "ECE",
-               "params", "img/s", "fit min"]
+    headers = [
+        "#",
+        "config",
+        *vary,
+        "n",
+        "macro-F1",
+        "95% CI",
+        "vs #1",
+        "bal.acc",
+        "kappa",
+        "logloss",
+        "ECE",
+        "params",
+        "img/s",
+        "fit min",
+    ]
     if wide:
         headers += [c[:5] for c in CLASS_NAMES]
     rows = []
     for _, r in t.iterrows():
         ci = f"{_num(r['ci_low'], '{:.2f}')}-{_num(r['ci_high'], '{:.2f}')}" if _num(r.get("ci_low")) else ""
-        row = [str(r["rank"]), r["config"], *(str(r[c]) for c in vary), str(r["n_runs"]),
-               _pm(r["macro_f1_mean"], r.get("macro_f1_std")), ci, r.get("vs_leader") or "",
-               _num(r.get("balanced_accuracy_mean")), _num(r.get("kappa_mean")), _num(r.get("log_loss_mean")),
-               _num(r.get("ece_mean")), _num(r.get("params_total", math.nan) / 1e6, "{:.1f}M"),
-               _num(r.get("train_images_per_second"), "{:.0f}"), _num(r.get("fit_seconds", math.nan) / 60, "{:.1f}")]
+        row = [
+            str(r["rank"]),
+            r["config"],
+            *(str(r[c]) for c in vary),
+            str(r["n_runs"]),
+            _pm(r["macro_f1_mean"], r.get("macro_f1_std")),
+            ci,
+            r.get("vs_leader") or "",
+            _num(r.get("balanced_accuracy_mean")),
+            _num(r.get("kappa_mean")),
+            _num(r.get("log_loss_mean")),
+            _num(r.get("ece_mean")),
+            _num(r.get("params_total", math.nan) / 1e6, "{:.1f}M"),
+            _num(r.get("train_images_per_second"), "{:.0f}"),
+            _num(r.get("fit_seconds", math.nan) / 60, "{:.1f}"),
+        ]
         if wide:
             row += [_num(r.get(f"recall_{c}_mean"), "{:.2f}") for c in CLASS_NAMES]
         rows.append(row)
@@ -41,8 +66,10 @@ def summary_rows(board, wide: bool = False) -> tuple[list[str], list[list[str]]]
 
 def recall_rows(board) -> tuple[list[str], list[list[str]]]:
     headers = ["config", *CLASS_NAMES]
-    rows = [[r["config"], *(_num(r.get(f"recall_{c}_mean"), "{:.3f}") for c in CLASS_NAMES)]
-            for _, r in board.table.iterrows()]
+    rows = [
+        [r["config"], *(_num(r.get(f"recall_{c}_mean"), "{:.3f}") for c in CLASS_NAMES)]
+        for _, r in board.table.iterrows()
+    ]
     return headers, rows
 
 
@@ -50,7 +77,10 @@ def render_terminal(board, wide: bool = False) -> str:
     from bench.reports import _table
 
     headers, rows = summary_rows(board, wide)
-    parts = [f"leaderboard ({board.split} split, sorted; mean±std over seeds)", _table(headers, rows, "ll" + "r" * (len(headers) - 2))]
+    parts = [
+        f"leaderboard ({board.split} split, sorted; mean±std over seeds)",
+        _table(headers, rows, "ll" + "r" * (len(headers) - 2)),
+    ]
     if not wide:
         rh, rr = recall_rows(board)
         parts += ["", f"per-class recall ({board.split})", _table(rh, rr)]
@@ -91,8 +121,12 @@ def plot(board, path: Path) -> Path:
     low = np.clip(np.nan_to_num(mean - t["ci_low"].to_numpy(float)), 0, None)
     high = np.clip(np.nan_to_num(t["ci_high"].to_numpy(float) - mean), 0, None)
     axes[0].errorbar(mean, y, xerr=[low, high], fmt="o", capsize=4)
-    axes[0].set(yticks=y, yticklabels=t["config"], xlabel=f"{board.split} macro-F1 (95% bootstrap CI)",
-                title="which backbone wins")
+    axes[0].set(
+        yticks=y,
+        yticklabels=t["config"],
+        xlabel=f"{board.split} macro-F1 (95% bootstrap CI)",
+        title="which backbone wins",
+    )
     cost = t.get("params_total")
     ok = cost.notna() & t["macro_f1_mean"].notna() if cost is not None else None
     if ok is not None and ok.any():

@@ -75,5 +75,11 @@ def confusion(y_true: np.ndarray, y_prob: np.ndarray, n_classes: int = len(CLASS
 def classification_report(y_true: np.ndarray, y_prob: np.ndarray, class_names=CLASS_NAMES) -> str:
     from sklearn.metrics import classification_report as report
 
-    return report(y_true, y_prob.argmax(axis=1), labels=np.arange(len(class_names)), target_names=list(class_names),
-                  digits=4, zero_division=0)
+    return report(
+        y_true,
+        y_prob.argmax(axis=1),
+        labels=np.arange(len(class_names)),
+        target_names=list(class_names),
+        digits=4,
+        zero_division=0,
+    )

@@ -47,8 +47,10 @@ class ModelSpec:
     def note(self) -> str:
         if self.image_size == self.requested_image_size:
             return ""
-        return (f"{self.backbone} needs at least {self.image_size}x{self.image_size}: "
-                f"image size raised from {self.requested_image_size} to {self.image_size}")
+        return (
+            f"{self.backbone} needs at least {self.image_size}x{self.image_size}: "
+            f"image size raised from {self.requested_image_size} to {self.image_size}"
+        )
 
 
 def effective_image_size(backbone: str, image_size: int) -> int:
@@ -76,9 +78,17 @@ def _check_options(head: str, options: dict) -> None:
         raise BenchError(f"head '{head}' has no option '{unknown[0]}'; accepted: {', '.join(accepted)}")
 
 
-def build_model(*, backbone: str, head: str = "hybrid", image_size: int = 48, weights: str = "none",
-                channel_adapter: str = "repeat", head_options: dict | None = None, precision: str = "float32",
-                num_classes: int = NUM_CLASSES) -> tuple[keras.Model, ModelSpec]:
+def build_model(
+    *,
+    backbone: str,
+    head: str = "hybrid",
+    image_size: int = 48,
+    weights: str = "none",
+    channel_adapter: str = "repeat",
+    head_options: dict | None = None,
+    precision: str = "float32",
+    num_classes: int = NUM_CLASSES,
+) -> tuple[keras.Model, ModelSpec]:
     """Build the full model.
 
     Args:

@@ -26,10 +26,22 @@ def confusion_matrix_plot(cm: np.ndarray, path: Path, class_names=CLASS_NAMES, t
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(cm)):
         for j in range(len(cm)):
-            ax.text(j, i, f"{norm[i, j]:.2f}\n({cm[i, j]})", ha="center", va="center", fontsize=7,
-                    color="white" if norm[i, j] > 0.5 else "black")
-    ax.set(xticks=range(len(class_names)), yticks=range(len(class_names)), xlabel="predicted", ylabel="true",
-           title=title or "confusion matrix (row-normalized)")
+            ax.text(
+                j,
+                i,
+                f"{norm[i, j]:.2f}\n({cm[i, j]})",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
+    ax.set(
+        xticks=range(len(class_names)),
+        yticks=range(len(class_names)),
+        xlabel="predicted",
+        ylabel="true",
+        title=title or "confusion matrix (row-normalized)",
+    )
     ax.set_xticklabels(class_names, rotation=45, ha="right")
     ax.set_yticklabels(class_names)
     fig.tight_layout()
@@ -55,9 +67,15 @@ def training_curves(history: dict[str, list[float]], phase_starts: list[int], pa
     """Loss, accuracy and validation macro-F1 over all phases, with phase boundaries marked."""
     plt, fig, axes = _figure(1, 3, figsize=(14, 4))
     epochs = np.asarray(history.get("epoch", range(len(history.get("loss", []))))) + 1
-    for ax, (train_key, val_key, label) in zip(axes, [("loss", "val_loss", "loss"),
-                                                      ("accuracy", "val_accuracy", "accuracy"),
-                                                      (None, "val_macro_f1", "val macro-F1")], strict=True):
+    for ax, (train_key, val_key, label) in zip(
+        axes,
+        [
+            ("loss", "val_loss", "loss"),
+            ("accuracy", "val_accuracy", "accuracy"),
+            (None, "val_macro_f1", "val macro-F1"),
+        ],
+        strict=True,
+    ):
         if train_key and train_key in history:
             ax.plot(epochs, history[train_key], label="train")
         if val_key in history:
@@ -80,8 +98,13 @@ def reliability_diagram(y_true: np.ndarray, y_prob: np.ndarray, path: Path) -> P
     ax.plot([0, 1], [0, 1], color="gray", linestyle="--", label="perfect calibration")
     ok = ~np.isnan(conf)
     ax.plot(conf[ok], acc[ok], marker="o", label="model")
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy",
-           title=f"reliability (ECE {expected_calibration_error(y_true, y_prob):.3f})")
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="confidence",
+        ylabel="accuracy",
+        title=f"reliability (ECE {expected_calibration_error(y_true, y_prob):.3f})",
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)

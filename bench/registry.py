@@ -68,9 +68,7 @@ class Registry:
             try:
                 obj = ep.load()
             except Exception as exc:  # a broken plugin must not break bench
-                raise BenchError(
-                    f"plugin {self.kind} '{ep.name}' ({ep.value}) failed to load: {exc}"
-                ) from exc
+                raise BenchError(f"plugin {self.kind} '{ep.name}' ({ep.value}) failed to load: {exc}") from exc
             if ep.name not in self._entries:
                 # The plugin did not register itself through the decorator: register the object.
                 info = getattr(obj, "bench_info", {})

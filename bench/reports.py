@@ -18,8 +18,10 @@ def _table(headers: list[str], rows: list[list], align: str | None = None) -> st
 
 def render_data_report(r: dict) -> str:
     counts = r["class_counts"]
-    rows = [[c, *(counts[s][i] for s in ("train", "val", "test")), sum(counts[s][i] for s in counts)]
-            for i, c in enumerate(r["class_names"])]
+    rows = [
+        [c, *(counts[s][i] for s in ("train", "val", "test")), sum(counts[s][i] for s in counts)]
+        for i, c in enumerate(r["class_names"])
+    ]
     rows.append(["total", *(sum(counts[s]) for s in ("train", "val", "test")), r["n_images"]])
     weights = ", ".join(f"{c} {w:.3f}" for c, w in zip(r["class_names"], r["balanced_class_weights"], strict=True))
     lines = [
@@ -53,25 +55,43 @@ def model_catalog() -> dict:
         entry = BACKBONES.get(name)
         size = entry.info["min_size"]
         model = entry.factory(input_shape=(size, size, 3), weights="none")
-        backbones.append({"name": name, "params": int(model.count_params()), "min_size": size,
-                          "imagenet": bool(entry.info["imagenet"]), "layers": len(model.layers),
-                          "normalization": entry.info["normalization"]})
+        backbones.append(
+            {
+                "name": name,
+                "params": int(model.count_params()),
+                "min_size": size,
+                "imagenet": bool(entry.info["imagenet"]),
+                "layers": len(model.layers),
+                "normalization": entry.info["normalization"],
+            }
+        )
     heads = [{"name": n, "description": HEADS.get(n).info.get("description", "")} for n in HEADS.names()]
     return {"backbones": backbones, "heads": heads}
 
 
 def render_catalog(catalog: dict) -> str:
-    rows = [[b["name"], f"{b['params'] / 1e6:.2f}M", b["min_size"], "yes" if b["imagenet"] else "no", b["layers"],
-             b["normalization"]] for b in catalog["backbones"]]
+    rows = [
+        [
+            b["name"],
+            f"{b['params'] / 1e6:.2f}M",
+            b["min_size"],
+            "yes" if b["imagenet"] else "no",
+            b["layers"],
+            b["normalization"],
+        ]
+        for b in catalog["backbones"]
+    ]
     heads = [[h["name"], h["description"]] for h in catalog["heads"]]
-    return "\n".join([
-        "backbones (parameters are the same at 224 px and at the minimum size: convolutional weights do not",
-        "depend on the input size)",
-        _table(["name", "params", "min size", "imagenet", "layers", "input normalization"], rows, "lrrrrl"),
-        "",
-        "heads",
-        _table(["name", "description"], heads, "ll"),
-    ])
+    return "\n".join(
+        [
+            "backbones (parameters are the same at 224 px and at the minimum size: convolutional weights do not",
+            "depend on the input size)",
+            _table(["name", "params", "min size", "imagenet", "layers", "input normalization"], rows, "lrrrrl"),
+            "",
+            "heads",
+            _table(["name", "description"], heads, "ll"),
+        ]
+    )
 
 
 __all__ = ["CLASS_NAMES", "model_catalog", "render_catalog", "render_data_report"]

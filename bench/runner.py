@@ -52,8 +52,9 @@ def predict_probs(model, images: np.ndarray) -> np.ndarray:
     """Class probabilities of every image in one prediction pass (not a Python loop of predicts)."""
     if len(images) == 0:
         return np.zeros((0, len(CLASS_NAMES)), dtype=np.float32)
-    return model.predict(make_dataset(images, np.zeros(len(images), dtype=np.int64), batch_size=256)
-                         .map(lambda x, y: x), verbose=0)
+    return model.predict(
+        make_dataset(images, np.zeros(len(images), dtype=np.int64), batch_size=256).map(lambda x, y: x), verbose=0
+    )
 
 
 def _log_evaluation(run: trk.TrackedRun, model, splits, result, spec, folder: Path) -> dict[str, float]:
@@ -66,13 +67,20 @@ def _log_evaluation(run: trk.TrackedRun, model, splits, result, spec, folder: Pa
         if len(truth[split]):
             metrics.update({f"{split}_{k}": v for k, v in evaluate(truth[split], probs[split]).items()})
     run.metrics(metrics)
-    np.savez_compressed(folder / "predictions.npz", test_y_true=truth["test"], test_y_prob=probs["test"],
-                        val_y_true=truth["val"], val_y_prob=probs["val"], class_names=np.array(CLASS_NAMES))
+    np.savez_compressed(
+        folder / "predictions.npz",
+        test_y_true=truth["test"],
+        test_y_prob=probs["test"],
+        val_y_true=truth["val"],
+        val_y_prob=probs["val"],
+        class_names=np.array(CLASS_NAMES),
+    )
     main = "test" if len(truth["test"]) else "val"
     y, p = truth[main], probs[main]
     (folder / "classification_report.txt").write_text(f"{main} split\n" + classification_report(y, p))
-    plots.confusion_matrix_plot(confusion(y, p), folder / "confusion_matrix.png",
-                                title=f"{spec.backbone} + {spec.head} ({main})")
+    plots.confusion_matrix_plot(
+        confusion(y, p), folder / "confusion_matrix.png", title=f"{spec.backbone} + {spec.head} ({main})"
+    )
     plots.recall_bars(metrics, folder / "per_class_recall.png", prefix=f"{main}_")
     plots.training_curves(result.history, result.phase_starts, folder / "training_curves.png")
     plots.reliability_diagram(y, p, folder / "reliability.png")
@@ -81,14 +89,25 @@ def _log_evaluation(run: trk.TrackedRun, model, splits, result, spec, folder: Pa
 
 def _run_params(req: RunRequest, spec, data: FerData, splits) -> dict:
     params = flatten(to_dict(req.recipe), "recipe.")
-    params.update({
-        "backbone": req.backbone, "head": req.head, "weights": req.recipe.model.weights,
-        "seed": req.recipe.run.seed, "recipe": req.recipe.name, "recipe_hash": recipe_hash(req.recipe),
-        "image_size": spec.image_size,
-        "data_source": data.source, "data_fingerprint": data.fingerprint(), "split_protocol": data.protocol,
-        "n_train": len(splits.y_train), "n_val": len(splits.y_val), "n_test": len(splits.y_test),
-        "n_deduped": splits.n_deduped, "class_weights": [round(float(w), 4) for w in splits.class_weights],
-    })
+    params.update(
+        {
+            "backbone": req.backbone,
+            "head": req.head,
+            "weights": req.recipe.model.weights,
+            "seed": req.recipe.run.seed,
+            "recipe": req.recipe.name,
+            "recipe_hash": recipe_hash(req.recipe),
+            "image_size": spec.image_size,
+            "data_source": data.source,
+            "data_fingerprint": data.fingerprint(),
+            "split_protocol": data.protocol,
+            "n_train": len(splits.y_train),
+            "n_val": len(splits.y_val),
+            "n_test": len(splits.y_test),
+            "n_deduped": splits.n_deduped,
+            "class_weights": [round(float(w), 4) for w in splits.class_weights],
+        }
+    )
     return params
 
 
@@ -101,9 +120,15 @@ def run_one(req: RunRequest, data: FerData) -> RunSummary:
     recipe = req.recipe
     seed_everything(recipe.run.seed, recipe.run.deterministic)
     precision = resolve_precision(recipe.model.precision)
-    model, spec = build_model(backbone=req.backbone, head=req.head, image_size=recipe.data.image_size,
-                              weights=recipe.model.weights, channel_adapter=recipe.data.channel_adapter,
-                              head_options=recipe.model.head_options.get(req.head, {}), precision=precision)
+    model, spec = build_model(
+        backbone=req.backbone,
+        head=req.head,
+        image_size=recipe.data.image_size,
+        weights=recipe.model.weights,
+        channel_adapter=recipe.data.channel_adapter,
+        head_options=recipe.model.head_options.get(req.head, {}),
+        precision=precision,
+    )
     splits = prepare_splits(data, recipe)
     uri = trk.connect(req.tracking_uri)
     experiment_id = trk.ensure_experiment(req.experiment, uri)
@@ -111,8 +136,12 @@ def run_one(req: RunRequest, data: FerData) -> RunSummary:
     checkpoints = Path(trk.DEFAULT_DIR) / "checkpoints"
     resume_state = None
     tags = {**trk.environment_tags(precision), "backbone": req.backbone, "head": req.head, "recipe": recipe.name}
-    with trk.TrackedRun(experiment_id, run_name=f"{req.backbone}+{req.head}/{recipe.name}/s{recipe.run.seed}",
-                        run_id=req.resume_run_id, tags=tags) as run:
+    with trk.TrackedRun(
+        experiment_id,
+        run_name=f"{req.backbone}+{req.head}/{recipe.name}/s{recipe.run.seed}",
+        run_id=req.resume_run_id,
+        tags=tags,
+    ) as run:
         ckpt_dir = checkpoints / run.run_id
         if req.resume_run_id:
             resume_state = read_resume_state(ckpt_dir)
@@ -124,17 +153,39 @@ def run_one(req: RunRequest, data: FerData) -> RunSummary:
             with tempfile.TemporaryDirectory() as tmp:  # logged first, so an interrupted run can resume
                 (Path(tmp) / "recipe.toml").write_text(to_toml(recipe))
                 run.artifact(Path(tmp) / "recipe.toml")
-            run.metrics({"params_total": model.count_params(),
-                         "params_backbone": model.get_layer("backbone").count_params(),
-                         "params_head": model.get_layer("head").count_params()})
-        trainer = Trainer(model, recipe, splits, pretrained=recipe.model.weights != "none",
-                          callbacks=[run.epoch_callback()], checkpoint_dir=ckpt_dir, verbose=req.verbose)
+            run.metrics(
+                {
+                    "params_total": model.count_params(),
+                    "params_backbone": model.get_layer("backbone").count_params(),
+                    "params_head": model.get_layer("head").count_params(),
+                }
+            )
+        trainer = Trainer(
+            model,
+            recipe,
+            splits,
+            pretrained=recipe.model.weights != "none",
+            callbacks=[run.epoch_callback()],
+            checkpoint_dir=ckpt_dir,
+            verbose=req.verbose,
+        )
         result = trainer.run(resume_state)
-        run.metrics({"fit_seconds": result.train_seconds, "train_images_per_second": result.images_per_second,
-                     "input_wait_fraction": result.input_wait_fraction,
-                     "epochs_planned": sum(result.planned_epochs), "epochs_actual": sum(result.actual_epochs)})
-        run.set_tags({"epochs_planned_per_phase": result.planned_epochs,
-                      "epochs_actual_per_phase": result.actual_epochs, "budget_hit": result.budget_hit})
+        run.metrics(
+            {
+                "fit_seconds": result.train_seconds,
+                "train_images_per_second": result.images_per_second,
+                "input_wait_fraction": result.input_wait_fraction,
+                "epochs_planned": sum(result.planned_epochs),
+                "epochs_actual": sum(result.actual_epochs),
+            }
+        )
+        run.set_tags(
+            {
+                "epochs_planned_per_phase": result.planned_epochs,
+                "epochs_actual_per_phase": result.actual_epochs,
+                "budget_hit": result.budget_hit,
+            }
+        )
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             test_metrics = _log_evaluation(run, model, splits, result, spec, folder)
@@ -144,8 +195,19 @@ def run_one(req: RunRequest, data: FerData) -> RunSummary:
                 run.artifact(path)
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     keras.backend.clear_session()
-    return RunSummary(run.run_id, req.backbone, req.head, spec.image_size, test_metrics, result.train_seconds,
-                      result.images_per_second, result.planned_epochs, result.actual_epochs, notes, uri)
+    return RunSummary(
+        run.run_id,
+        req.backbone,
+        req.head,
+        spec.image_size,
+        test_metrics,
+        result.train_seconds,
+        result.images_per_second,
+        result.planned_epochs,
+        result.actual_epochs,
+        notes,
+        uri,
+    )
 
 
 def resume_request(run_id: str, tracking_uri: str | None, save_model: bool = True) -> tuple[RunRequest, str]:
@@ -160,15 +222,17 @@ def resume_request(run_id: str, tracking_uri: str | None, save_model: bool = Tru
         recipe = load_recipe(str(trk.download_artifact(run_id, "recipe.toml", Path(tmp))))
     params = logged.data.params
     experiment = mlflow.get_experiment(logged.info.experiment_id).name
-    req = RunRequest(params["backbone"], params["head"], recipe, experiment, tracking_uri, save_model,
-                     resume_run_id=run_id)
+    req = RunRequest(
+        params["backbone"], params["head"], recipe, experiment, tracking_uri, save_model, resume_run_id=run_id
+    )
     return req, params["data_source"]
 
 
 def summary_line(s: RunSummary) -> str:
     m = s.test_metrics
     parts = [f"{k}={m[k]:.4f}" for k in HEADLINE if k in m]
-    return f"{s.backbone}+{s.head} @{s.image_size}px  " + "  ".join(parts) + \
-        f"  fit={s.train_seconds:.0f}s  {s.images_per_second:.0f} img/s  run={s.run_id}"
-
-
+    return (
+        f"{s.backbone}+{s.head} @{s.image_size}px  "
+        + "  ".join(parts)
+        + f"  fit={s.train_seconds:.0f}s  {s.images_per_second:.0f} img/s  run={s.run_id}"
+    )

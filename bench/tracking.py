@@ -86,8 +86,9 @@ def environment_tags(precision: str) -> dict[str, str]:
         "precision": precision,
     }
     with contextlib.suppress(Exception):
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                                cwd=Path(__file__).parent).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        ).stdout.strip()
         if commit:
             tags["git_commit"] = commit
     return tags
@@ -105,16 +106,27 @@ class TrackedRun:
     """A context manager around one MLflow run: FAILED on an exception, KILLED on Ctrl-C, with the
     reason as the ``failure_reason`` tag; nothing already logged is lost."""
 
-    def __init__(self, experiment_id: str, run_name: str | None = None, run_id: str | None = None,
-                 tags: dict[str, str] | None = None, nested: bool = False):
+    def __init__(
+        self,
+        experiment_id: str,
+        run_name: str | None = None,
+        run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        nested: bool = False,
+    ):
         self.experiment_id, self.run_name, self.run_id = experiment_id, run_name, run_id
         self.tags, self.nested = tags or {}, nested
 
     def __enter__(self) -> TrackedRun:
         import mlflow
 
-        self.run = mlflow.start_run(experiment_id=self.experiment_id, run_name=self.run_name, run_id=self.run_id,
-                                    tags=self.tags, nested=self.nested)
+        self.run = mlflow.start_run(
+            experiment_id=self.experiment_id,
+            run_name=self.run_name,
+            run_id=self.run_id,
+            tags=self.tags,
+            nested=self.nested,
+        )
         self.run_id = self.run.info.run_id
         return self
 
@@ -174,8 +186,10 @@ def find_run(run_id: str):
     try:
         return mlflow.get_run(run_id)
     except Exception as exc:
-        raise BenchError(f"no MLflow run '{run_id}' in {mlflow.get_tracking_uri()}: check the id "
-                         "(mlflow ui shows it) or --tracking-uri") from exc
+        raise BenchError(
+            f"no MLflow run '{run_id}' in {mlflow.get_tracking_uri()}: check the id "
+            "(mlflow ui shows it) or --tracking-uri"
+        ) from exc
 
 
 def download_artifact(run_id: str, path: str, dst: Path) -> Path:
@@ -204,11 +218,15 @@ def search_runs(experiments: list[str], uri: str | None = None):
         try:
             exp = mlflow.get_experiment_by_name(name)
         except Exception as exc:
-            raise BenchError(f"cannot reach the MLflow tracking store {resolved}: {str(exc).splitlines()[0][:200]}") from exc
+            raise BenchError(
+                f"cannot reach the MLflow tracking store {resolved}: {str(exc).splitlines()[0][:200]}"
+            ) from exc
         if exp is None:
             known = [e.name for e in mlflow.search_experiments()]
-            raise BenchError(f"no experiment '{name}' in {resolved}; known: {', '.join(known) or 'none'} "
-                             "(run `bench run ... --experiment NAME` first)")
+            raise BenchError(
+                f"no experiment '{name}' in {resolved}; known: {', '.join(known) or 'none'} "
+                "(run `bench run ... --experiment NAME` first)"
+            )
         ids.append(exp.experiment_id)
     frame = mlflow.search_runs(ids, output_format="pandas")
     if len(frame) and "tags.bench.kind" in frame.columns:
@@ -219,8 +237,9 @@ def search_runs(experiments: list[str], uri: str | None = None):
 def log_leaderboard(experiment: str, files: list[Path], metrics: dict[str, float], uri: str | None = None) -> str:
     """Log leaderboard files as artifacts of a ``leaderboard`` run in ``experiment``; returns its id."""
     resolved = connect(uri)
-    with TrackedRun(ensure_experiment(experiment, resolved), run_name="leaderboard",
-                    tags={"bench.kind": "leaderboard"}) as run:
+    with TrackedRun(
+        ensure_experiment(experiment, resolved), run_name="leaderboard", tags={"bench.kind": "leaderboard"}
+    ) as run:
         run.metrics(metrics)
         for path in files:
             run.artifact(path)

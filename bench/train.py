@@ -77,11 +77,13 @@ def make_schedule(phase: PhaseConfig, steps_per_epoch: int, epochs: int):
         decay = max(1, epochs * steps_per_epoch - warmup)
         if warmup:
             # Warm up linearly from ~0 to the phase's rate, then decay to min_lr_fraction of it.
-            return keras.optimizers.schedules.CosineDecay(lr * 1e-2, decay, alpha=phase.min_lr_fraction,
-                                                          warmup_target=lr, warmup_steps=warmup)
+            return keras.optimizers.schedules.CosineDecay(
+                lr * 1e-2, decay, alpha=phase.min_lr_fraction, warmup_target=lr, warmup_steps=warmup
+            )
         return keras.optimizers.schedules.CosineDecay(lr, decay, alpha=phase.min_lr_fraction)
-    return keras.optimizers.schedules.CosineDecayRestarts(lr, phase.restart_epochs * steps_per_epoch,
-                                                          alpha=phase.min_lr_fraction)
+    return keras.optimizers.schedules.CosineDecayRestarts(
+        lr, phase.restart_epochs * steps_per_epoch, alpha=phase.min_lr_fraction
+    )
 
 
 def make_optimizer(phase: PhaseConfig, learning_rate):
@@ -141,15 +143,25 @@ class Trainer:
         verbose: Keras ``fit`` verbosity.
     """
 
-    def __init__(self, model, recipe: Recipe, splits: Splits, *, pretrained: bool = False, callbacks=(),
-                 checkpoint_dir: Path | None = None, verbose: int = 0):
+    def __init__(
+        self,
+        model,
+        recipe: Recipe,
+        splits: Splits,
+        *,
+        pretrained: bool = False,
+        callbacks=(),
+        checkpoint_dir: Path | None = None,
+        verbose: int = 0,
+    ):
         self.model, self.recipe, self.splits = model, recipe, splits
         self.pretrained, self.extra_callbacks = pretrained, list(callbacks)
         self.checkpoint_dir, self.verbose = checkpoint_dir, verbose
         bs, seed = recipe.data.batch_size, recipe.run.seed
         augmenter = build_augmenter(recipe.data.augment, seed)
-        common = dict(batch_size=bs, weights=splits.class_weights, shuffle=True, seed=seed,
-                      oversample=recipe.data.oversample)
+        common = dict(
+            batch_size=bs, weights=splits.class_weights, shuffle=True, seed=seed, oversample=recipe.data.oversample
+        )
         self.train_aug = make_dataset(splits.x_train, splits.y_train, augmenter=augmenter, **common)
         self.train_plain = make_dataset(splits.x_train, splits.y_train, augmenter=None, **common)
         self.val_x = make_dataset(splits.x_val, splits.y_val, batch_size=max(bs, 256)).map(lambda x, y: x)
@@ -169,12 +181,26 @@ class Trainer:
     def _callbacks(self, phase: PhaseConfig, phase_index: int, plan: list[int], deadline: float | None):
         monitor = self.recipe.run.monitor
         patience = phase.early_stopping_patience or 10**9  # 0 = no early stop, but still keep the best epoch
-        cbs = [cb.NanGuard(), cb.ValidationMetrics(self.val_x, self.splits.y_val), self.timer,
-               keras.callbacks.EarlyStopping(monitor=monitor, mode="min" if monitor == "val_loss" else "max",
-                                             patience=patience, restore_best_weights=True)]
+        cbs = [
+            cb.NanGuard(),
+            cb.ValidationMetrics(self.val_x, self.splits.y_val),
+            self.timer,
+            keras.callbacks.EarlyStopping(
+                monitor=monitor,
+                mode="min" if monitor == "val_loss" else "max",
+                patience=patience,
+                restore_best_weights=True,
+            ),
+        ]
         if phase.reduce_on_plateau:
-            cbs.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=phase.plateau_factor,
-                                                         patience=phase.plateau_patience, min_lr=phase.min_lr))
+            cbs.append(
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor="val_loss",
+                    factor=phase.plateau_factor,
+                    patience=phase.plateau_patience,
+                    min_lr=phase.min_lr,
+                )
+            )
         if deadline is not None:
             cbs.append(cb.Deadline(deadline))
         if self.checkpoint_dir is not None:
@@ -184,8 +210,9 @@ class Trainer:
     def _fit(self, phase, phase_index, plan, start, end, deadline):
         callbacks = self._callbacks(phase, phase_index, plan, deadline)
         data = self.train_aug if phase.augment and self.recipe.data.augment.enabled else self.train_plain
-        hist = self.model.fit(data, initial_epoch=start, epochs=end,
-                              callbacks=callbacks, verbose=self.verbose, shuffle=False)
+        hist = self.model.fit(
+            data, initial_epoch=start, epochs=end, callbacks=callbacks, verbose=self.verbose, shuffle=False
+        )
         hit = any(isinstance(c, cb.Deadline) and c.hit for c in callbacks)
         return hist, hit
 

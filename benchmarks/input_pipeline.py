@@ -31,8 +31,15 @@ def pipeline_throughput(n_batches: int, batch_size: int = 64) -> float:
     images = rng.integers(0, 256, (28709, 48, 48), dtype=np.uint8)
     labels = rng.integers(0, 7, 28709)
     augment = load_recipe("cpu", ["data.augment.contrast=0.2"]).data.augment
-    ds = make_dataset(images, labels, batch_size=batch_size, weights=np.ones(7), augmenter=build_augmenter(augment, 0),
-                      shuffle=True, seed=0).repeat()
+    ds = make_dataset(
+        images,
+        labels,
+        batch_size=batch_size,
+        weights=np.ones(7),
+        augmenter=build_augmenter(augment, 0),
+        shuffle=True,
+        seed=0,
+    ).repeat()
     it = iter(ds)
     for _ in range(10):  # warm-up: tracing and the shuffle buffer
         next(it)

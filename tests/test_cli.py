@@ -95,7 +95,9 @@ def test_run_requires_a_backbone_and_rejects_unknown_ones(mini):
     assert "--backbone" in CliRunner().invoke(cli, ["run", "--recipe", mini]).output
     result = CliRunner().invoke(cli, ["run", "--recipe", mini, "--backbone", "resnet5"])
     assert result.exit_code == 2 and "Did you mean resnet50" in result.output
-    result = CliRunner().invoke(cli, ["run", "--recipe", mini, "--backbone", "baseline_cnn", "--set", "data.batch_size=0"])
+    result = CliRunner().invoke(
+        cli, ["run", "--recipe", mini, "--backbone", "baseline_cnn", "--set", "data.batch_size=0"]
+    )
     assert result.exit_code == 2 and "data.batch_size" in result.output
 
 
@@ -108,8 +110,21 @@ def _runs(experiment):
 
 
 def test_run_end_to_end_logs_everything_to_mlflow(mini, tmp_path):
-    result = invoke("run", "--recipe", mini, "--backbone", "baseline_cnn", "--head", "hybrid", "--data", "synthetic:400:1",
-                    "--experiment", "e2e", "--set", "data.batch_size=16")
+    result = invoke(
+        "run",
+        "--recipe",
+        mini,
+        "--backbone",
+        "baseline_cnn",
+        "--head",
+        "hybrid",
+        "--data",
+        "synthetic:400:1",
+        "--experiment",
+        "e2e",
+        "--set",
+        "data.batch_size=16",
+    )
     assert result.exit_code == 0, result.output
     assert "macro_f1=" in result.output and "mlflow ui --backend-store-uri sqlite:///" in result.output
     client, runs = _runs("e2e")
@@ -117,21 +132,53 @@ def test_run_end_to_end_logs_everything_to_mlflow(mini, tmp_path):
     run = runs[0]
     assert run.info.status == "FINISHED"
     params = run.data.params
-    for key in ("backbone", "head", "weights", "seed", "image_size", "data_fingerprint", "split_protocol",
-                "recipe.data.batch_size", "recipe.phases.1.learning_rate", "n_train", "class_weights"):
+    for key in (
+        "backbone",
+        "head",
+        "weights",
+        "seed",
+        "image_size",
+        "data_fingerprint",
+        "split_protocol",
+        "recipe.data.batch_size",
+        "recipe.phases.1.learning_rate",
+        "n_train",
+        "class_weights",
+    ):
         assert key in params, key
     assert params["recipe.data.batch_size"] == "16" and params["image_size"] == "48"
     metrics = run.data.metrics
-    for key in ("test_macro_f1", "test_balanced_accuracy", "test_kappa", "test_log_loss", "test_ece",
-                "test_roc_auc", "test_top2_accuracy", "test_recall_disgust", "val_macro_f1", "params_total",
-                "fit_seconds", "train_images_per_second", "input_wait_fraction", "epochs_actual"):
+    for key in (
+        "test_macro_f1",
+        "test_balanced_accuracy",
+        "test_kappa",
+        "test_log_loss",
+        "test_ece",
+        "test_roc_auc",
+        "test_top2_accuracy",
+        "test_recall_disgust",
+        "val_macro_f1",
+        "params_total",
+        "fit_seconds",
+        "train_images_per_second",
+        "input_wait_fraction",
+        "epochs_actual",
+    ):
         assert key in metrics, key
     history = client.get_metric_history(run.info.run_id, "val_loss")
     assert [m.step for m in history] == [0, 1]
     assert {"hardware", "tensorflow", "keras", "precision"} <= set(run.data.tags)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert artifacts >= {"confusion_matrix.png", "per_class_recall.png", "training_curves.png", "reliability.png",
-                         "classification_report.txt", "predictions.npz", "recipe.toml", "model.keras"}
+    assert artifacts >= {
+        "confusion_matrix.png",
+        "per_class_recall.png",
+        "training_curves.png",
+        "reliability.png",
+        "classification_report.txt",
+        "predictions.npz",
+        "recipe.toml",
+        "model.keras",
+    }
     local = Path(client.download_artifacts(run.info.run_id, "predictions.npz", str(tmp_path)))
     with np.load(local) as z:
         assert z["test_y_prob"].shape == (len(z["test_y_true"]), 7)
@@ -143,10 +190,31 @@ def test_run_end_to_end_logs_everything_to_mlflow(mini, tmp_path):
 
 
 def test_nan_run_ends_failed_with_one_line(mini):
-    result = CliRunner().invoke(cli, ["run", "--recipe", mini, "--backbone", "baseline_cnn", "--head", "linear",
-                                      "--data", "synthetic:400:1", "--experiment", "nan", "--no-save-model",
-                                      "--set", "phases.*.optimizer=\"sgd\"", "--set", "phases.*.learning_rate=1e5",
-                                      "--set", "phases.*.epochs=5", "--set", "phases.*.train=\"all\""])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--recipe",
+            mini,
+            "--backbone",
+            "baseline_cnn",
+            "--head",
+            "linear",
+            "--data",
+            "synthetic:400:1",
+            "--experiment",
+            "nan",
+            "--no-save-model",
+            "--set",
+            'phases.*.optimizer="sgd"',
+            "--set",
+            "phases.*.learning_rate=1e5",
+            "--set",
+            "phases.*.epochs=5",
+            "--set",
+            'phases.*.train="all"',
+        ],
+    )
     assert result.exit_code == 2
     error_lines = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and "lower the learning rate" in error_lines[0]
@@ -156,8 +224,24 @@ def test_nan_run_ends_failed_with_one_line(mini):
 
 
 def test_several_backbones_and_seeds_run_with_the_identical_recipe(mini):
-    result = invoke("run", "--recipe", mini, "--backbone", "baseline_cnn", "--head", "linear", "--seed", "1",
-                    "--seed", "2", "--data", "synthetic:300:1", "--experiment", "seeds", "--no-save-model")
+    result = invoke(
+        "run",
+        "--recipe",
+        mini,
+        "--backbone",
+        "baseline_cnn",
+        "--head",
+        "linear",
+        "--seed",
+        "1",
+        "--seed",
+        "2",
+        "--data",
+        "synthetic:300:1",
+        "--experiment",
+        "seeds",
+        "--no-save-model",
+    )
     assert result.exit_code == 0, result.output
     _, runs = _runs("seeds")
     assert sorted(r.data.params["seed"] for r in runs) == ["1", "2"]
@@ -166,12 +250,150 @@ def test_several_backbones_and_seeds_run_with_the_identical_recipe(mini):
 
 def test_deterministic_runs_give_identical_metrics(mini, tmp_path):
     """--deterministic in two separate processes (op determinism is process-wide)."""
+
     def once(name):
-        cmd = [sys.executable, "-m", "bench.cli", "run", "--recipe", mini, "--backbone", "baseline_cnn", "--head",
-               "linear", "--data", "synthetic:300:1", "--experiment", name, "--deterministic", "--no-save-model"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.cli",
+            "run",
+            "--recipe",
+            mini,
+            "--backbone",
+            "baseline_cnn",
+            "--head",
+            "linear",
+            "--data",
+            "synthetic:300:1",
+            "--experiment",
+            name,
+            "--deterministic",
+            "--no-save-model",
+        ]
         subprocess.run(cmd, check=True, capture_output=True, cwd=tmp_path)
         _, runs = _runs(name)
         return {k: v for k, v in runs[0].data.metrics.items() if k.startswith(("test_", "val_"))}
 
     first, second = once("det1"), once("det2")
     assert first and first == second
+
+
+def test_interrupted_run_is_killed_and_resumes_to_finished(mini, monkeypatch):
+    from bench import train
+
+    original = train.Trainer._fit
+    calls = {"n": 0}
+
+    def interrupt_second_phase(self, phase, phase_index, *args):
+        calls["n"] += 1
+        if phase_index == 1 and calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self, phase, phase_index, *args)
+
+    monkeypatch.setattr(train.Trainer, "_fit", interrupt_second_phase)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--recipe",
+            mini,
+            "--backbone",
+            "baseline_cnn",
+            "--head",
+            "linear",
+            "--data",
+            "synthetic:300:1",
+            "--experiment",
+            "resume",
+            "--no-save-model",
+        ],
+    )
+    assert result.exit_code == 130 and "interrupted" in result.output
+    _, runs = _runs("resume")
+    assert runs[0].info.status == "KILLED" and "Ctrl-C" in runs[0].data.tags["failure_reason"]
+    run_id = runs[0].info.run_id
+    result = invoke("run", "--resume", run_id, "--no-save-model")
+    assert result.exit_code == 0, result.output
+    client, runs = _runs("resume")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert "test_macro_f1" in runs[0].data.metrics
+    steps = [m.step for m in client.get_metric_history(run_id, "val_loss")]
+    assert steps == [0, 1]  # phase 1's epoch before the interruption, phase 2's after the resume
+    result = CliRunner().invoke(cli, ["run", "--resume", run_id])
+    assert result.exit_code == 2 and "already finished" in result.output
+
+
+def test_offline_imagenet_through_the_cli_is_one_line(mini, monkeypatch):
+    import keras
+
+    def offline(**kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/tensorflow/keras-applications/x.h5")
+
+    monkeypatch.setattr(keras.applications, "Xception", offline)
+    result = CliRunner().invoke(
+        cli, ["run", "--recipe", mini, "--backbone", "xception", "--weights", "imagenet", "--data", "synthetic:300:1"]
+    )
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "xception_weights_tf_dim_ordering_tf_kernels_notop.h5" in errors[0]
+    assert "Traceback" not in result.output
+
+
+def test_smoke_recipe_runs_every_phase_of_the_paper_structure():
+    result = invoke(
+        "run",
+        "--recipe",
+        "smoke",
+        "--backbone",
+        "baseline_cnn",
+        "--data",
+        "synthetic:400:1",
+        "--experiment",
+        "smoke",
+        "--no-save-model",
+    )
+    assert result.exit_code == 0, result.output
+    _, runs = _runs("smoke")
+    tags = runs[0].data.tags
+    assert tags["epochs_actual_per_phase"] == "[1, 1, 1, 1, 1]"
+
+
+ONE_PHASE_TOML = (
+    MINI_TOML.split("[[phases]]")[0]
+    + """
+[[phases]]
+name = "all"
+epochs = 1
+train = "all"
+"""
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone", ["resnet50", "mobilenet_v3_small", "efficientnet_b3", "xception"])
+def test_keras_application_backbones_train_end_to_end(tmp_path, backbone):
+    recipe = tmp_path / "one_phase.toml"
+    recipe.write_text(ONE_PHASE_TOML)
+    result = invoke(
+        "run",
+        "--recipe",
+        str(recipe),
+        "--backbone",
+        backbone,
+        "--head",
+        "hybrid",
+        "--data",
+        "synthetic:300:1",
+        "--experiment",
+        "apps",
+        "--no-save-model",
+        "--set",
+        "data.max_train=48",
+        "--set",
+        "data.max_eval=32",
+    )
+    assert result.exit_code == 0, result.output
+    _, runs = _runs("apps")
+    assert runs[0].info.status == "FINISHED"
+    expected = "71" if backbone == "xception" else "48"
+    assert runs[0].data.params["image_size"] == expected

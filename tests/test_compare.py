@@ -30,14 +30,35 @@ def predictions_with_accuracy(accuracy: float, seed: int) -> np.ndarray:
     return prob / prob.sum(1, keepdims=True)
 
 
-def log_run(experiment, backbone, prob, *, seed=0, head="hybrid", status="FINISHED", fingerprint="fp-a",
-            with_predictions=True, recipe_hash="h1", tmp):
+def log_run(
+    experiment,
+    backbone,
+    prob,
+    *,
+    seed=0,
+    head="hybrid",
+    status="FINISHED",
+    fingerprint="fp-a",
+    with_predictions=True,
+    recipe_hash="h1",
+    tmp,
+):
     uri = trk.connect(None)
     exp = trk.ensure_experiment(experiment, uri)
     run = trk.TrackedRun(exp, run_name=f"{backbone}-{seed}")
     run.__enter__()
-    run.params({"backbone": backbone, "head": head, "recipe": "cpu", "recipe_hash": recipe_hash, "weights": "none",
-                "image_size": 48, "seed": seed, "data_fingerprint": fingerprint})
+    run.params(
+        {
+            "backbone": backbone,
+            "head": head,
+            "recipe": "cpu",
+            "recipe_hash": recipe_hash,
+            "weights": "none",
+            "image_size": 48,
+            "seed": seed,
+            "data_fingerprint": fingerprint,
+        }
+    )
     metrics = evaluate(Y_TRUE, prob)
     run.metrics({f"test_{k}": v for k, v in metrics.items()} | {f"val_{k}": v for k, v in metrics.items()})
     run.metrics({"params_total": 1e6, "fit_seconds": 60.0, "train_images_per_second": 500.0})
@@ -78,7 +99,9 @@ def test_leaderboard_aggregates_seeds_ranks_and_marks_ties(store):
     top = t.iloc[0]
     assert top["n_runs"] == 2 and top["vs_leader"] == "leader"
     f1s = [evaluate(Y_TRUE, predictions_with_accuracy(a, s))["macro_f1"] for a, s in ((0.80, 1), (0.78, 2))]
-    assert top["macro_f1_mean"] == pytest.approx(np.mean(f1s)) and top["macro_f1_std"] == pytest.approx(np.std(f1s, ddof=1))
+    assert top["macro_f1_mean"] == pytest.approx(np.mean(f1s)) and top["macro_f1_std"] == pytest.approx(
+        np.std(f1s, ddof=1)
+    )
     # Independent CI: pool the two seeds' probabilities per image, resample with the same seed, sklearn F1.
     pooled = ((predictions_with_accuracy(0.80, 1) + predictions_with_accuracy(0.78, 2)) / 2).argmax(1)
     index = bootstrap_index(N, 500, seed=0)
@@ -143,12 +166,29 @@ def test_cli_formats_plot_reference_and_log(store, tmp_path):
     assert max(len(line) for line in table.output.splitlines() if not line.startswith("[")) <= 120
     md = runner.invoke(cli, ["compare", "--experiment", "lb", "--bootstrap", "50", "--format", "markdown"]).output
     assert md.startswith("| # | config") and "resnet50+hybrid" in md
-    rows = json.loads(runner.invoke(cli, ["compare", "--experiment", "lb", "--bootstrap", "50", "--format", "json"]).output)
+    rows = json.loads(
+        runner.invoke(cli, ["compare", "--experiment", "lb", "--bootstrap", "50", "--format", "json"]).output
+    )
     assert rows[0]["config"] == "resnet50+hybrid"
     out = tmp_path / "lb.csv"
     png = tmp_path / "lb.png"
-    result = runner.invoke(cli, ["compare", "--experiment", "lb", "--bootstrap", "50", "--format", "csv", "--out", str(out),
-                                 "--plot", str(png), "--log"])
+    result = runner.invoke(
+        cli,
+        [
+            "compare",
+            "--experiment",
+            "lb",
+            "--bootstrap",
+            "50",
+            "--format",
+            "csv",
+            "--out",
+            str(out),
+            "--plot",
+            str(png),
+            "--log",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert out.read_text().startswith("rank,config")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

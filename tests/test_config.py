@@ -33,7 +33,7 @@ def test_paper_recipe_is_the_seed_recipe():
         ({"data": {"batch_size": 0}}, "expected a value in [1, 4096]"),
         ({"model": {"precision": "fp8"}}, "expected one of auto, float32"),
         ({"data": {"augment": {"horizontal_flip": 1}}}, "expected true or false"),
-        ({"phases": [{"schedule": "cosine", "reduce_on_plateau": True}]}, "needs schedule = \"constant\""),
+        ({"phases": [{"schedule": "cosine", "reduce_on_plateau": True}]}, 'needs schedule = "constant"'),
         ({"phases": [{"band": [0.5, 0.2]}]}, "low < high"),
         ({"class_weights": {"boost": {"contempt": 2.0}}}, "unknown class contempt"),
         ({"phases": []}, "at least one"),
@@ -72,7 +72,7 @@ def test_overrides_are_validated_like_the_file():
 
 def test_recipe_by_path_and_unknown_name(tmp_path):
     path = tmp_path / "mine.toml"
-    path.write_text('[run]\nseed = 7\n[[phases]]\nepochs = 2\n')
+    path.write_text("[run]\nseed = 7\n[[phases]]\nepochs = 2\n")
     recipe = load_recipe(str(path))
     assert recipe.name == "mine" and recipe.run.seed == 7 and recipe.phases[0].epochs == 2
     with pytest.raises(BenchError, match="unknown recipe 'nope'.*known: .*cpu"):

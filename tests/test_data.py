@@ -17,7 +17,9 @@ REAL_FER = Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013" /
 
 
 def test_csv_kaggle_layout_maps_usage_to_splits(tmp_path):
-    rows = [f"{i % 7},{pixels(i)},{u}" for i, u in enumerate(["Training"] * 5 + ["PublicTest"] * 2 + ["PrivateTest"] * 3)]
+    rows = [
+        f"{i % 7},{pixels(i)},{u}" for i, u in enumerate(["Training"] * 5 + ["PublicTest"] * 2 + ["PrivateTest"] * 3)
+    ]
     data = load_data(write_rows(tmp_path / "f.csv", rows))
     assert data.images.shape == (10, 48, 48) and data.images.dtype == np.uint8
     assert data.split_sizes() == {"train": 5, "val": 2, "test": 3}
@@ -169,9 +171,17 @@ def test_duplicate_detection_on_planted_duplicates(rng):
 def test_fingerprint_changes_with_labels_or_splits(rng):
     images = rng.integers(0, 255, (4, 48, 48), dtype=np.uint8)
     base = FerData(images, np.array([0, 1, 2, 3]), np.array(["train"] * 4), "x", "p")
-    assert base.fingerprint() == FerData(images.copy(), np.array([0, 1, 2, 3]), np.array(["train"] * 4), "y", "q").fingerprint()
-    assert base.fingerprint() != FerData(images, np.array([0, 1, 2, 4]), np.array(["train"] * 4), "x", "p").fingerprint()
-    assert base.fingerprint() != FerData(images, np.array([0, 1, 2, 3]), np.array(["train"] * 3 + ["val"]), "x", "p").fingerprint()
+    assert (
+        base.fingerprint()
+        == FerData(images.copy(), np.array([0, 1, 2, 3]), np.array(["train"] * 4), "y", "q").fingerprint()
+    )
+    assert (
+        base.fingerprint() != FerData(images, np.array([0, 1, 2, 4]), np.array(["train"] * 4), "x", "p").fingerprint()
+    )
+    assert (
+        base.fingerprint()
+        != FerData(images, np.array([0, 1, 2, 3]), np.array(["train"] * 3 + ["val"]), "x", "p").fingerprint()
+    )
 
 
 @pytest.mark.skipif(not REAL_FER.exists(), reason="the real FER2013 copy (../shared/data/fer2013) is absent")
@@ -179,8 +189,13 @@ def test_real_fer2013_counts_match_its_readme():
     data = load_data(REAL_FER)
     assert data.split_sizes() == {"train": 28709, "val": 3589, "test": 3589}
     table = {  # emotion: (Training, PublicTest, PrivateTest), from shared/data/fer2013/README.md
-        0: (3995, 467, 491), 1: (436, 56, 55), 2: (4097, 496, 528), 3: (7215, 895, 879),
-        4: (4830, 653, 594), 5: (3171, 415, 416), 6: (4965, 607, 626),
+        0: (3995, 467, 491),
+        1: (436, 56, 55),
+        2: (4097, 496, 528),
+        3: (7215, 895, 879),
+        4: (4830, 653, 594),
+        5: (3171, 415, 416),
+        6: (4965, 607, 626),
     }
     for label, expected in table.items():
         got = tuple(int(np.sum((data.labels == label) & (data.splits == s))) for s in ("train", "val", "test"))

@@ -33,8 +33,9 @@ def test_every_backbone_and_head_gives_probabilities(backbone, head):
 
 @pytest.mark.parametrize("backbone", BACKBONES.names())
 def test_mixed_precision_output_is_float32_and_save_load_is_exact(backbone, tmp_path):
-    model, _ = build_model(backbone=backbone, head="hybrid", image_size=8, head_options=TINY_HYBRID,
-                           precision="mixed_float16")
+    model, _ = build_model(
+        backbone=backbone, head="hybrid", image_size=8, head_options=TINY_HYBRID, precision="mixed_float16"
+    )
     assert model.output.dtype == "float32"
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
     model.save(tmp_path / "m.keras")

@@ -34,12 +34,29 @@ def test_augmented_pipeline_is_deterministic_for_a_seed_and_keeps_shape(arrays):
     assert a.min() >= 0 and a.max() <= 255
 
 
-@pytest.mark.parametrize("field, value", [("rotation_degrees", 20.0), ("shift", 0.2), ("zoom", 0.3),
-                                          ("shear_degrees", 10.0), ("occlusion", 1.0), ("contrast", 0.5)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("rotation_degrees", 20.0),
+        ("shift", 0.2),
+        ("zoom", 0.3),
+        ("shear_degrees", 10.0),
+        ("occlusion", 1.0),
+        ("contrast", 0.5),
+    ],
+)
 def test_each_augmentation_changes_images(arrays, field, value):
     x, _ = arrays
-    off = dict(rotation_degrees=0.0, shift=0.0, zoom=0.0, shear_degrees=0.0, horizontal_flip=False,
-               brightness=(1.0, 1.0), contrast=0.0, occlusion=0.0)
+    off = dict(
+        rotation_degrees=0.0,
+        shift=0.0,
+        zoom=0.0,
+        shear_degrees=0.0,
+        horizontal_flip=False,
+        brightness=(1.0, 1.0),
+        contrast=0.0,
+        occlusion=0.0,
+    )
     aug = build_augmenter(AugmentConfig(**{**off, field: value}), seed=0)
     out = aug(x[:8, ..., None].astype("float32"), training=True)
     assert tuple(out.shape) == (8, 48, 48, 1)

@@ -57,14 +57,16 @@ def test_entry_point_plugin_outside_bench_is_loaded_lazily(tmp_path, monkeypatch
     site = tmp_path / "site"
     pkg = site / "bench_test_plugin"
     pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text(textwrap.dedent("""
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent("""
         def tiny_plugin_net(*, input_shape=(32, 32, 3), weights="none"):
             import keras
             inputs = keras.Input(input_shape)
             x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
             return keras.Model(inputs, x, name="backbone")
         tiny_plugin_net.bench_info = {"min_size": 8, "normalization": "unit", "imagenet": False}
-    """))
+    """)
+    )
     dist = site / "bench_test_plugin-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: bench-test-plugin\nVersion: 0.1\n")

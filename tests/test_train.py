@@ -13,18 +13,35 @@ from bench.train import Trainer, make_schedule, prepare_splits, shrink_plan
 
 def mini_recipe(**run):
     """Two short phases (head only, then everything) on 96 tiny images: seconds, not minutes."""
-    return from_dict(Recipe, {
-        "name": "mini",
-        "data": {"max_train": 96, "max_eval": 48, "batch_size": 32, "augment": {"occlusion": 0.2}},
-        "class_weights": {"scheme": "balanced", "boost": {"disgust": 2.0}},
-        "phases": [
-            {"name": "head", "epochs": 1, "train": "head", "optimizer": "adamw", "learning_rate": 1e-3,
-             "schedule": "cosine", "warmup_epochs": 0.5, "augment": False},
-            {"name": "all", "epochs": 1, "train": "all", "optimizer": "adam", "learning_rate": 1e-4,
-             "early_stopping_patience": 2},
-        ],
-        "run": {"seed": 3, **run},
-    })
+    return from_dict(
+        Recipe,
+        {
+            "name": "mini",
+            "data": {"max_train": 96, "max_eval": 48, "batch_size": 32, "augment": {"occlusion": 0.2}},
+            "class_weights": {"scheme": "balanced", "boost": {"disgust": 2.0}},
+            "phases": [
+                {
+                    "name": "head",
+                    "epochs": 1,
+                    "train": "head",
+                    "optimizer": "adamw",
+                    "learning_rate": 1e-3,
+                    "schedule": "cosine",
+                    "warmup_epochs": 0.5,
+                    "augment": False,
+                },
+                {
+                    "name": "all",
+                    "epochs": 1,
+                    "train": "all",
+                    "optimizer": "adam",
+                    "learning_rate": 1e-4,
+                    "early_stopping_patience": 2,
+                },
+            ],
+            "run": {"seed": 3, **run},
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,18 +80,23 @@ def test_phases_freeze_and_unfreeze_and_train_the_right_weights(data):
     recipe = mini_recipe()
     backbone_before = [w.copy() for w in model.get_layer("backbone").get_weights()]
     head_before = [w.copy() for w in model.get_layer("head").get_weights()]
-    trainer = Trainer(model, from_dict(Recipe, {**_raw(recipe), "phases": [_raw(recipe)["phases"][0]]}),
-                      prepare_splits(data, recipe))
+    trainer = Trainer(
+        model, from_dict(Recipe, {**_raw(recipe), "phases": [_raw(recipe)["phases"][0]]}), prepare_splits(data, recipe)
+    )
     result = trainer.run()
     backbone_after = model.get_layer("backbone").get_weights()
     conv_kernels = [i for i, w in enumerate(backbone_before) if w.ndim == 4]
     assert all(np.array_equal(backbone_before[i], backbone_after[i]) for i in conv_kernels)
-    assert any(not np.array_equal(a, b) for a, b in zip(head_before, model.get_layer("head").get_weights(), strict=True))
+    assert any(
+        not np.array_equal(a, b) for a, b in zip(head_before, model.get_layer("head").get_weights(), strict=True)
+    )
     assert result.actual_epochs == [1]
     trainer = Trainer(model, recipe, prepare_splits(data, recipe))
     result = trainer.run()
     assert result.actual_epochs == [1, 1] and result.phase_starts == [0, 1]
-    assert any(not np.array_equal(backbone_after[i], model.get_layer("backbone").get_weights()[i]) for i in conv_kernels)
+    assert any(
+        not np.array_equal(backbone_after[i], model.get_layer("backbone").get_weights()[i]) for i in conv_kernels
+    )
     assert set(result.history) >= {"loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1"}
     assert len(result.history["val_macro_f1"]) == 2
     assert result.images_per_second > 0 and 0 <= result.input_wait_fraction < 1

@@ -35,8 +35,9 @@ def resolve_weights(name: str, weights: str, *, has_imagenet: bool, weights_file
     return str(path)
 
 
-def build_application(app: Callable, *, name: str, input_shape: tuple[int, int, int], weights: str,
-                      weights_file: str, **kwargs):
+def build_application(
+    app: Callable, *, name: str, input_shape: tuple[int, int, int], weights: str, weights_file: str, **kwargs
+):
     """Call a ``keras.applications`` constructor with ``include_top=False`` and name the result
     ``backbone`` so that recipes can address it."""
     keras_weights = resolve_weights(name, weights, has_imagenet=True, weights_file=weights_file)
@@ -49,7 +50,9 @@ def build_application(app: Callable, *, name: str, input_shape: tuple[int, int, 
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             raise imagenet_error(name, weights_file, first_line[:120]) from exc
         if keras_weights is not None:
-            raise BenchError(f"{name}: cannot load weights from '{keras_weights}': {str(exc).splitlines()[0][:160]}") from exc
+            raise BenchError(
+                f"{name}: cannot load weights from '{keras_weights}': {str(exc).splitlines()[0][:160]}"
+            ) from exc
         raise
     model.name = "backbone"
     return model

@@ -32,5 +32,7 @@ def baseline_cnn(*, input_shape=(48, 48, 3), weights="none", filters=(32, 64, 12
         try:
             model.load_weights(path)
         except Exception as exc:
-            raise BenchError(f"baseline_cnn: cannot load weights from '{path}': {str(exc).splitlines()[0][:160]}") from exc
+            raise BenchError(
+                f"baseline_cnn: cannot load weights from '{path}': {str(exc).splitlines()[0][:160]}"
+            ) from exc
     return model

@@ -64,6 +64,9 @@ def build_augmenter(cfg, seed: int) -> keras.Sequential | None:
     if cfg.contrast:
         stack.append(layers.RandomContrast(cfg.contrast, value_range=(0, 255), seed=seeded()))
     if cfg.occlusion:
-        stack.append(layers.RandomErasing(factor=cfg.occlusion, scale=(0.02, 0.15), fill_value=0.0,
-                                          value_range=(0, 255), seed=seeded()))
+        stack.append(
+            layers.RandomErasing(
+                factor=cfg.occlusion, scale=(0.02, 0.15), fill_value=0.0, value_range=(0, 255), seed=seeded()
+            )
+        )
     return keras.Sequential(stack, name="augment") if stack else None

@@ -29,14 +29,15 @@ def cross_split_train_duplicates(data: FerData) -> np.ndarray:
     """Indices of training images whose pixels also appear in validation or test (for ``dedupe``)."""
     hashes = image_hashes(data.images)
     held_out = {h for h, s in zip(hashes, data.splits, strict=True) if s != "train"}
-    return np.array([i for i, (h, s) in enumerate(zip(hashes, data.splits, strict=True))
-                     if s == "train" and h in held_out], dtype=np.int64)
+    return np.array(
+        [i for i, (h, s) in enumerate(zip(hashes, data.splits, strict=True)) if s == "train" and h in held_out],
+        dtype=np.int64,
+    )
 
 
 def data_report(data: FerData) -> dict:
     """Everything ``bench data check`` shows, as plain data."""
-    counts = {s: np.bincount(data.labels[data.splits == s], minlength=len(data.class_names)).tolist()
-              for s in SPLITS}
+    counts = {s: np.bincount(data.labels[data.splits == s], minlength=len(data.class_names)).tolist() for s in SPLITS}
     train_counts = np.array(counts["train"])
     nonzero = train_counts[train_counts > 0]
     groups = duplicate_groups(data.images)

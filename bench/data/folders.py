@@ -34,7 +34,9 @@ def load_folder(root: Path, *, skip_bad: bool = False, seed: int = 0) -> FerData
     """Load ``root/{train,val,test}/<class>/*``; class folder names match case-insensitively."""
     splits_found = [(SPLIT_DIRS[k], p) for k, p in _subdirs(root) if k in SPLIT_DIRS]
     if "train" not in {s for s, _ in splits_found}:
-        raise BenchError(f"{root}: no 'train/' folder; expected ROOT/train/<class>/ and ROOT/test/<class>/ — {FER2013_HINT}")
+        raise BenchError(
+            f"{root}: no 'train/' folder; expected ROOT/train/<class>/ and ROOT/test/<class>/ — {FER2013_HINT}"
+        )
     images, labels, splits = [], [], []
     converted = 0
     dropped: dict[str, int] = {}
@@ -75,5 +77,12 @@ def load_folder(root: Path, *, skip_bad: bool = False, seed: int = 0) -> FerData
         held = stratified_holdout(labels_arr[train_idx], 0.1, seed)
         splits_arr[train_idx[held]] = "val"
         protocol += f", a stratified seeded 10% of train/ -> val (seed {seed})"
-    return FerData(np.stack(images), labels_arr, splits_arr, source=str(root), protocol=protocol,
-                   n_converted=converted, dropped=dropped)
+    return FerData(
+        np.stack(images),
+        labels_arr,
+        splits_arr,
+        source=str(root),
+        protocol=protocol,
+        n_converted=converted,
+        dropped=dropped,
+    )

@@ -20,8 +20,17 @@ def oversample_indices(labels: np.ndarray, fraction: float, seed: int) -> np.nda
     return np.concatenate([idx, *extra]) if extra else idx
 
 
-def make_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, weights: np.ndarray | None = None,
-                 augmenter=None, shuffle: bool = False, seed: int = 0, oversample: float = 0.0):
+def make_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    batch_size: int,
+    weights: np.ndarray | None = None,
+    augmenter=None,
+    shuffle: bool = False,
+    seed: int = 0,
+    oversample: float = 0.0,
+):
     """A ``tf.data.Dataset`` of ``(x, y_onehot[, sample_weight])`` batches.
 
     Args:

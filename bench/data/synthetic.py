@@ -147,5 +147,10 @@ def load_synthetic_spec(spec: str, *, cache: bool = True) -> FerData:
         write_csv(tmp, n, seed)
         tmp.replace(path)
     data = load_csv(path, cache=cache)
-    return FerData(data.images, data.labels, data.splits, source=f"synthetic:{n}:{seed}",
-                   protocol="synthetic faces (not FER2013); " + data.protocol)
+    return FerData(
+        data.images,
+        data.labels,
+        data.splits,
+        source=f"synthetic:{n}:{seed}",
+        protocol="synthetic faces (not FER2013); " + data.protocol,
+    )

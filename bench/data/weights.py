@@ -20,8 +20,9 @@ def balanced_weights(labels: np.ndarray, num_classes: int = len(CLASS_NAMES)) ->
     return weights
 
 
-def class_weights(labels: np.ndarray, scheme: str = "balanced", power: float = 1.0,
-                  boost: dict[str, float] | None = None) -> np.ndarray:
+def class_weights(
+    labels: np.ndarray, scheme: str = "balanced", power: float = 1.0, boost: dict[str, float] | None = None
+) -> np.ndarray:
     """Per-class weights, shape (7,).
 
     Args:

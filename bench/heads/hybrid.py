@@ -13,16 +13,30 @@ HARD_CLASSES = ("angry", "disgust", "fear", "sad")
 
 
 @HEADS.register(description="channel+spatial attention, transformer block, class branches (the study's head)")
-def hybrid(*, feature_shape, num_classes=7, projection_dim=0, reduction=8, attention_kernel=7, num_heads=8,
-           key_dim=0, ffn_multiplier=4.0, transformer_dropout=0.3, branch_classes=HARD_CLASSES, branch_units=128,
-           branch_gate=True, fusion_units=512, dropout=0.5):
+def hybrid(
+    *,
+    feature_shape,
+    num_classes=7,
+    projection_dim=0,
+    reduction=8,
+    attention_kernel=7,
+    num_heads=8,
+    key_dim=0,
+    ffn_multiplier=4.0,
+    transformer_dropout=0.3,
+    branch_classes=HARD_CLASSES,
+    branch_units=128,
+    branch_gate=True,
+    fusion_units=512,
+    dropout=0.5,
+):
     """Args:
-        feature_shape: (H, W, C) of the backbone's feature map.
-        projection_dim: if > 0, a 1x1 convolution first maps C to this width, so the head has the same
-            size whatever the backbone (0 keeps C, as the seed did).
-        branch_gate: each class branch gates the pooled channels with its own sigmoid (the seed's
-            intended branch, which its code silently replaced with the ungated one); False = ungated.
-        The other arguments size the attention, transformer, branches and fusion layers.
+    feature_shape: (H, W, C) of the backbone's feature map.
+    projection_dim: if > 0, a 1x1 convolution first maps C to this width, so the head has the same
+        size whatever the backbone (0 keeps C, as the seed did).
+    branch_gate: each class branch gates the pooled channels with its own sigmoid (the seed's
+        intended branch, which its code silently replaced with the ungated one); False = ungated.
+    The other arguments size the attention, transformer, branches and fusion layers.
     """
     unknown = set(branch_classes) - set(CLASS_NAMES)
     if unknown:

@@ -30,17 +30,20 @@ class ChannelSpatialAttention(layers.Layer):
     def __init__(self, reduction: int = 8, kernel_size: int = 7, **kwargs):
         super().__init__(**kwargs)
         if reduction < 1 or kernel_size < 1:
-            raise ValueError(f"reduction and kernel_size must be >= 1; received reduction={reduction}, "
-                             f"kernel_size={kernel_size}")
+            raise ValueError(
+                f"reduction and kernel_size must be >= 1; received reduction={reduction}, kernel_size={kernel_size}"
+            )
         self.reduction, self.kernel_size = reduction, kernel_size
 
     def build(self, input_shape):
         channels = input_shape[-1]
-        self.mlp_hidden = layers.Dense(max(1, channels // self.reduction), activation="relu", name="mlp_hidden",
-                                      dtype=self.dtype_policy)
+        self.mlp_hidden = layers.Dense(
+            max(1, channels // self.reduction), activation="relu", name="mlp_hidden", dtype=self.dtype_policy
+        )
         self.mlp_out = layers.Dense(channels, name="mlp_out", dtype=self.dtype_policy)
-        self.spatial_conv = layers.Conv2D(1, self.kernel_size, padding="same", name="spatial_conv",
-                                          dtype=self.dtype_policy)
+        self.spatial_conv = layers.Conv2D(
+            1, self.kernel_size, padding="same", name="spatial_conv", dtype=self.dtype_policy
+        )
         pooled = (input_shape[0], 1, 1, channels)
         self.mlp_hidden.build(pooled)
         self.mlp_out.build(pooled[:-1] + (max(1, channels // self.reduction),))
@@ -51,8 +54,9 @@ class ChannelSpatialAttention(layers.Layer):
         mx = ops.max(x, axis=(1, 2), keepdims=True)
         channel_gate = ops.sigmoid(self.mlp_out(self.mlp_hidden(avg)) + self.mlp_out(self.mlp_hidden(mx)))
         refined = x * channel_gate
-        maps = ops.concatenate([ops.mean(refined, axis=-1, keepdims=True),
-                                ops.max(refined, axis=-1, keepdims=True)], axis=-1)
+        maps = ops.concatenate(
+            [ops.mean(refined, axis=-1, keepdims=True), ops.max(refined, axis=-1, keepdims=True)], axis=-1
+        )
         spatial_gate = ops.sigmoid(self.spatial_conv(maps))
         return x + refined * spatial_gate
 
@@ -72,23 +76,28 @@ class SpatialTransformerBlock(layers.Layer):
     Input/output: (batch, H, W, C).
     """
 
-    def __init__(self, num_heads: int = 8, key_dim: int = 0, ffn_multiplier: float = 4.0,
-                 dropout: float = 0.3, **kwargs):
+    def __init__(
+        self, num_heads: int = 8, key_dim: int = 0, ffn_multiplier: float = 4.0, dropout: float = 0.3, **kwargs
+    ):
         super().__init__(**kwargs)
         if num_heads < 1 or ffn_multiplier <= 0 or not 0 <= dropout < 1:
-            raise ValueError(f"need num_heads >= 1, ffn_multiplier > 0, 0 <= dropout < 1; received "
-                             f"num_heads={num_heads}, ffn_multiplier={ffn_multiplier}, dropout={dropout}")
+            raise ValueError(
+                f"need num_heads >= 1, ffn_multiplier > 0, 0 <= dropout < 1; received "
+                f"num_heads={num_heads}, ffn_multiplier={ffn_multiplier}, dropout={dropout}"
+            )
         self.num_heads, self.key_dim, self.ffn_multiplier, self.dropout = num_heads, key_dim, ffn_multiplier, dropout
 
     def build(self, input_shape):
         _, h, w, c = input_shape
         key_dim = self.key_dim or max(1, c // self.num_heads)
-        self.attention = layers.MultiHeadAttention(self.num_heads, key_dim, dropout=self.dropout, name="mhsa",
-                                                    dtype=self.dtype_policy)
+        self.attention = layers.MultiHeadAttention(
+            self.num_heads, key_dim, dropout=self.dropout, name="mhsa", dtype=self.dtype_policy
+        )
         self.norm1 = layers.LayerNormalization(epsilon=1e-6, name="norm1", dtype=self.dtype_policy)
         self.norm2 = layers.LayerNormalization(epsilon=1e-6, name="norm2", dtype=self.dtype_policy)
-        self.ffn_in = layers.Conv2D(max(1, int(c * self.ffn_multiplier)), 1, activation="gelu", name="ffn_in",
-                                    dtype=self.dtype_policy)
+        self.ffn_in = layers.Conv2D(
+            max(1, int(c * self.ffn_multiplier)), 1, activation="gelu", name="ffn_in", dtype=self.dtype_policy
+        )
         self.ffn_out = layers.Conv2D(c, 1, name="ffn_out", dtype=self.dtype_policy)
         self.ffn_dropout = layers.Dropout(self.dropout, dtype=self.dtype_policy)
         tokens = (input_shape[0], h * w, c)
@@ -108,5 +117,10 @@ class SpatialTransformerBlock(layers.Layer):
         return self.norm2(x + ffn)
 
     def get_config(self):
-        return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
-                "ffn_multiplier": self.ffn_multiplier, "dropout": self.dropout}
+        return {
+            **super().get_config(),
+            "num_heads": self.num_heads,
+            "key_dim": self.key_dim,
+            "ffn_multiplier": self.ffn_multiplier,
+            "dropout": self.dropout,
+        }
