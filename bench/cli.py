@@ -14,6 +14,7 @@ from bench.errors import BenchError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 def friendly_errors(fn):
@@ -326,6 +327,95 @@ def compare(
                 tracking_uri,
             )
         click.echo(f"logged the leaderboard as run {run_id} in experiment '{names[0]}'")
+
+
+# ----------------------------------------------------------------------------- tune
+
+
+@cli.command()
+@click.option("--backbone", required=True)
+@click.option("--head", default="hybrid", show_default=True)
+@click.option("--recipe", default="cpu", show_default=True)
+@click.option("--data", "data_spec", default="synthetic", show_default=True)
+@click.option("--trials", required=True, type=click.IntRange(1), help="Total trials of the study (all workers).")
+@click.option(
+    "--timeout",
+    "timeout_minutes",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Stop starting trials after MIN minutes.",
+)
+@click.option("--storage", default=None, help="Optuna storage URL (default: sqlite:///mlruns/optuna.db).")
+@click.option("--study", default=None, help="Study name (default: BACKBONE-HEAD-RECIPE). Same name = same study.")
+@click.option("--sampler", type=click.Choice(["tpe", "random"]), default="tpe", show_default=True)
+@click.option("--pruner", type=click.Choice(["median", "hyperband", "none"]), default="median", show_default=True)
+@click.option("--seed", default=0, show_default=True, type=int, help="Sampler seed.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe field (tune.* too).")
+@click.option("--experiment", default=None, help="MLflow experiment (default: the data set's name).")
+@click.option("--tracking-uri", default=None)
+@click.option("--final", is_flag=True, help="Then train the tuned recipe as a normal run and report test metrics.")
+@friendly_errors
+def tune(
+    backbone,
+    head,
+    recipe,
+    data_spec,
+    trials,
+    timeout_minutes,
+    storage,
+    study,
+    sampler,
+    pruner,
+    seed,
+    overrides,
+    experiment,
+    tracking_uri,
+    final,
+):
+    """Tune class weights, learning rates and regularization with Optuna (validation macro-F1)."""
+    import logging
+
+    from bench.config import load_recipe
+    from bench.data import load_data
+    from bench.registry import BACKBONES, HEADS
+    from bench.tune import TuneRequest, run_study
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    BACKBONES.get(backbone)
+    HEADS.get(head)
+    base = load_recipe(recipe, list(overrides))
+    data = load_data(data_spec, seed=base.run.seed)
+    req = TuneRequest(
+        backbone,
+        head,
+        base,
+        experiment or data.name,
+        trials,
+        study or f"{backbone}-{head}-{base.name}",
+        storage,
+        timeout_minutes,
+        sampler,
+        pruner,
+        seed,
+        tracking_uri,
+    )
+    summary = run_study(req, data)
+    click.echo(
+        f"study {summary['study']}: {summary['n_complete']} complete, {summary['n_pruned']} pruned, "
+        f"{summary['n_failed']} failed"
+    )
+    click.echo(f"best trial {summary['best_trial']}: val macro-F1 {summary['best_value']:.4f}")
+    for name, value in summary["best_params"].items():
+        click.echo(f"  {name} = {value:.6g}" if isinstance(value, float) else f"  {name} = {value}")
+    click.echo(
+        f"tuned recipe: {summary['recipe_path']} (bench run --recipe {summary['recipe_path']} "
+        f"--backbone {backbone} --head {head})"
+    )
+    if final:
+        from bench.runner import RunRequest, run_one, summary_line
+
+        result = run_one(RunRequest(backbone, head, summary["tuned"], req.experiment, tracking_uri), data)
+        click.echo(summary_line(result))
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -48,21 +48,32 @@ def _artifact_root(uri: str) -> str | None:
     return None
 
 
-def ensure_experiment(name: str, uri: str) -> str:
-    """The experiment's id, created (with a local artifact folder for SQLite stores) if needed."""
+def ensure_experiment(name: str, uri: str, attempts: int = 3) -> str:
+    """The experiment's id, created (with a local artifact folder for SQLite stores) if needed.
+
+    Retried a few times: workers started together on a fresh SQLite store race to create its tables.
+    """
+    import time
+
     import mlflow
 
-    try:
-        exp = mlflow.get_experiment_by_name(name)
-        if exp is None:
-            return mlflow.create_experiment(name, artifact_location=_artifact_root(uri))
-        if exp.lifecycle_stage == "deleted":
-            raise BenchError(f"experiment '{name}' is deleted; restore it in MLflow or pick another --experiment")
-        return exp.experiment_id
-    except BenchError:
-        raise
-    except Exception as exc:
-        raise BenchError(f"cannot reach the MLflow tracking store {uri}: {str(exc).splitlines()[0][:200]}") from exc
+    for attempt in range(attempts):
+        try:
+            exp = mlflow.get_experiment_by_name(name)
+            if exp is None:
+                return mlflow.create_experiment(name, artifact_location=_artifact_root(uri))
+            if exp.lifecycle_stage == "deleted":
+                raise BenchError(f"experiment '{name}' is deleted; restore it in MLflow or pick another --experiment")
+            return exp.experiment_id
+        except BenchError:
+            raise
+        except Exception as exc:
+            if attempt + 1 == attempts:
+                raise BenchError(
+                    f"cannot reach the MLflow tracking store {uri}: {str(exc).splitlines()[0][:200]}"
+                ) from exc
+            time.sleep(1 + attempt)
+    raise AssertionError("unreachable")
 
 
 def environment_tags(precision: str) -> dict[str, str]:
@@ -244,3 +255,28 @@ def log_leaderboard(experiment: str, files: list[Path], metrics: dict[str, float
         for path in files:
             run.artifact(path)
     return run.run_id
+
+
+def set_run_status(run_id: str, status: str, reason: str | None = None) -> None:
+    """Set a run's status from any process (e.g. a study's parent run shared by several workers)."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    if reason:
+        client.set_tag(run_id, "failure_reason", reason)
+    client.update_run(run_id, status=status)
+
+
+def log_to_run(run_id: str, metrics: dict[str, float], params: dict[str, Any], files: list[Path]) -> None:
+    """Add metrics, tags and artifacts to an existing run (params are logged as tags, since a rerun of a
+    study may find a different best value) and mark it FINISHED."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    for key, value in metrics.items():
+        client.log_metric(run_id, key, float(value))
+    for key, value in params.items():
+        client.set_tag(run_id, key, str(value))
+    for path in files:
+        client.log_artifact(run_id, str(path))
+    client.update_run(run_id, status="FINISHED")

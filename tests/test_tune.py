@@ -1,0 +1,263 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import CliRunner
+
+from bench.cli import cli
+from bench.config import load_recipe
+from bench.errors import BenchError
+from bench.tune import apply_values, default_space, search_space, suggest
+
+TUNE_TOML = """
+description = "one short phase on tiny data (tune tests)"
+[data]
+max_train = 64
+max_eval = 48
+[data.augment]
+enabled = false
+[[phases]]
+name = "all"
+epochs = 2
+train = "all"
+optimizer = "adam"
+learning_rate = 1e-3
+[tune.lr]
+path = "phases.0.learning_rate"
+low = 1e-4
+high = 1e-2
+log = true
+[tune.boost_disgust]
+path = "class_weights.boost.disgust"
+low = 1.0
+high = 5.0
+[tune.smoothing]
+path = "phases.*.label_smoothing"
+low = 0.0
+high = 0.2
+enabled = false
+"""
+
+
+@pytest.fixture
+def recipe_path(tmp_path):
+    path = tmp_path / "tiny_tune.toml"
+    path.write_text(TUNE_TOML)
+    return str(path)
+
+
+def test_default_space_covers_rates_weights_smoothing_and_dropout():
+    recipe = load_recipe("smoke")
+    space = {p.name: p for p in search_space(recipe, "hybrid")}
+    assert {f"lr_{ph.name}" for ph in recipe.phases} <= set(space)
+    assert space["lr_frozen"].log and space["lr_frozen"].low == pytest.approx(1e-4)
+    assert (space["class_weight_power"].low, space["class_weight_power"].high) == (0.0, 1.5)
+    assert space["boost_disgust"].path == "class_weights.boost.disgust"
+    assert space["head_dropout"].path == "model.head_options.hybrid.dropout"
+    assert set(default_space(recipe, "mlp")) == set(space)
+
+
+def test_space_respects_the_recipe_and_set_narrowing(recipe_path):
+    recipe = load_recipe(recipe_path, ["tune.lr.high=2e-3"])
+    space = search_space(recipe, "linear")
+    assert [p.name for p in space] == ["lr", "boost_disgust"]  # disabled entries drop out
+    assert space[0].high == 2e-3
+    trial = optuna.trial.FixedTrial({"lr": 5e-4, "boost_disgust": 2.5})
+    tuned = apply_values(recipe, space, suggest(trial, space))
+    assert tuned.phases[0].learning_rate == 5e-4 and tuned.class_weights.boost == {"disgust": 2.5}
+    assert tuned.phases[0].label_smoothing == 0.0  # fixed values stay fixed
+    with pytest.raises(BenchError, match="low <= high"):
+        search_space(load_recipe(recipe_path, ["tune.lr.low=1.0"]), "linear")
+
+
+def _trials(storage, study):
+    return optuna.load_study(study_name=study, storage=storage).trials
+
+
+def _mlflow_runs(tmp_path):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{Path(tmp_path / 'mlruns' / 'mlflow.db').resolve()}")
+    exp = mlflow.get_experiment_by_name("tune")
+    return mlflow.search_runs([exp.experiment_id], output_format="list")
+
+
+def test_study_nests_trials_writes_a_runnable_recipe_and_resumes(recipe_path, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+
+    def args(trials):
+        return [
+            "tune",
+            "--backbone",
+            "baseline_cnn",
+            "--head",
+            "linear",
+            "--recipe",
+            recipe_path,
+            "--data",
+            "synthetic:300:1",
+            "--trials",
+            str(trials),
+            "--storage",
+            storage,
+            "--study",
+            "s1",
+            "--experiment",
+            "tune",
+            "--pruner",
+            "none",
+        ]
+
+    result = CliRunner().invoke(cli, args(3), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "best trial" in result.output and "experiments/tuned/s1.toml" in result.output
+    assert len(_trials(storage, "s1")) == 3
+    runs = _mlflow_runs(tmp_path)
+    parents = [r for r in runs if r.data.tags.get("bench.kind") == "study"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(parents) == 1 and len(children) == 3
+    assert parents[0].info.status == "FINISHED" and "best_val_macro_f1" in parents[0].data.metrics
+    tuned = load_recipe("experiments/tuned/s1.toml")
+    assert tuned.name == "s1"
+    best = optuna.load_study(study_name="s1", storage=storage).best_params
+    assert tuned.phases[0].learning_rate == pytest.approx(best["lr"])
+    # Resume: asking for 4 trials in the same study runs exactly one more.
+    again = CliRunner().invoke(cli, args(4), catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert len(_trials(storage, "s1")) == 4
+    run = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--recipe",
+            "experiments/tuned/s1.toml",
+            "--backbone",
+            "baseline_cnn",
+            "--head",
+            "linear",
+            "--data",
+            "synthetic:300:1",
+            "--no-save-model",
+        ],
+    )
+    assert run.exit_code == 0, run.output
+
+
+def test_failed_trials_do_not_stop_the_study_and_pruning_prunes(recipe_path, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    # Learning rates of 1e4-1e5 with SGD diverge: those trials fail (NaN), the study goes on.
+    args = [
+        "tune",
+        "--backbone",
+        "baseline_cnn",
+        "--head",
+        "linear",
+        "--recipe",
+        recipe_path,
+        "--data",
+        "synthetic:300:1",
+        "--trials",
+        "4",
+        "--storage",
+        storage,
+        "--study",
+        "bad",
+        "--experiment",
+        "tune",
+        "--sampler",
+        "random",
+        "--set",
+        'phases.0.optimizer="sgd"',
+        "--set",
+        "phases.0.epochs=4",
+        "--set",
+        "tune.lr.low=1e4",
+        "--set",
+        "tune.lr.high=1e5",
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "no trial completed" in result.output
+    trials = _trials(storage, "bad")
+    assert len(trials) == 4 and all(t.state == optuna.trial.TrialState.FAIL for t in trials)
+    assert "TrainingDiverged" in trials[0].user_attrs["failure"]
+    # A pruner that always prunes after the first report.
+    from bench import tune as tune_mod
+
+    class Always(optuna.pruners.BasePruner):
+        def prune(self, study, trial):
+            return True
+
+    original = tune_mod._pruner
+    tune_mod._pruner = lambda name: Always()
+    try:
+        result = CliRunner().invoke(
+            cli,
+            [
+                "tune",
+                "--backbone",
+                "baseline_cnn",
+                "--head",
+                "linear",
+                "--recipe",
+                recipe_path,
+                "--data",
+                "synthetic:300:1",
+                "--trials",
+                "2",
+                "--storage",
+                storage,
+                "--study",
+                "pruned",
+                "--experiment",
+                "tune",
+            ],
+        )
+    finally:
+        tune_mod._pruner = original
+    states = {t.state for t in _trials(storage, "pruned")}
+    assert states == {optuna.trial.TrialState.PRUNED}
+    assert result.exit_code == 2 and "2 pruned" in result.output
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_sqlite_study(recipe_path, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.cli",
+        "tune",
+        "--backbone",
+        "baseline_cnn",
+        "--head",
+        "linear",
+        "--recipe",
+        recipe_path,
+        "--data",
+        "synthetic:300:1",
+        "--trials",
+        "4",
+        "--storage",
+        storage,
+        "--study",
+        "shared",
+        "--experiment",
+        "tune",
+        "--pruner",
+        "none",
+    ]
+    CliRunner().invoke(cli, ["data", "check", "--data", "synthetic:300:1"])  # warm the synthetic cache once
+    from bench import tracking
+
+    tracking.ensure_experiment("tune", tracking.connect(None))  # create the local store before the workers race
+    workers = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
+    outputs = [w.communicate(timeout=900)[0].decode() for w in workers]
+    assert all(w.returncode == 0 for w in workers), outputs
+    trials = _trials(storage, "shared")
+    finished = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert 4 <= len(finished) <= 5  # two workers may both start the last trial
+    assert len({t.number for t in trials}) == len(trials)
+    children = [r for r in _mlflow_runs(tmp_path) if "optuna.trial" in r.data.tags]
+    assert sorted(int(r.data.tags["optuna.trial"]) for r in children) == sorted(t.number for t in trials)
