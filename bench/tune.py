@@ -52,8 +52,16 @@ def default_space(recipe: Recipe, head: str) -> dict[str, dict]:
 
 
 def search_space(recipe: Recipe, head: str) -> list[Param]:
-    """The recipe's ``[tune]`` tables (or the default space), validated; ``enabled = false`` drops one."""
-    raw = recipe.tune or default_space(recipe, head)
+    """The default space merged with the recipe's ``[tune.<name>]`` tables, validated.
+
+    A table named like a default entry changes it (``--set tune.boost_fear.high=3``); ``enabled = false``
+    drops an entry; ``use_defaults = false`` in ``[tune]`` keeps only the recipe's own entries.
+    """
+    own = dict(recipe.tune)
+    use_defaults = own.pop("use_defaults", True)
+    raw = default_space(recipe, head) if use_defaults else {}
+    for name, spec in own.items():
+        raw[name] = {**raw.get(name, {}), **spec} if isinstance(spec, dict) else spec
     params = []
     for name, spec in raw.items():
         if not isinstance(spec, dict) or "path" not in spec:

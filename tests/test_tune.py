@@ -24,6 +24,8 @@ epochs = 2
 train = "all"
 optimizer = "adam"
 learning_rate = 1e-3
+[tune]
+use_defaults = false
 [tune.lr]
 path = "phases.0.learning_rate"
 low = 1e-4
@@ -57,6 +59,13 @@ def test_default_space_covers_rates_weights_smoothing_and_dropout():
     assert space["boost_disgust"].path == "class_weights.boost.disgust"
     assert space["head_dropout"].path == "model.head_options.hybrid.dropout"
     assert set(default_space(recipe, "mlp")) == set(space)
+
+
+def test_set_narrows_the_default_space():
+    recipe = load_recipe("cpu", ["tune.boost_fear.high=2.0", "tune.head_dropout.enabled=false"])
+    space = {p.name: p for p in search_space(recipe, "hybrid")}
+    assert space["boost_fear"].high == 2.0 and space["boost_fear"].low == 1.0
+    assert "head_dropout" not in space and "lr_train" in space
 
 
 def test_space_respects_the_recipe_and_set_narrowing(recipe_path):
