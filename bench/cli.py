@@ -329,6 +329,40 @@ def compare(
         click.echo(f"logged the leaderboard as run {run_id} in experiment '{names[0]}'")
 
 
+# ----------------------------------------------------------------------------- profile
+
+
+@cli.command("profile")
+@click.option("--backbone", "backbones", multiple=True, required=True, help="Backbone name (repeatable) or 'all'.")
+@click.option("--head", default="hybrid", show_default=True)
+@click.option("--image-size", default=48, show_default=True, type=click.IntRange(8))
+@click.option("--batch", default=32, show_default=True, type=click.IntRange(1), help="Training batch size.")
+@click.option("--recipe", default="cpu", show_default=True, help="Recipe whose head options and phases are used.")
+@click.option("--warmup", default=3, show_default=True, type=click.IntRange(0))
+@click.option("--steps", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@friendly_errors
+def profile_cmd(backbones, head, image_size, batch, recipe, warmup, steps, fmt):
+    """Parameters, FLOPs, throughput, latency, memory and file size of backbone + head."""
+    import logging
+
+    from bench.profile import profile
+    from bench.registry import BACKBONES, HEADS
+    from bench.reports import render_profiles
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+    names = BACKBONES.names() if "all" in backbones else list(dict.fromkeys(backbones))
+    for name in names:
+        BACKBONES.get(name)
+    HEADS.get(head)
+    results = [
+        profile(n, head, image_size=image_size, recipe_name=recipe, train_batch=batch, warmup=warmup, steps=steps)
+        for n in names
+    ]
+    click.echo(json.dumps(results, indent=2) if fmt == "json" else render_profiles(results))
+
+
 # ----------------------------------------------------------------------------- tune
 
 

@@ -18,7 +18,7 @@ from bench.errors import BenchError
 
 CONFIG_KEYS = ("backbone", "head", "recipe", "recipe_hash", "weights", "image_size")
 SUMMARY_METRICS = ("macro_f1", "balanced_accuracy", "kappa", "accuracy", "log_loss", "ece")
-COST_METRICS = ("params_total", "fit_seconds", "train_images_per_second")
+COST_METRICS = ("params_total", "fit_seconds", "train_images_per_second", "latency_ms_p50", "flops_per_image")
 # The seed study's reported ResNet50 + hybrid figures (GPU, ImageNet weights, 224 px; report section 4).
 PAPER_REFERENCE = {"macro_f1": 0.5737, "balanced_accuracy": 0.5887, "log_loss": 1.056, "recall_happy": 0.8309}
 

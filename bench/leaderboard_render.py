@@ -38,7 +38,7 @@ def summary_rows(board, wide: bool = False) -> tuple[list[str], list[list[str]]]
         "fit min",
     ]
     if wide:
-        headers += [c[:5] for c in CLASS_NAMES]
+        headers += ["p50 ms", "GFLOPs", *(c[:5] for c in CLASS_NAMES)]
     rows = []
     for _, r in t.iterrows():
         ci = f"{_num(r['ci_low'], '{:.2f}')}-{_num(r['ci_high'], '{:.2f}')}" if _num(r.get("ci_low")) else ""
@@ -59,6 +59,7 @@ def summary_rows(board, wide: bool = False) -> tuple[list[str], list[list[str]]]
             _num(r.get("fit_seconds", math.nan) / 60, "{:.1f}"),
         ]
         if wide:
+            row += [_num(r.get("latency_ms_p50"), "{:.1f}"), _num(r.get("flops_per_image", math.nan) / 1e9, "{:.3f}")]
             row += [_num(r.get(f"recall_{c}_mean"), "{:.2f}") for c in CLASS_NAMES]
         rows.append(row)
     return headers, rows

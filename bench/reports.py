@@ -94,4 +94,45 @@ def render_catalog(catalog: dict) -> str:
     )
 
 
-__all__ = ["CLASS_NAMES", "model_catalog", "render_catalog", "render_data_report"]
+def render_profiles(results: list[dict]) -> str:
+    headers = [
+        "model",
+        "size",
+        "params",
+        "GFLOPs/img",
+        "train img/s",
+        "infer img/s",
+        "p50 ms",
+        "p95 ms",
+        "peak RSS MB",
+        ".keras MB",
+        "% of peak",
+    ]
+    rows = [
+        [
+            f"{r['backbone']}+{r['head']}",
+            r["image_size"],
+            f"{r['params_total'] / 1e6:.2f}M",
+            f"{r['flops_per_image'] / 1e9:.3f}",
+            f"{r['train_images_per_second']:.0f}",
+            f"{r['infer_images_per_second']:.0f}",
+            f"{r['latency_ms_p50']:.1f}",
+            f"{r['latency_ms_p95']:.1f}",
+            f"{r['peak_rss_mb']:.0f}",
+            f"{r['keras_file_mb']:.1f}",
+            f"{100 * r['train_fraction_of_peak']:.1f}",
+        ]
+        for r in results
+    ]
+    peak = results[0]["machine_peak_gflops"] if results else float("nan")
+    return "\n".join(
+        [
+            _table(headers, rows),
+            "",
+            f"FLOPs: {results[0]['flops_method'] if results else ''}; training ~3x forward. Machine practical peak "
+            f"(2048x2048 float32 matmul): {peak:.0f} GFLOP/s. Peak RSS is the whole process's so far.",
+        ]
+    )
+
+
+__all__ = ["CLASS_NAMES", "model_catalog", "render_catalog", "render_data_report", "render_profiles"]

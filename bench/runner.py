@@ -87,6 +87,14 @@ def _log_evaluation(run: trk.TrackedRun, model, splits, result, spec, folder: Pa
     return {k.removeprefix("test_"): v for k, v in metrics.items() if k.startswith("test_")}
 
 
+def _cost_metrics(model) -> dict[str, float]:
+    """The cost figures bench profile reports, measured on the trained model."""
+    from bench.profile import forward_flops, latency_ms
+
+    p50, p95 = latency_ms(model)
+    return {"flops_per_image": forward_flops(model), "latency_ms_p50": p50, "latency_ms_p95": p95}
+
+
 def _run_params(req: RunRequest, spec, data: FerData, splits) -> dict:
     params = flatten(to_dict(req.recipe), "recipe.")
     params.update(
@@ -186,11 +194,13 @@ def run_one(req: RunRequest, data: FerData) -> RunSummary:
                 "budget_hit": result.budget_hit,
             }
         )
+        run.metrics(_cost_metrics(model))
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             test_metrics = _log_evaluation(run, model, splits, result, spec, folder)
             if req.save_model:
                 model.save(folder / "model.keras")
+                run.metrics({"keras_file_mb": (folder / "model.keras").stat().st_size / 2**20})
             for path in sorted(folder.iterdir()):
                 run.artifact(path)
         shutil.rmtree(ckpt_dir, ignore_errors=True)

@@ -9,7 +9,17 @@ from click.testing import CliRunner
 
 from bench.cli import cli
 
-SUBCOMMANDS = [[], ["data"], ["data", "check"], ["data", "synth"], ["list"], ["run"]]
+SUBCOMMANDS = [
+    [],
+    ["data"],
+    ["data", "check"],
+    ["data", "synth"],
+    ["list"],
+    ["run"],
+    ["compare"],
+    ["tune"],
+    ["profile"],
+]
 
 MINI_TOML = """
 description = "two short phases on tiny data (tests)"

@@ -1,0 +1,160 @@
+"""Cost of a model, measured the same way for every backbone: parameters, FLOPs, training and
+inference throughput, batch-1 latency, peak memory, file size, and the fraction of this machine's
+practical peak FLOP/s that training achieves. Returns dicts; the CLI renders them."""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.data.cache import cache_dir
+
+
+def forward_flops(model, image_shape=(48, 48, 1)) -> int:
+    """Forward FLOPs for one image, counted from the TensorFlow graph of the inference call (the
+    profiler counts 2 per multiply-add in convolutions and matmuls, plus elementwise ops it knows)."""
+    import tensorflow as tf
+
+    fn = tf.function(lambda x: model(x, training=False))
+    graph = fn.get_concrete_function(tf.TensorSpec((1, *image_shape), tf.float32)).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return int(tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops)
+
+
+def peak_matmul_flops(size: int = 2048, repeats: int = 10, refresh: bool = False) -> float:
+    """Practical float32 peak of this machine: a large matmul's FLOP/s, measured once and cached."""
+    import tensorflow as tf
+
+    key = f"{platform.node()}-{platform.machine()}-{size}"
+    path = cache_dir() / "peak_flops.json"
+    cached = json.loads(path.read_text()) if path.exists() else {}
+    if key in cached and not refresh:
+        return float(cached[key])
+    a = tf.random.normal((size, size))
+    tf.linalg.matmul(a, a).numpy()
+    times = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        tf.linalg.matmul(a, a).numpy()
+        times.append(time.perf_counter() - tic)
+    peak = 2 * size**3 / float(np.median(times))
+    path.write_text(json.dumps({**cached, key: peak}))
+    return peak
+
+
+def _median_step_seconds(step, warmup: int, steps: int) -> float:
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        tic = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - tic)
+    return float(np.median(times))
+
+
+def latency_ms(model, warmup: int = 5, steps: int = 30) -> tuple[float, float]:
+    """Batch-1 latency (p50, p95) of a compiled call — not ``model.predict``, which adds ~50 ms a call."""
+    import tensorflow as tf
+
+    fn = tf.function(lambda x: model(x, training=False))
+    x = tf.constant(np.random.default_rng(0).integers(0, 256, (1, 48, 48, 1)).astype("float32"))
+    for _ in range(warmup):
+        fn(x).numpy()
+    times = []
+    for _ in range(steps):
+        tic = time.perf_counter()
+        fn(x).numpy()
+        times.append((time.perf_counter() - tic) * 1000)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 95))
+
+
+def throughput(model, *, train_batch: int = 32, infer_batch: int = 64, warmup: int = 3, steps: int = 10):
+    """(training images/s, inference images/s): medians of timed steps after warm-up."""
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (max(train_batch, infer_batch), 48, 48, 1)).astype("float32")
+    y = keras.utils.to_categorical(rng.integers(0, 7, len(x)), 7)
+    model.compile(keras.optimizers.AdamW(1e-4), "categorical_crossentropy", jit_compile=False)
+    train = _median_step_seconds(lambda: model.train_on_batch(x[:train_batch], y[:train_batch]), warmup, steps)
+    fn = tf.function(lambda t: model(t, training=False))
+    batch = tf.constant(x[:infer_batch])
+    infer = _median_step_seconds(lambda: fn(batch).numpy(), warmup, steps)
+    return train_batch / train, infer_batch / infer
+
+
+def file_size_mb(model) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.keras"
+        model.save(path)
+        return path.stat().st_size / 2**20
+
+
+def trainable_per_phase(model, recipe, pretrained: bool) -> dict[str, int]:
+    """Trainable parameters in each phase of a recipe."""
+    from bench.freezing import apply_phase_trainability
+
+    counts = {}
+    for phase in recipe.phases:
+        apply_phase_trainability(model, phase.train, phase.band, pretrained=pretrained)
+        counts[phase.name] = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    apply_phase_trainability(model, "all", (0.0, 1.0), pretrained=pretrained)
+    return counts
+
+
+def profile(
+    backbone: str,
+    head: str = "hybrid",
+    *,
+    image_size: int = 48,
+    recipe_name: str = "cpu",
+    train_batch: int = 32,
+    infer_batch: int = 64,
+    warmup: int = 3,
+    steps: int = 10,
+) -> dict:
+    """Every cost figure of ``backbone + head`` at ``image_size`` (raised to the backbone's minimum)."""
+    import keras
+
+    from bench.config import load_recipe
+    from bench.models import build_model
+
+    recipe = load_recipe(recipe_name)
+    model, spec = build_model(
+        backbone=backbone, head=head, image_size=image_size, head_options=recipe.model.head_options.get(head, {})
+    )
+    flops = forward_flops(model)
+    train_ips, infer_ips = throughput(
+        model, train_batch=train_batch, infer_batch=infer_batch, warmup=warmup, steps=steps
+    )
+    p50, p95 = latency_ms(model)
+    peak = peak_matmul_flops()
+    result = {
+        "backbone": backbone,
+        "head": head,
+        "image_size": spec.image_size,
+        "params_total": int(model.count_params()),
+        "params_trainable_per_phase": trainable_per_phase(model, recipe, pretrained=False),
+        "flops_per_image": flops,
+        "flops_method": "TensorFlow graph profiler, forward pass",
+        "train_images_per_second": train_ips,
+        "infer_images_per_second": infer_ips,
+        "latency_ms_p50": p50,
+        "latency_ms_p95": p95,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "keras_file_mb": file_size_mb(model),
+        "machine_peak_gflops": peak / 1e9,
+        # Training costs ~3x the forward pass (forward + two backward matmuls per layer).
+        "train_fraction_of_peak": 3 * flops * train_ips / peak,
+    }
+    keras.backend.clear_session()
+    return result
