@@ -245,14 +245,12 @@ def run_study(req: TuneRequest, data: FerData) -> dict[str, Any]:
     uri = trk.connect(req.tracking_uri)
     experiment_id = trk.ensure_experiment(req.experiment, uri)
     parent_id = _parent_run(study, experiment_id, req)
-    counted = (
-        optuna.trial.TrialState.COMPLETE,
-        optuna.trial.TrialState.PRUNED,
-        optuna.trial.TrialState.FAIL,
-        optuna.trial.TrialState.RUNNING,
-    )
-    done = len(study.get_trials(deepcopy=False, states=counted[:3]))
-    remaining = max(0, req.trials - done)
+    remaining = max(0, req.trials - _counted(study, running=False))
+
+    def stop_when_full(study, trial) -> None:
+        if _counted(study, running=True) >= req.trials:
+            study.stop()
+
     try:
         if remaining:
             study.optimize(
@@ -260,13 +258,28 @@ def run_study(req: TuneRequest, data: FerData) -> dict[str, Any]:
                 n_trials=remaining,
                 timeout=req.timeout_minutes * 60 if req.timeout_minutes else None,
                 catch=(Exception,),
-                callbacks=[optuna.study.MaxTrialsCallback(req.trials, states=counted)],
+                callbacks=[stop_when_full],
                 gc_after_trial=True,
             )
     except KeyboardInterrupt:
         trk.set_run_status(parent_id, "KILLED", "interrupted (Ctrl-C); rerun the same command to continue")
         raise
     return _finish(study, req, space, parent_id)
+
+
+def _counted(study, *, running: bool) -> int:
+    """Trials that count towards ``--trials``: complete, pruned, failed with a reason (and, for other
+    workers, running). A trial cut short by Ctrl-C is not counted, so a rerun replaces it."""
+    import optuna
+
+    states = optuna.trial.TrialState
+    count = 0
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state in (states.COMPLETE, states.PRUNED) or (running and trial.state == states.RUNNING):
+            count += 1
+        elif trial.state == states.FAIL and "failure" in trial.user_attrs:
+            count += 1
+    return count
 
 
 def _parent_run(study, experiment_id: str, req: TuneRequest) -> str:

@@ -270,3 +270,60 @@ def test_two_workers_share_one_sqlite_study(recipe_path, tmp_path):
     assert len({t.number for t in trials}) == len(trials)
     children = [r for r in _mlflow_runs(tmp_path) if "optuna.trial" in r.data.tags]
     assert sorted(int(r.data.tags["optuna.trial"]) for r in children) == sorted(t.number for t in trials)
+
+
+def test_ctrl_c_marks_the_parent_killed_and_a_rerun_continues(recipe_path, tmp_path, monkeypatch):
+    from bench import tune as tune_mod
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    args = [
+        "tune",
+        "--backbone",
+        "baseline_cnn",
+        "--head",
+        "linear",
+        "--recipe",
+        recipe_path,
+        "--data",
+        "synthetic:300:1",
+        "--trials",
+        "3",
+        "--storage",
+        storage,
+        "--study",
+        "ctrlc",
+        "--experiment",
+        "tune",
+        "--pruner",
+        "none",
+    ]
+    original = tune_mod._objective
+
+    def interrupting(*a, **k):
+        objective = original(*a, **k)
+
+        def wrapped(trial):
+            if trial.number == 1:
+                raise KeyboardInterrupt
+            return objective(trial)
+
+        return wrapped
+
+    monkeypatch.setattr(tune_mod, "_objective", interrupting)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 130 and "interrupted" in result.output
+    parent = [r for r in _mlflow_runs(tmp_path) if r.data.tags.get("bench.kind") == "study"][0]
+    assert parent.info.status == "KILLED"
+    states = [t.state for t in _trials(storage, "ctrlc")]
+    assert states[0] == optuna.trial.TrialState.COMPLETE and len(states) == 2
+    monkeypatch.setattr(tune_mod, "_objective", original)
+    result = CliRunner().invoke(cli, [*args, "--final"])
+    assert result.exit_code == 0, result.output
+    trials = _trials(storage, "ctrlc")
+    # the interrupted trial does not count: the rerun completes the 3 trials asked for
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 3 and len(trials) == 4
+    runs = _mlflow_runs(tmp_path)
+    parent = [r for r in runs if r.data.tags.get("bench.kind") == "study"][0]
+    assert parent.info.status == "FINISHED"
+    final = [r for r in runs if r.data.params.get("recipe") == "ctrlc"]
+    assert len(final) == 1 and "test_macro_f1" in final[0].data.metrics  # --final: a normal run with test metrics
