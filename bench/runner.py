@@ -16,7 +16,6 @@ from bench.data.dataset import FerData
 from bench.data.pipeline import make_dataset
 from bench.errors import BenchError
 from bench.metrics import classification_report, confusion, evaluate
-from bench.models import build_model
 
 HEADLINE = ("macro_f1", "balanced_accuracy", "kappa", "accuracy", "log_loss", "ece")
 
@@ -123,20 +122,10 @@ def run_one(req: RunRequest, data: FerData) -> RunSummary:
     """Train and evaluate one configuration; everything is logged to one MLflow run."""
     import keras
 
-    from bench.train import Trainer, prepare_splits, read_resume_state, resolve_precision, seed_everything
+    from bench.train import Trainer, build_for_recipe, prepare_splits, read_resume_state
 
     recipe = req.recipe
-    seed_everything(recipe.run.seed, recipe.run.deterministic)
-    precision = resolve_precision(recipe.model.precision)
-    model, spec = build_model(
-        backbone=req.backbone,
-        head=req.head,
-        image_size=recipe.data.image_size,
-        weights=recipe.model.weights,
-        channel_adapter=recipe.data.channel_adapter,
-        head_options=recipe.model.head_options.get(req.head, {}),
-        precision=precision,
-    )
+    model, spec, precision = build_for_recipe(req.backbone, req.head, recipe)
     splits = prepare_splits(data, recipe)
     uri = trk.connect(req.tracking_uri)
     experiment_id = trk.ensure_experiment(req.experiment, uri)

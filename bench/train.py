@@ -285,6 +285,24 @@ def resolve_precision(precision: str) -> str:
     return "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
 
 
+def build_for_recipe(backbone: str, head: str, recipe: Recipe):
+    """Seed, resolve the precision policy and build the model a recipe asks for: (model, spec, precision)."""
+    from bench.models import build_model
+
+    seed_everything(recipe.run.seed, recipe.run.deterministic)
+    precision = resolve_precision(recipe.model.precision)
+    model, spec = build_model(
+        backbone=backbone,
+        head=head,
+        image_size=recipe.data.image_size,
+        weights=recipe.model.weights,
+        channel_adapter=recipe.data.channel_adapter,
+        head_options=recipe.model.head_options.get(head, {}),
+        precision=precision,
+    )
+    return model, spec, precision
+
+
 def seed_everything(seed: int, deterministic: bool) -> None:
     keras.utils.set_random_seed(seed)
     if deterministic:

@@ -174,8 +174,7 @@ def _objective(req: TuneRequest, data: FerData, space: list[Param], experiment_i
     import keras
     import optuna
 
-    from bench.models import build_model
-    from bench.train import Trainer, prepare_splits, resolve_precision, seed_everything
+    from bench.train import Trainer, build_for_recipe, prepare_splits
 
     def objective(trial) -> float:
         values = suggest(trial, space)
@@ -190,16 +189,7 @@ def _objective(req: TuneRequest, data: FerData, space: list[Param], experiment_i
         try:
             with trk.TrackedRun(experiment_id, run_name=f"trial-{trial.number}", tags=tags) as run:
                 run.params({**values, "backbone": req.backbone, "head": req.head, "trial": trial.number})
-                seed_everything(recipe.run.seed, recipe.run.deterministic)
-                model, _ = build_model(
-                    backbone=req.backbone,
-                    head=req.head,
-                    image_size=recipe.data.image_size,
-                    weights=recipe.model.weights,
-                    channel_adapter=recipe.data.channel_adapter,
-                    head_options=recipe.model.head_options.get(req.head, {}),
-                    precision=resolve_precision(recipe.model.precision),
-                )
+                model, _, _ = build_for_recipe(req.backbone, req.head, recipe)
                 trainer = Trainer(
                     model,
                     recipe,
