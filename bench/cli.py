@@ -17,11 +17,26 @@ os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
+def _terminate_like_ctrl_c() -> None:
+    """SIGTERM (kill, a scheduler's stop) ends a command like Ctrl-C: runs are marked KILLED, not left
+    RUNNING. Background jobs often ignore SIGINT, so SIGTERM is how they are stopped."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. under some test runners)
+        pass
+
+
 def friendly_errors(fn):
     """Turn BenchError into one line on stderr (exit 2) and Ctrl-C into exit 130, never a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        _terminate_like_ctrl_c()
         try:
             return fn(*args, **kwargs)
         except BenchError as exc:

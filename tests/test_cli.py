@@ -407,3 +407,19 @@ def test_keras_application_backbones_train_end_to_end(tmp_path, backbone):
     assert runs[0].info.status == "FINISHED"
     expected = "71" if backbone == "xception" else "48"
     assert runs[0].data.params["image_size"] == expected
+
+
+def test_sigterm_is_handled_like_ctrl_c():
+    import os
+    import signal
+
+    from bench.cli import _terminate_like_ctrl_c
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        _terminate_like_ctrl_c()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.sigtimedwait([], 0.5) if hasattr(signal, "sigtimedwait") else None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
