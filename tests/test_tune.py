@@ -327,3 +327,75 @@ def test_ctrl_c_marks_the_parent_killed_and_a_rerun_continues(recipe_path, tmp_p
     assert parent.info.status == "FINISHED"
     final = [r for r in runs if r.data.params.get("recipe") == "ctrlc"]
     assert len(final) == 1 and "test_macro_f1" in final[0].data.metrics  # --final: a normal run with test metrics
+
+
+@pytest.fixture
+def postgres_url():
+    """A throwaway PostgreSQL server on 127.0.0.1, started as the postgres user (it refuses root);
+    skips cleanly where no server can be started."""
+    import glob
+    import os
+    import shutil
+
+    pytest.importorskip("psycopg")
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not bins or shutil.which("su") is None:
+        pytest.skip("no PostgreSQL server binaries on this machine")
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-pg-", dir="/tmp"))  # pytest's own tmp root is private to root
+    os.chmod(folder, 0o777)
+    port = 54329
+    start = (
+        f"{bins[-1]}/initdb -D {folder}/data -A trust -U postgres >/dev/null && {bins[-1]}/pg_ctl -D "
+        f"{folder}/data -o '-p {port} -k {folder} -c listen_addresses=127.0.0.1' -l {folder}/log -w start"
+    )
+    as_postgres = ["su", "postgres", "-s", "/bin/sh", "-c"] if os.geteuid() == 0 else ["sh", "-c"]
+    started = subprocess.run([*as_postgres, start], capture_output=True, text=True, timeout=120, cwd=folder)
+    if started.returncode != 0:
+        pytest.skip(f"PostgreSQL could not start: {started.stderr.strip()[:200]}")
+    yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    subprocess.run(
+        [*as_postgres, f"{bins[-1]}/pg_ctl -D {folder}/data stop -m fast"], capture_output=True, timeout=60, cwd=folder
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_postgresql_study(recipe_path, tmp_path, postgres_url):
+    from bench import tracking
+
+    tracking.ensure_experiment("tune", tracking.connect(None))
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.cli",
+        "tune",
+        "--backbone",
+        "baseline_cnn",
+        "--head",
+        "linear",
+        "--recipe",
+        recipe_path,
+        "--data",
+        "synthetic:300:1",
+        "--trials",
+        "4",
+        "--storage",
+        postgres_url,
+        "--study",
+        "pg",
+        "--experiment",
+        "tune",
+        "--pruner",
+        "none",
+    ]
+    CliRunner().invoke(cli, ["data", "check", "--data", "synthetic:300:1"])
+    workers = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
+    outputs = [w.communicate(timeout=900)[0].decode() for w in workers]
+    assert all(w.returncode == 0 for w in workers), outputs
+    trials = _trials(postgres_url, "pg")
+    finished = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert 4 <= len(finished) <= 5
+    children = [r for r in _mlflow_runs(tmp_path) if "optuna.trial" in r.data.tags]
+    assert sorted(int(r.data.tags["optuna.trial"]) for r in children) == sorted(t.number for t in trials)
