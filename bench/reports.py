@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from bench import CLASS_NAMES
-
 
 def _table(headers: list[str], rows: list[list], align: str | None = None) -> str:
     cells = [[str(c) for c in row] for row in rows]
@@ -135,4 +133,4 @@ def render_profiles(results: list[dict]) -> str:
     )
 
 
-__all__ = ["CLASS_NAMES", "model_catalog", "render_catalog", "render_data_report", "render_profiles"]
+__all__ = ["model_catalog", "render_catalog", "render_data_report", "render_profiles"]
