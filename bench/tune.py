@@ -221,17 +221,7 @@ def run_study(req: TuneRequest, data: FerData) -> dict[str, Any]:
     if not space:
         raise BenchError("the search space is empty: every [tune] entry is disabled")
     storage = req.storage or default_storage()
-    try:
-        study = optuna.create_study(
-            study_name=req.study,
-            storage=storage,
-            direction="maximize",
-            sampler=_sampler(req.sampler, req.seed),
-            pruner=_pruner(req.pruner),
-            load_if_exists=True,
-        )
-    except Exception as exc:
-        raise BenchError(f"cannot open the Optuna storage {storage}: {str(exc).splitlines()[0][:200]}") from exc
+    study = _open_study(req, storage)
     uri = trk.connect(req.tracking_uri)
     experiment_id = trk.ensure_experiment(req.experiment, uri)
     parent_id = _parent_run(study, experiment_id, req)
@@ -255,6 +245,30 @@ def run_study(req: TuneRequest, data: FerData) -> dict[str, Any]:
         trk.set_run_status(parent_id, "KILLED", "interrupted (Ctrl-C); rerun the same command to continue")
         raise
     return _finish(study, req, space, parent_id)
+
+
+def _open_study(req: TuneRequest, storage: str, attempts: int = 4):
+    """Create or load the study; retried because workers started together on a fresh storage race to
+    create its tables (seen with SQLite: a UNIQUE constraint on alembic_version)."""
+    import time
+
+    import optuna
+
+    for attempt in range(attempts):
+        try:
+            return optuna.create_study(
+                study_name=req.study,
+                storage=storage,
+                direction="maximize",
+                sampler=_sampler(req.sampler, req.seed),
+                pruner=_pruner(req.pruner),
+                load_if_exists=True,
+            )
+        except Exception as exc:
+            if attempt + 1 == attempts:
+                raise BenchError(f"cannot open the Optuna storage {storage}: {str(exc).splitlines()[0][:200]}") from exc
+            time.sleep(1 + attempt)
+    raise AssertionError("unreachable")
 
 
 def _counted(study, *, running: bool) -> int:

@@ -230,9 +230,12 @@ def test_failed_trials_do_not_stop_the_study_and_pruning_prunes(recipe_path, tmp
     assert result.exit_code == 2 and "2 pruned" in result.output
 
 
-@pytest.mark.slow
-def test_two_workers_share_one_sqlite_study(recipe_path, tmp_path):
-    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+def _two_workers_complete_the_study(recipe_path, tmp_path, storage, study):
+    """Start the same `bench tune` twice on one storage; every trial is run once, with one MLflow run."""
+    from bench import tracking
+
+    tracking.ensure_experiment("tune", tracking.connect(None))  # create the local store before the workers race
+    CliRunner().invoke(cli, ["data", "check", "--data", "synthetic:300:1"])  # warm the synthetic cache once
     cmd = [
         sys.executable,
         "-m",
@@ -251,25 +254,26 @@ def test_two_workers_share_one_sqlite_study(recipe_path, tmp_path):
         "--storage",
         storage,
         "--study",
-        "shared",
+        study,
         "--experiment",
         "tune",
         "--pruner",
         "none",
     ]
-    CliRunner().invoke(cli, ["data", "check", "--data", "synthetic:300:1"])  # warm the synthetic cache once
-    from bench import tracking
-
-    tracking.ensure_experiment("tune", tracking.connect(None))  # create the local store before the workers race
     workers = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
     outputs = [w.communicate(timeout=900)[0].decode() for w in workers]
     assert all(w.returncode == 0 for w in workers), outputs
-    trials = _trials(storage, "shared")
+    trials = _trials(storage, study)
     finished = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert 4 <= len(finished) <= 5  # two workers may both start the last trial
     assert len({t.number for t in trials}) == len(trials)
     children = [r for r in _mlflow_runs(tmp_path) if "optuna.trial" in r.data.tags]
     assert sorted(int(r.data.tags["optuna.trial"]) for r in children) == sorted(t.number for t in trials)
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_sqlite_study(recipe_path, tmp_path):
+    _two_workers_complete_the_study(recipe_path, tmp_path, f"sqlite:///{tmp_path / 'shared.db'}", "shared")
 
 
 def test_ctrl_c_marks_the_parent_killed_and_a_rerun_continues(recipe_path, tmp_path, monkeypatch):
@@ -363,39 +367,4 @@ def postgres_url():
 
 @pytest.mark.slow
 def test_two_workers_share_one_postgresql_study(recipe_path, tmp_path, postgres_url):
-    from bench import tracking
-
-    tracking.ensure_experiment("tune", tracking.connect(None))
-    cmd = [
-        sys.executable,
-        "-m",
-        "bench.cli",
-        "tune",
-        "--backbone",
-        "baseline_cnn",
-        "--head",
-        "linear",
-        "--recipe",
-        recipe_path,
-        "--data",
-        "synthetic:300:1",
-        "--trials",
-        "4",
-        "--storage",
-        postgres_url,
-        "--study",
-        "pg",
-        "--experiment",
-        "tune",
-        "--pruner",
-        "none",
-    ]
-    CliRunner().invoke(cli, ["data", "check", "--data", "synthetic:300:1"])
-    workers = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
-    outputs = [w.communicate(timeout=900)[0].decode() for w in workers]
-    assert all(w.returncode == 0 for w in workers), outputs
-    trials = _trials(postgres_url, "pg")
-    finished = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert 4 <= len(finished) <= 5
-    children = [r for r in _mlflow_runs(tmp_path) if "optuna.trial" in r.data.tags]
-    assert sorted(int(r.data.tags["optuna.trial"]) for r in children) == sorted(t.number for t in trials)
+    _two_workers_complete_the_study(recipe_path, tmp_path, postgres_url, "pg")
