@@ -213,6 +213,12 @@ def _rank(table, preds, sort: str, n_boot: int, seed: int, notes: list[str]):
         if i == leader:
             table.at[i, "vs_leader"] = "leader"
             continue
+        if not np.array_equal(y_true, preds[leader][0]):
+            # Same data set, different evaluated images (e.g. data.max_eval): nothing to pair.
+            table.at[i, "vs_leader"] = "n/a"
+            if not any("n/a" in n for n in notes):
+                notes.append("'n/a': tested on other images than the leader (e.g. data.max_eval), so not paired")
+            continue
         low, high, p = paired_test(y_true, y_pred, preds[leader][1], index)
         table.loc[i, ["diff_low", "diff_high", "p_vs_leader"]] = [low, high, p]
         table.at[i, "vs_leader"] = "tied" if p >= 0.05 else "worse" if high < 0 else "better"

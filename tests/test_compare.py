@@ -202,3 +202,37 @@ def test_cli_errors_are_one_line():
     assert result.exit_code == 2 and result.output.startswith("error: no experiment 'nope'")
     result = CliRunner().invoke(cli, ["compare", "--experiment", "x", "--filter", "oops"])
     assert result.exit_code == 2 and "KEY=VALUE" in result.output
+
+
+def test_rows_tested_on_other_images_are_not_paired_with_the_leader(tmp_path):
+    log_run("sub", "resnet50", predictions_with_accuracy(0.8, 1), tmp=tmp_path)
+    uri = trk.connect(None)
+    run = trk.TrackedRun(trk.ensure_experiment("sub", uri), run_name="subset")
+    with run:
+        run.params(
+            {
+                "backbone": "xception",
+                "head": "hybrid",
+                "recipe": "smoke",
+                "recipe_hash": "h2",
+                "weights": "none",
+                "image_size": 71,
+                "seed": 0,
+                "data_fingerprint": "fp-a",
+            }
+        )
+        run.metrics({"test_macro_f1": 0.5})
+        path = tmp_path / "subset" / "predictions.npz"
+        path.parent.mkdir()
+        np.savez(
+            path,
+            test_y_true=Y_TRUE[:50],
+            test_y_prob=predictions_with_accuracy(0.5, 2)[:50],
+            val_y_true=Y_TRUE[:50],
+            val_y_prob=predictions_with_accuracy(0.5, 2)[:50],
+        )
+        run.artifact(path)
+    board = build_leaderboard(["sub"], n_boot=50)
+    t = board.table.set_index("config")
+    assert t.loc["xception+hybrid", "vs_leader"] == "n/a" and not np.isnan(t.loc["xception+hybrid", "ci_low"])
+    assert any("other images" in n for n in board.footnotes)
