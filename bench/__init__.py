@@ -1,5 +1,9 @@
 """bench: a backbone benchmarking harness for facial emotion recognition."""
 
+from bench.runtime import configure_tensorflow_environment as _configure_tensorflow_environment
+
+_configure_tensorflow_environment()  # before anything imports TensorFlow; see bench/runtime.py
+
 __version__ = "0.1.0"
 
 CLASS_NAMES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")

@@ -29,11 +29,14 @@ class ValidationMetrics(keras.callbacks.Callback):
     def __init__(self, val_dataset, y_val: np.ndarray):
         super().__init__()
         self.val_dataset, self.y_val = val_dataset, y_val
+        self.seconds = 0.0  # duration of the latest validation pass (the budget estimate needs it)
 
     def on_epoch_end(self, epoch, logs=None):
         from sklearn.metrics import f1_score
 
+        tic = time.perf_counter()
         probs = self.model.predict(self.val_dataset, verbose=0)
+        self.seconds = time.perf_counter() - tic
         picked = np.clip(probs[np.arange(len(self.y_val)), self.y_val], 1e-7, 1.0)
         logs["val_loss"] = float(-np.mean(np.log(picked)))
         logs["val_accuracy"] = float(np.mean(probs.argmax(1) == self.y_val))
@@ -83,6 +86,12 @@ class StepTimer(keras.callbacks.Callback):
     def _totals(self) -> tuple[int, float, float]:
         chosen = [r for r in self.records if r[0]] or self.records
         return len(chosen), sum(r[1] for r in chosen), sum(r[2] for r in chosen)
+
+    @property
+    def seconds_per_step(self) -> float:
+        """Steady-state seconds per training step, input wait included (NaN before any step)."""
+        n, step, gap = self._totals()
+        return (step + gap) / n if n else float("nan")
 
     @property
     def images_per_second(self) -> float:

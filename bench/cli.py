@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -465,6 +466,113 @@ def tune(
 
         result = run_one(RunRequest(backbone, head, summary["tuned"], req.experiment, tracking_uri), data)
         click.echo(summary_line(result))
+
+
+# ----------------------------------------------------------------------------- predict / export
+
+
+def _load_model_for_use(run_id, model_path, tracking_uri):
+    from bench.errors import BenchError
+    from bench.inference.classifier import load_keras_model, model_from_run
+
+    if bool(run_id) == bool(model_path):
+        raise BenchError("give exactly one of --run RUN_ID or --model PATH.keras")
+    return model_from_run(run_id, tracking_uri) if run_id else load_keras_model(model_path)
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--run", "run_id", default=None, metavar="RUN_ID", help="Use the model.keras of this bench run.")
+@click.option("--model", "model_path", default=None, type=click.Path(dir_okay=False), help="A .keras file.")
+@click.option("--tracking-uri", default=None)
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Folder for annotated files.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--no-detect", is_flag=True, help="Each image (or frame) is one already-cropped face.")
+@click.option("--margin", default=0.15, show_default=True, type=click.FloatRange(0, 1), help="Crop margin.")
+@click.option("--min-face", default=30, show_default=True, type=click.IntRange(8), help="Smallest face, pixels.")
+@click.option("--stride", default=1, show_default=True, type=click.IntRange(1), help="Video: every n-th frame.")
+@click.option("--window", default=10, show_default=True, type=click.IntRange(1), help="Video: label mode window.")
+@friendly_errors
+def predict(inputs, run_id, model_path, tracking_uri, out_dir, fmt, no_detect, margin, min_face, stride, window):
+    """Emotions of the faces in images, folders and videos.
+
+    Predictions go to stdout (--format); per-input notes, errors and video timing go to stderr. The
+    exit status is 1 when some input could not be read (the others are still processed)."""
+    import logging
+
+    from bench.inference.classifier import FaceClassifier
+    from bench.inference.predict import PredictOptions, predict_files
+    from bench.reports import render_predictions
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    classifier = FaceClassifier(_load_model_for_use(run_id, model_path, tracking_uri))
+    options = PredictOptions(
+        detect=not no_detect,
+        margin=margin,
+        stride=stride,
+        window=window,
+        out_dir=Path(out_dir) if out_dir else None,
+        min_face=min_face,
+    )
+    report = predict_files(classifier, list(inputs), options)
+    click.echo(render_predictions(report, fmt))
+    for line in _input_notes(report):
+        click.echo(line, err=True)
+    if any(r.error for r in report.inputs):
+        sys.exit(1)
+
+
+def _input_notes(report) -> list[str]:
+    lines = []
+    for r in report.inputs:
+        if r.error:
+            lines.append(f"error: {r.source}: {r.error}")
+        elif r.faces == 0:
+            lines.append(
+                f"note: {r.source}: no face found"
+                + (" (try --no-detect for cropped faces)" if r.kind == "image" else "")
+            )
+        if r.annotated:
+            lines.append(f"wrote {r.annotated}")
+    if report.video_frames:
+        stages = ", ".join(f"{k} {v['mean']:.1f}" for k, v in report.stage_summary().items())
+        lines.append(
+            f"video: {report.video_frames} frames at {report.video_fps:.1f} frames/s; mean ms per frame: {stages}"
+        )
+    return lines
+
+
+@cli.command()
+@click.option("--run", "run_id", default=None, metavar="RUN_ID", help="Export the model.keras of this bench run.")
+@click.option("--model", "model_path", default=None, type=click.Path(dir_okay=False), help="A .keras file.")
+@click.option("--tracking-uri", default=None)
+@click.option("--format", "fmt", type=click.Choice(["tflite", "saved_model"]), required=True)
+@click.option("--quantize", type=click.Choice(["none", "dynamic", "float16"]), default="none", show_default=True)
+@click.option("--out", required=True, type=click.Path(), help="The .tflite file or SavedModel folder to write.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@friendly_errors
+def export(run_id, model_path, tracking_uri, fmt, quantize, out, as_json):
+    """Export a trained model to TensorFlow Lite or SavedModel and check it agrees with the Keras model."""
+    import logging
+
+    from bench.inference.export import export_model
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    model = _load_model_for_use(run_id, model_path, tracking_uri)
+    report = export_model(model, fmt, Path(out), quantize)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        verdict = "agrees" if report.agrees else "DISAGREES"
+        click.echo(
+            f"wrote {report.path} ({report.size_mb:.2f} MB; .keras {report.keras_size_mb:.2f} MB)\n"
+            f"check on {report.samples} faces: {verdict} with the Keras model (max |diff| {report.max_abs_diff:.2e}, "
+            f"tolerance {report.tolerance:g} for quantize={report.quantize}; same class for "
+            f"{report.argmax_agreement:.0%})\n"
+            f"single-face latency: Keras {report.latency_ms_keras:.2f} ms, exported {report.latency_ms_exported:.2f} ms"
+        )
+    if not report.agrees:
+        sys.exit(1)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -97,6 +97,12 @@ class RunConfig:
     budget_minutes: float = _opt(0.0, range=(0, 100_000), doc="0 = no wall-clock budget")
     monitor: str = _opt("val_loss", choices=("val_loss", "val_macro_f1", "val_accuracy"))
     jit_compile: str = _opt("auto", choices=("auto", "on", "off"))
+    steps_per_epoch: int = _opt(
+        0,
+        range=(0, 10_000_000),
+        doc="0 = an epoch is one pass over the training split; N = an epoch is N batches of a repeating "
+        "stream, so slow backbones still get several validations and budget checks",
+    )
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,9 @@ def peak_matmul_flops(size: int = 2048, repeats: int = 10, refresh: bool = False
     """Practical float32 peak of this machine: a large matmul's FLOP/s, measured once and cached."""
     import tensorflow as tf
 
-    key = f"{platform.node()}-{platform.machine()}-{size}"
+    from bench.runtime import onednn_enabled
+
+    key = f"{platform.node()}-{platform.machine()}-{size}-onednn{int(onednn_enabled())}"
     path = cache_dir() / "peak_flops.json"
     cached = json.loads(path.read_text()) if path.exists() else {}
     if key in cached and not refresh:
@@ -121,16 +123,23 @@ def profile(
     infer_batch: int = 64,
     warmup: int = 3,
     steps: int = 10,
+    precision: str = "float32",
 ) -> dict:
-    """Every cost figure of ``backbone + head`` at ``image_size`` (raised to the backbone's minimum)."""
+    """Every cost figure of ``backbone + head`` at ``image_size`` (raised to the backbone's minimum),
+    under the Keras dtype policy ``precision`` (float32, mixed_bfloat16 or mixed_float16)."""
     import keras
 
     from bench.config import load_recipe
     from bench.models import build_model
+    from bench.runtime import onednn_enabled
 
     recipe = load_recipe(recipe_name)
     model, spec = build_model(
-        backbone=backbone, head=head, image_size=image_size, head_options=recipe.model.head_options.get(head, {})
+        backbone=backbone,
+        head=head,
+        image_size=image_size,
+        head_options=recipe.model.head_options.get(head, {}),
+        precision=precision,
     )
     flops = forward_flops(model)
     train_ips, infer_ips = throughput(
@@ -142,6 +151,8 @@ def profile(
         "backbone": backbone,
         "head": head,
         "image_size": spec.image_size,
+        "precision": precision,
+        "onednn": onednn_enabled(),
         "params_total": int(model.count_params()),
         "params_trainable_per_phase": trainable_per_phase(model, recipe, pretrained=False),
         "flops_per_image": flops,

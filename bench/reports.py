@@ -134,3 +134,52 @@ def render_profiles(results: list[dict]) -> str:
 
 
 __all__ = ["model_catalog", "render_catalog", "render_data_report", "render_profiles"]
+
+
+def render_predictions(report, fmt: str) -> str:
+    """Per-face predictions of ``bench predict`` as a table, JSON (faces, inputs, timing) or CSV (one
+    row per face with all seven probabilities)."""
+    import csv
+    import io
+    import json
+    from dataclasses import asdict
+
+    from bench import CLASS_NAMES
+
+    if fmt == "json":
+        return json.dumps(
+            {
+                "faces": [asdict(f) for f in report.faces],
+                "inputs": [asdict(i) for i in report.inputs],
+                "video": {"frames": report.video_frames, "fps": report.video_fps if report.video_frames else None},
+                "stage_ms": report.stage_summary(),
+            },
+            indent=2,
+        )
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(
+            ["source", "frame", "x", "y", "w", "h", "emotion", "confidence", "smoothed_emotion"]
+            + [f"p_{c}" for c in CLASS_NAMES]
+        )
+        for f in report.faces:
+            writer.writerow(
+                [f.source, "" if f.frame is None else f.frame, *f.box, f.emotion, f"{f.confidence:.6f}"]
+                + [f.smoothed_emotion or ""]
+                + [f"{f.probabilities[c]:.6f}" for c in CLASS_NAMES]
+            )
+        return buffer.getvalue().rstrip("\n")
+    rows = [
+        [
+            f.source,
+            "" if f.frame is None else f.frame,
+            " ".join(str(v) for v in f.box),
+            f.smoothed_emotion or f.emotion,
+            f"{f.confidence:.2f}",
+        ]
+        for f in report.faces
+    ]
+    if not rows:
+        return "no faces"
+    return _table(["source", "frame", "box (x y w h)", "emotion", "confidence"], rows, align="lrlll")

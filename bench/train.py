@@ -165,8 +165,13 @@ class Trainer:
         self.train_aug = make_dataset(splits.x_train, splits.y_train, augmenter=augmenter, **common)
         self.train_plain = make_dataset(splits.x_train, splits.y_train, augmenter=None, **common)
         self.val_x = make_dataset(splits.x_val, splits.y_val, batch_size=max(bs, 256)).map(lambda x, y: x)
-        self.steps_per_epoch = int(self.train_aug.cardinality())
+        self.fixed_steps = recipe.run.steps_per_epoch or None
+        if self.fixed_steps:
+            # Epochs of N batches: the stream repeats (reshuffled each pass) instead of ending.
+            self.train_aug, self.train_plain = self.train_aug.repeat(), self.train_plain.repeat()
+        self.steps_per_epoch = self.fixed_steps or int(self.train_aug.cardinality())
         self.timer = cb.StepTimer(bs)
+        self.validation = cb.ValidationMetrics(self.val_x, splits.y_val)
         self.jit = _resolve_jit(recipe)
 
     def _compile(self, phase: PhaseConfig, epochs: int) -> None:
@@ -183,7 +188,7 @@ class Trainer:
         patience = phase.early_stopping_patience or 10**9  # 0 = no early stop, but still keep the best epoch
         cbs = [
             cb.NanGuard(),
-            cb.ValidationMetrics(self.val_x, self.splits.y_val),
+            self.validation,
             self.timer,
             keras.callbacks.EarlyStopping(
                 monitor=monitor,
@@ -211,7 +216,13 @@ class Trainer:
         callbacks = self._callbacks(phase, phase_index, plan, deadline)
         data = self.train_aug if phase.augment and self.recipe.data.augment.enabled else self.train_plain
         hist = self.model.fit(
-            data, initial_epoch=start, epochs=end, callbacks=callbacks, verbose=self.verbose, shuffle=False
+            data,
+            initial_epoch=start,
+            epochs=end,
+            steps_per_epoch=self.fixed_steps,
+            callbacks=callbacks,
+            verbose=self.verbose,
+            shuffle=False,
         )
         hit = any(isinstance(c, cb.Deadline) and c.hit for c in callbacks)
         return hist, hit
@@ -244,7 +255,9 @@ class Trainer:
                 hist, hit = self._fit(phase, i, plan, 0, 1, deadline)
                 self._merge(result, hist)
                 epoch = 1
-                plan = shrink_plan(plan, 1, time.perf_counter() - tic, deadline - time.perf_counter())
+                plan = shrink_plan(
+                    plan, 1, self._epoch_seconds(time.perf_counter() - tic), deadline - time.perf_counter()
+                )
                 self.model.optimizer.learning_rate = make_schedule(phase, self.steps_per_epoch, plan[0])
                 self.model.train_function = None
                 if hit:
@@ -263,6 +276,16 @@ class Trainer:
         result.input_wait_fraction = self.timer.input_wait_fraction
         result.planned_epochs = plan if budget else result.planned_epochs
         return result
+
+    def _epoch_seconds(self, first_epoch_wall: float) -> float:
+        """What one more epoch will cost: steady-state steps plus a validation pass.
+
+        The first epoch's wall time also holds graph tracing and start-up stalls (up to half of it
+        for a short epoch), which made the plan shrink too far and left budget unused."""
+        per_step = self.timer.seconds_per_step
+        if not math.isfinite(per_step):
+            return first_epoch_wall
+        return min(first_epoch_wall, per_step * self.steps_per_epoch + self.validation.seconds)
 
     @staticmethod
     def _merge(result: TrainResult, hist) -> None:

@@ -160,3 +160,27 @@ def test_weights_from_a_local_file(tmp_path):
     for a, b in zip(source.get_weights(), model.get_layer("backbone").get_weights(), strict=True):
         assert np.array_equal(a, b)
     assert _keras_apps.resolve_weights("x", "none", has_imagenet=True, weights_file="f") is None
+
+
+def _batchnorm_momenta(model):
+    return {
+        layer.momentum
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    }
+
+
+def test_from_scratch_applications_use_fast_batchnorm_momentum_and_keep_it_when_saved(tmp_path):
+    model, _ = build_model(backbone="mobilenet_v3_small", head="linear", image_size=8)
+    assert _batchnorm_momenta(model) == {_keras_apps.FROM_SCRATCH_BN_MOMENTUM}
+    model.save(tmp_path / "m.keras")
+    assert _batchnorm_momenta(keras.models.load_model(tmp_path / "m.keras")) == {0.9}
+
+
+def test_pretrained_applications_keep_their_batchnorm_momentum(tmp_path):
+    source = BACKBONES.create("mobilenet_v3_small", input_shape=(32, 32, 3))
+    path = tmp_path / "mnv3.weights.h5"
+    source.save_weights(path)
+    model, _ = build_model(backbone="mobilenet_v3_small", head="linear", image_size=8, weights=str(path))
+    assert _batchnorm_momenta(model) == {0.999}  # Keras' own MobileNetV3 value, the weights' one
+    keras.backend.clear_session()

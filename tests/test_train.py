@@ -125,3 +125,27 @@ def _raw(recipe):
     from bench.config import to_dict
 
     return to_dict(recipe)
+
+
+def test_fixed_steps_per_epoch_streams_past_the_end_of_the_split(data):
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    raw = _raw(mini_recipe(steps_per_epoch=5))  # 96 images = 3 batches, so each epoch wraps around
+    raw["phases"] = [dict(raw["phases"][1], epochs=2, early_stopping_patience=0)]
+    recipe = from_dict(Recipe, raw)
+    trainer = Trainer(model, recipe, prepare_splits(data, recipe))
+    result = trainer.run()
+    assert trainer.steps_per_epoch == 5
+    assert len(trainer.timer.records) == 10
+    assert int(model.optimizer.iterations.numpy()) == 10
+    assert len(result.history["val_loss"]) == 2
+
+
+def test_budget_estimate_uses_steady_steps_not_the_first_epoch_wall_time(data):
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    recipe = mini_recipe()
+    trainer = Trainer(model, recipe, prepare_splits(data, recipe))
+    trainer.timer.records = [(True, 0.1, 0.0)] * 4  # steady steps of 0.1 s
+    trainer.validation.seconds = 0.5
+    assert trainer._epoch_seconds(60.0) == pytest.approx(0.1 * trainer.steps_per_epoch + 0.5)
+    trainer.timer.records = []
+    assert trainer._epoch_seconds(60.0) == 60.0  # nothing measured: fall back to the wall time

@@ -1,0 +1,1 @@
+"""Using a trained model: face detection, prediction on images and video, annotation, export."""

@@ -1,0 +1,74 @@
+"""A trained bench model as a fast face classifier: loaded from a file or an MLflow run, checked to
+take 48x48x1 raw faces, and called as one compiled function per batch of faces (``model.predict``
+costs ~50 ms a call here, more than the model itself)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bench import CLASS_NAMES
+from bench.data.dataset import IMAGE_SIZE
+from bench.errors import BenchError
+
+EXPECTED_INPUT = (IMAGE_SIZE, IMAGE_SIZE, 1)
+
+
+def load_keras_model(path: str | Path):
+    """A ``.keras`` file as a Keras model, or a one-line error."""
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise BenchError(f"model file '{path}' does not exist; pass a .keras file saved by bench run, or --run RUN_ID")
+    import bench.heads  # noqa: F401  (registers bench's layers for deserialization)
+    import bench.models  # noqa: F401
+
+    try:
+        return keras.models.load_model(path)
+    except Exception as exc:
+        raise BenchError(f"cannot load '{path}' as a Keras model: {str(exc).splitlines()[0][:160]}") from exc
+
+
+def model_from_run(run_id: str, tracking_uri: str | None = None):
+    """The ``model.keras`` artifact of a bench run."""
+    from bench import tracking
+
+    tracking.connect(tracking_uri)
+    tracking.find_run(run_id)
+    folder = Path(tempfile.mkdtemp(prefix="bench-model-"))
+    return load_keras_model(tracking.download_artifact(run_id, "model.keras", folder))
+
+
+def check_input_shape(model) -> None:
+    shape = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else None
+    if shape != EXPECTED_INPUT:
+        raise BenchError(
+            f"the model takes input of shape {shape}, not {EXPECTED_INPUT} (raw 48x48 grayscale faces); "
+            "use a model saved by bench run"
+        )
+
+
+class FaceClassifier:
+    """Probabilities over the seven emotions for a batch of uint8 48x48 faces."""
+
+    def __init__(self, model):
+        import tensorflow as tf
+
+        check_input_shape(model)
+        self.model = model
+        self.class_names = CLASS_NAMES
+        self._call = tf.function(
+            lambda x: model(x, training=False),
+            input_signature=[tf.TensorSpec((None, *EXPECTED_INPUT), tf.float32)],
+            reduce_retracing=True,
+        )
+
+    def __call__(self, faces: np.ndarray) -> np.ndarray:
+        """``faces``: (n, 48, 48) or (n, 48, 48, 1) uint8; returns (n, 7) float probabilities."""
+        if len(faces) == 0:
+            return np.zeros((0, len(self.class_names)), dtype=np.float32)
+        x = np.asarray(faces, dtype=np.float32).reshape(len(faces), *EXPECTED_INPUT)
+        return np.asarray(self._call(x))

@@ -1,0 +1,110 @@
+"""Face detection (OpenCV's frontal-face Haar cascade, shipped inside opencv-python-headless) and the
+crop that turns a detected face into what every bench model takes: raw 0-255 grayscale 48x48."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.data.dataset import IMAGE_SIZE
+from bench.errors import BenchError
+
+HAAR_FILE = "haarcascade_frontalface_default.xml"
+
+
+@dataclass(frozen=True)
+class Box:
+    """A face box in frame pixels (top-left corner, width, height)."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def as_list(self) -> list[int]:
+        return [self.x, self.y, self.w, self.h]
+
+    def iou(self, other: Box) -> float:
+        """Intersection over union: how the video smoother follows a face from frame to frame."""
+        ix = max(0, min(self.x + self.w, other.x + other.w) - max(self.x, other.x))
+        iy = max(0, min(self.y + self.h, other.y + other.h) - max(self.y, other.y))
+        inter = ix * iy
+        union = self.w * self.h + other.w * other.h - inter
+        return inter / union if union else 0.0
+
+
+def to_gray(frame: np.ndarray) -> np.ndarray:
+    """uint8 grayscale from a grayscale, BGR or BGRA frame (OpenCV's channel order)."""
+    import cv2
+
+    if frame.ndim == 2:
+        return frame
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY)
+    if frame.shape[2] == 3:
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    return frame[..., 0]
+
+
+class FaceDetector:
+    """OpenCV's Haar cascade, the seed's detector.
+
+    Args:
+        scale_factor, min_neighbors: ``detectMultiScale``'s trade-off of speed and false positives.
+        min_size: smallest face side in pixels.
+    """
+
+    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, min_size: int = 30):
+        import cv2
+
+        path = cv2.data.haarcascades + HAAR_FILE
+        self.cascade = cv2.CascadeClassifier(path)
+        if self.cascade.empty():
+            raise BenchError(f"cannot load the Haar cascade {path}; reinstall opencv-python-headless<5")
+        self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, min_size
+
+    def detect(self, gray: np.ndarray) -> list[Box]:
+        """Faces in a grayscale frame, largest first."""
+        found = self.cascade.detectMultiScale(
+            gray,
+            scaleFactor=self.scale_factor,
+            minNeighbors=self.min_neighbors,
+            minSize=(self.min_size, self.min_size),
+        )
+        boxes = [Box(int(x), int(y), int(w), int(h)) for x, y, w, h in found]
+        return sorted(boxes, key=lambda b: -b.w * b.h)
+
+
+def expand_box(box: Box, margin: float, width: int, height: int) -> Box:
+    """Grow ``box`` by ``margin`` of its size on every side, clamped to the frame.
+
+    FER2013's faces include some hair and chin; the Haar box is tighter, hence a margin."""
+    dx, dy = int(round(box.w * margin)), int(round(box.h * margin))
+    x0, y0 = max(0, box.x - dx), max(0, box.y - dy)
+    x1, y1 = min(width, box.x + box.w + dx), min(height, box.y + box.h + dy)
+    return Box(x0, y0, max(1, x1 - x0), max(1, y1 - y0))
+
+
+def crop_face(gray: np.ndarray, box: Box, margin: float = 0.0) -> np.ndarray:
+    """The face under ``box`` (grown by ``margin``) as uint8 48x48: raw pixels, no normalization —
+    the model does its own preprocessing."""
+    import cv2
+
+    height, width = gray.shape[:2]
+    b = expand_box(box, margin, width, height)
+    face = gray[b.y : b.y + b.h, b.x : b.x + b.w]
+    return cv2.resize(face, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+
+
+def whole_image_face(gray: np.ndarray) -> tuple[Box, np.ndarray]:
+    """``--no-detect``: the whole image is one already-cropped face."""
+    import cv2
+
+    height, width = gray.shape[:2]
+    face = (
+        gray
+        if (height, width) == (IMAGE_SIZE, IMAGE_SIZE)
+        else cv2.resize(gray, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+    )
+    return Box(0, 0, width, height), face

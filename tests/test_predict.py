@@ -1,0 +1,192 @@
+"""bench predict and bench export on images, frames and videos the tests draw themselves."""
+
+import csv
+import io
+import json
+
+import cv2
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from bench import CLASS_NAMES
+from bench.cli import cli
+from bench.data.synthetic import _EXPRESSIONS, draw_face
+from bench.errors import BenchError
+from bench.inference.classifier import FaceClassifier, load_keras_model
+from bench.inference.export import export_model
+from bench.inference.faces import Box, crop_face, expand_box
+from bench.inference.predict import PredictOptions, predict_files
+from bench.inference.smoothing import LabelSmoother
+from bench.models import build_model
+
+FACE_AT = (100, 200, 144)  # top, left, side of the face pasted into test frames
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    model.save(path)
+    return path
+
+
+def synthetic_face(seed: int = 0) -> np.ndarray:
+    face = draw_face(np.array(_EXPRESSIONS["neutral"]), np.random.default_rng(seed))
+    return np.round(face * 255).astype(np.uint8)
+
+
+def frame_with_face(shift: int = 0) -> np.ndarray:
+    """A 640x480 grey BGR frame with one synthetic face pasted in (the Haar cascade finds it)."""
+    top, left, side = FACE_AT
+    frame = np.full((480, 640), 120, np.uint8)
+    frame[top : top + side, left + shift : left + shift + side] = cv2.resize(
+        synthetic_face(), (side, side), interpolation=cv2.INTER_CUBIC
+    )
+    return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+
+
+@pytest.fixture
+def images(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "face.png"), frame_with_face())
+    cv2.imwrite(str(folder / "blank.png"), np.full((240, 320, 3), 90, np.uint8))
+    cv2.imwrite(str(tmp_path / "crop.png"), synthetic_face())
+    return folder
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_box_margin_is_clamped_to_the_frame_and_crop_is_raw_48x48():
+    assert expand_box(Box(5, 5, 20, 20), 0.5, 30, 28) == Box(0, 0, 30, 28)
+    assert expand_box(Box(10, 10, 10, 10), 0.1, 100, 100) == Box(9, 9, 12, 12)
+    gray = np.arange(100 * 100, dtype=np.uint32).reshape(100, 100).astype(np.uint8)
+    crop = crop_face(gray, Box(0, 0, 48, 48))
+    assert crop.shape == (48, 48) and crop.dtype == np.uint8
+    assert np.array_equal(crop, gray[:48, :48])  # same size: the raw pixels, nothing normalized
+
+
+def test_label_smoother_takes_the_mode_per_face_and_follows_boxes():
+    smoother = LabelSmoother(window=3)
+    a, b = Box(0, 0, 50, 50), Box(300, 300, 50, 50)
+    assert smoother.update([a], ["happy"]) == ["happy"]
+    assert smoother.update([a], ["sad"]) == ["sad"]  # a tie goes to the latest label
+    assert smoother.update([a], ["happy"]) == ["happy"]
+    assert smoother.update([Box(2, 2, 50, 50), b], ["happy", "fear"]) == ["happy", "fear"]  # b is a new face
+    assert smoother.update([a], ["sad"]) == ["happy"]  # happy, happy, sad
+    assert smoother.update([a], ["sad"]) == ["sad"]  # window 3: happy, sad, sad
+    with pytest.raises(ValueError, match="window"):
+        LabelSmoother(window=0)
+
+
+def test_detector_finds_the_pasted_face_and_not_a_blank_frame(model_file, images, tmp_path):
+    classifier = FaceClassifier(load_keras_model(model_file))
+    report = predict_files(classifier, [str(images)], PredictOptions(out_dir=tmp_path / "out"))
+    by_name = {r.source.rsplit("/", 1)[-1]: r for r in report.inputs}
+    assert by_name["blank.png"].faces == 0 and by_name["blank.png"].error is None
+    assert by_name["face.png"].faces == 1
+    (face,) = report.faces
+    top, left, side = FACE_AT
+    assert Box(*face.box).iou(Box(left, top, side, side)) > 0.4
+    assert set(face.probabilities) == set(CLASS_NAMES)
+    assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert face.emotion == max(face.probabilities, key=face.probabilities.get)
+    annotated = cv2.imread(by_name["face.png"].annotated)
+    assert annotated.shape == (480, 640, 3)
+    assert not np.array_equal(annotated, frame_with_face())  # the box and label were drawn
+
+
+def test_no_detect_classifies_a_crop_exactly_like_the_model(model_file, tmp_path, images):
+    result = invoke("predict", "--model", model_file, "--no-detect", "--format", "json", tmp_path / "crop.png")
+    assert result.exit_code == 0, result.output
+    (face,) = json.loads(result.stdout)["faces"]
+    assert face["box"] == [0, 0, 48, 48]
+    expected = keras.models.load_model(model_file).predict(synthetic_face()[None, ..., None].astype("float32"))[0]
+    np.testing.assert_allclose([face["probabilities"][c] for c in CLASS_NAMES], expected, atol=1e-5)
+
+
+def test_video_every_nth_frame_smoothed_timed_and_annotated(model_file, tmp_path):
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (640, 480))
+    for i in range(12):
+        writer.write(frame_with_face(shift=i))
+    writer.release()
+    out = tmp_path / "out"
+    result = invoke("predict", "--model", model_file, "--stride", 2, "--out", out, "--format", "json", video)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    frames = sorted({f["frame"] for f in payload["faces"]})
+    assert frames and set(frames) <= {0, 2, 4, 6, 8, 10} and len(frames) >= 4
+    assert all(f["smoothed_emotion"] in CLASS_NAMES for f in payload["faces"])
+    assert payload["inputs"][0]["frames"] == 6 and payload["video"]["fps"] > 0
+    assert set(payload["stage_ms"]) >= {"detect", "preprocess", "predict", "draw"}
+    assert "frames/s" in result.stderr
+    written = cv2.VideoCapture(str(out / "clip.annotated.mp4"))
+    assert int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+    written.release()
+
+
+def test_csv_has_one_row_per_face_with_all_probabilities(model_file, images):
+    result = invoke("predict", "--model", model_file, "--format", "csv", images)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 1
+    assert set(rows[0]) >= {"source", "frame", "x", "y", "w", "h", "emotion", "confidence"}
+    assert sum(float(rows[0][f"p_{c}"]) for c in CLASS_NAMES) == pytest.approx(1.0, abs=1e-4)
+    assert "blank.png: no face found" in result.stderr
+
+
+def test_bad_inputs_are_one_line_each_and_good_ones_still_run(model_file, images, tmp_path):
+    fake = tmp_path / "fake.png"
+    fake.write_text("not an image")
+    result = invoke(
+        "predict", "--model", model_file, "--format", "json", fake, tmp_path / "nope.jpg", images / "face.png"
+    )
+    assert result.exit_code == 1
+    assert len(json.loads(result.stdout)["faces"]) == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and "fake.png" in errors[0] and "nope.jpg: no such file" in errors[1]
+
+
+def test_model_errors_are_one_line(tmp_path, images):
+    wrong = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(7)])
+    wrong.save(tmp_path / "wrong.keras")
+    result = invoke("predict", "--model", tmp_path / "wrong.keras", images)
+    assert result.exit_code == 2 and "(48, 48, 1)" in result.stderr and len(result.stderr.splitlines()) == 1
+    result = invoke("predict", "--run", "0123456789abcdef", images)
+    assert result.exit_code == 2 and "no MLflow run" in result.stderr
+    result = invoke("predict", images)
+    assert result.exit_code == 2 and "exactly one of --run" in result.stderr
+
+
+@pytest.mark.parametrize(("fmt", "quantize"), [("tflite", "none"), ("tflite", "float16"), ("tflite", "dynamic")])
+def test_tflite_export_agrees_with_keras(model_file, tmp_path, fmt, quantize):
+    report = export_model(load_keras_model(model_file), fmt, tmp_path / "m.tflite", quantize)
+    assert report.agrees and report.max_abs_diff <= report.tolerance
+    assert report.size_mb > 0 and report.latency_ms_exported > 0 and report.samples == 32
+    if quantize != "none":
+        assert report.size_mb < report.keras_size_mb
+
+
+def test_saved_model_and_upscaling_tflite_export_through_the_cli(tmp_path):
+    keras.utils.set_random_seed(1)
+    model, spec = build_model(backbone="baseline_cnn", head="linear", image_size=64)  # bicubic resize inside
+    assert spec.image_size == 64
+    model.save(tmp_path / "up.keras")
+    result = invoke(
+        "export", "--model", tmp_path / "up.keras", "--format", "tflite", "--out", tmp_path / "up.tflite", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["agrees"] is True
+    result = invoke("export", "--model", tmp_path / "up.keras", "--format", "saved_model", "--out", tmp_path / "sm")
+    assert result.exit_code == 0, result.output
+    assert "agrees with the Keras model" in result.stdout and (tmp_path / "sm" / "saved_model.pb").is_file()
+    result = invoke("export", "--model", tmp_path / "up.keras", "--format", "saved_model", "--out", tmp_path / "sm")
+    assert result.exit_code == 2 and "already exists" in result.stderr
+    with pytest.raises(BenchError, match="tflite only"):
+        export_model(model, "saved_model", tmp_path / "sm2", "dynamic")
