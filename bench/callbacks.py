@@ -121,13 +121,14 @@ class Deadline(keras.callbacks.Callback):
 class Checkpointer(keras.callbacks.Callback):
     """Saves weights and the trainer's position every epoch, so ``bench run --resume`` can continue."""
 
-    def __init__(self, folder: Path, state: dict):
+    def __init__(self, folder: Path, state: dict, target: keras.Model | None = None):
         super().__init__()
-        self.folder, self.state = Path(folder), state
+        self.folder, self.state, self.target = Path(folder), state, target
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def on_epoch_end(self, epoch, logs=None):
-        self.model.save_weights(self.folder / "weights.weights.h5")
+        # ``target``: the whole model, also when fit trains only its head on cached features.
+        (self.target or self.model).save_weights(self.folder / "weights.weights.h5")
         state = {**self.state, "next_epoch": epoch + 1}
         (self.folder / "state.json").write_text(json.dumps(state))
 

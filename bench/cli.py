@@ -356,9 +356,15 @@ def compare(
 @click.option("--recipe", default="cpu", show_default=True, help="Recipe whose head options and phases are used.")
 @click.option("--warmup", default=3, show_default=True, type=click.IntRange(0))
 @click.option("--steps", default=10, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--precision",
+    type=click.Choice(["float32", "mixed_bfloat16", "mixed_float16"]),
+    default="float32",
+    show_default=True,
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @friendly_errors
-def profile_cmd(backbones, head, image_size, batch, recipe, warmup, steps, fmt):
+def profile_cmd(backbones, head, image_size, batch, recipe, warmup, steps, precision, fmt):
     """Parameters, FLOPs, throughput, latency, memory and file size of backbone + head."""
     import logging
 
@@ -373,7 +379,16 @@ def profile_cmd(backbones, head, image_size, batch, recipe, warmup, steps, fmt):
         BACKBONES.get(name)
     HEADS.get(head)
     results = [
-        profile(n, head, image_size=image_size, recipe_name=recipe, train_batch=batch, warmup=warmup, steps=steps)
+        profile(
+            n,
+            head,
+            image_size=image_size,
+            recipe_name=recipe,
+            train_batch=batch,
+            warmup=warmup,
+            steps=steps,
+            precision=precision,
+        )
         for n in names
     ]
     click.echo(json.dumps(results, indent=2) if fmt == "json" else render_profiles(results))
@@ -490,10 +505,19 @@ def _load_model_for_use(run_id, model_path, tracking_uri):
 @click.option("--no-detect", is_flag=True, help="Each image (or frame) is one already-cropped face.")
 @click.option("--margin", default=0.15, show_default=True, type=click.FloatRange(0, 1), help="Crop margin.")
 @click.option("--min-face", default=30, show_default=True, type=click.IntRange(8), help="Smallest face, pixels.")
+@click.option(
+    "--detect-width",
+    default=320,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Search for faces at this frame width (0 = full size; faster when smaller).",
+)
 @click.option("--stride", default=1, show_default=True, type=click.IntRange(1), help="Video: every n-th frame.")
 @click.option("--window", default=10, show_default=True, type=click.IntRange(1), help="Video: label mode window.")
 @friendly_errors
-def predict(inputs, run_id, model_path, tracking_uri, out_dir, fmt, no_detect, margin, min_face, stride, window):
+def predict(
+    inputs, run_id, model_path, tracking_uri, out_dir, fmt, no_detect, margin, min_face, detect_width, stride, window
+):
     """Emotions of the faces in images, folders and videos.
 
     Predictions go to stdout (--format); per-input notes, errors and video timing go to stderr. The
@@ -513,6 +537,7 @@ def predict(inputs, run_id, model_path, tracking_uri, out_dir, fmt, no_detect, m
         window=window,
         out_dir=Path(out_dir) if out_dir else None,
         min_face=min_face,
+        detect_width=detect_width,
     )
     report = predict_files(classifier, list(inputs), options)
     click.echo(render_predictions(report, fmt))

@@ -97,6 +97,9 @@ class RunConfig:
     budget_minutes: float = _opt(0.0, range=(0, 100_000), doc="0 = no wall-clock budget")
     monitor: str = _opt("val_loss", choices=("val_loss", "val_macro_f1", "val_accuracy"))
     jit_compile: str = _opt("auto", choices=("auto", "on", "off"))
+    cache_features: bool = _opt(
+        True, doc="head-only phases without augmentation train the head on backbone features computed once"
+    )
     steps_per_epoch: int = _opt(
         0,
         range=(0, 10_000_000),

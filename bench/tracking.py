@@ -95,6 +95,7 @@ def environment_tags(precision: str) -> dict[str, str]:
         "python": platform.python_version(),
         "hardware": ("GPU: " + ", ".join(g.name for g in gpus)) if gpus else f"CPU: {_cpu_model()} x{os.cpu_count()}",
         "precision": precision,
+        "onednn": str(__import__("bench.runtime", fromlist=["onednn_enabled"]).onednn_enabled()).lower(),
     }
     with contextlib.suppress(Exception):
         commit = subprocess.run(

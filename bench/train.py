@@ -23,7 +23,7 @@ from bench.data.dataset import FerData, stratified_holdout
 from bench.data.pipeline import make_dataset
 from bench.data.weights import class_weights
 from bench.errors import BenchError
-from bench.freezing import apply_phase_trainability
+from bench.freezing import apply_phase_trainability, head_of
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,59 @@ def shrink_plan(plan: list[int], done_in_first: int, epoch_seconds: float, secon
     return new
 
 
+CACHE_LIMIT_BYTES = 6 * 2**30
+"""Largest feature cache (train + val, float32) built in memory; beyond it the phase runs uncached.
+ResNet50 at 48x48 needs ~1 GB for FER2013; at 224x224 ~12 GB, which would not fit this machine."""
+
+
+@dataclass
+class CachedFeatures:
+    """A head-only phase's inputs: backbone features of the (never augmented) splits, computed once."""
+
+    train: object  # tf.data.Dataset of (features, one-hot, weight)
+    validation: cb.ValidationMetrics
+    seconds: float  # time spent computing the features
+
+
+def feature_extractor(model: keras.Model) -> keras.Model:
+    """The part of a bench model in front of the head (input adapter + backbone), sharing its layers."""
+    head = head_of(model)
+    return keras.Model(model.inputs, head._inbound_nodes[0].input_tensors[0], name="features")
+
+
+def cache_features(model: keras.Model, splits: Splits, recipe: Recipe, fixed_steps: int | None):
+    """Backbone features of the train and val splits, batched exactly like the uncached plain dataset
+    (same oversampling, shuffle seed and batches), so training the head on them takes the same steps.
+
+    Features come from the backbone in inference mode, which is what a frozen backbone computes in
+    ``fit`` too (frozen BatchNorm runs in inference mode); a backbone with dropout layers would differ.
+    Returns None when the cache would exceed :data:`CACHE_LIMIT_BYTES`."""
+    extractor = feature_extractor(model)
+    per_image = int(np.prod(extractor.output.shape[1:])) * 4
+    if per_image * (len(splits.y_train) + len(splits.y_val)) > CACHE_LIMIT_BYTES:
+        return None
+    tic = time.perf_counter()
+
+    def features(x):  # the same input pipeline, unaugmented and in order
+        ds = make_dataset(x, np.zeros(len(x), np.int64), batch_size=256).map(lambda xb, yb: xb)
+        return extractor.predict(ds, verbose=0)
+
+    bs, seed = recipe.data.batch_size, recipe.run.seed
+    train = make_dataset(
+        features(splits.x_train),
+        splits.y_train,
+        batch_size=bs,
+        weights=splits.class_weights,
+        shuffle=True,
+        seed=seed,
+        oversample=recipe.data.oversample,
+    )
+    if fixed_steps:
+        train = train.repeat()
+    val = make_dataset(features(splits.x_val), splits.y_val, batch_size=max(bs, 256)).map(lambda x, y: x)
+    return CachedFeatures(train, cb.ValidationMetrics(val, splits.y_val), time.perf_counter() - tic)
+
+
 @dataclass
 class TrainResult:
     model: keras.Model
@@ -172,11 +225,27 @@ class Trainer:
         self.steps_per_epoch = self.fixed_steps or int(self.train_aug.cardinality())
         self.timer = cb.StepTimer(bs)
         self.validation = cb.ValidationMetrics(self.val_x, splits.y_val)
+        self.cached: CachedFeatures | None = None  # the current head-only phase's features, if cached
         self.jit = _resolve_jit(recipe)
+
+    def _cacheable(self, phase: PhaseConfig) -> bool:
+        """Head-only phases without augmentation see the same backbone features every epoch."""
+        augmented = phase.augment and self.recipe.data.augment.enabled
+        return self.recipe.run.cache_features and phase.train == "head" and not augmented
+
+    @property
+    def _target(self) -> keras.Model:
+        """What ``fit`` trains: the head alone on cached features, or the whole model."""
+        return head_of(self.model) if self.cached is not None else self.model
+
+    def _prepare_phase(self, phase: PhaseConfig) -> None:
+        self.cached = None
+        if self._cacheable(phase):
+            self.cached = cache_features(self.model, self.splits, self.recipe, self.fixed_steps)
 
     def _compile(self, phase: PhaseConfig, epochs: int) -> None:
         schedule = make_schedule(phase, self.steps_per_epoch, epochs)
-        self.model.compile(
+        self._target.compile(
             optimizer=make_optimizer(phase, schedule),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=phase.label_smoothing),
             metrics=["accuracy"],
@@ -188,7 +257,7 @@ class Trainer:
         patience = phase.early_stopping_patience or 10**9  # 0 = no early stop, but still keep the best epoch
         cbs = [
             cb.NanGuard(),
-            self.validation,
+            self.cached.validation if self.cached is not None else self.validation,
             self.timer,
             keras.callbacks.EarlyStopping(
                 monitor=monitor,
@@ -209,13 +278,16 @@ class Trainer:
         if deadline is not None:
             cbs.append(cb.Deadline(deadline))
         if self.checkpoint_dir is not None:
-            cbs.append(cb.Checkpointer(self.checkpoint_dir, {"phase": phase_index, "plan": plan}))
+            cbs.append(cb.Checkpointer(self.checkpoint_dir, {"phase": phase_index, "plan": plan}, target=self.model))
         return cbs + self.extra_callbacks
 
     def _fit(self, phase, phase_index, plan, start, end, deadline):
         callbacks = self._callbacks(phase, phase_index, plan, deadline)
-        data = self.train_aug if phase.augment and self.recipe.data.augment.enabled else self.train_plain
-        hist = self.model.fit(
+        if self.cached is not None:
+            data = self.cached.train
+        else:
+            data = self.train_aug if phase.augment and self.recipe.data.augment.enabled else self.train_plain
+        hist = self._target.fit(
             data,
             initial_epoch=start,
             epochs=end,
@@ -246,6 +318,7 @@ class Trainer:
             epoch = max(epoch, phase_start)
             result.phase_starts.append(epoch)
             apply_phase_trainability(self.model, phase.train, phase.band, pretrained=self.pretrained)
+            self._prepare_phase(phase)
             self._compile(phase, plan[i])
             begin = epoch
             if budget and i == 0 and epoch == 0:
@@ -258,8 +331,8 @@ class Trainer:
                 plan = shrink_plan(
                     plan, 1, self._epoch_seconds(time.perf_counter() - tic), deadline - time.perf_counter()
                 )
-                self.model.optimizer.learning_rate = make_schedule(phase, self.steps_per_epoch, plan[0])
-                self.model.train_function = None
+                self._target.optimizer.learning_rate = make_schedule(phase, self.steps_per_epoch, plan[0])
+                self._target.train_function = None
                 if hit:
                     result.budget_hit = True
             if epoch < phase_start + plan[i] and not result.budget_hit:
@@ -271,6 +344,7 @@ class Trainer:
             phase_start += plan[i]
             if result.budget_hit:
                 break
+        self.cached = None
         result.train_seconds = time.perf_counter() - t0
         result.images_per_second = self.timer.images_per_second
         result.input_wait_fraction = self.timer.input_wait_fraction
@@ -285,7 +359,8 @@ class Trainer:
         per_step = self.timer.seconds_per_step
         if not math.isfinite(per_step):
             return first_epoch_wall
-        return min(first_epoch_wall, per_step * self.steps_per_epoch + self.validation.seconds)
+        validation = self.cached.validation if self.cached is not None else self.validation
+        return min(first_epoch_wall, per_step * self.steps_per_epoch + validation.seconds)
 
     @staticmethod
     def _merge(result: TrainResult, hist) -> None:

@@ -16,7 +16,7 @@ from bench.data.synthetic import _EXPRESSIONS, draw_face
 from bench.errors import BenchError
 from bench.inference.classifier import FaceClassifier, load_keras_model
 from bench.inference.export import export_model
-from bench.inference.faces import Box, crop_face, expand_box
+from bench.inference.faces import Box, FaceDetector, crop_face, expand_box
 from bench.inference.predict import PredictOptions, predict_files
 from bench.inference.smoothing import LabelSmoother
 from bench.models import build_model
@@ -96,6 +96,10 @@ def test_detector_finds_the_pasted_face_and_not_a_blank_frame(model_file, images
     assert set(face.probabilities) == set(CLASS_NAMES)
     assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     assert face.emotion == max(face.probabilities, key=face.probabilities.get)
+    gray = cv2.cvtColor(frame_with_face(), cv2.COLOR_BGR2GRAY)
+    for width in (0, 320):  # full size and the downscaled search find the same face
+        (found,) = FaceDetector(max_width=width).detect(gray)
+        assert found.iou(Box(left, top, side, side)) > 0.4
     annotated = cv2.imread(by_name["face.png"].annotated)
     assert annotated.shape == (480, 640, 3)
     assert not np.array_equal(annotated, frame_with_face())  # the box and label were drawn

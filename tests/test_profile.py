@@ -85,11 +85,24 @@ def test_profile_cli(fmt):
             "2",
             "--format",
             fmt,
+            *(["--precision", "mixed_bfloat16"] if fmt == "json" else []),
         ],
     )
     assert result.exit_code == 0, result.output
     if fmt == "json":
         rows = json.loads(result.output)
         assert rows[0]["backbone"] == "baseline_cnn" and np.isfinite(rows[0]["flops_per_image"])
+        assert rows[0]["precision"] == "mixed_bfloat16" and isinstance(rows[0]["onednn"], bool)
     else:
         assert "GFLOPs/img" in result.output and "baseline_cnn+linear" in result.output
+
+
+def test_onednn_default_is_on_but_the_users_choice_wins(monkeypatch):
+    from bench.runtime import ONEDNN_VARIABLE, configure_tensorflow_environment, onednn_enabled
+
+    monkeypatch.delenv(ONEDNN_VARIABLE, raising=False)
+    configure_tensorflow_environment()
+    assert onednn_enabled()
+    monkeypatch.setenv(ONEDNN_VARIABLE, "0")
+    configure_tensorflow_environment()
+    assert not onednn_enabled()

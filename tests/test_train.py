@@ -149,3 +149,41 @@ def test_budget_estimate_uses_steady_steps_not_the_first_epoch_wall_time(data):
     assert trainer._epoch_seconds(60.0) == pytest.approx(0.1 * trainer.steps_per_epoch + 0.5)
     trainer.timer.records = []
     assert trainer._epoch_seconds(60.0) == 60.0  # nothing measured: fall back to the wall time
+
+
+def _head_phase_weights(data, cache: bool):
+    """Head weights after 2 epochs of a head-only, unaugmented phase (6 steps), from the same start."""
+    keras.utils.set_random_seed(5)
+    model, _ = build_model(backbone="baseline_cnn", head="mlp", head_options={"units": [16], "dropout": 0.0})
+    raw = _raw(mini_recipe(cache_features=cache))
+    raw["phases"] = [dict(raw["phases"][0], epochs=2, early_stopping_patience=0)]
+    recipe = from_dict(Recipe, raw)
+    trainer = Trainer(model, recipe, prepare_splits(data, recipe))
+    start = model.get_layer("head").get_weights()[0]
+    result = trainer.run()
+    assert not np.allclose(model.get_layer("head").get_weights()[0], start)  # the head did train
+    return model.get_layer("head").get_weights(), model.get_layer("backbone").get_weights(), result
+
+
+def test_cached_features_train_the_head_exactly_like_the_full_model(data):
+    cached_head, cached_backbone, cached = _head_phase_weights(data, cache=True)
+    plain_head, plain_backbone, plain = _head_phase_weights(data, cache=False)
+    for a, b in zip(cached_head, plain_head, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    for a, b in zip(cached_backbone, plain_backbone, strict=True):
+        assert np.array_equal(a, b)  # frozen in both
+    np.testing.assert_allclose(cached.history["val_loss"], plain.history["val_loss"], rtol=1e-4)
+
+
+def test_feature_cache_is_used_only_for_unaugmented_head_phases(data):
+    from bench.train import feature_extractor
+
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    recipe = mini_recipe()
+    trainer = Trainer(model, recipe, prepare_splits(data, recipe))
+    head_phase, all_phase = recipe.phases
+    assert trainer._cacheable(head_phase) and not trainer._cacheable(all_phase)
+    assert not trainer._cacheable(PhaseConfig(train="head", augment=True))
+    x = np.random.default_rng(0).integers(0, 256, (2, 48, 48, 1)).astype("float32")
+    features = feature_extractor(model)([x], training=False)
+    np.testing.assert_allclose(model.get_layer("head")(features, training=False), model(x, training=False), atol=1e-6)

@@ -52,10 +52,12 @@ class FaceDetector:
 
     Args:
         scale_factor, min_neighbors: ``detectMultiScale``'s trade-off of speed and false positives.
-        min_size: smallest face side in pixels.
+        min_size: smallest face side in pixels of the original frame.
+        max_width: frames wider than this are searched at this width (boxes are mapped back); the
+            cascade's cost grows with the pixel count, and webcam faces are large. 0 = full size.
     """
 
-    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, min_size: int = 30):
+    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, min_size: int = 30, max_width: int = 0):
         import cv2
 
         path = cv2.data.haarcascades + HAAR_FILE
@@ -63,16 +65,22 @@ class FaceDetector:
         if self.cascade.empty():
             raise BenchError(f"cannot load the Haar cascade {path}; reinstall opencv-python-headless<5")
         self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, min_size
+        self.max_width = max_width
 
     def detect(self, gray: np.ndarray) -> list[Box]:
         """Faces in a grayscale frame, largest first."""
+        import cv2
+
+        factor = 1.0
+        if self.max_width and gray.shape[1] > self.max_width:
+            factor = self.max_width / gray.shape[1]
+            size = (self.max_width, max(1, round(gray.shape[0] * factor)))
+            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+        side = max(8, round(self.min_size * factor))
         found = self.cascade.detectMultiScale(
-            gray,
-            scaleFactor=self.scale_factor,
-            minNeighbors=self.min_neighbors,
-            minSize=(self.min_size, self.min_size),
+            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(side, side)
         )
-        boxes = [Box(int(x), int(y), int(w), int(h)) for x, y, w, h in found]
+        boxes = [Box(*(int(round(v / factor)) for v in b)) for b in found]
         return sorted(boxes, key=lambda b: -b.w * b.h)
 
 

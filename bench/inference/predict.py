@@ -31,6 +31,7 @@ class PredictOptions:
     window: int = 10
     out_dir: Path | None = None
     min_face: int = 30
+    detect_width: int = 320  # see FaceDetector.max_width
 
 
 @dataclass
@@ -101,7 +102,9 @@ class _Pipeline:
 
     def __init__(self, classifier: FaceClassifier, options: PredictOptions, report: PredictReport):
         self.classifier, self.options, self.report = classifier, options, report
-        self.detector = FaceDetector(min_size=options.min_face) if options.detect else None
+        self.detector = (
+            FaceDetector(min_size=options.min_face, max_width=options.detect_width) if options.detect else None
+        )
 
     def frame(self, frame: np.ndarray, source: str, index: int | None, smoother: LabelSmoother | None, draw: bool):
         stage = self.report.stage_ms

@@ -1,0 +1,66 @@
+"""Training speed of every backbone + hybrid head under each CPU setting bench can choose.
+
+For each backbone, each oneDNN setting (``TF_ENABLE_ONEDNN_OPTS`` 0 / 1, read by TensorFlow at import,
+hence one child process per setting) and each precision (float32, mixed_bfloat16): steady-state
+training images/s at the cpu recipe's image size, batch 32 (median of timed ``train_on_batch`` steps
+after warm-up). Prints one table.
+
+    python benchmarks/cpu_speed.py [--backbone NAME ...] [--steps 8] [--warmup 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+CHILD = """
+import json, sys
+import keras
+from bench.config import load_recipe
+from bench.models import build_model
+from bench.profile import throughput
+backbone, precision, warmup, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+recipe = load_recipe("cpu")
+model, spec = build_model(backbone=backbone, head="hybrid", image_size=recipe.data.image_size,
+                          head_options=recipe.model.head_options["hybrid"], precision=precision)
+train, infer = throughput(model, warmup=warmup, steps=steps)
+print(json.dumps({"train": train, "infer": infer, "size": spec.image_size}))
+"""
+
+
+def measure(backbone: str, onednn: str, precision: str, warmup: int, steps: int) -> dict:
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, backbone, precision, str(warmup), str(steps)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", action="append", default=None)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=8)
+    args = parser.parse_args()
+    backbones = args.backbone or ["baseline_cnn", "mobilenet_v3_small", "resnet50", "efficientnet_b3", "xception"]
+    settings = [("0", "float32"), ("1", "float32"), ("0", "mixed_bfloat16"), ("1", "mixed_bfloat16")]
+    header = ["backbone + hybrid", "px"] + [f"oneDNN {o} {p}" for o, p in settings]
+    print(" | ".join(header))
+    for backbone in backbones:
+        cells, size = [], ""
+        for onednn, precision in settings:
+            result = measure(backbone, onednn, precision, args.warmup, args.steps)
+            cells.append(f"{result['train']:.1f}")
+            size = str(result["size"])
+        print(" | ".join([backbone, size, *cells]), flush=True)
+
+
+if __name__ == "__main__":
+    main()
