@@ -84,6 +84,8 @@ def environment_tags(precision: str) -> dict[str, str]:
     import sklearn
     import tensorflow as tf
 
+    from bench.runtime import onednn_enabled
+
     gpus = tf.config.list_physical_devices("GPU")
     tags = {
         "bench.version": __import__("bench").__version__,
@@ -95,7 +97,7 @@ def environment_tags(precision: str) -> dict[str, str]:
         "python": platform.python_version(),
         "hardware": ("GPU: " + ", ".join(g.name for g in gpus)) if gpus else f"CPU: {_cpu_model()} x{os.cpu_count()}",
         "precision": precision,
-        "onednn": str(__import__("bench.runtime", fromlist=["onednn_enabled"]).onednn_enabled()).lower(),
+        "onednn": str(onednn_enabled()).lower(),
     }
     with contextlib.suppress(Exception):
         commit = subprocess.run(
