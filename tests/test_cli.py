@@ -19,6 +19,8 @@ SUBCOMMANDS = [
     ["compare"],
     ["tune"],
     ["profile"],
+    ["predict"],
+    ["export"],
 ]
 
 MINI_TOML = """
@@ -177,7 +179,7 @@ def test_run_end_to_end_logs_everything_to_mlflow(mini, tmp_path):
         assert key in metrics, key
     history = client.get_metric_history(run.info.run_id, "val_loss")
     assert [m.step for m in history] == [0, 1]
-    assert {"hardware", "tensorflow", "keras", "precision"} <= set(run.data.tags)
+    assert {"hardware", "tensorflow", "keras", "precision", "onednn"} <= set(run.data.tags)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert artifacts >= {
         "confusion_matrix.png",
@@ -197,6 +199,16 @@ def test_run_end_to_end_logs_everything_to_mlflow(mini, tmp_path):
 
     model = keras.models.load_model(client.download_artifacts(run.info.run_id, "model.keras", str(tmp_path)))
     assert model.output.shape == (None, 7)
+    # the run's model serves bench predict directly
+    from PIL import Image
+
+    Image.fromarray(np.full((48, 48), 128, np.uint8)).save(tmp_path / "crop.png")
+    result = invoke("predict", "--run", run.info.run_id, "--no-detect", "--format", "json", str(tmp_path / "crop.png"))
+    assert result.exit_code == 0, result.output
+    (face,) = json.loads(result.stdout)["faces"]
+    assert np.allclose(
+        list(face["probabilities"].values()), model.predict(np.full((1, 48, 48, 1), 128.0), verbose=0)[0], atol=1e-5
+    )
 
 
 def test_nan_run_ends_failed_with_one_line(mini):
