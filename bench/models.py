@@ -139,3 +139,10 @@ def build_model(
         kernel[1, 1, 0, :] = 1.0
         model.get_layer("channel_adapter").set_weights([kernel, np.zeros(3, dtype="float32")])
     return model, ModelSpec(backbone, head, size, int(image_size), feature_shape)
+
+
+def register_serializable_layers() -> None:
+    """Import every module that registers a bench layer with Keras, so a saved bench model loads in a
+    fresh process (Keras finds registered classes by name; it does not import their modules)."""
+    import bench.data.augment  # noqa: F401
+    import bench.heads.layers  # noqa: F401

@@ -194,3 +194,42 @@ def test_saved_model_and_upscaling_tflite_export_through_the_cli(tmp_path):
     assert result.exit_code == 2 and "already exists" in result.stderr
     with pytest.raises(BenchError, match="tflite only"):
         export_model(model, "saved_model", tmp_path / "sm2", "dynamic")
+
+
+def test_a_saved_hybrid_model_loads_in_a_fresh_process(tmp_path):
+    """Keras finds bench's registered layers by name only: loading must import them itself."""
+    import subprocess
+    import sys
+
+    model, _ = build_model(
+        backbone="baseline_cnn",
+        head="hybrid",
+        head_options={
+            "projection_dim": 16,
+            "num_heads": 2,
+            "ffn_multiplier": 1.0,
+            "branch_units": 8,
+            "fusion_units": 16,
+        },
+    )
+    model.save(tmp_path / "hybrid.keras")
+    cv2.imwrite(str(tmp_path / "crop.png"), synthetic_face())
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.cli",
+            "predict",
+            "--model",
+            str(tmp_path / "hybrid.keras"),
+            "--no-detect",
+            "--format",
+            "json",
+            str(tmp_path / "crop.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(json.loads(done.stdout)["faces"]) == 1

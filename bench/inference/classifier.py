@@ -23,8 +23,9 @@ def load_keras_model(path: str | Path):
     path = Path(path)
     if not path.is_file():
         raise BenchError(f"model file '{path}' does not exist; pass a .keras file saved by bench run, or --run RUN_ID")
-    import bench.heads  # noqa: F401  (registers bench's layers for deserialization)
-    import bench.models  # noqa: F401
+    from bench.models import register_serializable_layers
+
+    register_serializable_layers()
 
     try:
         return keras.models.load_model(path)
