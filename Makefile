@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 # The demo: the cpu recipe with a 1-minute training budget per backbone on synthetic faces (not FER2013).
 demo: $(STAMP)
-	$(BIN)/bench run --recipe cpu --set run.budget_minutes=1 --data synthetic --backbone baseline_cnn \
+	$(BIN)/bench run --recipe cpu --set run.budget_minutes=1 --set run.steps_per_epoch=50 --data synthetic --backbone baseline_cnn \
 		--backbone mobilenet_v3_small --experiment demo
 	$(BIN)/bench compare --experiment demo
 
