@@ -159,10 +159,8 @@ def _read_image(path: Path) -> np.ndarray | None:
     return cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
 
 
-def _video_frames(path: Path) -> Iterator[np.ndarray]:
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
+def _video_frames(capture) -> Iterator[np.ndarray]:
+    """Frames of an opened ``cv2.VideoCapture``, released at the end."""
     try:
         while True:
             ok, frame = capture.read()
@@ -200,18 +198,17 @@ def _process_video(pipe: _Pipeline, path: Path, record: InputRecord) -> None:
     import cv2
 
     capture = cv2.VideoCapture(str(path))
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    opened = capture.isOpened()
-    capture.release()
-    if not opened:
+    if not capture.isOpened():
+        capture.release()
         record.error = "not a readable video"
         return
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     record.kind = "video"
     smoother = LabelSmoother(pipe.options.window)
     out_dir, writer = pipe.options.out_dir, None
     start = time.perf_counter()
     tic = start
-    for index, frame in enumerate(_video_frames(path)):
+    for index, frame in enumerate(_video_frames(capture)):
         if index % pipe.options.stride:
             tic = time.perf_counter()
             continue
