@@ -18,7 +18,17 @@ from bench.errors import BenchError
 
 CONFIG_KEYS = ("backbone", "head", "recipe", "recipe_hash", "weights", "image_size")
 SUMMARY_METRICS = ("macro_f1", "balanced_accuracy", "kappa", "accuracy", "log_loss", "ece")
-COST_METRICS = ("params_total", "fit_seconds", "train_images_per_second", "latency_ms_p50", "flops_per_image")
+COST_METRICS = (
+    "params_total",
+    "fit_seconds",
+    "train_images_per_second",
+    "latency_ms_p50",
+    "flops_per_image",
+    "train_passes",
+)
+UNDERTRAINED_PASSES = 1.0
+"""Rows that saw less than one pass over the training split are flagged: their rank says more about the
+budget than about the backbone."""
 # The seed study's reported ResNet50 + hybrid figures (GPU, ImageNet weights, 224 px; report section 4).
 PAPER_REFERENCE = {"macro_f1": 0.5737, "balanced_accuracy": 0.5887, "log_loss": 1.056, "recall_happy": 0.8309}
 
@@ -177,6 +187,11 @@ def _aggregate(config: dict, group, split: str, folder: Path, notes: list[str]):
     for name in COST_METRICS:
         column = f"metrics.{name}"
         row[name] = float(group[column].mean()) if column in group.columns else np.nan
+    if row["train_passes"] < UNDERTRAINED_PASSES:
+        notes.append(
+            f"{row['config']} ({config['recipe']}): under-trained, {row['train_passes']:.2f} passes over the "
+            "training split; its rank reflects the budget more than the backbone"
+        )
     if np.isnan(row["macro_f1_mean"]):
         notes.append(f"{row['config']} ({config['recipe']}): no {split}_macro_f1 logged (unfinished run?)")
     loaded = [_load_predictions(run_id, split, folder) for run_id in group["run_id"]]

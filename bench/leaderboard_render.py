@@ -17,6 +17,14 @@ def _pm(mean, std) -> str:
     return f"{text}±{_num(std, '{:.2f}')}" if text and _num(std) else text
 
 
+def _passes(value) -> str:
+    """Passes over the training split; under one is marked ``!`` (the footnotes say why)."""
+    from bench.compare import UNDERTRAINED_PASSES
+
+    text = _num(value, "{:.1f}")
+    return f"{text}!" if text and value < UNDERTRAINED_PASSES else text
+
+
 def summary_rows(board, wide: bool = False) -> tuple[list[str], list[list[str]]]:
     t = board.table
     measured = t[t["n_runs"] > 0]
@@ -35,6 +43,7 @@ def summary_rows(board, wide: bool = False) -> tuple[list[str], list[list[str]]]
         "ECE",
         "params",
         "img/s",
+        "passes",
         "fit min",
     ]
     if wide:
@@ -56,6 +65,7 @@ def summary_rows(board, wide: bool = False) -> tuple[list[str], list[list[str]]]
             _num(r.get("ece_mean")),
             _num(r.get("params_total", math.nan) / 1e6, "{:.1f}M"),
             _num(r.get("train_images_per_second"), "{:.0f}"),
+            _passes(r.get("train_passes", math.nan)),
             _num(r.get("fit_seconds", math.nan) / 60, "{:.1f}"),
         ]
         if wide:

@@ -107,6 +107,11 @@ BACKBONES = Registry(
         "bench.backbones.mobilenet_v3_small",
         "bench.backbones.efficientnet_b3",
         "bench.backbones.xception",
+        "bench.backbones.mini_xception",
     ),
 )
-HEADS = Registry("head", "bench.heads", builtin_modules=("bench.heads.hybrid", "bench.heads.mlp", "bench.heads.linear"))
+HEADS = Registry(
+    "head",
+    "bench.heads",
+    builtin_modules=("bench.heads.hybrid", "bench.heads.mlp", "bench.heads.linear", "bench.heads.conv_gap"),
+)

@@ -174,6 +174,7 @@ def run_one(req: RunRequest, data: FerData) -> RunSummary:
                 "input_wait_fraction": result.input_wait_fraction,
                 "epochs_planned": sum(result.planned_epochs),
                 "epochs_actual": sum(result.actual_epochs),
+                "train_passes": result.train_passes,
             }
         )
         run.set_tags(

@@ -173,6 +173,7 @@ class TrainResult:
     images_per_second: float = float("nan")
     input_wait_fraction: float = float("nan")
     budget_hit: bool = False
+    train_passes: float = 0.0  # training images seen / training split size (resumed epochs included)
 
 
 def _resolve_jit(recipe: Recipe) -> bool:
@@ -320,7 +321,7 @@ class Trainer:
             apply_phase_trainability(self.model, phase.train, phase.band, pretrained=self.pretrained)
             self._prepare_phase(phase)
             self._compile(phase, plan[i])
-            begin = epoch
+            begin = phase_start  # a resumed phase counts the epochs it ran before the interruption too
             if budget and i == 0 and epoch == 0:
                 # Measure one epoch, then shrink the plan so every phase fits the budget; the rescaled
                 # schedule replaces the optimizer's in place (its moments and step count are kept).
@@ -349,7 +350,14 @@ class Trainer:
         result.images_per_second = self.timer.images_per_second
         result.input_wait_fraction = self.timer.input_wait_fraction
         result.planned_epochs = plan if budget else result.planned_epochs
+        result.train_passes = self.passes(sum(result.actual_epochs))
         return result
+
+    def passes(self, epochs: int) -> float:
+        """How many times ``epochs`` epochs go over the training split. An under-trained row on a
+        leaderboard (say, 0.7 passes for a slow backbone in a short budget) is then visible at a glance."""
+        batches = self.steps_per_epoch * epochs
+        return batches * self.recipe.data.batch_size / max(1, len(self.splits.y_train))
 
     def _epoch_seconds(self, first_epoch_wall: float) -> float:
         """What one more epoch will cost: steady-state steps plus a validation pass.

@@ -41,6 +41,7 @@ def log_run(
     fingerprint="fp-a",
     with_predictions=True,
     recipe_hash="h1",
+    passes=3.0,
     tmp,
 ):
     uri = trk.connect(None)
@@ -61,7 +62,7 @@ def log_run(
     )
     metrics = evaluate(Y_TRUE, prob)
     run.metrics({f"test_{k}": v for k, v in metrics.items()} | {f"val_{k}": v for k, v in metrics.items()})
-    run.metrics({"params_total": 1e6, "fit_seconds": 60.0, "train_images_per_second": 500.0})
+    run.metrics({"params_total": 1e6, "fit_seconds": 60.0, "train_images_per_second": 500.0, "train_passes": passes})
     if with_predictions:
         path = Path(tmp) / f"{backbone}-{seed}" / "predictions.npz"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -236,3 +237,17 @@ def test_rows_tested_on_other_images_are_not_paired_with_the_leader(tmp_path):
     t = board.table.set_index("config")
     assert t.loc["xception+hybrid", "vs_leader"] == "n/a" and not np.isnan(t.loc["xception+hybrid", "ci_low"])
     assert any("other images" in n for n in board.footnotes)
+
+
+def test_under_trained_rows_show_their_passes_and_are_flagged(tmp_path):
+    from bench.leaderboard_render import render_terminal
+
+    log_run("passes", "resnet50", predictions_with_accuracy(0.5, 1), passes=0.6, tmp=tmp_path)
+    log_run("passes", "baseline_cnn", predictions_with_accuracy(0.7, 2), passes=4.0, tmp=tmp_path)
+    board = build_leaderboard(["passes"], n_boot=20)
+    passes = dict(zip(board.table["config"], board.table["train_passes"], strict=True))
+    assert passes == {"baseline_cnn+hybrid": 4.0, "resnet50+hybrid": 0.6}
+    flagged = [n for n in board.footnotes if "under-trained" in n]
+    assert len(flagged) == 1 and flagged[0].startswith("resnet50+hybrid") and "0.60 passes" in flagged[0]
+    text = render_terminal(board)
+    assert "passes" in text and "0.6!" in text and "4.0!" not in text

@@ -184,3 +184,12 @@ def test_pretrained_applications_keep_their_batchnorm_momentum(tmp_path):
     model, _ = build_model(backbone="mobilenet_v3_small", head="linear", image_size=8, weights=str(path))
     assert _batchnorm_momenta(model) == {0.999}  # Keras' own MobileNetV3 value, the weights' one
     keras.backend.clear_session()
+
+
+def test_mini_xception_with_its_own_head_is_the_published_model():
+    """Arriaga et al.'s mini-Xception for 64x64 gray faces and 7 classes has 58,423 parameters."""
+    backbone = BACKBONES.create("mini_xception", input_shape=(64, 64, 1))
+    head = HEADS.create("conv_gap", feature_shape=tuple(backbone.output.shape[1:]), num_classes=7)
+    assert backbone.count_params() + head.count_params() == 58_423
+    assert tuple(backbone.output.shape[1:]) == (4, 4, 128)
+    assert BACKBONES.create("mini_xception", input_shape=(48, 48, 3), l2=0.0).losses == []

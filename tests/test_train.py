@@ -136,6 +136,7 @@ def test_fixed_steps_per_epoch_streams_past_the_end_of_the_split(data):
     result = trainer.run()
     assert trainer.steps_per_epoch == 5
     assert len(trainer.timer.records) == 10
+    assert result.train_passes == pytest.approx(10 * 32 / len(trainer.splits.y_train))
     assert int(model.optimizer.iterations.numpy()) == 10
     assert len(result.history["val_loss"]) == 2
 

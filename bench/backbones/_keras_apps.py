@@ -35,6 +35,16 @@ def resolve_weights(name: str, weights: str, *, has_imagenet: bool, weights_file
     return str(path)
 
 
+def load_backbone_weights(model, name: str, path: str | None):
+    """Load a weights file into a from-scratch bench backbone (``path`` None: nothing to load)."""
+    if path:
+        try:
+            model.load_weights(path)
+        except Exception as exc:
+            raise BenchError(f"{name}: cannot load weights from '{path}': {str(exc).splitlines()[0][:160]}") from exc
+    return model
+
+
 def build_application(
     app: Callable, *, name: str, input_shape: tuple[int, int, int], weights: str, weights_file: str, **kwargs
 ):

@@ -10,8 +10,7 @@ Keras' 0.99 so the inference statistics keep up within the few hundred steps of 
 import keras
 from keras import layers
 
-from bench.backbones._keras_apps import resolve_weights
-from bench.errors import BenchError
+from bench.backbones._keras_apps import load_backbone_weights, resolve_weights
 from bench.registry import BACKBONES
 
 
@@ -27,12 +26,4 @@ def baseline_cnn(*, input_shape=(48, 48, 3), weights="none", filters=(32, 64, 12
         x = layers.Activation("relu", name=f"block{i + 1}_relu")(x)
         if i < len(filters) - 1:
             x = layers.MaxPooling2D(2, name=f"block{i + 1}_pool")(x)
-    model = keras.Model(inputs, x, name="backbone")
-    if path:
-        try:
-            model.load_weights(path)
-        except Exception as exc:
-            raise BenchError(
-                f"baseline_cnn: cannot load weights from '{path}': {str(exc).splitlines()[0][:160]}"
-            ) from exc
-    return model
+    return load_backbone_weights(keras.Model(inputs, x, name="backbone"), "baseline_cnn", path)

@@ -1,0 +1,134 @@
+"""Parity: the same model, data, optimizer and seed trained by bench's Trainer and by a bare ``model.fit``.
+
+Both sides build baseline_cnn + mlp (or ``--backbone``/``--head``) from the same seed, so they start from
+identical weights, and train it for the same number of passes over the training split with Adam at a
+constant rate, batch 64, no augmentation and no class weights (the cpu recipe's settings). bench goes
+through :class:`bench.train.Trainer` (tf.data input, per-epoch validation, best-epoch restore); the bare
+side is ``model.fit`` on NumPy arrays with a Keras shuffle. Then both predict the test split.
+
+Targets (issue 12): test macro-F1 within +-0.02 of the bare loop, steady-state training images/s at least
+0.95x. Speed is each side's median step time after warm-up (input waits included), so validation
+passes and tracing do not count against either side; wall time per pass is printed too.
+
+    python benchmarks/parity.py --data ../shared/data/fer2013/fer2013.csv.gz --passes 3
+    python benchmarks/parity.py --data synthetic:3000 --passes 2        # seconds, for a quick look
+"""
+
+# ruff: noqa: I001
+from __future__ import annotations
+
+import argparse
+import time
+
+# bench first: it sets TensorFlow's environment (oneDNN) before Keras imports TensorFlow.
+import bench  # noqa: F401
+import keras
+import numpy as np
+
+
+class StepTimes(keras.callbacks.Callback):
+    """Seconds between consecutive step ends of a bare ``fit`` (input waits included), skipping each
+    epoch's first three steps (tracing, pipeline start)."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.last, self.index = None, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        if self.last is not None and self.index >= 3:
+            self.steps.append(now - self.last)
+        self.last, self.index = now, self.index + 1
+
+
+def _median(values) -> float:
+    return float(np.median(values)) if len(values) else float("nan")
+
+
+def run_bench(args, data):
+    """bench's side: a cpu recipe resolved to the parity settings, trained by the Trainer."""
+    from bench.config import load_recipe
+    from bench.runner import predict_probs
+    from bench.train import Trainer, build_for_recipe, prepare_splits
+
+    overrides = [
+        "run.budget_minutes=0",
+        "run.steps_per_epoch=0",
+        f"run.seed={args.seed}",
+        f"phases.0.epochs={args.passes}",
+        "phases.0.early_stopping_patience=0",
+        f"data.max_train={args.max_train}",
+    ]
+    recipe = load_recipe(args.recipe, overrides)
+    model, _, _ = build_for_recipe(args.backbone, args.head, recipe)
+    splits = prepare_splits(data, recipe)
+    trainer = Trainer(model, recipe, splits)
+    tic = time.perf_counter()
+    result = trainer.run()
+    wall = time.perf_counter() - tic
+    steps = [r[1] + r[2] for r in trainer.timer.records if r[0]]
+    probs = predict_probs(model, splits.x_test)
+    return recipe, splits, probs, _median(steps), wall, result
+
+
+def run_bare(args, recipe, splits):
+    """The bare side: ``model.fit`` on arrays, the same initial weights, optimizer, batch and passes."""
+    from bench.train import build_for_recipe
+
+    model, _, _ = build_for_recipe(args.backbone, args.head, recipe)  # seeds first: identical start
+    phase = recipe.phases[0]
+    model.compile(optimizer=keras.optimizers.Adam(phase.learning_rate), loss="categorical_crossentropy")
+    x = splits.x_train[..., None].astype("float32")
+    y = keras.utils.to_categorical(splits.y_train, 7)
+    timer = StepTimes()
+    tic = time.perf_counter()
+    model.fit(x, y, batch_size=recipe.data.batch_size, epochs=args.passes, shuffle=True, verbose=0, callbacks=[timer])
+    wall = time.perf_counter() - tic
+    probs = model.predict(splits.x_test[..., None].astype("float32"), batch_size=256, verbose=0)
+    return probs, _median(timer.steps), wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--backbone", default="baseline_cnn")
+    parser.add_argument("--head", default="mlp")
+    parser.add_argument("--recipe", default="cpu")
+    parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--max-train", type=int, default=0, help="use at most this many training images")
+    args = parser.parse_args()
+
+    from bench.data import load_data
+    from bench.metrics import evaluate
+
+    data = load_data(args.data)
+    recipe, splits, bench_probs, bench_step, bench_wall, result = run_bench(args, data)
+    bare_probs, bare_step, bare_wall = run_bare(args, recipe, splits)
+    bs = recipe.data.batch_size
+    bench_m, bare_m = evaluate(splits.y_test, bench_probs), evaluate(splits.y_test, bare_probs)
+    print(
+        f"{args.backbone}+{args.head}, {args.passes} passes over {len(splits.y_train)} images, batch {bs}, "
+        f"seed {args.seed}; bench restored epoch {_best_epoch(result)} of {args.passes} (best val loss)"
+    )
+    print("side  | test macro-F1 | accuracy | steady img/s | wall s per pass")
+    for name, m, step, wall in (("bench", bench_m, bench_step, bench_wall), ("bare", bare_m, bare_step, bare_wall)):
+        print(f"{name:5} | {m['macro_f1']:.4f} | {m['accuracy']:.4f} | {bs / step:.1f} | {wall / args.passes:.1f}")
+    diff = bench_m["macro_f1"] - bare_m["macro_f1"]
+    ratio = bare_step / bench_step
+    print(
+        f"macro-F1 difference {diff:+.4f} (target within +-0.02: {'met' if abs(diff) <= 0.02 else 'MISSED'}); "
+        f"speed ratio bench/bare {ratio:.3f} (target >= 0.95: {'met' if ratio >= 0.95 else 'MISSED'})"
+    )
+
+
+def _best_epoch(result) -> int:
+    losses = result.history.get("val_loss", [])
+    return 1 + min(range(len(losses)), key=losses.__getitem__) if losses else 0
+
+
+if __name__ == "__main__":
+    main()
