@@ -148,3 +148,70 @@ class EpochLogger(keras.callbacks.Callback):
         except Exception:  # an optimizer without a readable rate is not worth failing a run
             pass
         self.fn(epoch, logs)
+
+
+class Progress(keras.callbacks.Callback):
+    """Reports where training stands to ``report(status)``, at most every ``every`` seconds during an
+    epoch and at every epoch end (``status["epoch_end"]``): the hook behind the CLI's live line.
+
+    ``status`` holds phase, epoch and epochs (1-based position in the whole plan), step and steps,
+    loss, images_per_second (steady state, from ``timer``), val_macro_f1 (the latest), elapsed and eta
+    (seconds; eta from the mean epoch time so far, capped by the budget's deadline).
+    """
+
+    def __init__(
+        self,
+        report,
+        *,
+        phase: str,
+        epochs: int,
+        steps: int | None,
+        timer: StepTimer,
+        start: float,
+        start_epoch: int = 0,
+        deadline: float | None = None,
+        every: float = 1.0,
+    ):
+        super().__init__()
+        self.report, self.phase, self.epochs, self.steps = report, phase, epochs, steps
+        self.start_epoch = start_epoch  # the epoch training (or a resume) began at: eta counts from it
+        self.timer, self.start, self.deadline, self.every = timer, start, deadline, every
+        self._last = 0.0
+        self._epoch = 0
+        self._val_f1 = float("nan")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def _status(self, step: int | None, logs: dict, epoch_end: bool) -> dict:
+        now = time.perf_counter()
+        elapsed = now - self.start
+        done = self._epoch + (1 if epoch_end else 0)
+        timed = done - self.start_epoch
+        eta = elapsed / timed * max(0, self.epochs - done) if timed > 0 else float("nan")
+        if self.deadline is not None:
+            eta = min(eta, max(0.0, self.deadline - now)) if math.isfinite(eta) else max(0.0, self.deadline - now)
+        return {
+            "phase": self.phase,
+            "epoch": self._epoch + 1,
+            "epochs": self.epochs,
+            "step": step,
+            "steps": self.steps,
+            "loss": float(logs["loss"]) if "loss" in logs else float("nan"),
+            "images_per_second": self.timer.images_per_second,
+            "val_macro_f1": self._val_f1,
+            "elapsed": elapsed,
+            "eta": eta,
+            "epoch_end": epoch_end,
+        }
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        if now - self._last >= self.every:
+            self._last = now
+            self.report(self._status(batch + 1, logs or {}, epoch_end=False))
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self._val_f1 = float(logs.get("val_macro_f1", self._val_f1))
+        self.report(self._status(None, logs, epoch_end=True))

@@ -139,6 +139,7 @@ def list_cmd(fmt):
 @click.option("--no-save-model", is_flag=True, help="Do not log the trained model as model.keras.")
 @click.option("--skip-bad", is_flag=True, help="Drop malformed data rows instead of failing.")
 @click.option("-v", "--verbose", count=True, help="Show Keras progress (-v per epoch, -vv per step).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress line, only each run's result.")
 @friendly_errors
 def run(
     backbones,
@@ -155,9 +156,11 @@ def run(
     no_save_model,
     skip_bad,
     verbose,
+    quiet,
 ):
     """Train, evaluate and log backbone(s) + head with one recipe."""
     import logging
+    from dataclasses import replace
 
     from bench.data import load_data
     from bench.runner import resume_request, run_one, summary_line
@@ -186,9 +189,18 @@ def run(
         )
     click.echo(f"data: {data.source} ({data.split_sizes()}), {data.protocol}")
     summaries = []
-    for req in requests:
+    for i, req in enumerate(requests):
         click.echo(f"== {req.backbone} + {req.head}, recipe {req.recipe.name}, seed {req.recipe.run.seed}")
-        summary = run_one(req, data)
+        line = (
+            None
+            if quiet or verbose
+            else ProgressLine(f"[{i + 1}/{len(requests)}] {req.backbone}+{req.head} s{req.recipe.run.seed}")
+        )
+        try:
+            summary = run_one(replace(req, progress=line), data)
+        finally:
+            if line is not None:
+                line.close()
         for note in summary.notes:
             click.echo(f"note: {note}")
         click.echo(summary_line(summary))
@@ -197,6 +209,34 @@ def run(
         from bench.tracking import ui_command
 
         click.echo(f"open the runs with: {ui_command(summaries[0].tracking_uri)}")
+
+
+class ProgressLine:
+    """Training progress on stderr: one line rewritten in place on a terminal; elsewhere (a log file, a
+    pipe) one plain line per epoch, so logs stay readable."""
+
+    def __init__(self, prefix: str, stream=None):
+        self.prefix, self.stream = prefix, stream or sys.stderr
+        self.live = self.stream.isatty()
+        self.width = 0
+
+    def __call__(self, status: dict) -> None:
+        from bench.reports import format_progress
+
+        text = f"{self.prefix} | {format_progress(status)}"
+        if self.live:
+            self.stream.write("\r" + text.ljust(self.width))
+            self.width = len(text)
+        elif status["epoch_end"]:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End the live line, so what is printed next starts on its own line."""
+        if self.live and self.width:
+            self.stream.write("\n")
+            self.stream.flush()
+        self.width = 0
 
 
 def _plan_runs(

@@ -183,3 +183,28 @@ def render_predictions(report, fmt: str) -> str:
     if not rows:
         return "no faces"
     return _table(["source", "frame", "box (x y w h)", "emotion", "confidence"], rows, align="lrlll")
+
+
+def _clock(seconds: float) -> str:
+    if seconds != seconds or seconds == float("inf"):  # NaN or unknown
+        return "?"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def format_progress(status: dict) -> str:
+    """One line for a :class:`bench.callbacks.Progress` status: phase, epoch, step, speed, loss,
+    latest validation macro-F1, elapsed and estimated time left."""
+    parts = [f"{status['phase']} epoch {status['epoch']}/{status['epochs']}"]
+    if status.get("step") and status.get("steps"):
+        parts[0] += f" step {status['step']}/{status['steps']}"
+    speed, loss, f1 = status["images_per_second"], status["loss"], status["val_macro_f1"]
+    if speed == speed:
+        parts.append(f"{speed:.0f} img/s")
+    if loss == loss:
+        parts.append(f"loss {loss:.3f}")
+    if f1 == f1:
+        parts.append(f"val macro-F1 {f1:.3f}")
+    parts.append(f"{_clock(status['elapsed'])} elapsed, ETA {_clock(status['eta'])}")
+    return " | ".join(parts)

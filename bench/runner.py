@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ class RunRequest:
     save_model: bool = True
     resume_run_id: str | None = None
     verbose: int = 0
+    progress: Callable[[dict], None] | None = None  # see bench.callbacks.Progress
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,7 @@ def run_one(req: RunRequest, data: FerData) -> RunSummary:
             callbacks=[run.epoch_callback()],
             checkpoint_dir=ckpt_dir,
             verbose=req.verbose,
+            progress=req.progress,
         )
         result = trainer.run(resume_state)
         run.metrics(

@@ -195,6 +195,8 @@ class Trainer:
         callbacks: extra Keras callbacks (tracking, pruning), run after bench's own each epoch.
         checkpoint_dir: where to save per-epoch checkpoints for ``--resume`` (None = no checkpoints).
         verbose: Keras ``fit`` verbosity.
+        progress: called with a status dict every second and at every epoch end (see
+            :class:`bench.callbacks.Progress`); None for no reports.
     """
 
     def __init__(
@@ -207,8 +209,10 @@ class Trainer:
         callbacks=(),
         checkpoint_dir: Path | None = None,
         verbose: int = 0,
+        progress=None,
     ):
         self.model, self.recipe, self.splits = model, recipe, splits
+        self.progress, self.started, self.first_epoch = progress, time.perf_counter(), 0
         self.pretrained, self.extra_callbacks = pretrained, list(callbacks)
         self.checkpoint_dir, self.verbose = checkpoint_dir, verbose
         bs, seed = recipe.data.batch_size, recipe.run.seed
@@ -278,6 +282,19 @@ class Trainer:
             )
         if deadline is not None:
             cbs.append(cb.Deadline(deadline))
+        if self.progress is not None:
+            cbs.append(
+                cb.Progress(
+                    self.progress,
+                    phase=phase.name,
+                    epochs=sum(plan),
+                    steps=self.steps_per_epoch,
+                    timer=self.timer,
+                    start=self.started,
+                    start_epoch=self.first_epoch,
+                    deadline=deadline,
+                )
+            )
         if self.checkpoint_dir is not None:
             cbs.append(cb.Checkpointer(self.checkpoint_dir, {"phase": phase_index, "plan": plan}, target=self.model))
         return cbs + self.extra_callbacks
@@ -305,10 +322,10 @@ class Trainer:
         recipe, phases = self.recipe, self.recipe.phases
         plan = list(resume_state["plan"]) if resume_state else [p.epochs for p in phases]
         budget = recipe.run.budget_minutes * 60
-        t0 = time.perf_counter()
+        t0 = self.started = time.perf_counter()
         deadline = t0 + budget if budget else None
         result = TrainResult(self.model, planned_epochs=[p.epochs for p in phases])
-        epoch = resume_state["next_epoch"] if resume_state else 0
+        epoch = self.first_epoch = resume_state["next_epoch"] if resume_state else 0
         first_phase = resume_state["phase"] if resume_state else 0
         phase_start = sum(plan[:first_phase])
         if resume_state and epoch >= phase_start + plan[first_phase]:

@@ -265,6 +265,9 @@ def test_several_backbones_and_seeds_run_with_the_identical_recipe(mini):
         "--no-save-model",
     )
     assert result.exit_code == 0, result.output
+    # Not a terminal: one progress line per epoch, each naming the run's place in the job.
+    for prefix in ("[1/2] baseline_cnn+linear s1 | head epoch 1/2", "[2/2] baseline_cnn+linear s2 | all epoch 2/2"):
+        assert prefix in result.output
     _, runs = _runs("seeds")
     assert sorted(r.data.params["seed"] for r in runs) == ["1", "2"]
     assert len({r.data.params["recipe.phases.0.learning_rate"] for r in runs}) == 1
@@ -435,3 +438,71 @@ def test_sigterm_is_handled_like_ctrl_c():
             signal.sigtimedwait([], 0.5) if hasattr(signal, "sigtimedwait") else None
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminal:
+    def __init__(self, tty: bool):
+        self.text, self.tty = "", tty
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return self.tty
+
+
+def test_progress_line_rewrites_itself_on_a_terminal_and_prints_epochs_elsewhere():
+    from bench.cli import ProgressLine
+
+    status = {
+        "phase": "train",
+        "epoch": 2,
+        "epochs": 10,
+        "step": 30,
+        "steps": 150,
+        "loss": 1.2345,
+        "images_per_second": 301.4,
+        "val_macro_f1": 0.4123,
+        "elapsed": 75.0,
+        "eta": 3725.0,
+        "epoch_end": False,
+    }
+    tty = _Terminal(True)
+    line = ProgressLine("[1/3] baseline_cnn+mlp s42", tty)
+    line(status)
+    line({**status, "step": 31})
+    line.close()
+    assert tty.text.count("\r") == 2 and tty.text.endswith("\n") and tty.text.count("\n") == 1
+    assert (
+        "[1/3] baseline_cnn+mlp s42 | train epoch 2/10 step 31/150 | 301 img/s | loss 1.234 | "
+        "val macro-F1 0.412 | 1:15 elapsed, ETA 1:02:05" in tty.text
+    )
+    log = _Terminal(False)
+    line = ProgressLine("[1/1] x", log)
+    line(status)  # mid-epoch: nothing in a log
+    line({**status, "epoch_end": True, "step": None, "val_macro_f1": float("nan")})
+    line.close()
+    assert log.text == "[1/1] x | train epoch 2/10 | 301 img/s | loss 1.234 | 1:15 elapsed, ETA 1:02:05\n"
+
+
+def test_quiet_run_prints_no_progress(mini):
+    result = invoke(
+        "run",
+        "--recipe",
+        mini,
+        "--backbone",
+        "baseline_cnn",
+        "--head",
+        "linear",
+        "--data",
+        "synthetic:200:1",
+        "--experiment",
+        "quiet",
+        "--no-save-model",
+        "-q",
+    )
+    assert result.exit_code == 0, result.output
+    assert "epoch 1/2" not in result.output and "macro_f1=" in result.output

@@ -188,3 +188,14 @@ def test_feature_cache_is_used_only_for_unaugmented_head_phases(data):
     x = np.random.default_rng(0).integers(0, 256, (2, 48, 48, 1)).astype("float32")
     features = feature_extractor(model)([x], training=False)
     np.testing.assert_allclose(model.get_layer("head")(features, training=False), model(x, training=False), atol=1e-6)
+
+
+def test_progress_reports_every_epoch_with_position_and_eta(data):
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    recipe = mini_recipe()
+    statuses = []
+    Trainer(model, recipe, prepare_splits(data, recipe), progress=statuses.append).run()
+    ends = [s for s in statuses if s["epoch_end"]]
+    assert [(s["phase"], s["epoch"], s["epochs"]) for s in ends] == [("head", 1, 2), ("all", 2, 2)]
+    assert ends[-1]["eta"] == 0 and ends[0]["eta"] > 0 and ends[-1]["elapsed"] >= ends[0]["elapsed"]
+    assert all(0 <= s["val_macro_f1"] <= 1 and s["loss"] > 0 for s in ends)

@@ -38,7 +38,11 @@ def make_dataset(
         labels: int (N,).
         weights: per-class weights (7,) turned into per-sample weights; None for no weights.
         augmenter: a Keras layer applied to each whole batch (float 0-255), or None.
-        shuffle: reshuffle every epoch with ``seed``.
+        shuffle: reshuffle every epoch with ``seed``. A shuffled (training) stream also drops each pass's
+            last, partial batch, so every training step has the same batch size: with oneDNN on,
+            TensorFlow 2.21 crashes (SIGSEGV or ``free(): invalid size``) on the first training step of a
+            smaller batch through depthwise-separable convolutions (mini_xception; reproduced by
+            benchmarks/onednn_partial_batch.py). The images left out differ every pass.
         oversample: see :func:`oversample_indices`.
 
     The augmentation map runs on one thread on purpose: the Keras layers draw from a stateful seed
@@ -59,7 +63,7 @@ def make_dataset(
     ds = tf.data.Dataset.from_tensor_slices(tuple(parts))
     if shuffle:
         ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
+    ds = ds.batch(batch_size, drop_remainder=shuffle and len(y) >= batch_size)
 
     def transform(*batch):
         xb = tf.cast(batch[0], tf.float32)
