@@ -120,7 +120,9 @@ def list_cmd(fmt):
 
 @cli.command()
 @click.option("--backbone", "backbones", multiple=True, help="Backbone name (repeatable), or 'all'.")
-@click.option("--head", default="hybrid", show_default=True)
+@click.option(
+    "--head", default=None, help="Head name (default: the recipe's model.head, hybrid in every shipped recipe)."
+)
 @click.option("--recipe", default="cpu", show_default=True, help="Recipe name in experiments/ or a .toml path.")
 @click.option(
     "--data",
@@ -263,16 +265,17 @@ def _plan_runs(
 
     if not backbones:
         raise BenchError("name at least one --backbone (or --backbone all); see `bench list`")
-    names = BACKBONES.names() if "all" in backbones else list(dict.fromkeys(backbones))
-    for name in names:
-        BACKBONES.get(name)
-    HEADS.get(head)
     extra = list(overrides)
     if weights:
         extra.append(f'model.weights="{weights}"')
     if deterministic:
         extra.append("run.deterministic=true")
-    base = load_recipe(recipe_name, extra)
+    base = load_recipe(recipe_name, extra)  # first: a recipe or --set typo is reported before TensorFlow loads
+    head = head or base.model.head
+    names = BACKBONES.names() if "all" in backbones else list(dict.fromkeys(backbones))
+    for name in names:
+        BACKBONES.get(name)
+    HEADS.get(head)
     recipes = [replace(base, run=replace(base.run, seed=s)) for s in seeds] if seeds else [base]
     data = load_data(data_spec, skip_bad=skip_bad, seed=base.run.seed)
     return [
@@ -439,7 +442,9 @@ def profile_cmd(backbones, head, image_size, batch, recipe, warmup, steps, preci
 
 @cli.command()
 @click.option("--backbone", required=True)
-@click.option("--head", default="hybrid", show_default=True)
+@click.option(
+    "--head", default=None, help="Head name (default: the recipe's model.head, hybrid in every shipped recipe)."
+)
 @click.option("--recipe", default="cpu", show_default=True)
 @click.option("--data", "data_spec", default="synthetic", show_default=True)
 @click.option("--trials", required=True, type=click.IntRange(1), help="Total trials of the study (all workers).")
@@ -486,9 +491,10 @@ def tune(
     from bench.tune import TuneRequest, run_study
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    base = load_recipe(recipe, list(overrides))
+    head = head or base.model.head
     BACKBONES.get(backbone)
     HEADS.get(head)
-    base = load_recipe(recipe, list(overrides))
     data = load_data(data_spec, seed=base.run.seed)
     req = TuneRequest(
         backbone,

@@ -100,7 +100,8 @@ def test_list_table_and_json():
     by_name = {b["name"]: b for b in catalog["backbones"]}
     assert by_name["resnet50"]["layers"] == 175 and by_name["xception"]["min_size"] == 71
     assert by_name["baseline_cnn"]["imagenet"] is False
-    assert {h["name"] for h in catalog["heads"]} == {"hybrid", "mlp", "linear"}
+    assert {h["name"] for h in catalog["heads"]} == {"hybrid", "mlp", "linear", "conv_gap"}
+    assert by_name["mini_xception"]["imagenet"] is False and by_name["mini_xception"]["min_size"] == 32
 
 
 def test_run_requires_a_backbone_and_rejects_unknown_ones(mini):
@@ -488,15 +489,15 @@ def test_progress_line_rewrites_itself_on_a_terminal_and_prints_epochs_elsewhere
     assert log.text == "[1/1] x | train epoch 2/10 | 301 img/s | loss 1.234 | 1:15 elapsed, ETA 1:02:05\n"
 
 
-def test_quiet_run_prints_no_progress(mini):
+def test_quiet_run_prints_no_progress_and_the_recipe_names_the_head(mini):
+    recipe = Path(mini).with_name("linear_head.toml")
+    recipe.write_text(Path(mini).read_text() + '\n[model]\nhead = "linear"\n')
     result = invoke(
         "run",
         "--recipe",
-        mini,
+        str(recipe),
         "--backbone",
         "baseline_cnn",
-        "--head",
-        "linear",
         "--data",
         "synthetic:200:1",
         "--experiment",
@@ -505,4 +506,4 @@ def test_quiet_run_prints_no_progress(mini):
         "-q",
     )
     assert result.exit_code == 0, result.output
-    assert "epoch 1/2" not in result.output and "macro_f1=" in result.output
+    assert "epoch 1/2" not in result.output and "baseline_cnn+linear @48px  macro_f1=" in result.output
