@@ -49,6 +49,16 @@ VARIANTS: dict[str, tuple[str, ...]] = {
         "phases.0.min_lr_fraction=0.01",
     ),
     "monitor_f1": ("run.monitor=val_macro_f1",),
+    # The two single-factor winners of the first pass together (is the gain additive?).
+    "adamw_cosine+dropout_0.2": (
+        "phases.0.optimizer=adamw",
+        "phases.0.weight_decay=1e-3",
+        "phases.0.schedule=cosine",
+        "phases.0.warmup_epochs=1",
+        "phases.0.min_lr_fraction=0.01",
+        "model.head_options.mlp.dropout=0.2",
+        "model.head_options.hybrid.dropout=0.2",
+    ),
     # Full passes over FER2013's 28,709 training images: 2 of them ~ 6 epochs of 9,600.
     "full_pass_epochs": ("run.steps_per_epoch=0", "phases.0.epochs=2"),
     "early_stop_8": ("phases.0.early_stopping_patience=8",),
