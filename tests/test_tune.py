@@ -156,7 +156,7 @@ def test_study_nests_trials_writes_a_runnable_recipe_and_resumes(recipe_path, tm
 
 def test_failed_trials_do_not_stop_the_study_and_pruning_prunes(recipe_path, tmp_path):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    # Learning rates of 1e4-1e5 with SGD diverge: those trials fail (NaN), the study goes on.
+    # Learning rates of 1e5-1e6 with SGD diverge: those trials fail (NaN), the study goes on.
     args = [
         "tune",
         "--backbone",
@@ -182,9 +182,9 @@ def test_failed_trials_do_not_stop_the_study_and_pruning_prunes(recipe_path, tmp
         "--set",
         "phases.0.epochs=4",
         "--set",
-        "tune.lr.low=1e4",
+        "tune.lr.low=1e5",
         "--set",
-        "tune.lr.high=1e5",
+        "tune.lr.high=1e6",
     ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2 and "no trial completed" in result.output
