@@ -44,8 +44,15 @@ def test_unknown_name_suggests_close_matches_and_lists_known():
 
 
 def test_builtin_registries():
-    assert BACKBONES.names() == ["baseline_cnn", "efficientnet_b3", "mobilenet_v3_small", "resnet50", "xception"]
-    assert HEADS.names() == ["hybrid", "linear", "mlp"]
+    assert BACKBONES.names() == [
+        "baseline_cnn",
+        "efficientnet_b3",
+        "mini_xception",
+        "mobilenet_v3_small",
+        "resnet50",
+        "xception",
+    ]
+    assert HEADS.names() == ["conv_gap", "hybrid", "linear", "mlp"]
     for name in BACKBONES.names():
         info = BACKBONES.get(name).info
         assert {"min_size", "normalization", "imagenet"} <= set(info)
