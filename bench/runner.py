@@ -217,7 +217,7 @@ def resume_request(run_id: str, tracking_uri: str | None, save_model: bool = Tru
     """Rebuild the request of an interrupted run from what it logged; returns (request, data source)."""
     import mlflow
 
-    trk.connect(tracking_uri)
+    trk.connect(tracking_uri, create=False)
     logged = trk.find_run(run_id)
     if logged.info.status == "FINISHED":
         raise BenchError(f"run {run_id} already finished; nothing to resume")

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError
+from bench.errors import BenchError, probe_folder
 
 DEFAULT_DIR = "mlruns"
 
@@ -27,18 +27,68 @@ def resolve_uri(uri: str | None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
 
 
-def connect(uri: str | None = None):
-    """Point mlflow at the store (creating the local folder when it is the default); returns the URI."""
+def connect(uri: str | None = None, *, create: bool = True):
+    """Point mlflow at the store and return its URI. ``create=False`` (read-only commands) needs the
+    store to exist already; ``create=True`` makes the default ./mlruns folder, nothing else.
+
+    A SQLite store is checked here first (see :func:`check_sqlite_store`), because MLflow retries an
+    unopenable one 10 times with backoff (~100 s) before it reports anything."""
     import mlflow
 
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     resolved = resolve_uri(uri)
-    if resolved == default_uri():
+    if create and resolved == default_uri():
         Path(DEFAULT_DIR).mkdir(exist_ok=True)
+    check_sqlite_store(resolved, create=create)
     mlflow.set_tracking_uri(resolved)
     return resolved
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for other stores and in-memory databases)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    raw = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    return Path(raw) if raw and raw != ":memory:" else None
+
+
+def check_sqlite_store(uri: str, *, create: bool) -> None:
+    """Fail in milliseconds, with the fix, where MLflow would retry for minutes or quietly make a new
+    store: a missing or unwritable folder, a file that is not a SQLite database, and (``create=False``)
+    a store that does not exist: a typo in a read-only command must not leave an empty store behind."""
+    import sqlite3
+
+    path = sqlite_path(uri)
+    if path is None:
+        return
+    if not path.exists():
+        if not create:
+            raise BenchError(
+                f"no MLflow tracking store at {path}: check --tracking-uri (or MLFLOW_TRACKING_URI), "
+                "or run `bench run` first"
+            )
+        if not path.parent.is_dir():
+            raise BenchError(f"the folder of the tracking store {path} does not exist; create it or fix --tracking-uri")
+    elif not path.is_file():
+        raise BenchError(f"the tracking store {path} is not a file; fix --tracking-uri")
+    else:
+        try:
+            with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+                db.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            raise BenchError(
+                f"cannot open the tracking store {path}: {exc}; fix --tracking-uri or restore the file"
+            ) from exc
+    if create:  # SQLite writes a journal next to the database, so the folder itself must take new files
+        try:
+            probe_folder(path.parent)
+        except OSError as exc:
+            raise BenchError(
+                f"cannot write the tracking store {path}: its folder does not take new files "
+                f"({exc.strerror or exc}); choose a writable --tracking-uri"
+            ) from exc
 
 
 def _artifact_root(uri: str) -> str | None:
@@ -223,10 +273,11 @@ def ui_command(uri: str) -> str:
 
 def search_runs(experiments: list[str], uri: str | None = None):
     """All runs of the named experiments as a pandas DataFrame (``params.*``, ``metrics.*``, ``tags.*``
-    columns), leaderboard runs excluded; one-line errors for unknown experiments or an unreachable store."""
+    columns), leaderboard runs excluded; one-line errors for unknown experiments or an unreachable store.
+    Read-only: a store that does not exist is an error, not created."""
     import mlflow
 
-    resolved = connect(uri)
+    resolved = connect(uri, create=False)
     ids = []
     for name in experiments:
         try:

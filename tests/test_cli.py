@@ -506,3 +506,16 @@ def test_quiet_run_prints_no_progress(mini):
     )
     assert result.exit_code == 0, result.output
     assert "epoch 1/2" not in result.output and "macro_f1=" in result.output
+
+
+def test_an_unopenable_tracking_store_fails_in_seconds(mini):
+    import time
+
+    tic = time.perf_counter()
+    result = CliRunner().invoke(
+        cli,
+        ["run", "--recipe", mini, "--backbone", "baseline_cnn", "--data", "synthetic:300:1", "--tracking-uri"]
+        + ["sqlite:////proc/bench-test/mlflow.db"],
+    )
+    assert result.exit_code == 2 and time.perf_counter() - tic < 30
+    assert result.output.splitlines()[-1].startswith("error: the folder of the tracking store")

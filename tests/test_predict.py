@@ -163,6 +163,11 @@ def test_model_errors_are_one_line(tmp_path, images):
     result = invoke("predict", "--model", tmp_path / "wrong.keras", images)
     assert result.exit_code == 2 and "(48, 48, 1)" in result.stderr and len(result.stderr.splitlines()) == 1
     result = invoke("predict", "--run", "0123456789abcdef", images)
+    assert result.exit_code == 2 and "no MLflow tracking store" in result.stderr  # none yet; none created
+    from bench import tracking as trk
+
+    trk.ensure_experiment("models", trk.connect(None))
+    result = invoke("predict", "--run", "0123456789abcdef", images)
     assert result.exit_code == 2 and "no MLflow run" in result.stderr
     result = invoke("predict", images)
     assert result.exit_code == 2 and "exactly one of --run" in result.stderr
