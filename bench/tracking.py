@@ -198,6 +198,9 @@ class TrackedRun:
         import mlflow
 
         if exc_type is None:
+            if "failure_reason" in self.run.data.tags:  # a resumed run: the old reason no longer holds
+                with contextlib.suppress(Exception):  # a stale tag is no reason to fail a logged run
+                    mlflow.MlflowClient().delete_tag(self.run_id, "failure_reason")
             mlflow.end_run("FINISHED")
             return False
         status = "KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED"
@@ -312,13 +315,21 @@ def log_leaderboard(experiment: str, files: list[Path], metrics: dict[str, float
 
 
 def set_run_status(run_id: str, status: str, reason: str | None = None) -> None:
-    """Set a run's status from any process (e.g. a study's parent run shared by several workers)."""
+    """Set a run's status from any process (e.g. a study's parent run shared by several workers); a
+    status without a reason (RUNNING again, FINISHED) removes the reason an earlier stop left."""
     import mlflow
 
     client = mlflow.MlflowClient()
     if reason:
         client.set_tag(run_id, "failure_reason", reason)
+    else:
+        _clear_failure_reason(client, run_id)
     client.update_run(run_id, status=status)
+
+
+def _clear_failure_reason(client, run_id: str) -> None:
+    if "failure_reason" in client.get_run(run_id).data.tags:
+        client.delete_tag(run_id, "failure_reason")
 
 
 def log_to_run(run_id: str, metrics: dict[str, float], params: dict[str, Any], files: list[Path]) -> None:
@@ -333,4 +344,5 @@ def log_to_run(run_id: str, metrics: dict[str, float], params: dict[str, Any], f
         client.set_tag(run_id, key, str(value))
     for path in files:
         client.log_artifact(run_id, str(path))
+    _clear_failure_reason(client, run_id)
     client.update_run(run_id, status="FINISHED")

@@ -340,7 +340,7 @@ def test_interrupted_run_is_killed_and_resumes_to_finished(mini, monkeypatch):
     result = invoke("run", "--resume", run_id, "--no-save-model")
     assert result.exit_code == 0, result.output
     client, runs = _runs("resume")
-    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED" and "failure_reason" not in runs[0].data.tags
     assert "test_macro_f1" in runs[0].data.metrics
     steps = [m.step for m in client.get_metric_history(run_id, "val_loss")]
     assert steps == [0, 1]  # phase 1's epoch before the interruption, phase 2's after the resume

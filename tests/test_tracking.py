@@ -57,3 +57,25 @@ def test_a_read_only_store_folder_is_refused_for_writing(tmp_path):
             trk.connect(f"sqlite:///{folder}/mlflow.db")
     finally:
         folder.chmod(0o755)
+
+
+def _tags(run_id):
+    import mlflow
+
+    return mlflow.MlflowClient().get_run(run_id).data.tags
+
+
+def test_a_run_that_finishes_after_a_stop_loses_its_failure_reason():
+    experiment = trk.ensure_experiment("reasons", trk.connect(None))
+    with pytest.raises(KeyboardInterrupt), trk.TrackedRun(experiment, run_name="stopped") as run:
+        raise KeyboardInterrupt
+    assert _tags(run.run_id)["failure_reason"] == "interrupted (Ctrl-C)"
+    with trk.TrackedRun(experiment, run_id=run.run_id):  # bench run --resume
+        pass
+    assert "failure_reason" not in _tags(run.run_id)
+    trk.set_run_status(run.run_id, "KILLED", "interrupted")  # a study's parent run, stopped and rerun
+    trk.set_run_status(run.run_id, "RUNNING")
+    assert "failure_reason" not in _tags(run.run_id)
+    trk.set_run_status(run.run_id, "KILLED", "interrupted")
+    trk.log_to_run(run.run_id, {"best": 1.0}, {}, [])
+    assert "failure_reason" not in _tags(run.run_id)
