@@ -166,6 +166,21 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+class StoreError(BenchError):
+    """The tracking store refused a write (full disk under a SQLite store, a server error): the caller
+    decides what is kept and how to continue."""
+
+
+@contextlib.contextmanager
+def _store_errors(what: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        raise StoreError(f"cannot log {what} to the tracking store: {str(exc).splitlines()[0][:200]}") from exc
+
+
 class TrackedRun:
     """A context manager around one MLflow run: FAILED on an exception, KILLED on Ctrl-C, with the
     reason as the ``failure_reason`` tag; nothing already logged is lost."""
@@ -184,13 +199,14 @@ class TrackedRun:
     def __enter__(self) -> TrackedRun:
         import mlflow
 
-        self.run = mlflow.start_run(
-            experiment_id=self.experiment_id,
-            run_name=self.run_name,
-            run_id=self.run_id,
-            tags=self.tags,
-            nested=self.nested,
-        )
+        with _store_errors("the start of the run"):
+            self.run = mlflow.start_run(
+                experiment_id=self.experiment_id,
+                run_name=self.run_name,
+                run_id=self.run_id,
+                tags=self.tags,
+                nested=self.nested,
+            )
         self.run_id = self.run.info.run_id
         return self
 
@@ -201,13 +217,16 @@ class TrackedRun:
             if "failure_reason" in self.run.data.tags:  # a resumed run: the old reason no longer holds
                 with contextlib.suppress(Exception):  # a stale tag is no reason to fail a logged run
                     mlflow.MlflowClient().delete_tag(self.run_id, "failure_reason")
-            mlflow.end_run("FINISHED")
+            with _store_errors("the end of the run"):
+                mlflow.end_run("FINISHED")
             return False
         status = "KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED"
         reason = "interrupted (Ctrl-C)" if status == "KILLED" else f"{exc_type.__name__}: {exc}"
+        # A store that failed the run may fail these too; the exception that ended the run is what to report.
         with contextlib.suppress(Exception):
             mlflow.set_tag("failure_reason", reason[:5000])
-        mlflow.end_run(status)
+        with contextlib.suppress(Exception):
+            mlflow.end_run(status)
         return False
 
     # -- logging helpers (all go to this run)
@@ -217,7 +236,8 @@ class TrackedRun:
         items = {k: (str(v)[:6000] if not isinstance(v, int | float | bool) else v) for k, v in params.items()}
         keys = list(items)
         for i in range(0, len(keys), 100):
-            mlflow.log_params({k: items[k] for k in keys[i : i + 100]})
+            with _store_errors("params"):
+                mlflow.log_params({k: items[k] for k in keys[i : i + 100]})
 
     def metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         import math
@@ -226,17 +246,22 @@ class TrackedRun:
 
         clean = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(float(v))}
         if clean:
-            mlflow.log_metrics(clean, step=step)
+            with _store_errors("metrics"):
+                mlflow.log_metrics(clean, step=step)
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         import mlflow
 
-        mlflow.set_tags({k: str(v) for k, v in tags.items()})
+        with _store_errors("tags"):
+            mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
     def artifact(self, path: Path, folder: str | None = None) -> None:
+        """Copy a file into the run's artifacts; a local artifact store's failure stays an ``OSError``
+        (it names the path), a remote one's becomes a :class:`StoreError`."""
         import mlflow
 
-        mlflow.log_artifact(str(path), artifact_path=folder)
+        with _store_errors(f"artifact {Path(path).name}"):
+            mlflow.log_artifact(str(path), artifact_path=folder)
 
     def epoch_callback(self):
         """Logs every epoch's train/val loss, accuracy, val macro-F1 and learning rate, stepped by the

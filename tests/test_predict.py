@@ -238,3 +238,11 @@ def test_a_saved_hybrid_model_loads_in_a_fresh_process(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(json.loads(done.stdout)["faces"]) == 1
+
+
+def test_export_to_an_unwritable_place_is_one_line(model_file, tmp_path):
+    (tmp_path / "file").write_text("")
+    result = invoke("export", "--model", model_file, "--format", "tflite", "--out", tmp_path / "file" / "m.tflite")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.startswith(f"error: cannot write --out {tmp_path / 'file' / 'm.tflite'}")
+    assert len(result.stderr.splitlines()) == 1

@@ -79,3 +79,18 @@ def test_a_run_that_finishes_after_a_stop_loses_its_failure_reason():
     trk.set_run_status(run.run_id, "KILLED", "interrupted")
     trk.log_to_run(run.run_id, {"best": 1.0}, {}, [])
     assert "failure_reason" not in _tags(run.run_id)
+
+
+def test_store_refusals_become_store_errors(monkeypatch):
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    experiment = trk.ensure_experiment("refusals", trk.connect(None))
+
+    def full(*args, **kwargs):
+        raise MlflowException("(sqlite3.OperationalError) database or disk is full")
+
+    with trk.TrackedRun(experiment) as run:
+        monkeypatch.setattr(mlflow, "log_metrics", full)
+        with pytest.raises(trk.StoreError, match="cannot log metrics to the tracking store: .*disk is full"):
+            run.metrics({"x": 1.0})
