@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -152,6 +153,32 @@ def load_trained(folder: Path, model):
     return TrainResult(model, **json.loads((folder / TRAINED_STATE).read_text()))
 
 
+CURVES = ("loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1")
+
+
+def add_earlier_epochs(result, state: dict, logged: dict[str, dict[int, float]]) -> None:
+    """Complete a mid-training resume's TrainResult with the epochs an earlier process trained, from the
+    run's logged per-epoch metrics (``logged``: key -> epoch -> value): the training curves then cover
+    the whole run, and a phase finished before the resume counts the epochs it ran, not its plan (an
+    early-stopped phase ran fewer). The epoch checkpoint holds weights and position only; MLflow already
+    holds the history, so it is not kept twice."""
+    first, plan = state["next_epoch"], state["plan"]
+    earlier = sorted({epoch for values in logged.values() for epoch in values if epoch < first})
+    if not earlier:
+        return
+    later = len(result.history.get("epoch", []))
+    history = {"epoch": earlier + list(result.history.get("epoch", []))}
+    for key in set(logged) | (set(result.history) - {"epoch"}):
+        before = [logged.get(key, {}).get(epoch, math.nan) for epoch in earlier]
+        history[key] = before + list(result.history.get(key, [math.nan] * later))
+    result.history = history
+    starts = [sum(plan[:i]) for i in range(len(plan))]
+    result.phase_starts = [s for s in starts if s <= history["epoch"][-1]]
+    resumed_phase = state["phase"] + (first >= starts[state["phase"]] + plan[state["phase"]])  # as Trainer.run
+    for i in range(resumed_phase):  # Trainer.run counts these as planned
+        result.actual_epochs[i] = sum(starts[i] <= epoch < starts[i] + plan[i] for epoch in earlier)
+
+
 def _kept_message(run_id: str | None, exc: Exception) -> str:
     """One line for a run the disk or the store failed: the path and cause, what survives, how to go on."""
     cause = os_error_text(exc) if isinstance(exc, OSError) else str(exc)
@@ -194,6 +221,8 @@ def run_one(req: RunRequest, data: FerData) -> RunSummary:
     shutil.rmtree(CHECKPOINTS / run.run_id, ignore_errors=True)
     keras.backend.clear_session()
     notes = [n for n in (spec.note,) if n]
+    if not math.isfinite(result.images_per_second):
+        notes.append("training throughput not measured: this resume trained no epochs")
     return RunSummary(
         run.run_id,
         req.backbone,
@@ -255,6 +284,8 @@ def _train_and_log(run: trk.TrackedRun, req: RunRequest, model, spec, data: FerD
             progress=req.progress,
         )
         result = trainer.run(resume_state)
+        if resume_state is not None:
+            add_earlier_epochs(result, resume_state, run.epoch_history(CURVES))
         save_trained(ckpt_dir, model, result)
     run.metrics(
         {
@@ -309,5 +340,7 @@ def summary_line(s: RunSummary) -> str:
     return (
         f"{s.backbone}+{s.head} @{s.image_size}px  "
         + "  ".join(parts)
-        + f"  fit={s.train_seconds:.0f}s  {s.images_per_second:.0f} img/s  run={s.run_id}"
+        + f"  fit={s.train_seconds:.0f}s  "
+        + (f"{s.images_per_second:.0f} img/s" if math.isfinite(s.images_per_second) else "img/s not measured")
+        + f"  run={s.run_id}"
     )

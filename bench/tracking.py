@@ -263,6 +263,14 @@ class TrackedRun:
         with _store_errors(f"artifact {Path(path).name}"):
             mlflow.log_artifact(str(path), artifact_path=folder)
 
+    def epoch_history(self, keys: tuple[str, ...]) -> dict[str, dict[int, float]]:
+        """The per-epoch values this run logged so far, by key and epoch (also by earlier processes)."""
+        import mlflow
+
+        client = mlflow.MlflowClient()
+        with _store_errors("nothing (reading the epoch history)"):
+            return {key: {m.step: m.value for m in client.get_metric_history(self.run_id, key)} for key in keys}
+
     def epoch_callback(self):
         """Logs every epoch's train/val loss, accuracy, val macro-F1 and learning rate, stepped by the
         global epoch."""

@@ -240,6 +240,36 @@ def test_a_saved_hybrid_model_loads_in_a_fresh_process(tmp_path):
     assert len(json.loads(done.stdout)["faces"]) == 1
 
 
+@pytest.fixture
+def run_with_model(model_file):
+    from bench import tracking as trk
+
+    experiment = trk.ensure_experiment("models", trk.connect(None))
+    with trk.TrackedRun(experiment) as run:
+        staged = model_file.parent / "staged"
+        staged.mkdir(exist_ok=True)
+        (staged / "model.keras").write_bytes(model_file.read_bytes())
+        run.artifact(staged / "model.keras")
+    return run.run_id
+
+
+def test_predict_and_export_from_a_run_leave_no_model_copy_behind(run_with_model, tmp_path, monkeypatch):
+    import tempfile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    cv2.imwrite(str(tmp_path / "crop.png"), synthetic_face())
+    result = invoke("predict", "--run", run_with_model, "--no-detect", "--format", "json", tmp_path / "crop.png")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["faces"]) == 1
+    result = invoke("export", "--run", run_with_model, "--format", "tflite", "--out", tmp_path / "m.tflite")
+    assert result.exit_code == 0, result.output
+    assert [
+        p.name for p in scratch.iterdir() if p.name.startswith("bench-model-")
+    ] == []  # (TF's autograph leaves files)
+
+
 def test_export_to_an_unwritable_place_is_one_line(model_file, tmp_path):
     (tmp_path / "file").write_text("")
     result = invoke("export", "--model", model_file, "--format", "tflite", "--out", tmp_path / "file" / "m.tflite")

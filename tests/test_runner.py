@@ -49,3 +49,18 @@ def test_kept_message_says_what_survives_and_how_to_go_on(tmp_path, monkeypatch)
     (tmp_path / "r1" / "trained.json").write_text("{}")
     message = runner._kept_message("r1", full)
     assert "the trained model is kept in" in message and message.endswith("then `bench run --resume r1`")
+
+
+def test_a_mid_training_resume_gets_the_earlier_epochs_from_the_logged_history():
+    # plan [3, 2]: phase 0 stopped early after epochs 0-1, phase 1 ran epoch 3, the process died in epoch 4
+    state = {"phase": 1, "plan": [3, 2], "next_epoch": 4}
+    result = TrainResult(None, history={"loss": [0.5], "val_loss": [0.7], "epoch": [4]}, phase_starts=[4])
+    result.actual_epochs = [3, 2]  # what Trainer.run reports: phase 0 as planned
+    logged = {"loss": {0: 2.0, 1: 1.0, 3: 0.8, 4: 0.5}, "val_loss": {0: 2.1, 1: 1.1, 3: 0.9}, "val_macro_f1": {}}
+    runner.add_earlier_epochs(result, state, logged)
+    assert result.history["epoch"] == [0, 1, 3, 4]
+    assert result.history["loss"] == [2.0, 1.0, 0.8, 0.5] and result.history["val_loss"] == [2.1, 1.1, 0.9, 0.7]
+    assert result.phase_starts == [0, 3] and result.actual_epochs == [2, 2]
+    fresh = TrainResult(None, history={"loss": [1.0], "epoch": [0]})
+    runner.add_earlier_epochs(fresh, {"phase": 0, "plan": [2], "next_epoch": 0}, {"loss": {0: 1.0}})
+    assert fresh.history == {"loss": [1.0], "epoch": [0]}  # nothing earlier: unchanged
