@@ -17,7 +17,7 @@ from bench.errors import BenchError
 from bench.inference.classifier import FaceClassifier, load_keras_model
 from bench.inference.export import export_model
 from bench.inference.faces import Box, FaceDetector, crop_face, expand_box
-from bench.inference.predict import PredictOptions, predict_files
+from bench.inference.predict import PredictOptions, annotated_path, common_folder, predict_files
 from bench.inference.smoothing import LabelSmoother
 from bench.models import build_model
 
@@ -130,7 +130,7 @@ def test_video_every_nth_frame_smoothed_timed_and_annotated(model_file, tmp_path
     assert payload["inputs"][0]["frames"] == 6 and payload["video"]["fps"] > 0
     assert set(payload["stage_ms"]) >= {"detect", "preprocess", "predict", "draw"}
     assert "frames/s" in result.stderr
-    written = cv2.VideoCapture(str(out / "clip.annotated.mp4"))
+    written = cv2.VideoCapture(str(out / "clip.mp4.annotated.mp4"))
     assert int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
     written.release()
 
@@ -238,6 +238,57 @@ def test_a_saved_hybrid_model_loads_in_a_fresh_process(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(json.loads(done.stdout)["faces"]) == 1
+
+
+def test_annotated_copies_mirror_the_input_tree_and_never_collide(model_file, tmp_path):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    for name, value in (("a.jpg", 40), ("a.png", 120), ("sub/a.png", 200)):
+        cv2.imwrite(str(folder / name), np.full((60, 80, 3), value, np.uint8))
+    out = tmp_path / "out"
+    result = invoke("predict", "--model", model_file, "--out", out, folder)
+    assert result.exit_code == 0, result.output
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == ["a.jpg.annotated.png", "a.png.annotated.png", "sub/a.png.annotated.png"]
+    assert len({cv2.imread(str(out / w))[0, 0, 0] for w in written}) == 3  # three different images
+    assert sorted(line for line in result.stderr.splitlines() if line.startswith("wrote")) == sorted(
+        f"wrote {out / w}" for w in written
+    )
+    assert (
+        annotated_path(out, tmp_path / "x" / ".." / "in" / "a.png", tmp_path, ".png") == out / "in/a.png.annotated.png"
+    )
+    assert common_folder([folder / "a.png", folder / "sub" / "a.png"]) == folder
+
+
+def test_a_failed_annotated_write_is_an_error_line_and_exit_1(model_file, images, tmp_path):
+    out = tmp_path / "out"
+    (out / "face.png.annotated.png").mkdir(parents=True)  # a folder where the copy goes: refused even to root
+    result = invoke("predict", "--model", model_file, "--out", out, images)
+    assert result.exit_code == 1
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "face.png: annotated copy not written:" in error and str(out / "face.png.annotated.png") in error
+    assert "Is a directory" in error
+    assert (out / "blank.png.annotated.png").is_file() and f"wrote {out / 'blank.png.annotated.png'}" in result.stderr
+    assert f"wrote {out / 'face.png.annotated.png'}" not in result.stderr
+    (tmp_path / "file").write_text("")
+    result = invoke("predict", "--model", model_file, "--out", tmp_path / "file" / "out", images)
+    assert result.exit_code == 2 and result.stderr.startswith("error: cannot create --out")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_read_only_out_folder_is_an_error_line_and_exit_1(model_file, images, tmp_path):
+    import os
+
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        if os.access(out, os.W_OK):
+            pytest.skip("running as root, a read-only folder still takes files (the folder-in-the-way test covers it)")
+        result = invoke("predict", "--model", model_file, "--out", out, images)
+        assert result.exit_code == 1 and "Permission denied" in result.stderr and "wrote" not in result.stderr
+    finally:
+        out.chmod(0o755)
 
 
 @pytest.fixture
