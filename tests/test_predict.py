@@ -16,7 +16,7 @@ from bench.data.synthetic import _EXPRESSIONS, draw_face
 from bench.errors import BenchError
 from bench.inference.classifier import FaceClassifier, load_keras_model
 from bench.inference.export import export_model
-from bench.inference.faces import Box, FaceDetector, crop_face, expand_box
+from bench.inference.faces import Box, FaceDetector, UnsupportedImage, crop_face, expand_box, to_uint8
 from bench.inference.predict import PredictOptions, annotated_path, common_folder, predict_files
 from bench.inference.smoothing import LabelSmoother
 from bench.models import build_model
@@ -238,6 +238,44 @@ def test_a_saved_hybrid_model_loads_in_a_fresh_process(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(json.loads(done.stdout)["faces"]) == 1
+
+
+def test_to_uint8_scales_16_bit_and_float_and_rejects_the_rest():
+    assert to_uint8(np.array([[0, 257, 65535]], np.uint16)).tolist() == [[0, 1, 255]]
+    assert to_uint8(np.array([[0.0, 0.5, 1.0]], np.float32)).tolist() == [[0, 128, 255]]
+    assert to_uint8(np.array([[0.0, 12.0, 255.0]], np.float64)).tolist() == [[0, 12, 255]]  # already 0-255
+    eight = np.array([[3, 200]], np.uint8)
+    assert to_uint8(eight) is eight
+    for bad in (np.array([[-1.0, 2.0]], np.float32), np.array([[np.nan]], np.float32), np.array([[1]], np.int32)):
+        with pytest.raises(UnsupportedImage, match="save it as an 8- or 16-bit image"):
+            to_uint8(bad)
+
+
+def test_16_bit_and_float_images_predict_like_8_bit_and_bad_ones_do_not_stop_the_rest(model_file, tmp_path):
+    crop = synthetic_face()
+    cv2.imwrite(str(tmp_path / "a8.png"), crop)
+    cv2.imwrite(str(tmp_path / "b16.png"), crop.astype(np.uint16) * 257)
+    cv2.imwrite(str(tmp_path / "c32.tiff"), crop.astype(np.float32) / 255)
+    cv2.imwrite(str(tmp_path / "d.tiff"), np.full((48, 48), -5.0, np.float32))  # no 0-255 reading
+    cv2.imwrite(str(tmp_path / "e.png"), crop)
+    inputs = [tmp_path / n for n in ("a8.png", "b16.png", "c32.tiff", "d.tiff", "e.png")]
+    result = invoke("predict", "--model", model_file, "--no-detect", "--format", "json", *inputs)
+    assert result.exit_code == 1
+    faces = {f["source"].rsplit("/", 1)[-1]: f["probabilities"] for f in json.loads(result.stdout)["faces"]}
+    assert sorted(faces) == ["a8.png", "b16.png", "c32.tiff", "e.png"]
+    for name in ("b16.png", "c32.tiff"):
+        np.testing.assert_allclose(list(faces[name].values()), list(faces["a8.png"].values()), atol=1e-5)
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "d.tiff: float32 pixels from -5 to -5" in error
+    # with detection: a 16-bit frame reaches OpenCV's detector as 8-bit (it asserted before)
+    gray = cv2.cvtColor(frame_with_face(), cv2.COLOR_BGR2GRAY)
+    cv2.imwrite(str(tmp_path / "frame16.png"), gray.astype(np.uint16) * 257)
+    result = invoke(
+        "predict", "--model", model_file, "--format", "json", "--out", tmp_path / "out", tmp_path / "frame16.png"
+    )
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["faces"]) == 1
+    assert cv2.imread(str(tmp_path / "out" / "frame16.png.annotated.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint8
 
 
 def test_annotated_copies_mirror_the_input_tree_and_never_collide(model_file, tmp_path):

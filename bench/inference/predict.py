@@ -17,7 +17,7 @@ import numpy as np
 from bench.errors import BenchError, os_error_text
 from bench.inference.annotate import draw_face, to_bgr
 from bench.inference.classifier import FaceClassifier
-from bench.inference.faces import Box, FaceDetector, crop_face, to_gray, whole_image_face
+from bench.inference.faces import Box, FaceDetector, UnsupportedImage, crop_face, to_gray, to_uint8, whole_image_face
 from bench.inference.smoothing import LabelSmoother
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -112,6 +112,7 @@ class _Pipeline:
     def frame(self, frame: np.ndarray, source: str, index: int | None, smoother: LabelSmoother | None, draw: bool):
         stage = self.report.stage_ms
         tic = time.perf_counter()
+        frame = to_uint8(frame)  # 16-bit and float images too; the annotated copy is drawn on this
         gray = to_gray(frame)
         if self.detector is None:
             box, face = whole_image_face(gray)
@@ -211,7 +212,11 @@ def _process_image(pipe: _Pipeline, path: Path, record: InputRecord) -> None:
     pipe.report.stage_ms["read"].append((time.perf_counter() - tic) * 1000)
     record.kind, record.frames = "image", 1
     out_dir = pipe.options.out_dir
-    faces, annotated = pipe.frame(frame, str(path), None, None, draw=out_dir is not None)
+    try:
+        faces, annotated = pipe.frame(frame, str(path), None, None, draw=out_dir is not None)
+    except UnsupportedImage as exc:
+        record.error = str(exc)
+        return
     record.faces = len(faces)
     if out_dir is not None:
         target = annotated_path(out_dir, path, pipe.root, ".png")
@@ -300,10 +305,21 @@ def predict_files(classifier: FaceClassifier, inputs: list[str], options: Predic
     for path in paths:
         record = InputRecord(str(path), "unknown")
         report.inputs.append(record)
+        _process(pipe, path, record)
+    return report
+
+
+def _process(pipe: _Pipeline, path: Path, record: InputRecord) -> None:
+    """One input; whatever OpenCV refuses in it (an odd channel layout, a broken frame) is its error
+    record, and the next input still runs."""
+    import cv2
+
+    try:
         if not path.is_file():
             record.error = "no such file"
         elif path.suffix.lower() in VIDEO_SUFFIXES:
             _process_video(pipe, path, record)
         else:
             _process_image(pipe, path, record)
-    return report
+    except cv2.error as exc:
+        record.error = f"OpenCV cannot process it: {str(exc).strip().splitlines()[-1][:200]}"
