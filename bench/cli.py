@@ -33,7 +33,8 @@ def _terminate_like_ctrl_c() -> None:
 
 
 def friendly_errors(fn):
-    """Turn BenchError into one line on stderr (exit 2) and Ctrl-C into exit 130, never a traceback."""
+    """Turn BenchError and OSError (a full disk, a read-only folder) into one line on stderr (exit 2)
+    and Ctrl-C into exit 130, never a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -42,6 +43,11 @@ def friendly_errors(fn):
             return fn(*args, **kwargs)
         except BenchError as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except OSError as exc:
+            from bench.errors import os_error_text
+
+            click.echo(f"error: {os_error_text(exc)}; check the path, its permissions and free disk space", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

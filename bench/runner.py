@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -15,7 +18,7 @@ from bench import tracking as trk
 from bench.config import Recipe, flatten, load_recipe, recipe_hash, to_dict, to_toml
 from bench.data.dataset import FerData
 from bench.data.pipeline import make_dataset
-from bench.errors import BenchError
+from bench.errors import BenchError, os_error_text
 from bench.metrics import classification_report, confusion, evaluate
 
 HEADLINE = ("macro_f1", "balanced_accuracy", "kappa", "accuracy", "log_loss", "ece")
@@ -120,84 +123,106 @@ def _run_params(req: RunRequest, spec, data: FerData, splits) -> dict:
     return params
 
 
+CHECKPOINTS = Path(trk.DEFAULT_DIR) / "checkpoints"
+TRAINED_WEIGHTS, TRAINED_STATE = "trained.weights.h5", "trained.json"
+
+
+def save_trained(folder: Path, model, result) -> None:
+    """The trained model's weights and its training record (history, epoch counts, throughput) beside the
+    epoch checkpoints, before anything is logged: a run whose logging fails resumes straight to
+    evaluation with the same model and figures. (The epoch checkpoint is not that model: early stopping
+    restores the best weights after it was written.) Temporary names, then renames: a full disk leaves
+    the epoch checkpoint intact."""
+    from dataclasses import fields
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_weights(folder / f"tmp-{TRAINED_WEIGHTS}")
+    record = {f.name: getattr(result, f.name) for f in fields(result) if f.name != "model"}
+    (folder / f"tmp-{TRAINED_STATE}").write_text(json.dumps(record))
+    os.replace(folder / f"tmp-{TRAINED_WEIGHTS}", folder / TRAINED_WEIGHTS)
+    os.replace(folder / f"tmp-{TRAINED_STATE}", folder / TRAINED_STATE)
+
+
+def load_trained(folder: Path, model):
+    """The TrainResult :func:`save_trained` kept, with its weights loaded into ``model``; None if none."""
+    from bench.train import TrainResult
+
+    if not (folder / TRAINED_STATE).is_file():
+        return None
+    model.load_weights(folder / TRAINED_WEIGHTS)
+    return TrainResult(model, **json.loads((folder / TRAINED_STATE).read_text()))
+
+
+CURVES = ("loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1")
+
+
+def add_earlier_epochs(result, state: dict, logged: dict[str, dict[int, float]]) -> None:
+    """Complete a mid-training resume's TrainResult with the epochs an earlier process trained, from the
+    run's logged per-epoch metrics (``logged``: key -> epoch -> value): the training curves then cover
+    the whole run, and a phase finished before the resume counts the epochs it ran, not its plan (an
+    early-stopped phase ran fewer). The epoch checkpoint holds weights and position only; MLflow already
+    holds the history, so it is not kept twice."""
+    first, plan = state["next_epoch"], state["plan"]
+    earlier = sorted({epoch for values in logged.values() for epoch in values if epoch < first})
+    if not earlier:
+        return
+    later = len(result.history.get("epoch", []))
+    history = {"epoch": earlier + list(result.history.get("epoch", []))}
+    for key in set(logged) | (set(result.history) - {"epoch"}):
+        before = [logged.get(key, {}).get(epoch, math.nan) for epoch in earlier]
+        history[key] = before + list(result.history.get(key, [math.nan] * later))
+    result.history = history
+    starts = [sum(plan[:i]) for i in range(len(plan))]
+    result.phase_starts = [s for s in starts if s <= history["epoch"][-1]]
+    resumed_phase = state["phase"] + (first >= starts[state["phase"]] + plan[state["phase"]])  # as Trainer.run
+    for i in range(resumed_phase):  # Trainer.run counts these as planned
+        result.actual_epochs[i] = sum(starts[i] <= epoch < starts[i] + plan[i] for epoch in earlier)
+
+
+def _kept_message(run_id: str | None, exc: Exception) -> str:
+    """One line for a run the disk or the store failed: the path and cause, what survives, how to go on."""
+    cause = os_error_text(exc) if isinstance(exc, OSError) else str(exc)
+    folder = CHECKPOINTS / run_id if run_id else None
+    if folder is not None and (folder / TRAINED_STATE).is_file():
+        kept = f"the trained model is kept in {folder}"
+    elif folder is not None and (folder / "state.json").is_file():
+        kept = f"its last epoch checkpoint is kept in {folder}"
+    else:
+        return f"run {run_id or '(not started)'} failed: {cause}; free space or fix permissions, then run it again"
+    return f"run {run_id} failed: {cause}; {kept}: free space or fix permissions, then `bench run --resume {run_id}`"
+
+
 def run_one(req: RunRequest, data: FerData) -> RunSummary:
-    """Train and evaluate one configuration; everything is logged to one MLflow run."""
+    """Train and evaluate one configuration; everything is logged to one MLflow run.
+
+    The checkpoint folder is removed only once everything is logged; a disk or store failure becomes a
+    one-line BenchError that says what is kept and the ``--resume`` command."""
     import keras
 
-    from bench.train import Trainer, build_for_recipe, prepare_splits, read_resume_state
+    from bench.train import build_for_recipe, prepare_splits
 
     recipe = req.recipe
+    uri = trk.connect(req.tracking_uri)  # first: a bad store fails before a model is built
+    experiment_id = trk.ensure_experiment(req.experiment, uri)
     model, spec, precision = build_for_recipe(req.backbone, req.head, recipe)
     splits = prepare_splits(data, recipe)
-    uri = trk.connect(req.tracking_uri)
-    experiment_id = trk.ensure_experiment(req.experiment, uri)
-    notes = tuple(n for n in (spec.note,) if n)
-    checkpoints = Path(trk.DEFAULT_DIR) / "checkpoints"
-    resume_state = None
     tags = {**trk.environment_tags(precision), "backbone": req.backbone, "head": req.head, "recipe": recipe.name}
-    with trk.TrackedRun(
+    run = trk.TrackedRun(
         experiment_id,
         run_name=f"{req.backbone}+{req.head}/{recipe.name}/s{recipe.run.seed}",
         run_id=req.resume_run_id,
         tags=tags,
-    ) as run:
-        ckpt_dir = checkpoints / run.run_id
-        if req.resume_run_id:
-            resume_state = read_resume_state(ckpt_dir)
-            if resume_state is None:
-                raise BenchError(f"run {req.resume_run_id} has no checkpoint under {ckpt_dir}; it cannot be resumed")
-            model.load_weights(ckpt_dir / "weights.weights.h5")
-        else:
-            run.params(_run_params(req, spec, data, splits))
-            with tempfile.TemporaryDirectory() as tmp:  # logged first, so an interrupted run can resume
-                (Path(tmp) / "recipe.toml").write_text(to_toml(recipe))
-                run.artifact(Path(tmp) / "recipe.toml")
-            run.metrics(
-                {
-                    "params_total": model.count_params(),
-                    "params_backbone": model.get_layer("backbone").count_params(),
-                    "params_head": model.get_layer("head").count_params(),
-                }
-            )
-        trainer = Trainer(
-            model,
-            recipe,
-            splits,
-            pretrained=recipe.model.weights != "none",
-            callbacks=[run.epoch_callback()],
-            checkpoint_dir=ckpt_dir,
-            verbose=req.verbose,
-            progress=req.progress,
-        )
-        result = trainer.run(resume_state)
-        run.metrics(
-            {
-                "fit_seconds": result.train_seconds,
-                "train_images_per_second": result.images_per_second,
-                "input_wait_fraction": result.input_wait_fraction,
-                "epochs_planned": sum(result.planned_epochs),
-                "epochs_actual": sum(result.actual_epochs),
-                "train_passes": result.train_passes,
-            }
-        )
-        run.set_tags(
-            {
-                "epochs_planned_per_phase": result.planned_epochs,
-                "epochs_actual_per_phase": result.actual_epochs,
-                "budget_hit": result.budget_hit,
-            }
-        )
-        run.metrics(_cost_metrics(model))
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            test_metrics = _log_evaluation(run, model, splits, result, spec, folder)
-            if req.save_model:
-                model.save(folder / "model.keras")
-                run.metrics({"keras_file_mb": (folder / "model.keras").stat().st_size / 2**20})
-            for path in sorted(folder.iterdir()):
-                run.artifact(path)
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    )
+    try:
+        with run:
+            result, test_metrics = _train_and_log(run, req, model, spec, data, splits)
+    except (OSError, trk.StoreError) as exc:
+        raise BenchError(_kept_message(run.run_id, exc)) from exc
+    shutil.rmtree(CHECKPOINTS / run.run_id, ignore_errors=True)
     keras.backend.clear_session()
+    notes = [n for n in (spec.note,) if n]
+    if not math.isfinite(result.images_per_second):
+        notes.append("training throughput not measured: this resume trained no epochs")
     return RunSummary(
         run.run_id,
         req.backbone,
@@ -208,16 +233,94 @@ def run_one(req: RunRequest, data: FerData) -> RunSummary:
         result.images_per_second,
         result.planned_epochs,
         result.actual_epochs,
-        notes,
+        tuple(notes),
         uri,
     )
+
+
+def _start(run: trk.TrackedRun, req: RunRequest, model, spec, data: FerData, splits, ckpt_dir: Path):
+    """A fresh run logs its params and recipe; a resumed one loads its checkpoint and returns
+    ``(resume_state, trained)``: where training stops, or the TrainResult it had already finished."""
+    from bench.train import read_resume_state
+
+    if req.resume_run_id:
+        trained = load_trained(ckpt_dir, model)
+        if trained is not None:
+            return None, trained
+        resume_state = read_resume_state(ckpt_dir)
+        if resume_state is None:
+            raise BenchError(f"run {req.resume_run_id} has no checkpoint under {ckpt_dir}; it cannot be resumed")
+        model.load_weights(ckpt_dir / "weights.weights.h5")
+        return resume_state, None
+    run.params(_run_params(req, spec, data, splits))
+    with tempfile.TemporaryDirectory() as tmp:  # logged first, so an interrupted run can resume
+        (Path(tmp) / "recipe.toml").write_text(to_toml(req.recipe))
+        run.artifact(Path(tmp) / "recipe.toml")
+    run.metrics(
+        {
+            "params_total": model.count_params(),
+            "params_backbone": model.get_layer("backbone").count_params(),
+            "params_head": model.get_layer("head").count_params(),
+        }
+    )
+    return None, None
+
+
+def _train_and_log(run: trk.TrackedRun, req: RunRequest, model, spec, data: FerData, splits):
+    """Train (or take the trained checkpoint), keep the trained model, then log results and artifacts."""
+    from bench.train import Trainer
+
+    ckpt_dir = CHECKPOINTS / run.run_id
+    resume_state, result = _start(run, req, model, spec, data, splits, ckpt_dir)
+    if result is None:
+        trainer = Trainer(
+            model,
+            req.recipe,
+            splits,
+            pretrained=req.recipe.model.weights != "none",
+            callbacks=[run.epoch_callback()],
+            checkpoint_dir=ckpt_dir,
+            verbose=req.verbose,
+            progress=req.progress,
+        )
+        result = trainer.run(resume_state)
+        if resume_state is not None:
+            add_earlier_epochs(result, resume_state, run.epoch_history(CURVES))
+        save_trained(ckpt_dir, model, result)
+    run.metrics(
+        {
+            "fit_seconds": result.train_seconds,
+            "train_images_per_second": result.images_per_second,
+            "input_wait_fraction": result.input_wait_fraction,
+            "epochs_planned": sum(result.planned_epochs),
+            "epochs_actual": sum(result.actual_epochs),
+            "train_passes": result.train_passes,
+        }
+    )
+    run.set_tags(
+        {
+            "epochs_planned_per_phase": result.planned_epochs,
+            "epochs_actual_per_phase": result.actual_epochs,
+            "budget_hit": result.budget_hit,
+        }
+    )
+    run.metrics(_cost_metrics(model))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        test_metrics = _log_evaluation(run, model, splits, result, spec, folder)
+        if req.save_model:
+            model.save(folder / "model.keras")
+            run.metrics({"keras_file_mb": (folder / "model.keras").stat().st_size / 2**20})
+        for path in sorted(folder.iterdir()):
+            run.artifact(path)
+    return result, test_metrics
 
 
 def resume_request(run_id: str, tracking_uri: str | None, save_model: bool = True) -> tuple[RunRequest, str]:
     """Rebuild the request of an interrupted run from what it logged; returns (request, data source)."""
     import mlflow
 
-    trk.connect(tracking_uri)
+    trk.connect(tracking_uri, create=False)
     logged = trk.find_run(run_id)
     if logged.info.status == "FINISHED":
         raise BenchError(f"run {run_id} already finished; nothing to resume")
@@ -237,5 +340,7 @@ def summary_line(s: RunSummary) -> str:
     return (
         f"{s.backbone}+{s.head} @{s.image_size}px  "
         + "  ".join(parts)
-        + f"  fit={s.train_seconds:.0f}s  {s.images_per_second:.0f} img/s  run={s.run_id}"
+        + f"  fit={s.train_seconds:.0f}s  "
+        + (f"{s.images_per_second:.0f} img/s" if math.isfinite(s.images_per_second) else "img/s not measured")
+        + f"  run={s.run_id}"
     )

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError
+from bench.errors import BenchError, probe_folder
 
 DEFAULT_DIR = "mlruns"
 
@@ -27,18 +27,68 @@ def resolve_uri(uri: str | None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
 
 
-def connect(uri: str | None = None):
-    """Point mlflow at the store (creating the local folder when it is the default); returns the URI."""
+def connect(uri: str | None = None, *, create: bool = True):
+    """Point mlflow at the store and return its URI. ``create=False`` (read-only commands) needs the
+    store to exist already; ``create=True`` makes the default ./mlruns folder, nothing else.
+
+    A SQLite store is checked here first (see :func:`check_sqlite_store`), because MLflow retries an
+    unopenable one 10 times with backoff (~100 s) before it reports anything."""
     import mlflow
 
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     resolved = resolve_uri(uri)
-    if resolved == default_uri():
+    if create and resolved == default_uri():
         Path(DEFAULT_DIR).mkdir(exist_ok=True)
+    check_sqlite_store(resolved, create=create)
     mlflow.set_tracking_uri(resolved)
     return resolved
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for other stores and in-memory databases)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    raw = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    return Path(raw) if raw and raw != ":memory:" else None
+
+
+def check_sqlite_store(uri: str, *, create: bool) -> None:
+    """Fail in milliseconds, with the fix, where MLflow would retry for minutes or quietly make a new
+    store: a missing or unwritable folder, a file that is not a SQLite database, and (``create=False``)
+    a store that does not exist: a typo in a read-only command must not leave an empty store behind."""
+    import sqlite3
+
+    path = sqlite_path(uri)
+    if path is None:
+        return
+    if not path.exists():
+        if not create:
+            raise BenchError(
+                f"no MLflow tracking store at {path}: check --tracking-uri (or MLFLOW_TRACKING_URI), "
+                "or run `bench run` first"
+            )
+        if not path.parent.is_dir():
+            raise BenchError(f"the folder of the tracking store {path} does not exist; create it or fix --tracking-uri")
+    elif not path.is_file():
+        raise BenchError(f"the tracking store {path} is not a file; fix --tracking-uri")
+    else:
+        try:
+            with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+                db.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            raise BenchError(
+                f"cannot open the tracking store {path}: {exc}; fix --tracking-uri or restore the file"
+            ) from exc
+    if create:  # SQLite writes a journal next to the database, so the folder itself must take new files
+        try:
+            probe_folder(path.parent)
+        except OSError as exc:
+            raise BenchError(
+                f"cannot write the tracking store {path}: its folder does not take new files "
+                f"({exc.strerror or exc}); choose a writable --tracking-uri"
+            ) from exc
 
 
 def _artifact_root(uri: str) -> str | None:
@@ -116,6 +166,21 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+class StoreError(BenchError):
+    """The tracking store refused a write (full disk under a SQLite store, a server error): the caller
+    decides what is kept and how to continue."""
+
+
+@contextlib.contextmanager
+def _store_errors(what: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        raise StoreError(f"cannot log {what} to the tracking store: {str(exc).splitlines()[0][:200]}") from exc
+
+
 class TrackedRun:
     """A context manager around one MLflow run: FAILED on an exception, KILLED on Ctrl-C, with the
     reason as the ``failure_reason`` tag; nothing already logged is lost."""
@@ -134,13 +199,14 @@ class TrackedRun:
     def __enter__(self) -> TrackedRun:
         import mlflow
 
-        self.run = mlflow.start_run(
-            experiment_id=self.experiment_id,
-            run_name=self.run_name,
-            run_id=self.run_id,
-            tags=self.tags,
-            nested=self.nested,
-        )
+        with _store_errors("the start of the run"):
+            self.run = mlflow.start_run(
+                experiment_id=self.experiment_id,
+                run_name=self.run_name,
+                run_id=self.run_id,
+                tags=self.tags,
+                nested=self.nested,
+            )
         self.run_id = self.run.info.run_id
         return self
 
@@ -148,13 +214,19 @@ class TrackedRun:
         import mlflow
 
         if exc_type is None:
-            mlflow.end_run("FINISHED")
+            if "failure_reason" in self.run.data.tags:  # a resumed run: the old reason no longer holds
+                with contextlib.suppress(Exception):  # a stale tag is no reason to fail a logged run
+                    mlflow.MlflowClient().delete_tag(self.run_id, "failure_reason")
+            with _store_errors("the end of the run"):
+                mlflow.end_run("FINISHED")
             return False
         status = "KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED"
         reason = "interrupted (Ctrl-C)" if status == "KILLED" else f"{exc_type.__name__}: {exc}"
+        # A store that failed the run may fail these too; the exception that ended the run is what to report.
         with contextlib.suppress(Exception):
             mlflow.set_tag("failure_reason", reason[:5000])
-        mlflow.end_run(status)
+        with contextlib.suppress(Exception):
+            mlflow.end_run(status)
         return False
 
     # -- logging helpers (all go to this run)
@@ -164,7 +236,8 @@ class TrackedRun:
         items = {k: (str(v)[:6000] if not isinstance(v, int | float | bool) else v) for k, v in params.items()}
         keys = list(items)
         for i in range(0, len(keys), 100):
-            mlflow.log_params({k: items[k] for k in keys[i : i + 100]})
+            with _store_errors("params"):
+                mlflow.log_params({k: items[k] for k in keys[i : i + 100]})
 
     def metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         import math
@@ -173,17 +246,30 @@ class TrackedRun:
 
         clean = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(float(v))}
         if clean:
-            mlflow.log_metrics(clean, step=step)
+            with _store_errors("metrics"):
+                mlflow.log_metrics(clean, step=step)
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         import mlflow
 
-        mlflow.set_tags({k: str(v) for k, v in tags.items()})
+        with _store_errors("tags"):
+            mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
     def artifact(self, path: Path, folder: str | None = None) -> None:
+        """Copy a file into the run's artifacts; a local artifact store's failure stays an ``OSError``
+        (it names the path), a remote one's becomes a :class:`StoreError`."""
         import mlflow
 
-        mlflow.log_artifact(str(path), artifact_path=folder)
+        with _store_errors(f"artifact {Path(path).name}"):
+            mlflow.log_artifact(str(path), artifact_path=folder)
+
+    def epoch_history(self, keys: tuple[str, ...]) -> dict[str, dict[int, float]]:
+        """The per-epoch values this run logged so far, by key and epoch (also by earlier processes)."""
+        import mlflow
+
+        client = mlflow.MlflowClient()
+        with _store_errors("nothing (reading the epoch history)"):
+            return {key: {m.step: m.value for m in client.get_metric_history(self.run_id, key)} for key in keys}
 
     def epoch_callback(self):
         """Logs every epoch's train/val loss, accuracy, val macro-F1 and learning rate, stepped by the
@@ -223,10 +309,11 @@ def ui_command(uri: str) -> str:
 
 def search_runs(experiments: list[str], uri: str | None = None):
     """All runs of the named experiments as a pandas DataFrame (``params.*``, ``metrics.*``, ``tags.*``
-    columns), leaderboard runs excluded; one-line errors for unknown experiments or an unreachable store."""
+    columns), leaderboard runs excluded; one-line errors for unknown experiments or an unreachable store.
+    Read-only: a store that does not exist is an error, not created."""
     import mlflow
 
-    resolved = connect(uri)
+    resolved = connect(uri, create=False)
     ids = []
     for name in experiments:
         try:
@@ -261,13 +348,21 @@ def log_leaderboard(experiment: str, files: list[Path], metrics: dict[str, float
 
 
 def set_run_status(run_id: str, status: str, reason: str | None = None) -> None:
-    """Set a run's status from any process (e.g. a study's parent run shared by several workers)."""
+    """Set a run's status from any process (e.g. a study's parent run shared by several workers); a
+    status without a reason (RUNNING again, FINISHED) removes the reason an earlier stop left."""
     import mlflow
 
     client = mlflow.MlflowClient()
     if reason:
         client.set_tag(run_id, "failure_reason", reason)
+    else:
+        _clear_failure_reason(client, run_id)
     client.update_run(run_id, status=status)
+
+
+def _clear_failure_reason(client, run_id: str) -> None:
+    if "failure_reason" in client.get_run(run_id).data.tags:
+        client.delete_tag(run_id, "failure_reason")
 
 
 def log_to_run(run_id: str, metrics: dict[str, float], params: dict[str, Any], files: list[Path]) -> None:
@@ -282,4 +377,5 @@ def log_to_run(run_id: str, metrics: dict[str, float], params: dict[str, Any], f
         client.set_tag(run_id, key, str(value))
     for path in files:
         client.log_artifact(run_id, str(path))
+    _clear_failure_reason(client, run_id)
     client.update_run(run_id, status="FINISHED")

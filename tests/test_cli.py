@@ -341,7 +341,7 @@ def test_interrupted_run_is_killed_and_resumes_to_finished(mini, monkeypatch):
     result = invoke("run", "--resume", run_id, "--no-save-model")
     assert result.exit_code == 0, result.output
     client, runs = _runs("resume")
-    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED" and "failure_reason" not in runs[0].data.tags
     assert "test_macro_f1" in runs[0].data.metrics
     steps = [m.step for m in client.get_metric_history(run_id, "val_loss")]
     assert steps == [0, 1]  # phase 1's epoch before the interruption, phase 2's after the resume
@@ -507,3 +507,63 @@ def test_quiet_run_prints_no_progress_and_the_recipe_names_the_head(mini):
     )
     assert result.exit_code == 0, result.output
     assert "epoch 1/2" not in result.output and "baseline_cnn+linear @48px  macro_f1=" in result.output
+
+
+def test_a_logging_failure_keeps_the_trained_model_and_resume_logs_it(mini, tmp_path, monkeypatch):
+    """The run's artifact folder turns into a file after training (what a disk that refuses writes
+    looks like to MLflow, and it stops root too): one error line with the path and the resume command,
+    the run FAILED with that reason, the trained model kept; the resume logs the same model without
+    training again, with its throughput and curves, and drops the reason."""
+    from bench import runner
+
+    original = runner._cost_metrics
+    blocked = {}
+
+    def block_artifacts(model):
+        import mlflow
+
+        folder = Path(mlflow.get_artifact_uri().removeprefix("file://")).parent
+        folder.rename(folder.with_suffix(".moved"))
+        folder.write_text("")
+        blocked["folder"] = folder
+        return original(model)
+
+    monkeypatch.setattr(runner, "_cost_metrics", block_artifacts)
+    args = ["run", "--recipe", mini, "--backbone", "baseline_cnn", "--head", "linear", "--data", "synthetic:300:1"]
+    result = CliRunner().invoke(cli, [*args, "--experiment", "disk", "-q"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    (error,) = [line for line in result.output.splitlines() if line.startswith("error:")]
+    client, (run,) = _runs("disk")
+    run_id = run.info.run_id
+    assert str(blocked["folder"]) in error and f"`bench run --resume {run_id}`" in error
+    assert "the trained model is kept" in error
+    assert run.info.status == "FAILED" and str(blocked["folder"]) in run.data.tags["failure_reason"]
+    assert (tmp_path / "mlruns" / "checkpoints" / run_id / "trained.weights.h5").is_file()
+
+    monkeypatch.setattr(runner, "_cost_metrics", original)
+    blocked["folder"].unlink()
+    blocked["folder"].with_suffix(".moved").rename(blocked["folder"])
+    result = invoke("run", "--resume", run_id, "-q")
+    assert result.exit_code == 0, result.output
+    assert "nan" not in result.output.split("run=")[0] and "img/s" in result.output
+    _, (run,) = _runs("disk")
+    assert run.info.status == "FINISHED" and "failure_reason" not in run.data.tags
+    assert {"model.keras", "training_curves.png", "recipe.toml"} <= {a.path for a in client.list_artifacts(run_id)}
+    assert run.data.tags["epochs_actual_per_phase"] == "[1, 1]"
+    assert run.data.metrics["train_images_per_second"] > 0
+    losses = [m.value for m in client.get_metric_history(run_id, "test_log_loss")]
+    assert len(losses) == 2 and losses[0] == losses[1]  # the same trained model, evaluated twice
+    assert not (tmp_path / "mlruns" / "checkpoints" / run_id).exists()  # removed once all was logged
+
+
+def test_an_unopenable_tracking_store_fails_in_seconds(mini):
+    import time
+
+    tic = time.perf_counter()
+    result = CliRunner().invoke(
+        cli,
+        ["run", "--recipe", mini, "--backbone", "baseline_cnn", "--data", "synthetic:300:1", "--tracking-uri"]
+        + ["sqlite:////proc/bench-test/mlflow.db"],
+    )
+    assert result.exit_code == 2 and time.perf_counter() - tic < 30
+    assert result.output.splitlines()[-1].startswith("error: the folder of the tracking store")

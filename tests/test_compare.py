@@ -199,6 +199,7 @@ def test_cli_formats_plot_reference_and_log(store, tmp_path):
 
 
 def test_cli_errors_are_one_line():
+    trk.ensure_experiment("other", trk.connect(None))
     result = CliRunner().invoke(cli, ["compare", "--experiment", "nope"])
     assert result.exit_code == 2 and result.output.startswith("error: no experiment 'nope'")
     result = CliRunner().invoke(cli, ["compare", "--experiment", "x", "--filter", "oops"])
@@ -251,3 +252,19 @@ def test_under_trained_rows_show_their_passes_and_are_flagged(tmp_path):
     assert len(flagged) == 1 and flagged[0].startswith("resnet50+hybrid") and "0.60 passes" in flagged[0]
     text = render_terminal(board)
     assert "passes" in text and "0.6!" in text and "4.0!" not in text
+
+
+def test_compare_never_creates_a_store_and_fails_fast_on_a_broken_one(tmp_path):
+    """A read-only command: a typo'd --tracking-uri (or no ./mlruns yet) is an error, not a new store."""
+    import time
+
+    runner = CliRunner()
+    for uri in (f"sqlite:///{tmp_path}/typo/mlflow.db", f"sqlite:///{tmp_path}/mlflw.db", None):
+        result = runner.invoke(cli, ["compare", "--experiment", "x"] + (["--tracking-uri", uri] if uri else []))
+        assert result.exit_code == 2 and result.output.startswith("error: no MLflow tracking store at")
+    assert list(tmp_path.iterdir()) == []  # no folder, no database, no ./mlruns
+    (tmp_path / "broken.db").write_bytes(b"\x00" * 4096)
+    tic = time.perf_counter()
+    result = runner.invoke(cli, ["compare", "--experiment", "x", "--tracking-uri", f"sqlite:///{tmp_path}/broken.db"])
+    assert result.exit_code == 2 and "cannot open the tracking store" in result.output
+    assert time.perf_counter() - tic < 5 and len(result.output.splitlines()) == 1

@@ -16,8 +16,8 @@ from bench.data.synthetic import _EXPRESSIONS, draw_face
 from bench.errors import BenchError
 from bench.inference.classifier import FaceClassifier, load_keras_model
 from bench.inference.export import export_model
-from bench.inference.faces import Box, FaceDetector, crop_face, expand_box
-from bench.inference.predict import PredictOptions, predict_files
+from bench.inference.faces import Box, FaceDetector, UnsupportedImage, crop_face, expand_box, to_uint8
+from bench.inference.predict import PredictOptions, annotated_path, common_folder, predict_files
 from bench.inference.smoothing import LabelSmoother
 from bench.models import build_model
 
@@ -130,7 +130,7 @@ def test_video_every_nth_frame_smoothed_timed_and_annotated(model_file, tmp_path
     assert payload["inputs"][0]["frames"] == 6 and payload["video"]["fps"] > 0
     assert set(payload["stage_ms"]) >= {"detect", "preprocess", "predict", "draw"}
     assert "frames/s" in result.stderr
-    written = cv2.VideoCapture(str(out / "clip.annotated.mp4"))
+    written = cv2.VideoCapture(str(out / "clip.mp4.annotated.mp4"))
     assert int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
     written.release()
 
@@ -162,6 +162,11 @@ def test_model_errors_are_one_line(tmp_path, images):
     wrong.save(tmp_path / "wrong.keras")
     result = invoke("predict", "--model", tmp_path / "wrong.keras", images)
     assert result.exit_code == 2 and "(48, 48, 1)" in result.stderr and len(result.stderr.splitlines()) == 1
+    result = invoke("predict", "--run", "0123456789abcdef", images)
+    assert result.exit_code == 2 and "no MLflow tracking store" in result.stderr  # none yet; none created
+    from bench import tracking as trk
+
+    trk.ensure_experiment("models", trk.connect(None))
     result = invoke("predict", "--run", "0123456789abcdef", images)
     assert result.exit_code == 2 and "no MLflow run" in result.stderr
     result = invoke("predict", images)
@@ -233,3 +238,130 @@ def test_a_saved_hybrid_model_loads_in_a_fresh_process(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(json.loads(done.stdout)["faces"]) == 1
+
+
+def test_to_uint8_scales_16_bit_and_float_and_rejects_the_rest():
+    assert to_uint8(np.array([[0, 257, 65535]], np.uint16)).tolist() == [[0, 1, 255]]
+    assert to_uint8(np.array([[0.0, 0.5, 1.0]], np.float32)).tolist() == [[0, 128, 255]]
+    assert to_uint8(np.array([[0.0, 12.0, 255.0]], np.float64)).tolist() == [[0, 12, 255]]  # already 0-255
+    eight = np.array([[3, 200]], np.uint8)
+    assert to_uint8(eight) is eight
+    for bad in (np.array([[-1.0, 2.0]], np.float32), np.array([[np.nan]], np.float32), np.array([[1]], np.int32)):
+        with pytest.raises(UnsupportedImage, match="save it as an 8- or 16-bit image"):
+            to_uint8(bad)
+
+
+def test_16_bit_and_float_images_predict_like_8_bit_and_bad_ones_do_not_stop_the_rest(model_file, tmp_path):
+    crop = synthetic_face()
+    cv2.imwrite(str(tmp_path / "a8.png"), crop)
+    cv2.imwrite(str(tmp_path / "b16.png"), crop.astype(np.uint16) * 257)
+    cv2.imwrite(str(tmp_path / "c32.tiff"), crop.astype(np.float32) / 255)
+    cv2.imwrite(str(tmp_path / "d.tiff"), np.full((48, 48), -5.0, np.float32))  # no 0-255 reading
+    cv2.imwrite(str(tmp_path / "e.png"), crop)
+    inputs = [tmp_path / n for n in ("a8.png", "b16.png", "c32.tiff", "d.tiff", "e.png")]
+    result = invoke("predict", "--model", model_file, "--no-detect", "--format", "json", *inputs)
+    assert result.exit_code == 1
+    faces = {f["source"].rsplit("/", 1)[-1]: f["probabilities"] for f in json.loads(result.stdout)["faces"]}
+    assert sorted(faces) == ["a8.png", "b16.png", "c32.tiff", "e.png"]
+    for name in ("b16.png", "c32.tiff"):
+        np.testing.assert_allclose(list(faces[name].values()), list(faces["a8.png"].values()), atol=1e-5)
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "d.tiff: float32 pixels from -5 to -5" in error
+    # with detection: a 16-bit frame reaches OpenCV's detector as 8-bit (it asserted before)
+    gray = cv2.cvtColor(frame_with_face(), cv2.COLOR_BGR2GRAY)
+    cv2.imwrite(str(tmp_path / "frame16.png"), gray.astype(np.uint16) * 257)
+    result = invoke(
+        "predict", "--model", model_file, "--format", "json", "--out", tmp_path / "out", tmp_path / "frame16.png"
+    )
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["faces"]) == 1
+    assert cv2.imread(str(tmp_path / "out" / "frame16.png.annotated.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint8
+
+
+def test_annotated_copies_mirror_the_input_tree_and_never_collide(model_file, tmp_path):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    for name, value in (("a.jpg", 40), ("a.png", 120), ("sub/a.png", 200)):
+        cv2.imwrite(str(folder / name), np.full((60, 80, 3), value, np.uint8))
+    out = tmp_path / "out"
+    result = invoke("predict", "--model", model_file, "--out", out, folder)
+    assert result.exit_code == 0, result.output
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == ["a.jpg.annotated.png", "a.png.annotated.png", "sub/a.png.annotated.png"]
+    assert len({cv2.imread(str(out / w))[0, 0, 0] for w in written}) == 3  # three different images
+    assert sorted(line for line in result.stderr.splitlines() if line.startswith("wrote")) == sorted(
+        f"wrote {out / w}" for w in written
+    )
+    assert (
+        annotated_path(out, tmp_path / "x" / ".." / "in" / "a.png", tmp_path, ".png") == out / "in/a.png.annotated.png"
+    )
+    assert common_folder([folder / "a.png", folder / "sub" / "a.png"]) == folder
+
+
+def test_a_failed_annotated_write_is_an_error_line_and_exit_1(model_file, images, tmp_path):
+    out = tmp_path / "out"
+    (out / "face.png.annotated.png").mkdir(parents=True)  # a folder where the copy goes: refused even to root
+    result = invoke("predict", "--model", model_file, "--out", out, images)
+    assert result.exit_code == 1
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "face.png: annotated copy not written:" in error and str(out / "face.png.annotated.png") in error
+    assert "Is a directory" in error
+    assert (out / "blank.png.annotated.png").is_file() and f"wrote {out / 'blank.png.annotated.png'}" in result.stderr
+    assert f"wrote {out / 'face.png.annotated.png'}" not in result.stderr
+    (tmp_path / "file").write_text("")
+    result = invoke("predict", "--model", model_file, "--out", tmp_path / "file" / "out", images)
+    assert result.exit_code == 2 and result.stderr.startswith("error: cannot create --out")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_read_only_out_folder_is_an_error_line_and_exit_1(model_file, images, tmp_path):
+    import os
+
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        if os.access(out, os.W_OK):
+            pytest.skip("running as root, a read-only folder still takes files (the folder-in-the-way test covers it)")
+        result = invoke("predict", "--model", model_file, "--out", out, images)
+        assert result.exit_code == 1 and "Permission denied" in result.stderr and "wrote" not in result.stderr
+    finally:
+        out.chmod(0o755)
+
+
+@pytest.fixture
+def run_with_model(model_file):
+    from bench import tracking as trk
+
+    experiment = trk.ensure_experiment("models", trk.connect(None))
+    with trk.TrackedRun(experiment) as run:
+        staged = model_file.parent / "staged"
+        staged.mkdir(exist_ok=True)
+        (staged / "model.keras").write_bytes(model_file.read_bytes())
+        run.artifact(staged / "model.keras")
+    return run.run_id
+
+
+def test_predict_and_export_from_a_run_leave_no_model_copy_behind(run_with_model, tmp_path, monkeypatch):
+    import tempfile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    cv2.imwrite(str(tmp_path / "crop.png"), synthetic_face())
+    result = invoke("predict", "--run", run_with_model, "--no-detect", "--format", "json", tmp_path / "crop.png")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["faces"]) == 1
+    result = invoke("export", "--run", run_with_model, "--format", "tflite", "--out", tmp_path / "m.tflite")
+    assert result.exit_code == 0, result.output
+    assert [
+        p.name for p in scratch.iterdir() if p.name.startswith("bench-model-")
+    ] == []  # (TF's autograph leaves files)
+
+
+def test_export_to_an_unwritable_place_is_one_line(model_file, tmp_path):
+    (tmp_path / "file").write_text("")
+    result = invoke("export", "--model", model_file, "--format", "tflite", "--out", tmp_path / "file" / "m.tflite")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.startswith(f"error: cannot write --out {tmp_path / 'file' / 'm.tflite'}")
+    assert len(result.stderr.splitlines()) == 1

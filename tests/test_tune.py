@@ -328,7 +328,7 @@ def test_ctrl_c_marks_the_parent_killed_and_a_rerun_continues(recipe_path, tmp_p
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 3 and len(trials) == 4
     runs = _mlflow_runs(tmp_path)
     parent = [r for r in runs if r.data.tags.get("bench.kind") == "study"][0]
-    assert parent.info.status == "FINISHED"
+    assert parent.info.status == "FINISHED" and "failure_reason" not in parent.data.tags  # not "interrupted"
     final = [r for r in runs if r.data.params.get("recipe") == "ctrlc"]
     assert len(final) == 1 and "test_macro_f1" in final[0].data.metrics  # --final: a normal run with test metrics
 

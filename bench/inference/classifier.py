@@ -34,13 +34,14 @@ def load_keras_model(path: str | Path):
 
 
 def model_from_run(run_id: str, tracking_uri: str | None = None):
-    """The ``model.keras`` artifact of a bench run."""
+    """The ``model.keras`` artifact of a bench run. The downloaded copy is deleted once loaded (the
+    model lives in memory then); a store that does not exist is an error, never created."""
     from bench import tracking
 
-    tracking.connect(tracking_uri)
+    tracking.connect(tracking_uri, create=False)
     tracking.find_run(run_id)
-    folder = Path(tempfile.mkdtemp(prefix="bench-model-"))
-    return load_keras_model(tracking.download_artifact(run_id, "model.keras", folder))
+    with tempfile.TemporaryDirectory(prefix="bench-model-") as folder:
+        return load_keras_model(tracking.download_artifact(run_id, "model.keras", Path(folder)))
 
 
 def check_input_shape(model) -> None:

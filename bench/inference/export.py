@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import BenchError
+from bench.errors import BenchError, os_error_text, probe_folder
 
 TOLERANCE = {"none": 1e-4, "float16": 1e-2, "dynamic": 5e-2}
 MIN_ARGMAX_AGREEMENT = 0.9
@@ -198,6 +198,28 @@ def _saved_model_runner(path: Path):
     return lambda x: np.asarray(loaded.serve(tf.constant(x, tf.float32)), dtype=np.float32)
 
 
+def _write(model, fmt: str, out: Path, quantize: str):
+    """Export to ``out`` and return a runner of the exported model. A write that fails (disk full)
+    removes what it left, so the next try does not stop at "already exists"."""
+    import shutil
+
+    import tensorflow as tf
+
+    try:
+        if fmt == "tflite":
+            to_tflite(model, out, quantize)
+            return _tflite_runner(out)
+        to_saved_model(model, out)
+        return _saved_model_runner(out)
+    except (OSError, tf.errors.OpError) as exc:
+        cause = os_error_text(exc) if isinstance(exc, OSError) else str(exc.message).splitlines()[0][:200]
+        if out.is_dir():
+            shutil.rmtree(out, ignore_errors=True)
+        else:
+            out.unlink(missing_ok=True)
+        raise BenchError(f"cannot write --out {out}: {cause}; free disk space or choose another folder") from exc
+
+
 def export_model(model, fmt: str, out: Path, quantize: str = "none", samples: int = 32) -> ExportReport:
     """Export ``model`` and check the exported file against it; raises BenchError on a bad request."""
     import tensorflow as tf
@@ -214,13 +236,12 @@ def export_model(model, fmt: str, out: Path, quantize: str = "none", samples: in
     out = Path(out)
     if out.exists():
         raise BenchError(f"{out} already exists; choose another --out or remove it (bench does not overwrite)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "tflite":
-        to_tflite(model, out, quantize)
-        run = _tflite_runner(out)
-    else:
-        to_saved_model(model, out)
-        run = _saved_model_runner(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe_folder(out.parent)
+    except OSError as exc:
+        raise BenchError(f"cannot write --out {out}: {os_error_text(exc)}; choose a writable folder") from exc
+    run = _write(model, fmt, out, quantize)
 
     x = sample_faces(samples)
     call = tf.function(lambda t: model(t, training=False))

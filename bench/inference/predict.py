@@ -6,6 +6,7 @@ still processed; no face in an input is a record with ``faces = 0``, not an erro
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -13,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.errors import BenchError, os_error_text
 from bench.inference.annotate import draw_face, to_bgr
 from bench.inference.classifier import FaceClassifier
-from bench.inference.faces import Box, FaceDetector, crop_face, to_gray, whole_image_face
+from bench.inference.faces import Box, FaceDetector, UnsupportedImage, crop_face, to_gray, to_uint8, whole_image_face
 from bench.inference.smoothing import LabelSmoother
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -100,8 +102,9 @@ def expand_inputs(paths: list[str]) -> list[Path]:
 class _Pipeline:
     """One frame at a time: detect, crop, classify the frame's faces in one call, draw."""
 
-    def __init__(self, classifier: FaceClassifier, options: PredictOptions, report: PredictReport):
+    def __init__(self, classifier: FaceClassifier, options: PredictOptions, report: PredictReport, root: Path):
         self.classifier, self.options, self.report = classifier, options, report
+        self.root = root  # annotated copies mirror the inputs' tree below this folder
         self.detector = (
             FaceDetector(min_size=options.min_face, max_width=options.detect_width) if options.detect else None
         )
@@ -109,6 +112,7 @@ class _Pipeline:
     def frame(self, frame: np.ndarray, source: str, index: int | None, smoother: LabelSmoother | None, draw: bool):
         stage = self.report.stage_ms
         tic = time.perf_counter()
+        frame = to_uint8(frame)  # 16-bit and float images too; the annotated copy is drawn on this
         gray = to_gray(frame)
         if self.detector is None:
             box, face = whole_image_face(gray)
@@ -171,13 +175,35 @@ def _video_frames(capture) -> Iterator[np.ndarray]:
         capture.release()
 
 
-def _annotated_path(out_dir: Path, source: Path, suffix: str) -> Path:
-    return out_dir / f"{source.stem}.annotated{suffix}"
+def common_folder(paths: list[Path]) -> Path:
+    """The deepest folder holding every path: annotated copies mirror the inputs' tree below it."""
+    return Path(os.path.commonpath([os.path.dirname(_absolute(p)) for p in paths])) if paths else Path.cwd()
+
+
+def _absolute(path: Path) -> str:
+    return os.path.abspath(path)  # unlike Path.absolute, resolves "..": a copy never lands outside --out
+
+
+def annotated_path(out_dir: Path, source: Path, root: Path, suffix: str) -> Path:
+    """Where the annotated copy of ``source`` goes: its place below ``root`` mirrored under ``out_dir``,
+    its whole file name kept (``a.jpg`` -> ``a.jpg.annotated.png``), so no two inputs share a copy."""
+    rel = Path(_absolute(source)).relative_to(root)
+    return out_dir / rel.parent / f"{rel.name}.annotated{suffix}"
+
+
+def _write_image(target: Path, image: np.ndarray) -> None:
+    """Encode, then write with Python's file API, so a failed write raises an OSError naming the path
+    and the cause (``cv2.imwrite`` only returns False)."""
+    import cv2
+
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError(f"OpenCV could not encode the annotated image for {target}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data.tobytes())
 
 
 def _process_image(pipe: _Pipeline, path: Path, record: InputRecord) -> None:
-    import cv2
-
     tic = time.perf_counter()
     frame = _read_image(path)
     if frame is None:
@@ -186,12 +212,19 @@ def _process_image(pipe: _Pipeline, path: Path, record: InputRecord) -> None:
     pipe.report.stage_ms["read"].append((time.perf_counter() - tic) * 1000)
     record.kind, record.frames = "image", 1
     out_dir = pipe.options.out_dir
-    faces, annotated = pipe.frame(frame, str(path), None, None, draw=out_dir is not None)
+    try:
+        faces, annotated = pipe.frame(frame, str(path), None, None, draw=out_dir is not None)
+    except UnsupportedImage as exc:
+        record.error = str(exc)
+        return
     record.faces = len(faces)
     if out_dir is not None:
-        target = _annotated_path(out_dir, path, ".png")
-        cv2.imwrite(str(target), annotated)
-        record.annotated = str(target)
+        target = annotated_path(out_dir, path, pipe.root, ".png")
+        try:
+            _write_image(target, annotated)
+            record.annotated = str(target)
+        except OSError as exc:
+            record.error = f"annotated copy not written: {os_error_text(exc)}"
 
 
 def _process_video(pipe: _Pipeline, path: Path, record: InputRecord) -> None:
@@ -216,18 +249,18 @@ def _process_video(pipe: _Pipeline, path: Path, record: InputRecord) -> None:
         faces, annotated = pipe.frame(frame, str(path), index, smoother, draw=out_dir is not None)
         record.frames += 1
         record.faces += len(faces)
-        if out_dir is not None:
+        if out_dir is not None and record.error is None:
             if writer is None:
-                target = _annotated_path(out_dir, path, ".mp4")
-                height, width = annotated.shape[:2]
-                writer = cv2.VideoWriter(
-                    str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps / pipe.options.stride, (width, height)
+                writer = _video_writer(
+                    annotated_path(out_dir, path, pipe.root, ".mp4"), fps / pipe.options.stride, annotated, record
                 )
-                record.annotated = str(target)
-            writer.write(annotated)
+            if writer is not None:
+                writer.write(annotated)
         tic = time.perf_counter()
     if writer is not None:
         writer.release()
+        if not Path(record.annotated).is_file() or Path(record.annotated).stat().st_size == 0:
+            record.error, record.annotated = f"annotated copy not written: '{record.annotated}' is empty", None
     if record.frames == 0:
         record.error = "no frames could be decoded"
         return
@@ -235,21 +268,58 @@ def _process_video(pipe: _Pipeline, path: Path, record: InputRecord) -> None:
     pipe.report.video_seconds += time.perf_counter() - start
 
 
+def _video_writer(target: Path, fps: float, first: np.ndarray, record: InputRecord):
+    """An opened ``cv2.VideoWriter`` for the annotated copy, or None with ``record.error`` set (OpenCV
+    does not raise when it cannot open a file)."""
+    import cv2
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        record.error = f"annotated copy not written: {os_error_text(exc)}"
+        return None
+    height, width = first.shape[:2]
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        writer.release()
+        record.error = f"annotated copy not written: cannot open '{target}' for writing"
+        return None
+    record.annotated = str(target)
+    return writer
+
+
 def predict_files(classifier: FaceClassifier, inputs: list[str], options: PredictOptions) -> PredictReport:
     """Run the classifier over every input; see the module docstring for how failures are reported."""
     if options.stride < 1:
         raise ValueError(f"stride must be >= 1. Received: stride={options.stride}")
     if options.out_dir is not None:
-        options.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            options.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BenchError(
+                f"cannot create --out {options.out_dir}: {os_error_text(exc)}; choose a writable folder"
+            ) from exc
     report = PredictReport()
-    pipe = _Pipeline(classifier, options, report)
-    for path in expand_inputs(inputs):
+    paths = expand_inputs(inputs)
+    pipe = _Pipeline(classifier, options, report, common_folder(paths))
+    for path in paths:
         record = InputRecord(str(path), "unknown")
         report.inputs.append(record)
+        _process(pipe, path, record)
+    return report
+
+
+def _process(pipe: _Pipeline, path: Path, record: InputRecord) -> None:
+    """One input; whatever OpenCV refuses in it (an odd channel layout, a broken frame) is its error
+    record, and the next input still runs."""
+    import cv2
+
+    try:
         if not path.is_file():
             record.error = "no such file"
         elif path.suffix.lower() in VIDEO_SUFFIXES:
             _process_video(pipe, path, record)
         else:
             _process_image(pipe, path, record)
-    return report
+    except cv2.error as exc:
+        record.error = f"OpenCV cannot process it: {str(exc).strip().splitlines()[-1][:200]}"
