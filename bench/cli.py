@@ -49,8 +49,8 @@ def friendly_errors(fn):
 
             click.echo(f"error: {os_error_text(exc)}; check the path, its permissions and free disk space", err=True)
             sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+        except KeyboardInterrupt as exc:
+            click.echo(str(exc) if str(exc) else "interrupted", err=True)
             sys.exit(130)
 
     return wrapper

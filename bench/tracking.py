@@ -292,6 +292,12 @@ def find_run(run_id: str):
         ) from exc
 
 
+def experiment_name(experiment_id: str) -> str:
+    import mlflow
+
+    return mlflow.get_experiment(experiment_id).name
+
+
 def download_artifact(run_id: str, path: str, dst: Path) -> Path:
     import mlflow
 

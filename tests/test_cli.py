@@ -334,12 +334,21 @@ def test_interrupted_run_is_killed_and_resumes_to_finished(mini, monkeypatch):
             "--no-save-model",
         ],
     )
-    assert result.exit_code == 130 and "interrupted" in result.output
     _, runs = _runs("resume")
-    assert runs[0].info.status == "KILLED" and "Ctrl-C" in runs[0].data.tags["failure_reason"]
     run_id = runs[0].info.run_id
-    result = invoke("run", "--resume", run_id, "--no-save-model")
+    assert result.exit_code == 130 and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"interrupted: run {run_id} is KILLED; continue it with `bench run --resume {run_id}`"
+    )
+    assert runs[0].info.status == "KILLED" and "Ctrl-C" in runs[0].data.tags["failure_reason"]
+    store = Path("mlruns/mlflow.db").resolve()
+    assert runs[0].data.tags["bench.checkpoint_dir"] == str(store.parent / "checkpoints" / run_id)
+    elsewhere = Path("elsewhere")
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # another folder: the store is named, the checkpoint found through the run
+    result = invoke("run", "--resume", run_id, "--no-save-model", "--tracking-uri", f"sqlite:///{store}")
     assert result.exit_code == 0, result.output
+    monkeypatch.chdir("..")
     client, runs = _runs("resume")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED" and "failure_reason" not in runs[0].data.tags
     assert "test_macro_f1" in runs[0].data.metrics
@@ -347,6 +356,23 @@ def test_interrupted_run_is_killed_and_resumes_to_finished(mini, monkeypatch):
     assert steps == [0, 1]  # phase 1's epoch before the interruption, phase 2's after the resume
     result = CliRunner().invoke(cli, ["run", "--resume", run_id])
     assert result.exit_code == 2 and "already finished" in result.output
+
+
+def test_a_resume_that_cannot_start_leaves_the_run_killed(mini, monkeypatch):
+    from bench import train
+
+    def interrupt_at_once(self, *args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train.Trainer, "_fit", interrupt_at_once)
+    args = ["--recipe", mini, "--backbone", "baseline_cnn", "--head", "linear", "--data", "synthetic:300:1"]
+    result = CliRunner().invoke(cli, ["run", *args, "--experiment", "nockpt", "-q"])
+    _, (run,) = _runs("nockpt")
+    assert result.exit_code == 130 and "before its first epoch ended" in result.output
+    result = CliRunner().invoke(cli, ["run", "--resume", run.info.run_id])
+    assert result.exit_code == 2 and "has no checkpoint in" in result.output and "Traceback" not in result.output
+    _, (run,) = _runs("nockpt")
+    assert run.info.status == "KILLED"
 
 
 def test_offline_imagenet_through_the_cli_is_one_line(mini, monkeypatch):
