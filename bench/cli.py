@@ -32,6 +32,17 @@ def _terminate_like_ctrl_c() -> None:
         pass
 
 
+def _load_tensorflow(verbose: int = 0) -> None:
+    """Import TensorFlow without its C++ start-up lines (kept with -v or TF_CPP_MIN_LOG_LEVEL=0) and
+    without Python-side notices (retracing after each recompile) a user cannot act on."""
+    import logging
+
+    from bench.runtime import import_tensorflow_quietly
+
+    import_tensorflow_quietly(verbose > 0 or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
 def friendly_errors(fn):
     """Turn BenchError and OSError (a full disk, a read-only folder) into one line on stderr (exit 2)
     and Ctrl-C into exit 130, never a traceback."""
@@ -133,9 +144,8 @@ def list_cmd(fmt):
 @click.option(
     "--data",
     "data_spec",
-    default="synthetic",
-    show_default=True,
-    help="FER2013 CSV, image-folder root, or synthetic[:N[:SEED]].",
+    required=True,
+    help="FER2013 CSV (.csv/.csv.gz), image-folder root, or synthetic[:N[:SEED]] (made-up faces, for trying bench).",
 )
 @click.option("--weights", default=None, help="imagenet, none, or a weights file (overrides the recipe).")
 @click.option("--seed", "seeds", multiple=True, type=int, help="Seed (repeatable: one run per seed).")
@@ -167,16 +177,15 @@ def run(
     quiet,
 ):
     """Train, evaluate and log backbone(s) + head with one recipe."""
-    import logging
     from dataclasses import replace
 
     from bench.data import load_data
     from bench.runner import resume_request, run_one, summary_line
 
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices after each recompile
     keras_verbose = {0: 0, 1: 2, 2: 1}.get(verbose, 1)
     if resume_run_id:
         req, source = resume_request(resume_run_id, tracking_uri, save_model=not no_save_model)
+        _load_tensorflow(verbose)
         requests = [req]
         data = load_data(source, skip_bad=skip_bad, seed=req.recipe.run.seed)
     else:
@@ -278,10 +287,11 @@ def _plan_runs(
         extra.append("run.deterministic=true")
     base = load_recipe(recipe_name, extra)  # first: a recipe or --set typo is reported before TensorFlow loads
     head = head or base.model.head
-    names = BACKBONES.names() if "all" in backbones else list(dict.fromkeys(backbones))
+    names = BACKBONES.known_names() if "all" in backbones else list(dict.fromkeys(backbones))
     for name in names:
-        BACKBONES.get(name)
-    HEADS.get(head)
+        BACKBONES.check(name)
+    HEADS.check(head)
+    _load_tensorflow(verbose)
     recipes = [replace(base, run=replace(base.run, seed=s)) for s in seeds] if seeds else [base]
     data = load_data(data_spec, skip_bad=skip_bad, seed=base.run.seed)
     return [
@@ -299,11 +309,10 @@ def _plan_runs(
 @click.option(
     "--data",
     "data_name",
-    default="synthetic",
-    show_default=True,
-    help="Used only to name the default experiment, as bench run does.",
+    default=None,
+    help="Name the experiment after this data set, as bench run does (default: the experiment run last).",
 )
-@click.option("--tracking-uri", default=None)
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db).")
 @click.option(
     "--metric",
     type=click.Choice(["test", "val"]),
@@ -352,7 +361,15 @@ def compare(
             raise BenchError(f"--filter '{item}': expected KEY=VALUE, e.g. --filter head=hybrid")
         key, value = item.split("=", 1)
         pairs[key.strip()] = value.strip()
-    names = list(experiments) or [Path(data_name).name.removesuffix(".gz").removesuffix(".csv") or "synthetic"]
+    if experiments:
+        names = list(experiments)
+    elif data_name:
+        names = [Path(data_name).name.removesuffix(".gz").removesuffix(".csv").split(":")[0]]
+    else:
+        from bench.tracking import latest_experiment
+
+        names = [latest_experiment(tracking_uri)]
+        click.echo(f"experiment: {names[0]} (the one run last; choose with --experiment)", err=True)
     board = build_leaderboard(
         names,
         uri=tracking_uri,
@@ -415,18 +432,17 @@ def compare(
 @friendly_errors
 def profile_cmd(backbones, head, image_size, batch, recipe, warmup, steps, precision, fmt):
     """Parameters, FLOPs, throughput, latency, memory and file size of backbone + head."""
-    import logging
-
+    from bench.config import load_recipe
     from bench.profile import profile
     from bench.registry import BACKBONES, HEADS
     from bench.reports import render_profiles
 
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-
-    names = BACKBONES.names() if "all" in backbones else list(dict.fromkeys(backbones))
+    names = BACKBONES.known_names() if "all" in backbones else list(dict.fromkeys(backbones))
     for name in names:
-        BACKBONES.get(name)
-    HEADS.get(head)
+        BACKBONES.check(name)
+    HEADS.check(head)
+    load_recipe(recipe)  # a typo fails here, before TensorFlow loads
+    _load_tensorflow()
     results = [
         profile(
             n,
@@ -452,7 +468,12 @@ def profile_cmd(backbones, head, image_size, batch, recipe, warmup, steps, preci
     "--head", default=None, help="Head name (default: the recipe's model.head, hybrid in every shipped recipe)."
 )
 @click.option("--recipe", default="cpu", show_default=True)
-@click.option("--data", "data_spec", default="synthetic", show_default=True)
+@click.option(
+    "--data",
+    "data_spec",
+    required=True,
+    help="FER2013 CSV (.csv/.csv.gz), image-folder root, or synthetic[:N[:SEED]] (made-up faces, for trying bench).",
+)
 @click.option("--trials", required=True, type=click.IntRange(1), help="Total trials of the study (all workers).")
 @click.option(
     "--timeout",
@@ -470,6 +491,7 @@ def profile_cmd(backbones, head, image_size, batch, recipe, warmup, steps, preci
 @click.option("--experiment", default=None, help="MLflow experiment (default: the data set's name).")
 @click.option("--tracking-uri", default=None)
 @click.option("--final", is_flag=True, help="Then train the tuned recipe as a normal run and report test metrics.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress line and no line per trial, only the result.")
 @friendly_errors
 def tune(
     backbone,
@@ -487,21 +509,29 @@ def tune(
     experiment,
     tracking_uri,
     final,
+    quiet,
 ):
     """Tune class weights, learning rates and regularization with Optuna (validation macro-F1)."""
-    import logging
-
     from bench.config import load_recipe
     from bench.data import load_data
     from bench.registry import BACKBONES, HEADS
-    from bench.tune import TuneRequest, run_study
+    from bench.tune import TuneRequest, run_study, search_space
 
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     base = load_recipe(recipe, list(overrides))
     head = head or base.model.head
-    BACKBONES.get(backbone)
-    HEADS.get(head)
+    BACKBONES.check(backbone)
+    HEADS.check(head)
+    search_space(base, head)  # a bad [tune] table fails before TensorFlow loads
+    _load_tensorflow()
     data = load_data(data_spec, seed=base.run.seed)
+    line = None if quiet else ProgressLine(f"tuning {backbone}+{head}")
+
+    def on_trial(status):
+        from bench.reports import format_trial
+
+        line.close()
+        click.echo(format_trial(status), err=True)
+
     req = TuneRequest(
         backbone,
         head,
@@ -515,8 +545,15 @@ def tune(
         pruner,
         seed,
         tracking_uri,
+        on_trial=None if quiet else on_trial,
+        progress=line,
+        command=_command_line(click.get_current_context()),
     )
-    summary = run_study(req, data)
+    try:
+        summary = run_study(req, data)
+    finally:
+        if line is not None:
+            line.close()
     click.echo(
         f"study {summary['study']}: {summary['n_complete']} complete, {summary['n_pruned']} pruned, "
         f"{summary['n_failed']} failed"
@@ -533,6 +570,24 @@ def tune(
 
         result = run_one(RunRequest(backbone, head, summary["tuned"], req.experiment, tracking_uri), data)
         click.echo(summary_line(result))
+
+
+def _command_line(ctx: click.Context) -> str:
+    """The command as it was called, rebuilt from its parsed options (defaults left out), to print as
+    the command that continues an interrupted job."""
+    import shlex
+
+    parts = ["bench", ctx.info_name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if not isinstance(param, click.Option) or value in (None, (), False) or value == param.default:
+            continue
+        flag = max(param.opts, key=len)
+        if param.is_flag:
+            parts.append(flag)
+        else:
+            parts += [item for v in (value if param.multiple else [value]) for item in (flag, str(v))]
+    return shlex.join(parts)
 
 
 # ----------------------------------------------------------------------------- predict / export
@@ -574,13 +629,11 @@ def predict(
 
     Predictions go to stdout (--format); per-input notes, errors and video timing go to stderr. The
     exit status is 1 when some input could not be read (the others are still processed)."""
-    import logging
-
     from bench.inference.classifier import FaceClassifier
     from bench.inference.predict import PredictOptions, predict_files
     from bench.reports import render_predictions
 
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    _load_tensorflow()
     classifier = FaceClassifier(_load_model_for_use(run_id, model_path, tracking_uri))
     options = PredictOptions(
         detect=not no_detect,
@@ -630,11 +683,9 @@ def _input_notes(report) -> list[str]:
 @friendly_errors
 def export(run_id, model_path, tracking_uri, fmt, quantize, out, as_json):
     """Export a trained model to TensorFlow Lite or SavedModel and check it agrees with the Keras model."""
-    import logging
-
     from bench.inference.export import export_model
 
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    _load_tensorflow()
     model = _load_model_for_use(run_id, model_path, tracking_uri)
     report = export_model(model, fmt, Path(out), quantize)
     if as_json:
@@ -645,11 +696,18 @@ def export(run_id, model_path, tracking_uri, fmt, quantize, out, as_json):
             f"wrote {report.path} ({report.size_mb:.2f} MB; .keras {report.keras_size_mb:.2f} MB)\n"
             f"check on {report.samples} faces: {verdict} with the Keras model (max |diff| {report.max_abs_diff:.2e}, "
             f"tolerance {report.tolerance:g} for quantize={report.quantize}; same class for "
-            f"{report.argmax_agreement:.0%})\n"
+            f"{report.argmax_agreement:.0%}, {_confident_text(report)})\n"
             f"single-face latency: Keras {report.latency_ms_keras:.2f} ms, exported {report.latency_ms_exported:.2f} ms"
         )
     if not report.agrees:
+        click.echo(f"error: the export fails its check: {report.failure}", err=True)
         sys.exit(1)
+
+
+def _confident_text(report) -> str:
+    if not report.confident_samples:
+        return "no face confident enough to judge the class on"
+    return f"{report.confident_agreement:.0%} of the {report.confident_samples} confident faces"
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -341,6 +341,17 @@ def search_runs(experiments: list[str], uri: str | None = None):
     return frame
 
 
+def latest_experiment(uri: str | None = None) -> str:
+    """The experiment whose newest run started last: what ``bench compare`` shows when none is named."""
+    import mlflow
+
+    resolved = connect(uri, create=False)
+    latest = mlflow.search_runs(search_all_experiments=True, max_results=1, order_by=["start_time DESC"])
+    if not len(latest):
+        raise BenchError(f"no runs in {resolved} yet; run `bench run` first or fix --tracking-uri")
+    return mlflow.get_experiment(latest["experiment_id"].iat[0]).name
+
+
 def log_leaderboard(experiment: str, files: list[Path], metrics: dict[str, float], uri: str | None = None) -> str:
     """Log leaderboard files as artifacts of a ``leaderboard`` run in ``experiment``; returns its id."""
     resolved = connect(uri)
