@@ -93,7 +93,9 @@ def data():
     help="FER2013 CSV (.csv/.csv.gz), image-folder root, or synthetic[:N[:SEED]].",
 )
 @click.option("--skip-bad", is_flag=True, help="Drop malformed rows / unreadable images instead of failing.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output style."
+)
 @friendly_errors
 def data_check(data_spec, skip_bad, fmt):
     """Class counts per split, imbalance, class weights, duplicates and blank images."""
@@ -107,8 +109,8 @@ def data_check(data_spec, skip_bad, fmt):
 
 @data.command("synth")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output CSV (.csv or .csv.gz).")
-@click.option("--n", default=4000, show_default=True, type=click.IntRange(1))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--n", default=4000, show_default=True, type=click.IntRange(1), help="Number of faces.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same faces.")
 @friendly_errors
 def data_synth(out, n, seed):
     """Write N synthetic faces (not FER2013) in the Kaggle CSV schema."""
@@ -122,7 +124,9 @@ def data_synth(out, n, seed):
 
 
 @cli.command("list")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output style."
+)
 @friendly_errors
 def list_cmd(fmt):
     """Registered backbones and heads."""
@@ -324,9 +328,18 @@ def _plan_runs(
 @click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE", help="Keep runs whose param/tag matches.")
 @click.option("--all", "include_all", is_flag=True, help="Include FAILED / KILLED / unfinished runs.")
 @click.option("--reference", type=click.Choice(["paper"]), default=None, help="Add the paper's reported row.")
-@click.option("--bootstrap", default=1000, show_default=True, type=click.IntRange(10))
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "json"]), default="table")
+@click.option(
+    "--bootstrap", default=1000, show_default=True, type=click.IntRange(10), help="Bootstrap resamples for the CIs."
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap resamples.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "markdown", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="Output style.",
+)
 @click.option("--wide", is_flag=True, help="Per-class recalls in the main table.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write to FILE instead of stdout.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, help="Save plots to FILE.png.")
@@ -416,19 +429,24 @@ def compare(
 
 @cli.command("profile")
 @click.option("--backbone", "backbones", multiple=True, required=True, help="Backbone name (repeatable) or 'all'.")
-@click.option("--head", default="hybrid", show_default=True)
-@click.option("--image-size", default=48, show_default=True, type=click.IntRange(8))
+@click.option("--head", default="hybrid", show_default=True, help="Head name (see bench list).")
+@click.option(
+    "--image-size", default=48, show_default=True, type=click.IntRange(8), help="Input side in pixels (upscaled)."
+)
 @click.option("--batch", default=32, show_default=True, type=click.IntRange(1), help="Training batch size.")
 @click.option("--recipe", default="cpu", show_default=True, help="Recipe whose head options and phases are used.")
-@click.option("--warmup", default=3, show_default=True, type=click.IntRange(0))
-@click.option("--steps", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--warmup", default=3, show_default=True, type=click.IntRange(0), help="Untimed steps first.")
+@click.option("--steps", default=10, show_default=True, type=click.IntRange(1), help="Timed steps per figure.")
 @click.option(
     "--precision",
     type=click.Choice(["float32", "mixed_bfloat16", "mixed_float16"]),
     default="float32",
     show_default=True,
+    help="Keras dtype policy to measure under.",
 )
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output style."
+)
 @friendly_errors
 def profile_cmd(backbones, head, image_size, batch, recipe, warmup, steps, precision, fmt):
     """Parameters, FLOPs, throughput, latency, memory and file size of backbone + head."""
@@ -463,11 +481,11 @@ def profile_cmd(backbones, head, image_size, batch, recipe, warmup, steps, preci
 
 
 @cli.command()
-@click.option("--backbone", required=True)
+@click.option("--backbone", required=True, help="Backbone name (see bench list).")
 @click.option(
     "--head", default=None, help="Head name (default: the recipe's model.head, hybrid in every shipped recipe)."
 )
-@click.option("--recipe", default="cpu", show_default=True)
+@click.option("--recipe", default="cpu", show_default=True, help="Recipe name in experiments/ or a .toml path.")
 @click.option(
     "--data",
     "data_spec",
@@ -484,12 +502,20 @@ def profile_cmd(backbones, head, image_size, batch, recipe, warmup, steps, preci
 )
 @click.option("--storage", default=None, help="Optuna storage URL (default: sqlite:///mlruns/optuna.db).")
 @click.option("--study", default=None, help="Study name (default: BACKBONE-HEAD-RECIPE). Same name = same study.")
-@click.option("--sampler", type=click.Choice(["tpe", "random"]), default="tpe", show_default=True)
-@click.option("--pruner", type=click.Choice(["median", "hyperband", "none"]), default="median", show_default=True)
+@click.option(
+    "--sampler", type=click.Choice(["tpe", "random"]), default="tpe", show_default=True, help="Optuna sampler."
+)
+@click.option(
+    "--pruner",
+    type=click.Choice(["median", "hyperband", "none"]),
+    default="median",
+    show_default=True,
+    help="Stops trials that trail the others.",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Sampler seed.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe field (tune.* too).")
 @click.option("--experiment", default=None, help="MLflow experiment (default: the data set's name).")
-@click.option("--tracking-uri", default=None)
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db).")
 @click.option("--final", is_flag=True, help="Then train the tuned recipe as a normal run and report test metrics.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress line and no line per trial, only the result.")
 @friendly_errors
@@ -606,9 +632,16 @@ def _load_model_for_use(run_id, model_path, tracking_uri):
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--run", "run_id", default=None, metavar="RUN_ID", help="Use the model.keras of this bench run.")
 @click.option("--model", "model_path", default=None, type=click.Path(dir_okay=False), help="A .keras file.")
-@click.option("--tracking-uri", default=None)
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db).")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Folder for annotated files.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="Output style.",
+)
 @click.option("--no-detect", is_flag=True, help="Each image (or frame) is one already-cropped face.")
 @click.option("--margin", default=0.15, show_default=True, type=click.FloatRange(0, 1), help="Crop margin.")
 @click.option("--min-face", default=30, show_default=True, type=click.IntRange(8), help="Smallest face, pixels.")
@@ -675,9 +708,17 @@ def _input_notes(report) -> list[str]:
 @cli.command()
 @click.option("--run", "run_id", default=None, metavar="RUN_ID", help="Export the model.keras of this bench run.")
 @click.option("--model", "model_path", default=None, type=click.Path(dir_okay=False), help="A .keras file.")
-@click.option("--tracking-uri", default=None)
-@click.option("--format", "fmt", type=click.Choice(["tflite", "saved_model"]), required=True)
-@click.option("--quantize", type=click.Choice(["none", "dynamic", "float16"]), default="none", show_default=True)
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["tflite", "saved_model"]), required=True, help="File type to write."
+)
+@click.option(
+    "--quantize",
+    type=click.Choice(["none", "dynamic", "float16"]),
+    default="none",
+    show_default=True,
+    help="TFLite weights: int8 (dynamic) or float16; smaller, checked against a looser tolerance.",
+)
 @click.option("--out", required=True, type=click.Path(), help="The .tflite file or SavedModel folder to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @friendly_errors

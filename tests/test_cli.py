@@ -71,6 +71,24 @@ def test_every_command_has_help(args):
     assert result.exit_code == 0 and "Usage" in result.output
 
 
+def test_every_option_has_help_text():
+    import click
+
+    def commands(group, path=()):
+        for name, command in group.commands.items():
+            yield (*path, name), command
+            if isinstance(command, click.Group):
+                yield from commands(command, (*path, name))
+
+    missing = [
+        f"{' '.join(path)} {param.opts[-1]}"
+        for path, command in commands(cli)
+        for param in command.params
+        if isinstance(param, click.Option) and not param.help and param.name != "help"
+    ]
+    assert not missing, missing
+
+
 def test_cli_import_does_not_load_tensorflow_mlflow_or_optuna():
     code = "import sys, bench.cli; print([m for m in ('tensorflow', 'mlflow', 'optuna', 'keras') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
