@@ -32,6 +32,17 @@ def _terminate_like_ctrl_c() -> None:
         pass
 
 
+def _load_tensorflow(verbose: int = 0) -> None:
+    """Import TensorFlow without its C++ start-up lines (kept with -v or TF_CPP_MIN_LOG_LEVEL=0) and
+    without Python-side notices (retracing after each recompile) a user cannot act on."""
+    import logging
+
+    from bench.runtime import import_tensorflow_quietly
+
+    import_tensorflow_quietly(verbose > 0 or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
 def friendly_errors(fn):
     """Turn BenchError and OSError (a full disk, a read-only folder) into one line on stderr (exit 2)
     and Ctrl-C into exit 130, never a traceback."""
@@ -49,8 +60,8 @@ def friendly_errors(fn):
 
             click.echo(f"error: {os_error_text(exc)}; check the path, its permissions and free disk space", err=True)
             sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+        except KeyboardInterrupt as exc:
+            click.echo(str(exc) if str(exc) else "interrupted", err=True)
             sys.exit(130)
 
     return wrapper
@@ -82,7 +93,9 @@ def data():
     help="FER2013 CSV (.csv/.csv.gz), image-folder root, or synthetic[:N[:SEED]].",
 )
 @click.option("--skip-bad", is_flag=True, help="Drop malformed rows / unreadable images instead of failing.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output style."
+)
 @friendly_errors
 def data_check(data_spec, skip_bad, fmt):
     """Class counts per split, imbalance, class weights, duplicates and blank images."""
@@ -96,8 +109,8 @@ def data_check(data_spec, skip_bad, fmt):
 
 @data.command("synth")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output CSV (.csv or .csv.gz).")
-@click.option("--n", default=4000, show_default=True, type=click.IntRange(1))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--n", default=4000, show_default=True, type=click.IntRange(1), help="Number of faces.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same faces.")
 @friendly_errors
 def data_synth(out, n, seed):
     """Write N synthetic faces (not FER2013) in the Kaggle CSV schema."""
@@ -111,7 +124,9 @@ def data_synth(out, n, seed):
 
 
 @cli.command("list")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output style."
+)
 @friendly_errors
 def list_cmd(fmt):
     """Registered backbones and heads."""
@@ -133,9 +148,8 @@ def list_cmd(fmt):
 @click.option(
     "--data",
     "data_spec",
-    default="synthetic",
-    show_default=True,
-    help="FER2013 CSV, image-folder root, or synthetic[:N[:SEED]].",
+    required=True,
+    help="FER2013 CSV (.csv/.csv.gz), image-folder root, or synthetic[:N[:SEED]] (made-up faces, for trying bench).",
 )
 @click.option("--weights", default=None, help="imagenet, none, or a weights file (overrides the recipe).")
 @click.option("--seed", "seeds", multiple=True, type=int, help="Seed (repeatable: one run per seed).")
@@ -167,16 +181,15 @@ def run(
     quiet,
 ):
     """Train, evaluate and log backbone(s) + head with one recipe."""
-    import logging
     from dataclasses import replace
 
     from bench.data import load_data
     from bench.runner import resume_request, run_one, summary_line
 
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices after each recompile
     keras_verbose = {0: 0, 1: 2, 2: 1}.get(verbose, 1)
     if resume_run_id:
         req, source = resume_request(resume_run_id, tracking_uri, save_model=not no_save_model)
+        _load_tensorflow(verbose)
         requests = [req]
         data = load_data(source, skip_bad=skip_bad, seed=req.recipe.run.seed)
     else:
@@ -278,10 +291,11 @@ def _plan_runs(
         extra.append("run.deterministic=true")
     base = load_recipe(recipe_name, extra)  # first: a recipe or --set typo is reported before TensorFlow loads
     head = head or base.model.head
-    names = BACKBONES.names() if "all" in backbones else list(dict.fromkeys(backbones))
+    names = BACKBONES.known_names() if "all" in backbones else list(dict.fromkeys(backbones))
     for name in names:
-        BACKBONES.get(name)
-    HEADS.get(head)
+        BACKBONES.check(name)
+    HEADS.check(head)
+    _load_tensorflow(verbose)
     recipes = [replace(base, run=replace(base.run, seed=s)) for s in seeds] if seeds else [base]
     data = load_data(data_spec, skip_bad=skip_bad, seed=base.run.seed)
     return [
@@ -299,11 +313,10 @@ def _plan_runs(
 @click.option(
     "--data",
     "data_name",
-    default="synthetic",
-    show_default=True,
-    help="Used only to name the default experiment, as bench run does.",
+    default=None,
+    help="Name the experiment after this data set, as bench run does (default: the experiment run last).",
 )
-@click.option("--tracking-uri", default=None)
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db).")
 @click.option(
     "--metric",
     type=click.Choice(["test", "val"]),
@@ -315,9 +328,18 @@ def _plan_runs(
 @click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE", help="Keep runs whose param/tag matches.")
 @click.option("--all", "include_all", is_flag=True, help="Include FAILED / KILLED / unfinished runs.")
 @click.option("--reference", type=click.Choice(["paper"]), default=None, help="Add the paper's reported row.")
-@click.option("--bootstrap", default=1000, show_default=True, type=click.IntRange(10))
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "json"]), default="table")
+@click.option(
+    "--bootstrap", default=1000, show_default=True, type=click.IntRange(10), help="Bootstrap resamples for the CIs."
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap resamples.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "markdown", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="Output style.",
+)
 @click.option("--wide", is_flag=True, help="Per-class recalls in the main table.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write to FILE instead of stdout.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, help="Save plots to FILE.png.")
@@ -352,7 +374,15 @@ def compare(
             raise BenchError(f"--filter '{item}': expected KEY=VALUE, e.g. --filter head=hybrid")
         key, value = item.split("=", 1)
         pairs[key.strip()] = value.strip()
-    names = list(experiments) or [Path(data_name).name.removesuffix(".gz").removesuffix(".csv") or "synthetic"]
+    if experiments:
+        names = list(experiments)
+    elif data_name:
+        names = [Path(data_name).name.removesuffix(".gz").removesuffix(".csv").split(":")[0]]
+    else:
+        from bench.tracking import latest_experiment
+
+        names = [latest_experiment(tracking_uri)]
+        click.echo(f"experiment: {names[0]} (the one run last; choose with --experiment)", err=True)
     board = build_leaderboard(
         names,
         uri=tracking_uri,
@@ -399,34 +429,38 @@ def compare(
 
 @cli.command("profile")
 @click.option("--backbone", "backbones", multiple=True, required=True, help="Backbone name (repeatable) or 'all'.")
-@click.option("--head", default="hybrid", show_default=True)
-@click.option("--image-size", default=48, show_default=True, type=click.IntRange(8))
+@click.option("--head", default="hybrid", show_default=True, help="Head name (see bench list).")
+@click.option(
+    "--image-size", default=48, show_default=True, type=click.IntRange(8), help="Input side in pixels (upscaled)."
+)
 @click.option("--batch", default=32, show_default=True, type=click.IntRange(1), help="Training batch size.")
 @click.option("--recipe", default="cpu", show_default=True, help="Recipe whose head options and phases are used.")
-@click.option("--warmup", default=3, show_default=True, type=click.IntRange(0))
-@click.option("--steps", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--warmup", default=3, show_default=True, type=click.IntRange(0), help="Untimed steps first.")
+@click.option("--steps", default=10, show_default=True, type=click.IntRange(1), help="Timed steps per figure.")
 @click.option(
     "--precision",
     type=click.Choice(["float32", "mixed_bfloat16", "mixed_float16"]),
     default="float32",
     show_default=True,
+    help="Keras dtype policy to measure under.",
 )
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output style."
+)
 @friendly_errors
 def profile_cmd(backbones, head, image_size, batch, recipe, warmup, steps, precision, fmt):
     """Parameters, FLOPs, throughput, latency, memory and file size of backbone + head."""
-    import logging
-
+    from bench.config import load_recipe
     from bench.profile import profile
     from bench.registry import BACKBONES, HEADS
     from bench.reports import render_profiles
 
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-
-    names = BACKBONES.names() if "all" in backbones else list(dict.fromkeys(backbones))
+    names = BACKBONES.known_names() if "all" in backbones else list(dict.fromkeys(backbones))
     for name in names:
-        BACKBONES.get(name)
-    HEADS.get(head)
+        BACKBONES.check(name)
+    HEADS.check(head)
+    load_recipe(recipe)  # a typo fails here, before TensorFlow loads
+    _load_tensorflow()
     results = [
         profile(
             n,
@@ -447,12 +481,17 @@ def profile_cmd(backbones, head, image_size, batch, recipe, warmup, steps, preci
 
 
 @cli.command()
-@click.option("--backbone", required=True)
+@click.option("--backbone", required=True, help="Backbone name (see bench list).")
 @click.option(
     "--head", default=None, help="Head name (default: the recipe's model.head, hybrid in every shipped recipe)."
 )
-@click.option("--recipe", default="cpu", show_default=True)
-@click.option("--data", "data_spec", default="synthetic", show_default=True)
+@click.option("--recipe", default="cpu", show_default=True, help="Recipe name in experiments/ or a .toml path.")
+@click.option(
+    "--data",
+    "data_spec",
+    required=True,
+    help="FER2013 CSV (.csv/.csv.gz), image-folder root, or synthetic[:N[:SEED]] (made-up faces, for trying bench).",
+)
 @click.option("--trials", required=True, type=click.IntRange(1), help="Total trials of the study (all workers).")
 @click.option(
     "--timeout",
@@ -463,13 +502,22 @@ def profile_cmd(backbones, head, image_size, batch, recipe, warmup, steps, preci
 )
 @click.option("--storage", default=None, help="Optuna storage URL (default: sqlite:///mlruns/optuna.db).")
 @click.option("--study", default=None, help="Study name (default: BACKBONE-HEAD-RECIPE). Same name = same study.")
-@click.option("--sampler", type=click.Choice(["tpe", "random"]), default="tpe", show_default=True)
-@click.option("--pruner", type=click.Choice(["median", "hyperband", "none"]), default="median", show_default=True)
+@click.option(
+    "--sampler", type=click.Choice(["tpe", "random"]), default="tpe", show_default=True, help="Optuna sampler."
+)
+@click.option(
+    "--pruner",
+    type=click.Choice(["median", "hyperband", "none"]),
+    default="median",
+    show_default=True,
+    help="Stops trials that trail the others.",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Sampler seed.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe field (tune.* too).")
 @click.option("--experiment", default=None, help="MLflow experiment (default: the data set's name).")
-@click.option("--tracking-uri", default=None)
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db).")
 @click.option("--final", is_flag=True, help="Then train the tuned recipe as a normal run and report test metrics.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress line and no line per trial, only the result.")
 @friendly_errors
 def tune(
     backbone,
@@ -487,21 +535,29 @@ def tune(
     experiment,
     tracking_uri,
     final,
+    quiet,
 ):
     """Tune class weights, learning rates and regularization with Optuna (validation macro-F1)."""
-    import logging
-
     from bench.config import load_recipe
     from bench.data import load_data
     from bench.registry import BACKBONES, HEADS
-    from bench.tune import TuneRequest, run_study
+    from bench.tune import TuneRequest, run_study, search_space
 
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     base = load_recipe(recipe, list(overrides))
     head = head or base.model.head
-    BACKBONES.get(backbone)
-    HEADS.get(head)
+    BACKBONES.check(backbone)
+    HEADS.check(head)
+    search_space(base, head)  # a bad [tune] table fails before TensorFlow loads
+    _load_tensorflow()
     data = load_data(data_spec, seed=base.run.seed)
+    line = None if quiet else ProgressLine(f"tuning {backbone}+{head}")
+
+    def on_trial(status):
+        from bench.reports import format_trial
+
+        line.close()
+        click.echo(format_trial(status), err=True)
+
     req = TuneRequest(
         backbone,
         head,
@@ -515,8 +571,15 @@ def tune(
         pruner,
         seed,
         tracking_uri,
+        on_trial=None if quiet else on_trial,
+        progress=line,
+        command=_command_line(click.get_current_context()),
     )
-    summary = run_study(req, data)
+    try:
+        summary = run_study(req, data)
+    finally:
+        if line is not None:
+            line.close()
     click.echo(
         f"study {summary['study']}: {summary['n_complete']} complete, {summary['n_pruned']} pruned, "
         f"{summary['n_failed']} failed"
@@ -535,6 +598,24 @@ def tune(
         click.echo(summary_line(result))
 
 
+def _command_line(ctx: click.Context) -> str:
+    """The command as it was called, rebuilt from its parsed options (defaults left out), to print as
+    the command that continues an interrupted job."""
+    import shlex
+
+    parts = ["bench", ctx.info_name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if not isinstance(param, click.Option) or value in (None, (), False) or value == param.default:
+            continue
+        flag = max(param.opts, key=len)
+        if param.is_flag:
+            parts.append(flag)
+        else:
+            parts += [item for v in (value if param.multiple else [value]) for item in (flag, str(v))]
+    return shlex.join(parts)
+
+
 # ----------------------------------------------------------------------------- predict / export
 
 
@@ -551,9 +632,16 @@ def _load_model_for_use(run_id, model_path, tracking_uri):
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--run", "run_id", default=None, metavar="RUN_ID", help="Use the model.keras of this bench run.")
 @click.option("--model", "model_path", default=None, type=click.Path(dir_okay=False), help="A .keras file.")
-@click.option("--tracking-uri", default=None)
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db).")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Folder for annotated files.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="Output style.",
+)
 @click.option("--no-detect", is_flag=True, help="Each image (or frame) is one already-cropped face.")
 @click.option("--margin", default=0.15, show_default=True, type=click.FloatRange(0, 1), help="Crop margin.")
 @click.option("--min-face", default=30, show_default=True, type=click.IntRange(8), help="Smallest face, pixels.")
@@ -574,13 +662,11 @@ def predict(
 
     Predictions go to stdout (--format); per-input notes, errors and video timing go to stderr. The
     exit status is 1 when some input could not be read (the others are still processed)."""
-    import logging
-
     from bench.inference.classifier import FaceClassifier
     from bench.inference.predict import PredictOptions, predict_files
     from bench.reports import render_predictions
 
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    _load_tensorflow()
     classifier = FaceClassifier(_load_model_for_use(run_id, model_path, tracking_uri))
     options = PredictOptions(
         detect=not no_detect,
@@ -622,19 +708,25 @@ def _input_notes(report) -> list[str]:
 @cli.command()
 @click.option("--run", "run_id", default=None, metavar="RUN_ID", help="Export the model.keras of this bench run.")
 @click.option("--model", "model_path", default=None, type=click.Path(dir_okay=False), help="A .keras file.")
-@click.option("--tracking-uri", default=None)
-@click.option("--format", "fmt", type=click.Choice(["tflite", "saved_model"]), required=True)
-@click.option("--quantize", type=click.Choice(["none", "dynamic", "float16"]), default="none", show_default=True)
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["tflite", "saved_model"]), required=True, help="File type to write."
+)
+@click.option(
+    "--quantize",
+    type=click.Choice(["none", "dynamic", "float16"]),
+    default="none",
+    show_default=True,
+    help="TFLite weights: int8 (dynamic) or float16; smaller, checked against a looser tolerance.",
+)
 @click.option("--out", required=True, type=click.Path(), help="The .tflite file or SavedModel folder to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @friendly_errors
 def export(run_id, model_path, tracking_uri, fmt, quantize, out, as_json):
     """Export a trained model to TensorFlow Lite or SavedModel and check it agrees with the Keras model."""
-    import logging
-
     from bench.inference.export import export_model
 
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    _load_tensorflow()
     model = _load_model_for_use(run_id, model_path, tracking_uri)
     report = export_model(model, fmt, Path(out), quantize)
     if as_json:
@@ -645,11 +737,18 @@ def export(run_id, model_path, tracking_uri, fmt, quantize, out, as_json):
             f"wrote {report.path} ({report.size_mb:.2f} MB; .keras {report.keras_size_mb:.2f} MB)\n"
             f"check on {report.samples} faces: {verdict} with the Keras model (max |diff| {report.max_abs_diff:.2e}, "
             f"tolerance {report.tolerance:g} for quantize={report.quantize}; same class for "
-            f"{report.argmax_agreement:.0%})\n"
+            f"{report.argmax_agreement:.0%}, {_confident_text(report)})\n"
             f"single-face latency: Keras {report.latency_ms_keras:.2f} ms, exported {report.latency_ms_exported:.2f} ms"
         )
     if not report.agrees:
+        click.echo(f"error: the export fails its check: {report.failure}", err=True)
         sys.exit(1)
+
+
+def _confident_text(report) -> str:
+    if not report.confident_samples:
+        return "no face confident enough to judge the class on"
+    return f"{report.confident_agreement:.0%} of the {report.confident_samples} confident faces"
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -140,11 +140,15 @@ def build_leaderboard(
     fp_col = "params.data_fingerprint"
     majority = frame[fp_col].mode().iat[0] if fp_col in frame.columns and frame[fp_col].notna().any() else None
     frame = frame.assign(_fp=frame.get(fp_col, pd.Series(index=frame.index, dtype=object)).fillna("?"))
+    # --all: unfinished runs form rows of their own, so a FAILED run never moves a configuration's mean
+    frame = frame.assign(_state=frame["status"].where(frame["status"] != "FINISHED", ""))
     rows, preds = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        for key, group in frame.groupby([f"params.{k}" for k in CONFIG_KEYS] + ["_fp"], sort=False):
-            row, pred = _aggregate(dict(zip(CONFIG_KEYS, key[:-1], strict=True)), group, split, Path(tmp), notes)
-            row["data"] = "same" if key[-1] == majority else "DIFFERENT"
+        for key, group in frame.groupby([f"params.{k}" for k in CONFIG_KEYS] + ["_fp", "_state"], sort=False):
+            row, pred = _aggregate(dict(zip(CONFIG_KEYS, key[:-2], strict=True)), group, split, Path(tmp), notes)
+            row["data"] = "same" if key[-2] == majority else "DIFFERENT"
+            if key[-1]:
+                row["config"] += f" [{key[-1]}]"
             rows.append(row)
             preds[len(rows) - 1] = pred
     table = pd.DataFrame(rows)
@@ -154,6 +158,8 @@ def build_leaderboard(
     ]
     if (variants > 1).any():
         notes.append("recipe#xxxxxx: runs of the same recipe with different overrides (--set) are separate rows")
+    if table["config"].str.endswith("]").any():
+        notes.append("[FAILED] / [KILLED] / [RUNNING] rows hold unfinished runs, kept out of the finished runs' rows")
     if (table["data"] == "DIFFERENT").any():
         notes.append(
             "rows marked DIFFERENT were trained or tested on other data than the majority of runs "

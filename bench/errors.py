@@ -22,3 +22,8 @@ def probe_folder(folder) -> None:
     fd, probe = tempfile.mkstemp(dir=folder, prefix=".bench-probe-")
     os.close(fd)
     os.unlink(probe)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM that stopped a run or study, with one line saying what was kept and the exact
+    command that continues it: the CLI prints the message instead of a bare ``interrupted``."""

@@ -47,7 +47,7 @@ def evaluate(y_true: np.ndarray, y_prob: np.ndarray, class_names: tuple[str, ...
     prob /= prob.sum(axis=1, keepdims=True)
     out = {
         "macro_f1": skm.f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0),
-        "balanced_accuracy": skm.balanced_accuracy_score(y_true, y_pred) if len(y_true) else float("nan"),
+        "balanced_accuracy": _balanced_accuracy(y_true, y_pred),
         "kappa": skm.cohen_kappa_score(y_true, y_pred, labels=labels),
         "accuracy": skm.accuracy_score(y_true, y_pred),
         "log_loss": skm.log_loss(y_true, prob, labels=labels),
@@ -64,6 +64,21 @@ def evaluate(y_true: np.ndarray, y_prob: np.ndarray, class_names: tuple[str, ...
     for i, name in enumerate(class_names):
         out[f"recall_{name}"], out[f"precision_{name}"], out[f"f1_{name}"] = r[i], p[i], f[i]
     return {k: float(v) for k, v in out.items()}
+
+
+def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean recall over the classes present in ``y_true`` (sklearn's definition). sklearn warns when the
+    model predicts a class the split lacks (common on small splits); that is expected, not a fault the
+    user can fix, so the warning is dropped here instead of leaking into ``bench run`` output."""
+    import warnings
+
+    from sklearn.metrics import balanced_accuracy_score
+
+    if not len(y_true):
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        return balanced_accuracy_score(y_true, y_pred)
 
 
 def confusion(y_true: np.ndarray, y_prob: np.ndarray, n_classes: int = len(CLASS_NAMES)) -> np.ndarray:

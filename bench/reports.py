@@ -208,3 +208,21 @@ def format_progress(status: dict) -> str:
         parts.append(f"val macro-F1 {f1:.3f}")
     parts.append(f"{_clock(status['elapsed'])} elapsed, ETA {_clock(status['eta'])}")
     return " | ".join(parts)
+
+
+def format_trial(status: dict) -> str:
+    """One finished ``bench tune`` trial: its outcome, the best so far and its parameters."""
+    head = f"trial {status['number']} [{status['done']}/{status['total']}]"
+    if status["state"] == "complete":
+        outcome = f"val macro-F1 {status['value']:.4f}"
+    elif status["state"] == "pruned":
+        outcome = "pruned" + (f" after epoch {status['last_step'] + 1}" if status["last_step"] is not None else "")
+    else:
+        outcome = f"{status['state']}: {status['failure'] or 'no reason recorded'}"
+    best = (
+        f"best {status['best_value']:.4f} (trial {status['best_number']})"
+        if status["best_value"] is not None
+        else "no trial complete yet"
+    )
+    params = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in status["params"].items())
+    return f"{head} {outcome} | {best} | {params}"

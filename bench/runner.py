@@ -18,7 +18,7 @@ from bench import tracking as trk
 from bench.config import Recipe, flatten, load_recipe, recipe_hash, to_dict, to_toml
 from bench.data.dataset import FerData
 from bench.data.pipeline import make_dataset
-from bench.errors import BenchError, os_error_text
+from bench.errors import BenchError, Interrupted, os_error_text
 from bench.metrics import classification_report, confusion, evaluate
 
 HEADLINE = ("macro_f1", "balanced_accuracy", "kappa", "accuracy", "log_loss", "ece")
@@ -35,6 +35,7 @@ class RunRequest:
     resume_run_id: str | None = None
     verbose: int = 0
     progress: Callable[[dict], None] | None = None  # see bench.callbacks.Progress
+    checkpoint_dir: Path | None = None  # a resume's folder, as its run recorded it
 
 
 @dataclass(frozen=True)
@@ -123,8 +124,26 @@ def _run_params(req: RunRequest, spec, data: FerData, splits) -> dict:
     return params
 
 
-CHECKPOINTS = Path(trk.DEFAULT_DIR) / "checkpoints"
+CHECKPOINT_TAG = "bench.checkpoint_dir"
 TRAINED_WEIGHTS, TRAINED_STATE = "trained.weights.h5", "trained.json"
+
+
+def checkpoint_root(uri: str) -> Path:
+    """Where runs keep their checkpoints until everything is logged: beside a SQLite store's database
+    (so they travel with the store, whatever folder a command runs in), else ./mlruns/checkpoints.
+    Each run records its absolute folder as the ``bench.checkpoint_dir`` tag; a resume reads that tag."""
+    db = trk.sqlite_path(uri)
+    return (db.parent if db is not None else Path(trk.DEFAULT_DIR)).resolve() / "checkpoints"
+
+
+def resume_command(run_id: str, uri: str) -> str:
+    """The exact command that continues ``run_id`` from any folder (the store named unless it is the
+    default store of the current folder)."""
+    return f"bench run --resume {run_id}" + ("" if uri == trk.default_uri() else f" --tracking-uri {uri}")
+
+
+def _has_checkpoint(folder: Path) -> bool:
+    return (folder / TRAINED_STATE).is_file() or (folder / "state.json").is_file()
 
 
 def save_trained(folder: Path, model, result) -> None:
@@ -179,17 +198,24 @@ def add_earlier_epochs(result, state: dict, logged: dict[str, dict[int, float]])
         result.actual_epochs[i] = sum(starts[i] <= epoch < starts[i] + plan[i] for epoch in earlier)
 
 
-def _kept_message(run_id: str | None, exc: Exception) -> str:
+def _kept_message(run_id: str | None, exc: Exception, folder: Path | None, uri: str) -> str:
     """One line for a run the disk or the store failed: the path and cause, what survives, how to go on."""
     cause = os_error_text(exc) if isinstance(exc, OSError) else str(exc)
-    folder = CHECKPOINTS / run_id if run_id else None
     if folder is not None and (folder / TRAINED_STATE).is_file():
         kept = f"the trained model is kept in {folder}"
     elif folder is not None and (folder / "state.json").is_file():
         kept = f"its last epoch checkpoint is kept in {folder}"
     else:
         return f"run {run_id or '(not started)'} failed: {cause}; free space or fix permissions, then run it again"
-    return f"run {run_id} failed: {cause}; {kept}: free space or fix permissions, then `bench run --resume {run_id}`"
+    return f"run {run_id} failed: {cause}; {kept}: free space or fix permissions, then `{resume_command(run_id, uri)}`"
+
+
+def _interrupted(run_id: str | None, folder: Path | None, uri: str) -> Interrupted:
+    if run_id is None:
+        return Interrupted("interrupted before the run started; nothing to resume")
+    if folder is None or not _has_checkpoint(folder):
+        return Interrupted(f"interrupted: run {run_id} is KILLED before its first epoch ended; run the command again")
+    return Interrupted(f"interrupted: run {run_id} is KILLED; continue it with `{resume_command(run_id, uri)}`")
 
 
 def run_one(req: RunRequest, data: FerData) -> RunSummary:
@@ -213,12 +239,16 @@ def run_one(req: RunRequest, data: FerData) -> RunSummary:
         run_id=req.resume_run_id,
         tags=tags,
     )
+    folder = {"path": req.checkpoint_dir}
     try:
         with run:
-            result, test_metrics = _train_and_log(run, req, model, spec, data, splits)
+            folder["path"] = folder["path"] or checkpoint_root(uri) / run.run_id
+            result, test_metrics = _train_and_log(run, req, model, spec, data, splits, folder["path"])
     except (OSError, trk.StoreError) as exc:
-        raise BenchError(_kept_message(run.run_id, exc)) from exc
-    shutil.rmtree(CHECKPOINTS / run.run_id, ignore_errors=True)
+        raise BenchError(_kept_message(run.run_id, exc, folder["path"], uri)) from exc
+    except KeyboardInterrupt as exc:
+        raise _interrupted(run.run_id, folder["path"], uri) from exc
+    shutil.rmtree(folder["path"], ignore_errors=True)
     keras.backend.clear_session()
     notes = [n for n in (spec.note,) if n]
     if not math.isfinite(result.images_per_second):
@@ -253,6 +283,10 @@ def _start(run: trk.TrackedRun, req: RunRequest, model, spec, data: FerData, spl
         model.load_weights(ckpt_dir / "weights.weights.h5")
         return resume_state, None
     run.params(_run_params(req, spec, data, splits))
+    tags = {CHECKPOINT_TAG: str(ckpt_dir)}
+    if not data.source.startswith("synthetic") and Path(data.source).exists():
+        tags["bench.data_path"] = str(Path(data.source).resolve())  # a resume may start in another folder
+    run.set_tags(tags)
     with tempfile.TemporaryDirectory() as tmp:  # logged first, so an interrupted run can resume
         (Path(tmp) / "recipe.toml").write_text(to_toml(req.recipe))
         run.artifact(Path(tmp) / "recipe.toml")
@@ -266,11 +300,10 @@ def _start(run: trk.TrackedRun, req: RunRequest, model, spec, data: FerData, spl
     return None, None
 
 
-def _train_and_log(run: trk.TrackedRun, req: RunRequest, model, spec, data: FerData, splits):
+def _train_and_log(run: trk.TrackedRun, req: RunRequest, model, spec, data: FerData, splits, ckpt_dir: Path):
     """Train (or take the trained checkpoint), keep the trained model, then log results and artifacts."""
     from bench.train import Trainer
 
-    ckpt_dir = CHECKPOINTS / run.run_id
     resume_state, result = _start(run, req, model, spec, data, splits, ckpt_dir)
     if result is None:
         trainer = Trainer(
@@ -317,21 +350,34 @@ def _train_and_log(run: trk.TrackedRun, req: RunRequest, model, spec, data: FerD
 
 
 def resume_request(run_id: str, tracking_uri: str | None, save_model: bool = True) -> tuple[RunRequest, str]:
-    """Rebuild the request of an interrupted run from what it logged; returns (request, data source)."""
-    import mlflow
+    """Rebuild the request of an interrupted run from what it logged; returns (request, data source).
 
-    trk.connect(tracking_uri, create=False)
+    Everything a resume needs (the run, its recipe, its checkpoint) is checked here, before the run is
+    touched: a resume that cannot start leaves the run's status as it was (KILLED stays KILLED)."""
+    uri = trk.connect(tracking_uri, create=False)
     logged = trk.find_run(run_id)
     if logged.info.status == "FINISHED":
         raise BenchError(f"run {run_id} already finished; nothing to resume")
+    tags, params = logged.data.tags, logged.data.params
+    folder = Path(tags.get(CHECKPOINT_TAG) or checkpoint_root(uri) / run_id)
+    if not _has_checkpoint(folder):
+        raise BenchError(
+            f"run {run_id} has no checkpoint in {folder} (it stopped before its first epoch ended, or the "
+            "folder was removed); it cannot be resumed, start a new run instead"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         recipe = load_recipe(str(trk.download_artifact(run_id, "recipe.toml", Path(tmp))))
-    params = logged.data.params
-    experiment = mlflow.get_experiment(logged.info.experiment_id).name
     req = RunRequest(
-        params["backbone"], params["head"], recipe, experiment, tracking_uri, save_model, resume_run_id=run_id
+        params["backbone"],
+        params["head"],
+        recipe,
+        trk.experiment_name(logged.info.experiment_id),
+        tracking_uri,
+        save_model,
+        resume_run_id=run_id,
+        checkpoint_dir=folder,
     )
-    return req, params["data_source"]
+    return req, tags.get("bench.data_path") or params["data_source"]
 
 
 def summary_line(s: RunSummary) -> str:

@@ -10,6 +10,7 @@ them on unless the user has already chosen: ``TF_ENABLE_ONEDNN_OPTS=0 bench run 
 from __future__ import annotations
 
 import os
+import sys
 
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 
@@ -22,3 +23,24 @@ def configure_tensorflow_environment() -> None:
 def onednn_enabled() -> bool:
     """Whether this process runs (or will run) TensorFlow with oneDNN's custom operations."""
     return os.environ.get(ONEDNN_VARIABLE, "0").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def import_tensorflow_quietly(verbose: bool = False) -> None:
+    """Import TensorFlow with the process's stderr (fd 2) sent to /dev/null, unless ``verbose``.
+
+    TensorFlow's C++ start-up lines (absl's "before InitializeLog", oneDNN on, no CUDA drivers) are
+    written before ``TF_CPP_MIN_LOG_LEVEL`` is read, once per shared library, so they appear twice; no
+    user can act on them. A failed import still raises its Python exception."""
+    if verbose or "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            try:
+                import tensorflow  # noqa: F401
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)

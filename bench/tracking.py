@@ -292,6 +292,12 @@ def find_run(run_id: str):
         ) from exc
 
 
+def experiment_name(experiment_id: str) -> str:
+    import mlflow
+
+    return mlflow.get_experiment(experiment_id).name
+
+
 def download_artifact(run_id: str, path: str, dst: Path) -> Path:
     import mlflow
 
@@ -333,6 +339,17 @@ def search_runs(experiments: list[str], uri: str | None = None):
     if len(frame) and "tags.bench.kind" in frame.columns:
         frame = frame[frame["tags.bench.kind"].fillna("") != "leaderboard"]
     return frame
+
+
+def latest_experiment(uri: str | None = None) -> str:
+    """The experiment whose newest run started last: what ``bench compare`` shows when none is named."""
+    import mlflow
+
+    resolved = connect(uri, create=False)
+    latest = mlflow.search_runs(search_all_experiments=True, max_results=1, order_by=["start_time DESC"])
+    if not len(latest):
+        raise BenchError(f"no runs in {resolved} yet; run `bench run` first or fix --tracking-uri")
+    return mlflow.get_experiment(latest["experiment_id"].iat[0]).name
 
 
 def log_leaderboard(experiment: str, files: list[Path], metrics: dict[str, float], uri: str | None = None) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from bench import tracking as trk
 from bench.config import Recipe, apply_override, from_dict, to_dict, to_toml
 from bench.data.dataset import FerData
-from bench.errors import BenchError
+from bench.errors import BenchError, Interrupted
 
 TUNED_DIR = Path("experiments") / "tuned"
 
@@ -163,6 +164,9 @@ class TuneRequest:
     seed: int = 0
     tracking_uri: str | None = None
     out_dir: Path = TUNED_DIR
+    on_trial: Callable[[dict], None] | None = None  # each finished trial's :func:`trial_status`
+    progress: Callable[[dict], None] | None = None  # the running trial's epochs, see bench.callbacks.Progress
+    command: str = "the same command"  # how to continue after Ctrl-C, as the CLI was called
 
 
 def default_storage() -> str:
@@ -196,6 +200,7 @@ def _objective(req: TuneRequest, data: FerData, space: list[Param], experiment_i
                     prepare_splits(data, recipe),
                     pretrained=recipe.model.weights != "none",
                     callbacks=[run.epoch_callback(), _PruningCallback(trial)],
+                    progress=req.progress,
                 )
                 result = trainer.run()
                 score = max(result.history["val_macro_f1"])
@@ -212,11 +217,34 @@ def _objective(req: TuneRequest, data: FerData, space: list[Param], experiment_i
     return objective
 
 
-def run_study(req: TuneRequest, data: FerData) -> dict[str, Any]:
-    """Run (or continue) a study; returns the best trial's value and params and the tuned recipe path."""
+def trial_status(study, trial, total: int) -> dict[str, Any]:
+    """What one finished trial did and where the study stands: the line ``bench tune`` prints per trial."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    best = max(complete, key=lambda t: t.value) if complete else None
+    return {
+        "number": trial.number,
+        "state": trial.state.name.lower(),
+        "value": trial.value,
+        "params": dict(trial.params),
+        "failure": trial.user_attrs.get("failure"),
+        "last_step": trial.last_step,
+        "best_value": best.value if best else None,
+        "best_number": best.number if best else None,
+        "done": _counted(study, running=False),
+        "total": total,
+    }
+
+
+def run_study(req: TuneRequest, data: FerData) -> dict[str, Any]:
+    """Run (or continue) a study; returns the best trial's value and params and the tuned recipe path.
+
+    Optuna's own log stays quiet (a failed trial is a warning with a traceback, Ctrl-C one of ~200
+    lines): ``req.on_trial`` gets one status per finished trial, failures with their reason, instead."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     space = search_space(req.recipe, req.head)
     if not space:
         raise BenchError("the search space is empty: every [tune] entry is disabled")
@@ -227,7 +255,9 @@ def run_study(req: TuneRequest, data: FerData) -> dict[str, Any]:
     parent_id = _parent_run(study, experiment_id, req)
     remaining = max(0, req.trials - _counted(study, running=False))
 
-    def stop_when_full(study, trial) -> None:
+    def after_trial(study, trial) -> None:
+        if req.on_trial is not None:
+            req.on_trial(trial_status(study, trial, req.trials))
         if _counted(study, running=True) >= req.trials:
             study.stop()
 
@@ -238,12 +268,15 @@ def run_study(req: TuneRequest, data: FerData) -> dict[str, Any]:
                 n_trials=remaining,
                 timeout=req.timeout_minutes * 60 if req.timeout_minutes else None,
                 catch=(Exception,),
-                callbacks=[stop_when_full],
+                callbacks=[after_trial],
                 gc_after_trial=True,
             )
-    except KeyboardInterrupt:
-        trk.set_run_status(parent_id, "KILLED", "interrupted (Ctrl-C); rerun the same command to continue")
-        raise
+    except KeyboardInterrupt as exc:
+        trk.set_run_status(parent_id, "KILLED", f"interrupted (Ctrl-C); continue with {req.command}")
+        raise Interrupted(
+            f"interrupted: study {req.study} keeps its {_counted(study, running=False)} finished trials; its "
+            f"parent run {parent_id} is KILLED; continue with `{req.command}`"
+        ) from exc
     return _finish(study, req, space, parent_id)
 
 

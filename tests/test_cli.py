@@ -71,6 +71,24 @@ def test_every_command_has_help(args):
     assert result.exit_code == 0 and "Usage" in result.output
 
 
+def test_every_option_has_help_text():
+    import click
+
+    def commands(group, path=()):
+        for name, command in group.commands.items():
+            yield (*path, name), command
+            if isinstance(command, click.Group):
+                yield from commands(command, (*path, name))
+
+    missing = [
+        f"{' '.join(path)} {param.opts[-1]}"
+        for path, command in commands(cli)
+        for param in command.params
+        if isinstance(param, click.Option) and not param.help and param.name != "help"
+    ]
+    assert not missing, missing
+
+
 def test_cli_import_does_not_load_tensorflow_mlflow_or_optuna():
     code = "import sys, bench.cli; print([m for m in ('tensorflow', 'mlflow', 'optuna', 'keras') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -105,11 +123,14 @@ def test_list_table_and_json():
 
 
 def test_run_requires_a_backbone_and_rejects_unknown_ones(mini):
-    assert "--backbone" in CliRunner().invoke(cli, ["run", "--recipe", mini]).output
-    result = CliRunner().invoke(cli, ["run", "--recipe", mini, "--backbone", "resnet5"])
+    result = CliRunner().invoke(cli, ["run", "--recipe", mini, "--backbone", "baseline_cnn"])
+    assert result.exit_code == 2 and "Missing option '--data'" in result.output  # no 15 silent minutes on fake faces
+    data = ["--data", "synthetic:300:1"]
+    assert "--backbone" in CliRunner().invoke(cli, ["run", "--recipe", mini, *data]).output
+    result = CliRunner().invoke(cli, ["run", "--recipe", mini, "--backbone", "resnet5", *data])
     assert result.exit_code == 2 and "Did you mean resnet50" in result.output
     result = CliRunner().invoke(
-        cli, ["run", "--recipe", mini, "--backbone", "baseline_cnn", "--set", "data.batch_size=0"]
+        cli, ["run", "--recipe", mini, "--backbone", "baseline_cnn", "--set", "data.batch_size=0", *data]
     )
     assert result.exit_code == 2 and "data.batch_size" in result.output
 
@@ -334,12 +355,21 @@ def test_interrupted_run_is_killed_and_resumes_to_finished(mini, monkeypatch):
             "--no-save-model",
         ],
     )
-    assert result.exit_code == 130 and "interrupted" in result.output
     _, runs = _runs("resume")
-    assert runs[0].info.status == "KILLED" and "Ctrl-C" in runs[0].data.tags["failure_reason"]
     run_id = runs[0].info.run_id
-    result = invoke("run", "--resume", run_id, "--no-save-model")
+    assert result.exit_code == 130 and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"interrupted: run {run_id} is KILLED; continue it with `bench run --resume {run_id}`"
+    )
+    assert runs[0].info.status == "KILLED" and "Ctrl-C" in runs[0].data.tags["failure_reason"]
+    store = Path("mlruns/mlflow.db").resolve()
+    assert runs[0].data.tags["bench.checkpoint_dir"] == str(store.parent / "checkpoints" / run_id)
+    elsewhere = Path("elsewhere")
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # another folder: the store is named, the checkpoint found through the run
+    result = invoke("run", "--resume", run_id, "--no-save-model", "--tracking-uri", f"sqlite:///{store}")
     assert result.exit_code == 0, result.output
+    monkeypatch.chdir("..")
     client, runs = _runs("resume")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED" and "failure_reason" not in runs[0].data.tags
     assert "test_macro_f1" in runs[0].data.metrics
@@ -347,6 +377,23 @@ def test_interrupted_run_is_killed_and_resumes_to_finished(mini, monkeypatch):
     assert steps == [0, 1]  # phase 1's epoch before the interruption, phase 2's after the resume
     result = CliRunner().invoke(cli, ["run", "--resume", run_id])
     assert result.exit_code == 2 and "already finished" in result.output
+
+
+def test_a_resume_that_cannot_start_leaves_the_run_killed(mini, monkeypatch):
+    from bench import train
+
+    def interrupt_at_once(self, *args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train.Trainer, "_fit", interrupt_at_once)
+    args = ["--recipe", mini, "--backbone", "baseline_cnn", "--head", "linear", "--data", "synthetic:300:1"]
+    result = CliRunner().invoke(cli, ["run", *args, "--experiment", "nockpt", "-q"])
+    _, (run,) = _runs("nockpt")
+    assert result.exit_code == 130 and "before its first epoch ended" in result.output
+    result = CliRunner().invoke(cli, ["run", "--resume", run.info.run_id])
+    assert result.exit_code == 2 and "has no checkpoint in" in result.output and "Traceback" not in result.output
+    _, (run,) = _runs("nockpt")
+    assert run.info.status == "KILLED"
 
 
 def test_offline_imagenet_through_the_cli_is_one_line(mini, monkeypatch):

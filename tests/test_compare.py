@@ -120,7 +120,15 @@ def test_leaderboard_aggregates_seeds_ranks_and_marks_ties(store):
 
 
 def test_failed_runs_included_with_all_and_filters(store):
-    assert "mobilenet_v3_small+hybrid" in set(build_leaderboard(["lb"], include_all=True, n_boot=20).table["config"])
+    assert "mobilenet_v3_small+hybrid [FAILED]" in set(
+        build_leaderboard(["lb"], include_all=True, n_boot=20).table["config"]
+    )
+    log_run("lb", "xception", predictions_with_accuracy(0.2, 5), seed=1, status="FAILED", tmp=store)
+    board = build_leaderboard(["lb"], include_all=True, n_boot=20)
+    rows = board.table.set_index("config")
+    assert rows.loc["xception+hybrid", "n_runs"] == 1 and rows.loc["xception+hybrid [FAILED]", "n_runs"] == 1
+    assert rows.loc["xception+hybrid", "macro_f1_mean"] > 0.5  # the failed run is not in the mean
+    assert any("kept out of the finished runs' rows" in note for note in board.footnotes)
     only = build_leaderboard(["lb"], filters={"backbone": "xception"}, n_boot=20).table
     assert list(only["config"]) == ["xception+hybrid"]
     with pytest.raises(BenchError, match="no param or tag 'colour'"):
@@ -201,6 +209,13 @@ def test_cli_formats_plot_reference_and_log(store, tmp_path):
     assert "logged the leaderboard as run" in result.output
     again = build_leaderboard(["lb"], n_boot=20).table  # the leaderboard run itself is not a configuration
     assert len(again) == 3
+
+
+def test_compare_without_experiment_shows_the_one_run_last(store):
+    log_run("newer", "resnet50", predictions_with_accuracy(0.7, 6), tmp=store)
+    result = CliRunner().invoke(cli, ["compare", "--bootstrap", "20"])
+    assert result.exit_code == 0, result.output
+    assert "experiment: newer (the one run last" in result.output and "resnet50+hybrid" in result.output
 
 
 def test_cli_errors_are_one_line():

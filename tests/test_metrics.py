@@ -57,3 +57,13 @@ def test_confusion_and_report_cover_all_classes(predictions):
     cm = confusion(y, p)
     assert cm.shape == (7, 7) and cm.sum() == len(y)
     assert "disgust" in classification_report(y, p)
+
+
+def test_a_predicted_class_missing_from_y_true_warns_nothing():
+    import warnings
+
+    y_true = np.array([0, 0, 1, 1])
+    y_prob = np.eye(7)[[0, 3, 1, 1]]  # class 3 is predicted, absent from y_true
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert evaluate(y_true, y_prob)["balanced_accuracy"] == pytest.approx(0.75)

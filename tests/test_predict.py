@@ -182,6 +182,39 @@ def test_tflite_export_agrees_with_keras(model_file, tmp_path, fmt, quantize):
         assert report.size_mb < report.keras_size_mb
 
 
+def test_inference_loads_a_trained_model_without_its_optimizer(tmp_path):
+    import warnings
+
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(np.zeros((2, *model.input_shape[1:]), "float32"), np.zeros(2, "int64"), verbose=0)
+    model.save(tmp_path / "trained.keras")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = load_keras_model(tmp_path / "trained.keras")
+    assert getattr(loaded, "optimizer", None) is None and not [w for w in caught if "optimizer" in str(w.message)]
+
+
+def test_export_judges_the_class_only_where_the_keras_model_is_confident():
+    from bench.inference.export import judge
+
+    uniform = np.full((10, 7), 1 / 7)
+    uniform[:, 0] += 0.004  # near-uniform: class 0 by a hair
+    drifted = uniform.copy()
+    drifted[:, 1] += 0.008  # within 5e-2, yet every class flips: not a failure
+    assert judge(uniform, drifted, 5e-2) == (0, None, None)
+    reference = np.full((10, 7), 0.25 / 5)
+    reference[:, 0], reference[:, 1] = 0.45, 0.3  # margin 0.15 > tolerance 0.1: confident
+    exported = reference.copy()
+    exported[:2, 0], exported[:2, 1] = 0.36, 0.39  # each within 0.1, the class swaps on 2 of 10
+    n, agreement, failure = judge(reference, exported, 0.1)
+    assert (n, agreement) == (10, 0.8) and "class differs on 20% of the 10 faces" in failure
+    exported[:2, 0] = 0.3
+    n, agreement, failure = judge(reference, exported, 0.1)
+    assert failure.startswith("probabilities differ by up to 1.50e-01, over the tolerance 0.1")
+    assert judge(reference, reference, 0.1) == (10, 1.0, None)
+
+
 def test_saved_model_and_upscaling_tflite_export_through_the_cli(tmp_path):
     keras.utils.set_random_seed(1)
     model, spec = build_model(backbone="baseline_cnn", head="linear", image_size=64)  # bicubic resize inside

@@ -1,3 +1,4 @@
+import subprocess
 import sys
 import textwrap
 
@@ -102,3 +103,23 @@ def test_plugin_backbone_builds_into_a_full_model(tmp_path, monkeypatch):
         assert model.output.shape == (None, 7) and spec.image_size == 16
     finally:
         BACKBONES._entries.pop("test_only_backbone")
+
+
+@pytest.mark.parametrize("registry", [BACKBONES, HEADS], ids=["backbones", "heads"])
+def test_names_are_known_without_importing_the_factories(registry):
+    fresh = Registry(registry.kind, registry.entry_point_group, registry._builtin_modules)
+    assert fresh.known_names() == registry.names() and not fresh._loaded
+    fresh.check(registry.names()[0])
+    with pytest.raises(BenchError, match=f"unknown {registry.kind} 'nope'"):
+        fresh.check("nope")
+    assert not fresh._loaded
+
+
+def test_a_backbone_typo_fails_before_tensorflow_loads():
+    code = (
+        "import sys; from click.testing import CliRunner; from bench.cli import cli; "
+        "r = CliRunner().invoke(cli, ['run', '--backbone', 'resnet5', '--data', 'synthetic:300:1']); "
+        "print(r.exit_code, 'tensorflow' in sys.modules, r.output)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert out.startswith("2 False error: unknown backbone 'resnet5'. Did you mean resnet50?"), out

@@ -37,18 +37,34 @@ def test_save_trained_then_load_trained_gives_the_same_model_and_record(tmp_path
     assert runner.load_trained(tmp_path / "none", fresh) is None
 
 
-def test_kept_message_says_what_survives_and_how_to_go_on(tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "CHECKPOINTS", tmp_path)
+def test_kept_message_says_what_survives_and_how_to_go_on(tmp_path):
     full = OSError(errno.ENOSPC, "No space left on device", "/data/x")
-    assert runner._kept_message(None, full) == (
+    uri = runner.trk.default_uri()
+    assert runner._kept_message(None, full, None, uri) == (
         "run (not started) failed: '/data/x': No space left on device; free space or fix permissions, then run it again"
     )
-    (tmp_path / "r1").mkdir()
-    (tmp_path / "r1" / "state.json").write_text(json.dumps({"phase": 0, "plan": [1], "next_epoch": 1}))
-    assert "its last epoch checkpoint is kept" in runner._kept_message("r1", full)
-    (tmp_path / "r1" / "trained.json").write_text("{}")
-    message = runner._kept_message("r1", full)
+    folder = tmp_path / "r1"
+    folder.mkdir()
+    (folder / "state.json").write_text(json.dumps({"phase": 0, "plan": [1], "next_epoch": 1}))
+    assert "its last epoch checkpoint is kept" in runner._kept_message("r1", full, folder, uri)
+    (folder / "trained.json").write_text("{}")
+    message = runner._kept_message("r1", full, folder, uri)
     assert "the trained model is kept in" in message and message.endswith("then `bench run --resume r1`")
+    other = runner._kept_message("r1", full, folder, "sqlite:////elsewhere/mlflow.db")
+    assert other.endswith("`bench run --resume r1 --tracking-uri sqlite:////elsewhere/mlflow.db`")
+
+
+def test_checkpoints_live_beside_a_sqlite_store_whatever_the_current_folder(tmp_path):
+    assert runner.checkpoint_root(f"sqlite:///{tmp_path}/store/mlflow.db") == tmp_path / "store" / "checkpoints"
+    assert runner.checkpoint_root("http://tracking:5000") == (tmp_path / "mlruns" / "checkpoints")
+
+
+def test_interrupted_says_what_to_run_next(tmp_path):
+    uri = runner.trk.default_uri()
+    assert "nothing to resume" in str(runner._interrupted(None, None, uri))
+    assert "run the command again" in str(runner._interrupted("r1", tmp_path, uri))
+    (tmp_path / "state.json").write_text("{}")
+    assert str(runner._interrupted("r1", tmp_path, uri)).endswith("continue it with `bench run --resume r1`")
 
 
 def test_a_mid_training_resume_gets_the_earlier_epochs_from_the_logged_history():

@@ -1,3 +1,4 @@
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,28 @@ def recipe_path(tmp_path):
     path = tmp_path / "tiny_tune.toml"
     path.write_text(TUNE_TOML)
     return str(path)
+
+
+def test_format_trial_says_outcome_best_so_far_and_params():
+    from bench.reports import format_trial
+
+    status = {
+        "number": 2,
+        "state": "complete",
+        "value": 0.31234,
+        "params": {"lr": 0.0012345, "head": "mlp"},
+        "failure": None,
+        "last_step": 1,
+        "best_value": 0.4,
+        "best_number": 0,
+        "done": 3,
+        "total": 10,
+    }
+    assert format_trial(status) == "trial 2 [3/10] val macro-F1 0.3123 | best 0.4000 (trial 0) | lr=0.00123 head=mlp"
+    pruned = format_trial({**status, "state": "pruned", "value": None})
+    assert "pruned after epoch 2" in pruned
+    failed = format_trial({**status, "state": "fail", "failure": "TrainingDiverged: NaN", "best_value": None})
+    assert "fail: TrainingDiverged: NaN | no trial complete yet" in failed
 
 
 def test_default_space_covers_rates_weights_smoothing_and_dropout():
@@ -315,13 +338,22 @@ def test_ctrl_c_marks_the_parent_killed_and_a_rerun_continues(recipe_path, tmp_p
 
     monkeypatch.setattr(tune_mod, "_objective", interrupting)
     result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 130 and "interrupted" in result.output
+    assert result.exit_code == 130 and "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) <= 6, result.output  # 2 epoch lines, a trial line, the stop line; no optuna traceback
+    (trial_line,) = [line for line in lines if line.startswith("trial ")]
+    assert trial_line.startswith("trial 0 [1/3] val macro-F1 ") and "best " in trial_line and "lr=" in trial_line
     parent = [r for r in _mlflow_runs(tmp_path) if r.data.tags.get("bench.kind") == "study"][0]
+    assert lines[-1].startswith(
+        f"interrupted: study ctrlc keeps its 1 finished trials; its parent run {parent.info.run_id} is KILLED"
+    )
     assert parent.info.status == "KILLED"
     states = [t.state for t in _trials(storage, "ctrlc")]
     assert states[0] == optuna.trial.TrialState.COMPLETE and len(states) == 2
     monkeypatch.setattr(tune_mod, "_objective", original)
-    result = CliRunner().invoke(cli, [*args, "--final"])
+    command = shlex.split(lines[-1].split("`")[1])  # the printed command, run as printed
+    assert command[:2] == ["bench", "tune"] and "--quiet" not in command
+    result = CliRunner().invoke(cli, [*command[1:], "--final"])
     assert result.exit_code == 0, result.output
     trials = _trials(storage, "ctrlc")
     # the interrupted trial does not count: the rerun completes the 3 trials asked for

@@ -28,7 +28,8 @@ def load_keras_model(path: str | Path):
     register_serializable_layers()
 
     try:
-        return keras.models.load_model(path)
+        # compile=False: inference needs no optimizer, and loading one warns "Skipping variable loading"
+        return keras.models.load_model(path, compile=False)
     except Exception as exc:
         raise BenchError(f"cannot load '{path}' as a Keras model: {str(exc).splitlines()[0][:160]}") from exc
 
