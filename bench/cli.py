@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -148,8 +149,9 @@ def list_cmd(fmt):
 @click.option(
     "--data",
     "data_spec",
-    required=True,
-    help="FER2013 CSV (.csv/.csv.gz), image-folder root, or synthetic[:N[:SEED]] (made-up faces, for trying bench).",
+    default=None,
+    help="FER2013 CSV (.csv/.csv.gz), image-folder root, or synthetic[:N[:SEED]] (made-up faces, for trying "
+    "bench). Required, except with --resume (the run knows its data).",
 )
 @click.option("--weights", default=None, help="imagenet, none, or a weights file (overrides the recipe).")
 @click.option("--seed", "seeds", multiple=True, type=int, help="Seed (repeatable: one run per seed).")
@@ -189,6 +191,7 @@ def run(
     keras_verbose = {0: 0, 1: 2, 2: 1}.get(verbose, 1)
     if resume_run_id:
         req, source = resume_request(resume_run_id, tracking_uri, save_model=not no_save_model)
+        req = replace(req, verbose=keras_verbose)
         _load_tensorflow(verbose)
         requests = [req]
         data = load_data(source, skip_bad=skip_bad, seed=req.recipe.run.seed)
@@ -246,6 +249,8 @@ class ProgressLine:
 
         text = f"{self.prefix} | {format_progress(status)}"
         if self.live:
+            # Wider than the terminal, a line wraps and "\r" rewrites only its last row: keep it to one row.
+            text = text[: shutil.get_terminal_size().columns - 1]
             self.stream.write("\r" + text.ljust(self.width))
             self.width = len(text)
         elif status["epoch_end"]:
@@ -281,9 +286,12 @@ def _plan_runs(
     from bench.data import load_data
     from bench.registry import BACKBONES, HEADS
     from bench.runner import RunRequest
+    from bench.tracking import check_store
 
     if not backbones:
         raise BenchError("name at least one --backbone (or --backbone all); see `bench list`")
+    if data_spec is None:
+        raise BenchError("--data is required: a FER2013 CSV, an image-folder root, or synthetic to try bench")
     extra = list(overrides)
     if weights:
         extra.append(f'model.weights="{weights}"')
@@ -295,6 +303,7 @@ def _plan_runs(
     for name in names:
         BACKBONES.check(name)
     HEADS.check(head)
+    check_store(tracking_uri)
     _load_tensorflow(verbose)
     recipes = [replace(base, run=replace(base.run, seed=s)) for s in seeds] if seeds else [base]
     data = load_data(data_spec, skip_bad=skip_bad, seed=base.run.seed)
@@ -541,6 +550,7 @@ def tune(
     from bench.config import load_recipe
     from bench.data import load_data
     from bench.registry import BACKBONES, HEADS
+    from bench.tracking import check_store
     from bench.tune import TuneRequest, run_study, search_space
 
     base = load_recipe(recipe, list(overrides))
@@ -548,6 +558,7 @@ def tune(
     BACKBONES.check(backbone)
     HEADS.check(head)
     search_space(base, head)  # a bad [tune] table fails before TensorFlow loads
+    check_store(tracking_uri)
     _load_tensorflow()
     data = load_data(data_spec, seed=base.run.seed)
     line = None if quiet else ProgressLine(f"tuning {backbone}+{head}")

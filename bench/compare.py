@@ -147,6 +147,7 @@ def build_leaderboard(
         for key, group in frame.groupby([f"params.{k}" for k in CONFIG_KEYS] + ["_fp", "_state"], sort=False):
             row, pred = _aggregate(dict(zip(CONFIG_KEYS, key[:-2], strict=True)), group, split, Path(tmp), notes)
             row["data"] = "same" if key[-2] == majority else "DIFFERENT"
+            row["state"] = key[-1]
             if key[-1]:
                 row["config"] += f" [{key[-1]}]"
             rows.append(row)
@@ -228,7 +229,10 @@ def _rank(table, preds, sort: str, n_boot: int, seed: int, notes: list[str]):
     ascending = sort in ("log_loss", "ece")
     order = table[column].sort_values(ascending=ascending, na_position="last").index
     table = table.loc[order]
-    leader = next((i for i in order if preds.get(i) is not None and table.at[i, "data"] == "same"), None)
+    finished = table["state"].eq("")  # a FAILED/KILLED row (--all) is never the leader others are tested against
+    leader = next(
+        (i for i in order if preds.get(i) is not None and table.at[i, "data"] == "same" and finished[i]), None
+    )
     for name in ("ci_low", "ci_high", "diff_low", "diff_high", "p_vs_leader"):
         table[name] = np.nan
     table["vs_leader"] = ""

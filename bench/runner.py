@@ -319,6 +319,7 @@ def _train_and_log(run: trk.TrackedRun, req: RunRequest, model, spec, data: FerD
         result = trainer.run(resume_state)
         if resume_state is not None:
             add_earlier_epochs(result, resume_state, run.epoch_history(CURVES))
+            result.train_passes = trainer.passes(sum(result.actual_epochs))
         save_trained(ckpt_dir, model, result)
     run.metrics(
         {
@@ -360,6 +361,9 @@ def resume_request(run_id: str, tracking_uri: str | None, save_model: bool = Tru
         raise BenchError(f"run {run_id} already finished; nothing to resume")
     tags, params = logged.data.tags, logged.data.params
     folder = Path(tags.get(CHECKPOINT_TAG) or checkpoint_root(uri) / run_id)
+    legacy = Path(trk.DEFAULT_DIR) / "checkpoints" / run_id  # where bench kept them before the tag existed
+    if CHECKPOINT_TAG not in tags and not _has_checkpoint(folder) and _has_checkpoint(legacy):
+        folder = legacy
     if not _has_checkpoint(folder):
         raise BenchError(
             f"run {run_id} has no checkpoint in {folder} (it stopped before its first epoch ended, or the "

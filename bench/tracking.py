@@ -46,6 +46,14 @@ def connect(uri: str | None = None, *, create: bool = True):
     return resolved
 
 
+def check_store(uri: str | None) -> None:
+    """The checks :func:`connect` makes, without importing mlflow or creating anything: commands call it
+    before loading TensorFlow and data, so a bad --tracking-uri fails in a second, not after them."""
+    resolved = resolve_uri(uri)
+    if resolved != default_uri():  # the default folder is created on connect
+        check_sqlite_store(resolved, create=True)
+
+
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI (None for other stores and in-memory databases)."""
     if not uri.startswith("sqlite:///"):

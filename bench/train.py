@@ -373,8 +373,9 @@ class Trainer:
     def passes(self, epochs: int) -> float:
         """How many times ``epochs`` epochs go over the training split. An under-trained row on a
         leaderboard (say, 0.7 passes for a slow backbone in a short budget) is then visible at a glance."""
-        batches = self.steps_per_epoch * epochs
-        return batches * self.recipe.data.batch_size / max(1, len(self.splits.y_train))
+        n = max(1, len(self.splits.y_train))
+        per_batch = min(self.recipe.data.batch_size, n)  # a split smaller than a batch is one short batch
+        return self.steps_per_epoch * epochs * per_batch / n
 
     def _epoch_seconds(self, first_epoch_wall: float) -> float:
         """What one more epoch will cost: steady-state steps plus a validation pass.

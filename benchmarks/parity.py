@@ -2,7 +2,8 @@
 
 Both sides build baseline_cnn + mlp (or ``--backbone``/``--head``) from the same seed, so they start from
 identical weights, and train it for the same number of passes over the training split with Adam at a
-constant rate, batch 64, no augmentation and no class weights (the cpu recipe's settings). bench goes
+constant rate, batch 64, no augmentation and no class weights (pinned with overrides of the recipe's
+settings; the model, including the head's dropout, is the recipe's). bench goes
 through :class:`bench.train.Trainer` (tf.data input, per-epoch validation, best-epoch restore); the bare
 side is ``model.fit`` on NumPy arrays with a Keras shuffle. Then both predict the test split.
 
@@ -12,6 +13,9 @@ passes and tracing do not count against either side; wall time per pass is print
 
     python benchmarks/parity.py --data ../shared/data/fer2013/fer2013.csv.gz --passes 3
     python benchmarks/parity.py --data synthetic:3000 --passes 2        # seconds, for a quick look
+
+The bare side feeds ``fit`` arrays with a partial last batch: keep to backbones without depthwise
+convolutions (the default baseline_cnn), which TensorFlow + oneDNN crash on (see onednn_partial_batch.py).
 """
 
 # ruff: noqa: I001
@@ -54,7 +58,16 @@ def run_bench(args, data):
     from bench.runner import predict_probs
     from bench.train import Trainer, build_for_recipe, prepare_splits
 
-    overrides = [
+    overrides = [  # pinned, so both sides train alike whatever the recipe's own optimizer and data settings
+        "phases.0.optimizer=adam",
+        "phases.0.schedule=constant",
+        "phases.0.weight_decay=0.0",
+        "phases.0.warmup_epochs=0",
+        "phases.0.label_smoothing=0.0",
+        "data.augment.enabled=false",
+        "class_weights.scheme=none",
+        "data.oversample=0.0",
+        "data.batch_size=64",
         "run.budget_minutes=0",
         "run.steps_per_epoch=0",
         f"run.seed={args.seed}",

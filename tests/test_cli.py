@@ -124,7 +124,7 @@ def test_list_table_and_json():
 
 def test_run_requires_a_backbone_and_rejects_unknown_ones(mini):
     result = CliRunner().invoke(cli, ["run", "--recipe", mini, "--backbone", "baseline_cnn"])
-    assert result.exit_code == 2 and "Missing option '--data'" in result.output  # no 15 silent minutes on fake faces
+    assert result.exit_code == 2 and "error: --data is required" in result.output  # no 15 silent minutes on fake faces
     data = ["--data", "synthetic:300:1"]
     assert "--backbone" in CliRunner().invoke(cli, ["run", "--recipe", mini, *data]).output
     result = CliRunner().invoke(cli, ["run", "--recipe", mini, "--backbone", "resnet5", *data])
@@ -502,7 +502,7 @@ class _Terminal:
         return self.tty
 
 
-def test_progress_line_rewrites_itself_on_a_terminal_and_prints_epochs_elsewhere():
+def test_progress_line_rewrites_itself_on_a_terminal_and_prints_epochs_elsewhere(monkeypatch):
     from bench.cli import ProgressLine
 
     status = {
@@ -518,6 +518,7 @@ def test_progress_line_rewrites_itself_on_a_terminal_and_prints_epochs_elsewhere
         "eta": 3725.0,
         "epoch_end": False,
     }
+    monkeypatch.setenv("COLUMNS", "200")
     tty = _Terminal(True)
     line = ProgressLine("[1/3] baseline_cnn+mlp s42", tty)
     line(status)
@@ -528,6 +529,10 @@ def test_progress_line_rewrites_itself_on_a_terminal_and_prints_epochs_elsewhere
         "[1/3] baseline_cnn+mlp s42 | train epoch 2/10 step 31/150 | 301 img/s | loss 1.234 | "
         "val macro-F1 0.412 | 1:15 elapsed, ETA 1:02:05" in tty.text
     )
+    monkeypatch.setenv("COLUMNS", "60")  # a narrow terminal: one row, never a wrapped line
+    narrow = _Terminal(True)
+    ProgressLine("[1/3] baseline_cnn+mlp s42", narrow)(status)
+    assert len(narrow.text) == 60 and narrow.text.startswith("\r[1/3] baseline_cnn+mlp s42 | train epoch 2/10")
     log = _Terminal(False)
     line = ProgressLine("[1/1] x", log)
     line(status)  # mid-epoch: nothing in a log

@@ -128,6 +128,9 @@ def test_failed_runs_included_with_all_and_filters(store):
     rows = board.table.set_index("config")
     assert rows.loc["xception+hybrid", "n_runs"] == 1 and rows.loc["xception+hybrid [FAILED]", "n_runs"] == 1
     assert rows.loc["xception+hybrid", "macro_f1_mean"] > 0.5  # the failed run is not in the mean
+    # The FAILED mobilenet run scores as high as the leader's best seed, yet only finished rows can lead.
+    assert rows.loc["mobilenet_v3_small+hybrid [FAILED]", "vs_leader"] != "leader"
+    assert rows.loc["resnet50+hybrid", "vs_leader"] == "leader"
     assert any("kept out of the finished runs' rows" in note for note in board.footnotes)
     only = build_leaderboard(["lb"], filters={"backbone": "xception"}, n_boot=20).table
     assert list(only["config"]) == ["xception+hybrid"]

@@ -199,3 +199,16 @@ def test_progress_reports_every_epoch_with_position_and_eta(data):
     assert [(s["phase"], s["epoch"], s["epochs"]) for s in ends] == [("head", 1, 2), ("all", 2, 2)]
     assert ends[-1]["eta"] == 0 and ends[0]["eta"] > 0 and ends[-1]["elapsed"] >= ends[0]["elapsed"]
     assert all(0 <= s["val_macro_f1"] <= 1 and s["loss"] > 0 for s in ends)
+
+
+def test_passes_count_the_images_seen_when_the_split_is_smaller_than_a_batch(data):
+    """20 training faces and batch 32: each epoch is one 20-image batch, i.e. one pass (not 32/20)."""
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    raw = _raw(mini_recipe())
+    raw["data"]["max_train"] = 20
+    raw["phases"] = [dict(raw["phases"][1], epochs=2, early_stopping_patience=0)]
+    recipe = from_dict(Recipe, raw)
+    trainer = Trainer(model, recipe, prepare_splits(data, recipe))
+    result = trainer.run()
+    assert trainer.steps_per_epoch == 1 and len(trainer.splits.y_train) < 32
+    assert result.train_passes == pytest.approx(2.0)

@@ -323,3 +323,7 @@ def _process(pipe: _Pipeline, path: Path, record: InputRecord) -> None:
             _process_image(pipe, path, record)
     except cv2.error as exc:
         record.error = f"OpenCV cannot process it: {str(exc).strip().splitlines()[-1][:200]}"
+    except OSError as exc:  # unreadable (permissions, a disk error): this input's error, not the command's
+        record.error = f"cannot read it: {exc.strerror or exc}"
+    except BenchError as exc:
+        record.error = str(exc)
