@@ -40,7 +40,9 @@ def test_unopenable_stores_fail_in_milliseconds(tmp_path):
         tic = time.perf_counter()
         with pytest.raises(BenchError, match=message):
             trk.connect(uri)
-        assert time.perf_counter() - tic < 2, uri
+        assert time.perf_counter() - tic < 15, (
+            uri
+        )  # MLflow alone would retry for ~100 s; bounds generous for a busy CI machine
     assert not (tmp_path / "missing").exists()
 
 
