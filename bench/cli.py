@@ -386,7 +386,9 @@ def compare(
     if experiments:
         names = list(experiments)
     elif data_name:
-        names = [Path(data_name).name.removesuffix(".gz").removesuffix(".csv").split(":")[0]]
+        from bench.data.dataset import dataset_name
+
+        names = [dataset_name(data_name)]
     else:
         from bench.tracking import latest_experiment
 

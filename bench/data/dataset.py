@@ -75,12 +75,18 @@ class FerData:
     @property
     def name(self) -> str:
         """A short data set name (used as the default MLflow experiment)."""
-        if self.source.startswith("synthetic"):
-            return "synthetic"
-        stem = Path(self.source).name
-        for suffix in (".gz", ".csv"):
-            stem = stem.removesuffix(suffix)
-        return stem or "data"
+        return dataset_name(self.source)
+
+
+def dataset_name(source: str) -> str:
+    """The short name of a data source (``fer2013`` for ``.../fer2013.csv.gz``, ``synthetic`` for
+    ``synthetic:N``): the default MLflow experiment, shared by ``bench run`` and ``bench compare``."""
+    if source.startswith("synthetic"):
+        return "synthetic"
+    stem = Path(source).name
+    for suffix in (".gz", ".csv"):
+        stem = stem.removesuffix(suffix)
+    return stem or "data"
 
 
 def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
