@@ -1,8 +1,9 @@
 """Parity: the same model, data, optimizer and seed trained by bench's Trainer and by a bare ``model.fit``.
 
 Both sides build baseline_cnn + mlp (or ``--backbone``/``--head``) from the same seed, so they start from
-identical weights, and train it for the same number of passes over the training split with Adam at a
-constant rate, batch 64, no augmentation and no class weights (pinned with overrides of the recipe's
+identical weights, and train it for the same number of passes over the training split with AdamW
+(1e-3, weight decay 1e-3) and a cosine decay to 1 % over the passes, batch 64, no augmentation and no
+class weights (pinned with overrides of the recipe's
 settings; the model, including the head's dropout, is the recipe's). bench goes
 through :class:`bench.train.Trainer` (tf.data input, per-epoch validation, best-epoch restore); the bare
 side is ``model.fit`` on NumPy arrays with a Keras shuffle. Then both predict the test split.
@@ -59,9 +60,11 @@ def run_bench(args, data):
     from bench.train import Trainer, build_for_recipe, prepare_splits
 
     overrides = [  # pinned, so both sides train alike whatever the recipe's own optimizer and data settings
-        "phases.0.optimizer=adam",
-        "phases.0.schedule=constant",
-        "phases.0.weight_decay=0.0",
+        "phases.0.optimizer=adamw",
+        "phases.0.learning_rate=1e-3",
+        "phases.0.weight_decay=1e-3",
+        "phases.0.schedule=cosine",
+        "phases.0.min_lr_fraction=0.01",
         "phases.0.warmup_epochs=0",
         "phases.0.label_smoothing=0.0",
         "data.augment.enabled=false",
@@ -91,9 +94,13 @@ def run_bare(args, recipe, splits):
     """The bare side: ``model.fit`` on arrays, the same initial weights, optimizer, batch and passes."""
     from bench.train import build_for_recipe
 
+    from bench.train import make_optimizer, make_schedule
+
     model, _, _ = build_for_recipe(args.backbone, args.head, recipe)  # seeds first: identical start
     phase = recipe.phases[0]
-    model.compile(optimizer=keras.optimizers.Adam(phase.learning_rate), loss="categorical_crossentropy")
+    steps = -(-len(splits.y_train) // recipe.data.batch_size)  # fit on arrays keeps the partial last batch
+    optimizer = make_optimizer(phase, make_schedule(phase, steps, args.passes))  # the same AdamW + cosine
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy", jit_compile=False)
     x = splits.x_train[..., None].astype("float32")
     y = keras.utils.to_categorical(splits.y_train, 7)
     timer = StepTimes()
