@@ -68,6 +68,19 @@ def friendly_errors(fn):
     return wrapper
 
 
+# Options several commands share: one definition each, so their names, defaults and help cannot drift.
+HEAD_OPTION = click.option(
+    "--head", default=None, help="Head name (default: the recipe's model.head, hybrid in every shipped recipe)."
+)
+RECIPE_OPTION = click.option(
+    "--recipe", default="cpu", show_default=True, help="Recipe name in experiments/ or a .toml path."
+)
+TRACKING_URI_OPTION = click.option(
+    "--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db)."
+)
+DATA_HELP = "FER2013 CSV (.csv/.csv.gz), image-folder root, or synthetic[:N[:SEED]] (made-up faces, for trying bench)."
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="bench")
 def cli():
@@ -142,22 +155,19 @@ def list_cmd(fmt):
 
 @cli.command()
 @click.option("--backbone", "backbones", multiple=True, help="Backbone name (repeatable), or 'all'.")
-@click.option(
-    "--head", default=None, help="Head name (default: the recipe's model.head, hybrid in every shipped recipe)."
-)
-@click.option("--recipe", default="cpu", show_default=True, help="Recipe name in experiments/ or a .toml path.")
+@HEAD_OPTION
+@RECIPE_OPTION
 @click.option(
     "--data",
     "data_spec",
     default=None,
-    help="FER2013 CSV (.csv/.csv.gz), image-folder root, or synthetic[:N[:SEED]] (made-up faces, for trying "
-    "bench). Required, except with --resume (the run knows its data).",
+    help=DATA_HELP + " Required, except with --resume (the run knows its data).",
 )
 @click.option("--weights", default=None, help="imagenet, none, or a weights file (overrides the recipe).")
 @click.option("--seed", "seeds", multiple=True, type=int, help="Seed (repeatable: one run per seed).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe field.")
 @click.option("--experiment", default=None, help="MLflow experiment (default: the data set's name).")
-@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db).")
+@TRACKING_URI_OPTION
 @click.option("--resume", "resume_run_id", default=None, metavar="RUN_ID", help="Continue an interrupted run.")
 @click.option("--deterministic", is_flag=True, help="Deterministic ops (slower); same seed, same metrics.")
 @click.option("--no-save-model", is_flag=True, help="Do not log the trained model as model.keras.")
@@ -325,7 +335,7 @@ def _plan_runs(
     default=None,
     help="Name the experiment after this data set, as bench run does (default: the experiment run last).",
 )
-@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db).")
+@TRACKING_URI_OPTION
 @click.option(
     "--metric",
     type=click.Choice(["test", "val"]),
@@ -493,15 +503,13 @@ def profile_cmd(backbones, head, image_size, batch, recipe, warmup, steps, preci
 
 @cli.command()
 @click.option("--backbone", required=True, help="Backbone name (see bench list).")
-@click.option(
-    "--head", default=None, help="Head name (default: the recipe's model.head, hybrid in every shipped recipe)."
-)
-@click.option("--recipe", default="cpu", show_default=True, help="Recipe name in experiments/ or a .toml path.")
+@HEAD_OPTION
+@RECIPE_OPTION
 @click.option(
     "--data",
     "data_spec",
     required=True,
-    help="FER2013 CSV (.csv/.csv.gz), image-folder root, or synthetic[:N[:SEED]] (made-up faces, for trying bench).",
+    help=DATA_HELP,
 )
 @click.option("--trials", required=True, type=click.IntRange(1), help="Total trials of the study (all workers).")
 @click.option(
@@ -526,7 +534,7 @@ def profile_cmd(backbones, head, image_size, batch, recipe, warmup, steps, preci
 @click.option("--seed", default=0, show_default=True, type=int, help="Sampler seed.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe field (tune.* too).")
 @click.option("--experiment", default=None, help="MLflow experiment (default: the data set's name).")
-@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db).")
+@TRACKING_URI_OPTION
 @click.option("--final", is_flag=True, help="Then train the tuned recipe as a normal run and report test metrics.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress line and no line per trial, only the result.")
 @friendly_errors
@@ -645,7 +653,7 @@ def _load_model_for_use(run_id, model_path, tracking_uri):
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--run", "run_id", default=None, metavar="RUN_ID", help="Use the model.keras of this bench run.")
 @click.option("--model", "model_path", default=None, type=click.Path(dir_okay=False), help="A .keras file.")
-@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db).")
+@TRACKING_URI_OPTION
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Folder for annotated files.")
 @click.option(
     "--format",
@@ -721,7 +729,7 @@ def _input_notes(report) -> list[str]:
 @cli.command()
 @click.option("--run", "run_id", default=None, metavar="RUN_ID", help="Export the model.keras of this bench run.")
 @click.option("--model", "model_path", default=None, type=click.Path(dir_okay=False), help="A .keras file.")
-@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db).")
+@TRACKING_URI_OPTION
 @click.option(
     "--format", "fmt", type=click.Choice(["tflite", "saved_model"]), required=True, help="File type to write."
 )
