@@ -293,8 +293,8 @@ def _start(run: trk.TrackedRun, req: RunRequest, model, spec, data: FerData, spl
     run.metrics(
         {
             "params_total": model.count_params(),
-            "params_backbone": model.get_layer("backbone").count_params(),
-            "params_head": model.get_layer("head").count_params(),
+            "params_backbone": model.backbone.count_params(),
+            "params_head": model.head.count_params(),
         }
     )
     return None, None

@@ -23,7 +23,7 @@ from bench.data.dataset import FerData, stratified_holdout
 from bench.data.pipeline import make_dataset
 from bench.data.weights import class_weights
 from bench.errors import BenchError
-from bench.freezing import apply_phase_trainability, head_of
+from bench.freezing import apply_phase_trainability
 
 
 @dataclass(frozen=True)
@@ -123,12 +123,6 @@ class CachedFeatures:
     seconds: float  # time spent computing the features
 
 
-def feature_extractor(model: keras.Model) -> keras.Model:
-    """The part of a bench model in front of the head (input adapter + backbone), sharing its layers."""
-    head = head_of(model)
-    return keras.Model(model.inputs, head._inbound_nodes[0].input_tensors[0], name="features")
-
-
 def cache_features(model: keras.Model, splits: Splits, recipe: Recipe, fixed_steps: int | None):
     """Backbone features of the train and val splits, batched exactly like the uncached plain dataset
     (same oversampling, shuffle seed and batches), so training the head on them takes the same steps.
@@ -136,7 +130,7 @@ def cache_features(model: keras.Model, splits: Splits, recipe: Recipe, fixed_ste
     Features come from the backbone in inference mode, which is what a frozen backbone computes in
     ``fit`` too (frozen BatchNorm runs in inference mode); a backbone with dropout layers would differ.
     Returns None when the cache would exceed :data:`CACHE_LIMIT_BYTES`."""
-    extractor = feature_extractor(model)
+    extractor = model.features
     per_image = int(np.prod(extractor.output.shape[1:])) * 4
     if per_image * (len(splits.y_train) + len(splits.y_val)) > CACHE_LIMIT_BYTES:
         return None
@@ -241,7 +235,7 @@ class Trainer:
     @property
     def _target(self) -> keras.Model:
         """What ``fit`` trains: the head alone on cached features, or the whole model."""
-        return head_of(self.model) if self.cached is not None else self.model
+        return self.model.head if self.cached is not None else self.model
 
     def _prepare_phase(self, phase: PhaseConfig) -> None:
         self.cached = None

@@ -78,25 +78,21 @@ def test_phases_freeze_and_unfreeze_and_train_the_right_weights(data):
     keras.utils.set_random_seed(0)
     model, _ = build_model(backbone="baseline_cnn", head="linear")
     recipe = mini_recipe()
-    backbone_before = [w.copy() for w in model.get_layer("backbone").get_weights()]
-    head_before = [w.copy() for w in model.get_layer("head").get_weights()]
+    backbone_before = [w.copy() for w in model.backbone.get_weights()]
+    head_before = [w.copy() for w in model.head.get_weights()]
     trainer = Trainer(
         model, from_dict(Recipe, {**_raw(recipe), "phases": [_raw(recipe)["phases"][0]]}), prepare_splits(data, recipe)
     )
     result = trainer.run()
-    backbone_after = model.get_layer("backbone").get_weights()
+    backbone_after = model.backbone.get_weights()
     conv_kernels = [i for i, w in enumerate(backbone_before) if w.ndim == 4]
     assert all(np.array_equal(backbone_before[i], backbone_after[i]) for i in conv_kernels)
-    assert any(
-        not np.array_equal(a, b) for a, b in zip(head_before, model.get_layer("head").get_weights(), strict=True)
-    )
+    assert any(not np.array_equal(a, b) for a, b in zip(head_before, model.head.get_weights(), strict=True))
     assert result.actual_epochs == [1]
     trainer = Trainer(model, recipe, prepare_splits(data, recipe))
     result = trainer.run()
     assert result.actual_epochs == [1, 1] and result.phase_starts == [0, 1]
-    assert any(
-        not np.array_equal(backbone_after[i], model.get_layer("backbone").get_weights()[i]) for i in conv_kernels
-    )
+    assert any(not np.array_equal(backbone_after[i], model.backbone.get_weights()[i]) for i in conv_kernels)
     assert set(result.history) >= {"loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1"}
     assert len(result.history["val_macro_f1"]) == 2
     assert result.images_per_second > 0 and 0 <= result.input_wait_fraction < 1
@@ -160,10 +156,10 @@ def _head_phase_weights(data, cache: bool):
     raw["phases"] = [dict(raw["phases"][0], epochs=2, early_stopping_patience=0)]
     recipe = from_dict(Recipe, raw)
     trainer = Trainer(model, recipe, prepare_splits(data, recipe))
-    start = model.get_layer("head").get_weights()[0]
+    start = model.head.get_weights()[0]
     result = trainer.run()
-    assert not np.allclose(model.get_layer("head").get_weights()[0], start)  # the head did train
-    return model.get_layer("head").get_weights(), model.get_layer("backbone").get_weights(), result
+    assert not np.allclose(model.head.get_weights()[0], start)  # the head did train
+    return model.head.get_weights(), model.backbone.get_weights(), result
 
 
 def test_cached_features_train_the_head_exactly_like_the_full_model(data):
@@ -177,8 +173,6 @@ def test_cached_features_train_the_head_exactly_like_the_full_model(data):
 
 
 def test_feature_cache_is_used_only_for_unaugmented_head_phases(data):
-    from bench.train import feature_extractor
-
     model, _ = build_model(backbone="baseline_cnn", head="linear")
     recipe = mini_recipe()
     trainer = Trainer(model, recipe, prepare_splits(data, recipe))
@@ -186,8 +180,8 @@ def test_feature_cache_is_used_only_for_unaugmented_head_phases(data):
     assert trainer._cacheable(head_phase) and not trainer._cacheable(all_phase)
     assert not trainer._cacheable(PhaseConfig(train="head", augment=True))
     x = np.random.default_rng(0).integers(0, 256, (2, 48, 48, 1)).astype("float32")
-    features = feature_extractor(model)([x], training=False)
-    np.testing.assert_allclose(model.get_layer("head")(features, training=False), model(x, training=False), atol=1e-6)
+    features = model.features([x], training=False)
+    np.testing.assert_allclose(model.head(features, training=False), model(x, training=False), atol=1e-6)
 
 
 def test_progress_reports_every_epoch_with_position_and_eta(data):
