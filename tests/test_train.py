@@ -206,3 +206,12 @@ def test_passes_count_the_images_seen_when_the_split_is_smaller_than_a_batch(dat
     result = trainer.run()
     assert trainer.steps_per_epoch == 1 and len(trainer.splits.y_train) < 32
     assert result.train_passes == pytest.approx(2.0)
+
+
+def test_resume_position_continues_mid_phase_or_with_the_next_phase():
+    from bench.train import resume_position
+
+    assert resume_position(None, [2, 3]) == (0, 0, 0)
+    assert resume_position({"next_epoch": 1, "phase": 0, "plan": [2, 3]}, [2, 3]) == (1, 0, 0)
+    assert resume_position({"next_epoch": 2, "phase": 0, "plan": [2, 3]}, [2, 3]) == (2, 1, 2)
+    assert resume_position({"next_epoch": 3, "phase": 1, "plan": [2, 3]}, [2, 3]) == (3, 1, 2)
