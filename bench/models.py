@@ -14,11 +14,10 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from bench import NUM_CLASSES
+from bench import INPUT_SHAPE, NUM_CLASSES
 from bench.errors import BenchError
 from bench.registry import BACKBONES, HEADS
 
-INPUT_SHAPE = (48, 48, 1)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 

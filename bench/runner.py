@@ -19,9 +19,7 @@ from bench.config import Recipe, flatten, load_recipe, recipe_hash, to_dict, to_
 from bench.data.dataset import FerData
 from bench.data.pipeline import make_dataset
 from bench.errors import BenchError, Interrupted, os_error_text
-from bench.metrics import classification_report, confusion, evaluate
-
-HEADLINE = ("macro_f1", "balanced_accuracy", "kappa", "accuracy", "log_loss", "ece")
+from bench.metrics import HEADLINE_METRICS, classification_report, confusion, evaluate
 
 
 @dataclass(frozen=True)
@@ -386,7 +384,7 @@ def resume_request(run_id: str, tracking_uri: str | None, save_model: bool = Tru
 
 def summary_line(s: RunSummary) -> str:
     m = s.test_metrics
-    parts = [f"{k}={m[k]:.4f}" for k in HEADLINE if k in m]
+    parts = [f"{k}={m[k]:.4f}" for k in HEADLINE_METRICS if k in m]
     return (
         f"{s.backbone}+{s.head} @{s.image_size}px  "
         + "  ".join(parts)
