@@ -230,13 +230,19 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def split_assignment(text: str, option: str, example: str, form: str = "KEY=VALUE") -> tuple[str, str]:
+    """``(key, value)`` of a ``KEY=VALUE`` command-line item, both stripped; a one-line error without ``=``."""
+    if "=" not in text:
+        raise BenchError(f"{option} '{text}': expected {form}, e.g. {example}")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
 def apply_override(raw: dict[str, Any], assignment: str) -> None:
     """Apply ``key.sub=value`` to a raw recipe dict; ``phases.N.key`` or ``phases.*.key`` index phases."""
-    if "=" not in assignment:
-        raise BenchError(f"--set '{assignment}': expected key.sub=value, e.g. --set data.batch_size=64")
-    path, text = assignment.split("=", 1)
-    keys = path.strip().split(".")
-    value = parse_value(text.strip())
+    path, text = split_assignment(assignment, "--set", "--set data.batch_size=64", form="key.sub=value")
+    keys = path.split(".")
+    value = parse_value(text)
     targets: list[Any] = [raw]
     for depth, key in enumerate(keys[:-1]):
         next_targets = []
