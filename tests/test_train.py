@@ -215,3 +215,18 @@ def test_resume_position_continues_mid_phase_or_with_the_next_phase():
     assert resume_position({"next_epoch": 1, "phase": 0, "plan": [2, 3]}, [2, 3]) == (1, 0, 0)
     assert resume_position({"next_epoch": 2, "phase": 0, "plan": [2, 3]}, [2, 3]) == (2, 1, 2)
     assert resume_position({"next_epoch": 3, "phase": 1, "plan": [2, 3]}, [2, 3]) == (3, 1, 2)
+
+
+def test_fit_builds_the_model_the_recipe_names_and_trains_it(data):
+    """bench run, every tune trial and tune --final train through Fit: the recipe alone says what."""
+    from dataclasses import replace
+
+    from bench.train import Fit
+
+    recipe = mini_recipe()
+    recipe = replace(recipe, model=replace(recipe.model, backbone="baseline_cnn", head="linear"))
+    fit = Fit.build(recipe, data)
+    assert fit.model.name == "baseline_cnn__linear" and fit.spec.image_size == 48
+    assert len(fit.splits.y_train) == 96 and fit.precision in ("float32", "mixed_float16")
+    result = fit.train()
+    assert result.actual_epochs == [1, 1] and result.model is fit.model

@@ -111,13 +111,3 @@ def command_line(ctx: click.Context) -> str:
         else:
             parts += [item for v in (value if param.multiple else [value]) for item in (flag, str(v))]
     return shlex.join(parts)
-
-
-def backbone_names(backbones) -> list[str]:
-    """``--backbone`` values as registered names (``all`` = every backbone), each checked once."""
-    from bench.registry import BACKBONES
-
-    names = BACKBONES.known_names() if "all" in backbones else list(dict.fromkeys(backbones))
-    for name in names:
-        BACKBONES.check(name)
-    return names

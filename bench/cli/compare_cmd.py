@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from bench.cli.base import friendly_errors
-from bench.cli.options import TRACKING_URI_OPTION, format_option
+from bench.cli.options import TRACKING_URI_OPTION, choice_option, format_option
 
 
 @click.command()
@@ -19,13 +19,7 @@ from bench.cli.options import TRACKING_URI_OPTION, format_option
     help="Name the experiment after this data set, as bench run does (default: the experiment run last).",
 )
 @TRACKING_URI_OPTION
-@click.option(
-    "--metric",
-    type=click.Choice(["test", "val"]),
-    default="test",
-    show_default=True,
-    help="Rank on the test or the validation split.",
-)
+@choice_option("--metric", ["test", "val"], "Rank on the test or the validation split.")
 @click.option("--sort", default="macro_f1", show_default=True, help="Metric to sort by.")
 @click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE", help="Keep runs whose param/tag matches.")
 @click.option("--all", "include_all", is_flag=True, help="Include FAILED / KILLED / unfinished runs.")

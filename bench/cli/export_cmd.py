@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from bench.cli.base import friendly_errors, load_tensorflow
-from bench.cli.options import load_saved_model, saved_model_options
+from bench.cli.options import choice_option, load_saved_model, saved_model_options
 
 
 @click.command()
@@ -17,12 +17,10 @@ from bench.cli.options import load_saved_model, saved_model_options
 @click.option(
     "--format", "fmt", type=click.Choice(["tflite", "saved_model"]), required=True, help="File type to write."
 )
-@click.option(
+@choice_option(
     "--quantize",
-    type=click.Choice(["none", "dynamic", "float16"]),
-    default="none",
-    show_default=True,
-    help="TFLite weights: int8 (dynamic) or float16; smaller, checked against a looser tolerance.",
+    ["none", "dynamic", "float16"],
+    "TFLite weights: int8 (dynamic) or float16; smaller, checked against a looser tolerance.",
 )
 @click.option("--out", required=True, type=click.Path(), help="The .tflite file or SavedModel folder to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")

@@ -24,11 +24,15 @@ def set_option(help_text: str = "Override a recipe field."):
     return click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=help_text)
 
 
+def choice_option(flag: str, choices, help_text: str, dest: str | None = None):
+    """An option that takes one of ``choices``, the first being the default (shown in ``--help``)."""
+    names = (flag, dest) if dest else (flag,)
+    return click.option(*names, type=click.Choice(list(choices)), default=choices[0], show_default=True, help=help_text)
+
+
 def format_option(*choices: str):
     """``--format`` with the output styles a command offers, the first being the default."""
-    return click.option(
-        "--format", "fmt", type=click.Choice(list(choices)), default=choices[0], show_default=True, help="Output style."
-    )
+    return choice_option("--format", choices, "Output style.", dest="fmt")
 
 
 def saved_model_options(fn):
@@ -48,3 +52,23 @@ def load_saved_model(run_id, model_path, tracking_uri):
     if bool(run_id) == bool(model_path):
         raise BenchError("give exactly one of --run RUN_ID or --model PATH.keras")
     return model_from_run(run_id, tracking_uri) if run_id else load_keras_model(model_path)
+
+
+def run_options(*, data_help: str, data_required: bool = False, set_help: str = "Override a recipe field."):
+    """``--recipe``, ``--set``, ``--head``, ``--data``, ``--experiment``: the options that describe a run.
+    Each but ``--recipe``/``--set`` overrides one recipe field (:data:`bench.plan.OPTION_FIELDS`), so the
+    command passes them on by name to :func:`bench.plan.resolve_recipe`."""
+    options = [
+        RECIPE_OPTION,
+        set_option(set_help),
+        HEAD_OPTION,
+        click.option("--data", default=None, required=data_required, help=data_help),
+        EXPERIMENT_OPTION,
+    ]
+
+    def decorate(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate

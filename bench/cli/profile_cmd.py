@@ -6,8 +6,8 @@ import json
 
 import click
 
-from bench.cli.base import backbone_names, friendly_errors, load_tensorflow
-from bench.cli.options import format_option
+from bench.cli.base import friendly_errors, load_tensorflow
+from bench.cli.options import choice_option, format_option
 
 
 @click.command("profile")
@@ -20,18 +20,13 @@ from bench.cli.options import format_option
 @click.option("--recipe", default="cpu", show_default=True, help="Recipe whose head options and phases are used.")
 @click.option("--warmup", default=3, show_default=True, type=click.IntRange(0), help="Untimed steps first.")
 @click.option("--steps", default=10, show_default=True, type=click.IntRange(1), help="Timed steps per figure.")
-@click.option(
-    "--precision",
-    type=click.Choice(["float32", "mixed_bfloat16", "mixed_float16"]),
-    default="float32",
-    show_default=True,
-    help="Keras dtype policy to measure under.",
-)
+@choice_option("--precision", ["float32", "mixed_bfloat16", "mixed_float16"], "Keras dtype policy to measure under.")
 @format_option("table", "json")
 @friendly_errors
 def profile_cmd(backbones, head, image_size, batch, recipe, warmup, steps, precision, fmt):
     """Parameters, FLOPs, throughput, latency, memory and file size of backbone + head."""
     from bench.config import load_recipe
+    from bench.plan import backbone_names
     from bench.profile import profile
     from bench.registry import HEADS
     from bench.reports import render_profiles

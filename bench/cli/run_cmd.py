@@ -5,24 +5,14 @@ from __future__ import annotations
 import click
 
 from bench.cli.base import ProgressLine, friendly_errors, load_tensorflow
-from bench.cli.options import DATA_HELP, HEAD_OPTION, RECIPE_OPTION, TRACKING_URI_OPTION
-from bench.errors import BenchError
+from bench.cli.options import DATA_HELP, TRACKING_URI_OPTION, run_options
 
 
 @click.command()
 @click.option("--backbone", "backbones", multiple=True, help="Backbone name (repeatable), or 'all'.")
-@HEAD_OPTION
-@RECIPE_OPTION
-@click.option(
-    "--data",
-    "data_spec",
-    default=None,
-    help=DATA_HELP + " Required, except with --resume (the run knows its data).",
-)
+@run_options(data_help=DATA_HELP + " Required, except with --resume (the run knows its data).")
 @click.option("--weights", default=None, help="imagenet, none, or a weights file (overrides the recipe).")
 @click.option("--seed", "seeds", multiple=True, type=int, help="Seed (repeatable: one run per seed).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe field.")
-@click.option("--experiment", default=None, help="MLflow experiment (default: the data set's name).")
 @TRACKING_URI_OPTION
 @click.option("--resume", "resume_run_id", default=None, metavar="RUN_ID", help="Continue an interrupted run.")
 @click.option("--deterministic", is_flag=True, help="Deterministic ops (slower); same seed, same metrics.")
@@ -31,61 +21,50 @@ from bench.errors import BenchError
 @click.option("-v", "--verbose", count=True, help="Show Keras progress (-v per epoch, -vv per step).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress line, only each run's result.")
 @friendly_errors
-def run(
-    backbones,
-    head,
-    recipe,
-    data_spec,
-    weights,
-    seeds,
-    overrides,
-    experiment,
-    tracking_uri,
-    resume_run_id,
-    deterministic,
-    no_save_model,
-    skip_bad,
-    verbose,
-    quiet,
-):
+def run(backbones, seeds, tracking_uri, resume_run_id, no_save_model, skip_bad, verbose, quiet, **description):
     """Train, evaluate and log backbone(s) + head with one recipe."""
     from dataclasses import replace
 
     from bench.data import load_data
-    from bench.runner import resume_request, run_one, summary_line
+    from bench.runner import RunRequest, resume_request
 
-    keras_verbose = {0: 0, 1: 2, 2: 1}.get(verbose, 1)
     if resume_run_id:
         req, source = resume_request(resume_run_id, tracking_uri, save_model=not no_save_model)
-        req = replace(req, verbose=keras_verbose)
-        load_tensorflow(verbose)
-        requests = [req]
-        data = load_data(source, skip_bad=skip_bad, seed=req.recipe.run.seed)
+        base, recipes = req.recipe, [req.recipe]
     else:
-        requests, data = _plan_runs(
-            backbones,
-            head,
-            recipe,
-            data_spec,
-            weights,
-            seeds,
-            overrides,
-            experiment,
-            tracking_uri,
-            deterministic,
-            no_save_model,
-            skip_bad,
-            keras_verbose,
-        )
+        base, recipes = _plan(backbones, seeds, tracking_uri, description)
+        req, source = (RunRequest(base, tracking_uri, not no_save_model), base.data.source)
+    load_tensorflow(verbose)
+    data = load_data(source, skip_bad=skip_bad, seed=base.run.seed)
+    keras_verbose = {0: 0, 1: 2, 2: 1}.get(verbose, 1)
+    _run_all([replace(req, recipe=r, verbose=keras_verbose) for r in recipes], data, not (quiet or verbose))
+
+
+def _plan(backbones, seeds, tracking_uri, description: dict):
+    """The resolved recipe and one copy per backbone x seed, checked (recipe and names first, then the
+    store) before TensorFlow loads, so a typo costs no start-up time."""
+    from bench.plan import expand, resolve_recipe
+    from bench.tracking import check_store
+
+    base = resolve_recipe(description.pop("recipe"), description.pop("overrides"), **description)
+    recipes = expand(base, backbones, seeds)
+    check_store(tracking_uri)
+    return base, recipes
+
+
+def _run_all(requests, data, show_progress: bool) -> None:
+    """Run each request in turn, with a progress line and a summary line each."""
+    from dataclasses import replace
+
+    from bench.runner import run_one, summary_line
+
     click.echo(f"data: {data.source} ({data.split_sizes()}), {data.protocol}")
     summaries = []
     for i, req in enumerate(requests):
-        click.echo(f"== {req.backbone} + {req.head}, recipe {req.recipe.name}, seed {req.recipe.run.seed}")
-        line = (
-            None
-            if quiet or verbose
-            else ProgressLine(f"[{i + 1}/{len(requests)}] {req.backbone}+{req.head} s{req.recipe.run.seed}")
-        )
+        recipe = req.recipe
+        backbone, head, seed = recipe.model.backbone, recipe.model.head, recipe.run.seed
+        click.echo(f"== {backbone} + {head}, recipe {recipe.name}, seed {seed}")
+        line = ProgressLine(f"[{i + 1}/{len(requests)}] {backbone}+{head} s{seed}") if show_progress else None
         try:
             summary = run_one(replace(req, progress=line), data)
         finally:
@@ -99,52 +78,3 @@ def run(
         from bench.tracking import ui_command
 
         click.echo(f"open the runs with: {ui_command(summaries[0].tracking_uri)}")
-
-
-def _plan_runs(
-    backbones,
-    head,
-    recipe_name,
-    data_spec,
-    weights,
-    seeds,
-    overrides,
-    experiment,
-    tracking_uri,
-    deterministic,
-    no_save_model,
-    skip_bad,
-    verbose,
-):
-    from dataclasses import replace
-
-    from bench.config import load_recipe
-    from bench.data import load_data
-    from bench.registry import BACKBONES, HEADS
-    from bench.runner import RunRequest
-    from bench.tracking import check_store
-
-    if not backbones:
-        raise BenchError("name at least one --backbone (or --backbone all); see `bench list`")
-    if data_spec is None:
-        raise BenchError("--data is required: a FER2013 CSV, an image-folder root, or synthetic to try bench")
-    extra = list(overrides)
-    if weights:
-        extra.append(f'model.weights="{weights}"')
-    if deterministic:
-        extra.append("run.deterministic=true")
-    base = load_recipe(recipe_name, extra)  # first: a recipe or --set typo is reported before TensorFlow loads
-    head = head or base.model.head
-    names = BACKBONES.known_names() if "all" in backbones else list(dict.fromkeys(backbones))
-    for name in names:
-        BACKBONES.check(name)
-    HEADS.check(head)
-    check_store(tracking_uri)
-    load_tensorflow(verbose)
-    recipes = [replace(base, run=replace(base.run, seed=s)) for s in seeds] if seeds else [base]
-    data = load_data(data_spec, skip_bad=skip_bad, seed=base.run.seed)
-    return [
-        RunRequest(b, head, r, experiment or data.name, tracking_uri, not no_save_model, verbose=verbose)
-        for b in names
-        for r in recipes
-    ], data

@@ -25,14 +25,15 @@ def resolve_precision(precision: str) -> str:
     return "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
 
 
-def build_for_recipe(backbone: str, head: str, recipe: Recipe):
+def build_for_recipe(recipe: Recipe):
     """Seed, resolve the precision policy and build the model a recipe asks for: (model, spec, precision)."""
     from bench.models import build_model
 
     seed_everything(recipe.run.seed, recipe.run.deterministic)
     precision = resolve_precision(recipe.model.precision)
+    head = recipe.model.head
     model, spec = build_model(
-        backbone=backbone,
+        backbone=recipe.model.backbone,
         head=head,
         image_size=recipe.data.image_size,
         weights=recipe.model.weights,
