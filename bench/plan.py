@@ -35,7 +35,7 @@ def resolve_recipe(recipe: str, overrides: tuple[str, ...] | list[str] = (), **o
     unknown = set(options) - set(OPTION_FIELDS)
     if unknown:
         raise TypeError(f"no recipe field for option {sorted(unknown)[0]!r}; known: {', '.join(OPTION_FIELDS)}")
-    values = {OPTION_FIELDS[k]: v for k, v in options.items() if v not in (None, False)}
+    values = {OPTION_FIELDS[k]: v for k, v in options.items() if v is not None and v is not False}  # 0 is given
     resolved = load_recipe(recipe, list(overrides), values)
     if resolved.data.source and not resolved.run.experiment:
         from bench.data.dataset import dataset_name

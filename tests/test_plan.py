@@ -23,6 +23,7 @@ def test_options_override_set_which_overrides_the_file(recipe_file):
     assert resolve_recipe(recipe_file).model.head == "mlp"  # options not given (None / False) change nothing
     assert resolve_recipe(recipe_file, deterministic=False).run.deterministic is False
     assert resolve_recipe(recipe_file, deterministic=True, weights="imagenet", seed=7).run.seed == 7
+    assert resolve_recipe(recipe_file, seed=0).run.seed == 0  # a given 0 is not "not given"
 
 
 def test_the_experiment_defaults_to_the_data_set_name(recipe_file, tmp_path):
