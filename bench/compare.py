@@ -15,9 +15,9 @@ import numpy as np
 from bench import CLASS_NAMES, NUM_CLASSES
 from bench import tracking as trk
 from bench.errors import BenchError
+from bench.metrics import HEADLINE_METRICS
 
 CONFIG_KEYS = ("backbone", "head", "recipe", "recipe_hash", "weights", "image_size")
-SUMMARY_METRICS = ("macro_f1", "balanced_accuracy", "kappa", "accuracy", "log_loss", "ece")
 COST_METRICS = (
     "params_total",
     "fit_seconds",
@@ -195,7 +195,7 @@ def _aggregate(config: dict, group, split: str, folder: Path, notes: list[str]):
         "n_runs": len(group),
         "run_ids": ",".join(group["run_id"]),
     }
-    metric_names = list(SUMMARY_METRICS) + [f"recall_{c}" for c in CLASS_NAMES]
+    metric_names = list(HEADLINE_METRICS) + [f"recall_{c}" for c in CLASS_NAMES]
     for name in metric_names:
         column = f"metrics.{split}_{name}"
         values = group[column].dropna() if column in group.columns else []
@@ -225,7 +225,7 @@ def _aggregate(config: dict, group, split: str, folder: Path, notes: list[str]):
 def _rank(table, preds, sort: str, n_boot: int, seed: int, notes: list[str]):
     column = f"{sort}_mean"
     if column not in table.columns:
-        raise BenchError(f"--sort {sort}: unknown metric; use one of {', '.join(SUMMARY_METRICS)}")
+        raise BenchError(f"--sort {sort}: unknown metric; use one of {', '.join(HEADLINE_METRICS)}")
     ascending = sort in ("log_loss", "ece")
     order = table[column].sort_values(ascending=ascending, na_position="last").index
     table = table.loc[order]

@@ -1,6 +1,12 @@
 """Recipes: frozen, typed dataclasses loaded from TOML, validated at the boundary, overridable.
 
-Precedence: ``--set`` on the command line > the recipe file > the dataclass defaults. A bad key,
+A resolved recipe is the whole description of one run (as MMEngine's config is of its runner): what
+to train (``model.backbone``, ``model.head``), on what (``data.source``), where it is logged
+(``run.experiment``), with which seed, and how (data pipeline, phases, schedule). Everything after
+the command line reads it alone.
+
+Precedence: command-line options (``--backbone``, ``--data``, ...) > ``--set`` > the recipe file >
+the dataclass defaults. A bad key,
 type or value raises :class:`BenchError` naming the key, the value received and what is accepted.
 """
 
@@ -43,6 +49,7 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
+    source: str = _opt("", doc="FER2013 CSV, image-folder root or synthetic[:N[:SEED]]; --data sets it")
     image_size: int = _opt(48, range=(8, 1024), doc="raised to the backbone's minimum if smaller")
     channel_adapter: str = _opt("repeat", choices=("repeat", "learned"))
     batch_size: int = _opt(32, range=(1, 4096))
@@ -55,6 +62,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
+    backbone: str = _opt("", doc="a registered backbone (see bench list); --backbone sets it")
     head: str = _opt("hybrid")
     head_options: dict[str, Any] = _opt({}, doc="per-head option tables, e.g. [model.head_options.hybrid]")
     weights: str = _opt("none", doc="imagenet, none, or a path to a weights file")
@@ -93,6 +101,7 @@ class PhaseConfig:
 @dataclass(frozen=True)
 class RunConfig:
     seed: int = _opt(42, range=(0, 2**31 - 1))
+    experiment: str = _opt("", doc="MLflow experiment; empty = the data set's name")
     deterministic: bool = _opt(False)
     budget_minutes: float = _opt(0.0, range=(0, 100_000), doc="0 = no wall-clock budget")
     monitor: str = _opt("val_loss", choices=("val_loss", "val_macro_f1", "val_accuracy"))
@@ -230,13 +239,23 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def split_assignment(text: str, option: str, example: str, form: str = "KEY=VALUE") -> tuple[str, str]:
+    """``(key, value)`` of a ``KEY=VALUE`` command-line item, both stripped; a one-line error without ``=``."""
+    if "=" not in text:
+        raise BenchError(f"{option} '{text}': expected {form}, e.g. {example}")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
 def apply_override(raw: dict[str, Any], assignment: str) -> None:
     """Apply ``key.sub=value`` to a raw recipe dict; ``phases.N.key`` or ``phases.*.key`` index phases."""
-    if "=" not in assignment:
-        raise BenchError(f"--set '{assignment}': expected key.sub=value, e.g. --set data.batch_size=64")
-    path, text = assignment.split("=", 1)
-    keys = path.strip().split(".")
-    value = parse_value(text.strip())
+    path, text = split_assignment(assignment, "--set", "--set data.batch_size=64", form="key.sub=value")
+    apply_value(raw, path, parse_value(text))
+
+
+def apply_value(raw: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``path`` (``key.sub``; ``phases.N.key`` or ``phases.*.key`` index phases) to a parsed value."""
+    keys = path.split(".")
     targets: list[Any] = [raw]
     for depth, key in enumerate(keys[:-1]):
         next_targets = []
@@ -280,8 +299,11 @@ def find_recipe(name_or_path: str) -> Path:
     raise BenchError(f"unknown recipe '{name_or_path}'; known: {', '.join(known) or 'none'} (or give a .toml path)")
 
 
-def load_recipe(name_or_path: str, overrides: tuple[str, ...] | list[str] = ()) -> Recipe:
-    """Load a recipe by name (``experiments/<name>.toml``) or path, apply ``--set`` overrides, validate."""
+def load_recipe(
+    name_or_path: str, overrides: tuple[str, ...] | list[str] = (), values: dict[str, Any] | None = None
+) -> Recipe:
+    """Load a recipe by name (``experiments/<name>.toml``) or path, apply ``--set`` overrides, then
+    ``values`` (``{"model.backbone": "resnet50", ...}``: command-line options, already typed), validate."""
     path = find_recipe(name_or_path)
     try:
         raw = tomllib.loads(path.read_text())
@@ -290,6 +312,8 @@ def load_recipe(name_or_path: str, overrides: tuple[str, ...] | list[str] = ()) 
     raw.setdefault("name", path.stem)
     for assignment in overrides:
         apply_override(raw, assignment)
+    for path, value in (values or {}).items():
+        apply_value(raw, path, value)
     return from_dict(Recipe, raw)
 
 
@@ -324,8 +348,16 @@ def recipe_hash(recipe: Recipe) -> str:
     import dataclasses as dc
     import hashlib
 
-    neutral = dc.replace(recipe, name="", description="", run=dc.replace(recipe.run, seed=0))
-    return hashlib.sha256(to_toml(neutral).encode()).hexdigest()[:12]
+    neutral = to_dict(dc.replace(recipe, name="", description="", run=dc.replace(recipe.run, seed=0)))
+    for path in RUN_FIELDS:  # what a run trains and where it logs, not how: equal recipes, equal hashes
+        section, key = path.split(".")
+        del neutral[section][key]
+    return hashlib.sha256(_dict_to_toml(neutral).encode()).hexdigest()[:12]
+
+
+RUN_FIELDS = ("model.backbone", "data.source", "run.experiment")
+"""Recipe fields that name the run's subject rather than its method; :func:`recipe_hash` leaves them out,
+so runs of one recipe on several backbones pool, and hashes match those logged before these fields existed."""
 
 
 def _toml_value(value: Any) -> str:
@@ -344,7 +376,10 @@ def _toml_value(value: Any) -> str:
 
 def to_toml(recipe: Recipe) -> str:
     """The resolved recipe as TOML that :func:`load_recipe` reads back to an equal recipe."""
-    data = to_dict(recipe)
+    return _dict_to_toml(to_dict(recipe))
+
+
+def _dict_to_toml(data: dict[str, Any]) -> str:
     lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict | list)]
 
     def table(name: str, values: dict[str, Any]) -> None:

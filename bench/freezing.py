@@ -9,16 +9,7 @@ from __future__ import annotations
 
 import math
 
-import keras
 from keras import layers
-
-
-def backbone_of(model: keras.Model) -> keras.Model:
-    return model.get_layer("backbone")
-
-
-def head_of(model: keras.Model) -> keras.Model:
-    return model.get_layer("head")
 
 
 def band_indices(n_layers: int, low: float, high: float) -> tuple[int, int]:
@@ -32,34 +23,31 @@ def band_indices(n_layers: int, low: float, high: float) -> tuple[int, int]:
     return index(high), index(low)
 
 
-def _adapter_layers(model: keras.Model) -> list:
-    return [layer for layer in model.layers if layer.name == "channel_adapter"]
+def freeze_backbone(model) -> None:
+    """Train the head only: the backbone (and a learned channel adapter) are frozen.
+
+    ``model``: a :class:`bench.models.FaceModel` (this module reads its ``adapter``, ``backbone``, ``head``)."""
+    model.backbone.trainable = False
+    model.adapter.trainable = False
+    model.head.trainable = True
 
 
-def freeze_backbone(model: keras.Model) -> None:
-    """Train the head only: the backbone (and a learned channel adapter) are frozen."""
-    backbone_of(model).trainable = False
-    for layer in _adapter_layers(model):
-        layer.trainable = False
-    head_of(model).trainable = True
-
-
-def unfreeze_all(model: keras.Model) -> None:
+def unfreeze_all(model) -> None:
     """Everything trains, BatchNorm included (training from scratch, or full fine-tuning)."""
     model.trainable = True
     # Set the parts explicitly: a nested model frozen earlier does not always follow its parent's flag.
-    for layer in (backbone_of(model), head_of(model), *_adapter_layers(model)):
-        layer.trainable = True
+    for part in (model.backbone, model.head, model.adapter):
+        part.trainable = True
 
 
-def unfreeze_band(model: keras.Model, low: float, high: float, *, pretrained: bool) -> list[str]:
+def unfreeze_band(model, low: float, high: float, *, pretrained: bool) -> list[str]:
     """Train the head plus the backbone layers in the depth band ``(low, high)``.
 
     BatchNormalization layers stay frozen (inference mode) when the backbone is pretrained, the usual
     Keras fine-tuning practice; from scratch they train with their band. Returns the names of the
     backbone layers made trainable.
     """
-    backbone = backbone_of(model)
+    backbone = model.backbone
     start, end = band_indices(len(backbone.layers), low, high)
     backbone.trainable = True
     chosen = []
@@ -68,13 +56,12 @@ def unfreeze_band(model: keras.Model, low: float, high: float, *, pretrained: bo
         layer.trainable = on
         if on:
             chosen.append(layer.name)
-    for layer in _adapter_layers(model):
-        layer.trainable = False
-    head_of(model).trainable = True
+    model.adapter.trainable = False
+    model.head.trainable = True
     return chosen
 
 
-def apply_phase_trainability(model: keras.Model, train: str, band: tuple[float, float], *, pretrained: bool) -> None:
+def apply_phase_trainability(model, train: str, band: tuple[float, float], *, pretrained: bool) -> None:
     """Set trainable flags for a recipe phase's ``train`` value: ``head``, ``all`` or ``band``."""
     if train == "head":
         freeze_backbone(model)

@@ -6,6 +6,9 @@ import numpy as np
 
 from bench import CLASS_NAMES
 
+HEADLINE_METRICS = ("macro_f1", "balanced_accuracy", "kappa", "accuracy", "log_loss", "ece")
+"""The metrics a run's summary line and the leaderboard lead with, in this order."""
+
 
 def expected_calibration_error(y_true: np.ndarray, y_prob: np.ndarray, n_bins: int = 15) -> float:
     """ECE: the gap between confidence and accuracy, averaged over equal-width confidence bins

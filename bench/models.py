@@ -14,11 +14,10 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from bench import NUM_CLASSES
+from bench import INPUT_SHAPE, NUM_CLASSES
 from bench.errors import BenchError
 from bench.registry import BACKBONES, HEADS
 
-INPUT_SHAPE = (48, 48, 1)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 
@@ -78,6 +77,81 @@ def _check_options(head: str, options: dict) -> None:
         raise BenchError(f"head '{head}' has no option '{unknown[0]}'; accepted: {', '.join(accepted)}")
 
 
+@keras.saving.register_keras_serializable(package="bench")
+class GrayToRGB(layers.Layer):
+    """Gray -> 3 channels by repetition, so an RGB backbone sees the face unchanged in every channel.
+
+    Input: (batch, H, W, 1); output: (batch, H, W, 3). A layer rather than ``Concatenate([x, x, x])`` so
+    the adapter is a plain chain of one-input layers that :class:`FaceModel` can serialize as a list.
+    """
+
+    def call(self, x):
+        return ops.concatenate([x, x, x], axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="bench")
+class FaceModel(keras.Model):
+    """Raw faces -> class probabilities: input adapter, backbone, head, as attributes.
+
+    Like keras-hub's task models (``ImageClassifier`` holds ``backbone``), the parts are reachable as
+    ``model.adapter`` (faces -> backbone input), ``model.backbone``, ``model.head`` and
+    ``model.features`` (faces -> backbone features, sharing the layers), all built here, once. The
+    trainer freezes parts and caches features through them, never by layer name or graph surgery.
+
+    The adapter layers stay at the top level of the graph (not in a nested model), so weight files
+    written before this class existed load into it unchanged.
+
+    Args:
+        adapter_layers: one-input layers applied in order to the (batch, 48, 48, 1) faces.
+        backbone: a model from ``BACKBONES``; its output is the feature map.
+        head: a model from ``HEADS``; its output is (batch, num_classes) probabilities.
+    """
+
+    def __init__(self, *, adapter_layers, backbone, head, **kwargs):
+        inputs = keras.Input(INPUT_SHAPE, name="faces")
+        x = inputs
+        for layer in adapter_layers:
+            x = layer(x)
+        features = backbone(x)
+        super().__init__(inputs=inputs, outputs=head(features), **kwargs)
+        self.adapter_layers = list(adapter_layers)
+        self.backbone, self.head = backbone, head
+        self.adapter = keras.Model(inputs, x, name="adapter")
+        self.features = keras.Model(inputs, features, name="features")
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "adapter_layers": [keras.saving.serialize_keras_object(layer) for layer in self.adapter_layers],
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "head": keras.saving.serialize_keras_object(self.head),
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["adapter_layers"] = [
+            keras.saving.deserialize_keras_object(c, custom_objects=custom_objects) for c in config["adapter_layers"]
+        ]
+        for part in ("backbone", "head"):
+            config[part] = keras.saving.deserialize_keras_object(config[part], custom_objects=custom_objects)
+        return cls(**config)
+
+
+def _adapter_layers(size: int, channel_adapter: str, normalization: str) -> list:
+    """Resize (when the backbone needs more than 48 pixels), gray -> 3 channels, the backbone's normalization."""
+    chain = []
+    if size != INPUT_SHAPE[0]:
+        chain.append(layers.Resizing(size, size, interpolation="bicubic", name="resize"))
+    if channel_adapter == "repeat":
+        chain.append(GrayToRGB(name="gray_to_rgb"))
+    else:
+        chain.append(layers.Conv2D(3, 3, padding="same", name="channel_adapter"))
+    norm = _normalization(normalization)
+    return chain + ([norm] if norm is not None else [])
+
+
 def build_model(
     *,
     backbone: str,
@@ -88,7 +162,7 @@ def build_model(
     head_options: dict | None = None,
     precision: str = "float32",
     num_classes: int = NUM_CLASSES,
-) -> tuple[keras.Model, ModelSpec]:
+) -> tuple[FaceModel, ModelSpec]:
     """Build the full model.
 
     Args:
@@ -101,7 +175,7 @@ def build_model(
         precision: a Keras dtype policy; set before any layer is built (the seed set it afterwards).
 
     Returns:
-        (model, spec). The model's sub-models ``backbone`` and ``head`` are reachable with ``get_layer``.
+        (model, spec): a :class:`FaceModel` and the sizes it was built with.
     """
     if channel_adapter not in ("repeat", "learned"):
         raise BenchError(f"channel_adapter must be repeat or learned; received {channel_adapter!r}")
@@ -112,32 +186,21 @@ def build_model(
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)
     try:
-        inputs = keras.Input(INPUT_SHAPE, name="faces")
-        x = inputs
-        if size != INPUT_SHAPE[0]:
-            x = layers.Resizing(size, size, interpolation="bicubic", name="resize")(x)
-        if channel_adapter == "repeat":
-            x = layers.Concatenate(name="gray_to_rgb")([x, x, x])
-        else:
-            x = layers.Conv2D(3, 3, padding="same", name="channel_adapter")(x)
-        norm = _normalization(info["normalization"])
-        if norm is not None:
-            x = norm(x)
+        adapter = _adapter_layers(size, channel_adapter, info["normalization"])
         backbone_model = BACKBONES.create(backbone, input_shape=(size, size, 3), weights=weights)
-        features = backbone_model(x)
-        feature_shape = tuple(int(d) for d in features.shape[1:])
+        feature_shape = tuple(int(d) for d in backbone_model.output.shape[1:])
         try:
             head_model = HEADS.create(head, feature_shape=feature_shape, num_classes=num_classes, **options)
         except (TypeError, ValueError) as exc:
             raise BenchError(f"head '{head}': {exc}") from exc
-        outputs = head_model(features)
-        model = keras.Model(inputs, outputs, name=f"{backbone}__{head}")
+        model = FaceModel(adapter_layers=adapter, backbone=backbone_model, head=head_model, name=f"{backbone}__{head}")
     finally:
         keras.config.set_dtype_policy(previous)
     if channel_adapter == "learned":
         kernel = np.zeros((3, 3, 1, 3), dtype="float32")
         kernel[1, 1, 0, :] = 1.0
-        model.get_layer("channel_adapter").set_weights([kernel, np.zeros(3, dtype="float32")])
+        conv = next(layer for layer in adapter if isinstance(layer, layers.Conv2D))
+        conv.set_weights([kernel, np.zeros(3, dtype="float32")])
     return model, ModelSpec(backbone, head, size, int(image_size), feature_shape)
 
 
@@ -146,3 +209,4 @@ def register_serializable_layers() -> None:
     fresh process (Keras finds registered classes by name; it does not import their modules)."""
     import bench.data.augment  # noqa: F401
     import bench.heads.layers  # noqa: F401
+    import bench.models  # noqa: F401

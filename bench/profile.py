@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import INPUT_SHAPE
 from bench.data.cache import cache_dir
 
 
-def forward_flops(model, image_shape=(48, 48, 1)) -> int:
+def forward_flops(model, image_shape=INPUT_SHAPE) -> int:
     """Forward FLOPs for one image, counted from the TensorFlow graph of the inference call (the
     profiler counts 2 per multiply-add in convolutions and matmuls, plus elementwise ops it knows)."""
     import tensorflow as tf
@@ -67,7 +68,7 @@ def latency_ms(model, warmup: int = 5, steps: int = 30) -> tuple[float, float]:
     import tensorflow as tf
 
     fn = tf.function(lambda x: model(x, training=False))
-    x = tf.constant(np.random.default_rng(0).integers(0, 256, (1, 48, 48, 1)).astype("float32"))
+    x = tf.constant(np.random.default_rng(0).integers(0, 256, (1, *INPUT_SHAPE)).astype("float32"))
     for _ in range(warmup):
         fn(x).numpy()
     times = []
@@ -84,7 +85,7 @@ def throughput(model, *, train_batch: int = 32, infer_batch: int = 64, warmup: i
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (max(train_batch, infer_batch), 48, 48, 1)).astype("float32")
+    x = rng.integers(0, 256, (max(train_batch, infer_batch), *INPUT_SHAPE)).astype("float32")
     y = keras.utils.to_categorical(rng.integers(0, 7, len(x)), 7)
     model.compile(keras.optimizers.AdamW(1e-4), "categorical_crossentropy", jit_compile=False)
     train = _median_step_seconds(lambda: model.train_on_batch(x[:train_batch], y[:train_batch]), warmup, steps)

@@ -1,4 +1,7 @@
-"""One ``bench run``: build, train, evaluate and log a backbone + head with a recipe as an MLflow run."""
+"""One ``bench run``: fit a resolved recipe, evaluate it and log everything as one MLflow run.
+
+The recipe is the run's whole description (backbone, head, data, experiment, seed, method); it is
+logged first, as ``recipe.toml``, and a resume rebuilds the run from it."""
 
 from __future__ import annotations
 
@@ -15,21 +18,20 @@ import numpy as np
 
 from bench import CLASS_NAMES
 from bench import tracking as trk
-from bench.config import Recipe, flatten, load_recipe, recipe_hash, to_dict, to_toml
+from bench.config import Recipe, flatten, recipe_hash, to_dict, to_toml
 from bench.data.dataset import FerData
 from bench.data.pipeline import make_dataset
 from bench.errors import BenchError, Interrupted, os_error_text
-from bench.metrics import classification_report, confusion, evaluate
-
-HEADLINE = ("macro_f1", "balanced_accuracy", "kappa", "accuracy", "log_loss", "ece")
+from bench.metrics import HEADLINE_METRICS, classification_report, confusion, evaluate
+from bench.plan import resolve_recipe
+from bench.runtime import environment_tags
 
 
 @dataclass(frozen=True)
 class RunRequest:
-    backbone: str
-    head: str
+    """A resolved recipe (see :mod:`bench.plan`) and how this process runs it: store, resume, output."""
+
     recipe: Recipe
-    experiment: str
     tracking_uri: str | None = None
     save_model: bool = True
     resume_run_id: str | None = None
@@ -62,9 +64,10 @@ def predict_probs(model, images: np.ndarray) -> np.ndarray:
     )
 
 
-def _log_evaluation(run: trk.TrackedRun, model, splits, result, spec, folder: Path) -> dict[str, float]:
+def _log_evaluation(run: trk.TrackedRun, fit, result, folder: Path) -> dict[str, float]:
     from bench import plots
 
+    model, splits, spec = fit.model, fit.splits, fit.spec
     probs = {"val": predict_probs(model, splits.x_val), "test": predict_probs(model, splits.x_test)}
     truth = {"val": splits.y_val, "test": splits.y_test}
     metrics: dict[str, float] = {}
@@ -100,17 +103,18 @@ def _cost_metrics(model) -> dict[str, float]:
     return {"flops_per_image": forward_flops(model), "latency_ms_p50": p50, "latency_ms_p95": p95}
 
 
-def _run_params(req: RunRequest, spec, data: FerData, splits) -> dict:
-    params = flatten(to_dict(req.recipe), "recipe.")
+def _run_params(fit, data: FerData) -> dict:
+    recipe, splits = fit.recipe, fit.splits
+    params = flatten(to_dict(recipe), "recipe.")
     params.update(
         {
-            "backbone": req.backbone,
-            "head": req.head,
-            "weights": req.recipe.model.weights,
-            "seed": req.recipe.run.seed,
-            "recipe": req.recipe.name,
-            "recipe_hash": recipe_hash(req.recipe),
-            "image_size": spec.image_size,
+            "backbone": recipe.model.backbone,
+            "head": recipe.model.head,
+            "weights": recipe.model.weights,
+            "seed": recipe.run.seed,
+            "recipe": recipe.name,
+            "recipe_hash": recipe_hash(recipe),
+            "image_size": fit.spec.image_size,
             "data_source": data.source,
             "data_fingerprint": data.fingerprint(),
             "split_protocol": data.protocol,
@@ -124,6 +128,7 @@ def _run_params(req: RunRequest, spec, data: FerData, splits) -> dict:
     return params
 
 
+RECIPE_ARTIFACT = "recipe.toml"  # the run's resolved recipe: its whole description, logged first
 CHECKPOINT_TAG = "bench.checkpoint_dir"
 TRAINED_WEIGHTS, TRAINED_STATE = "trained.weights.h5", "trained.json"
 
@@ -175,29 +180,6 @@ def load_trained(folder: Path, model):
 CURVES = ("loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1")
 
 
-def add_earlier_epochs(result, state: dict, logged: dict[str, dict[int, float]]) -> None:
-    """Complete a mid-training resume's TrainResult with the epochs an earlier process trained, from the
-    run's logged per-epoch metrics (``logged``: key -> epoch -> value): the training curves then cover
-    the whole run, and a phase finished before the resume counts the epochs it ran, not its plan (an
-    early-stopped phase ran fewer). The epoch checkpoint holds weights and position only; MLflow already
-    holds the history, so it is not kept twice."""
-    first, plan = state["next_epoch"], state["plan"]
-    earlier = sorted({epoch for values in logged.values() for epoch in values if epoch < first})
-    if not earlier:
-        return
-    later = len(result.history.get("epoch", []))
-    history = {"epoch": earlier + list(result.history.get("epoch", []))}
-    for key in set(logged) | (set(result.history) - {"epoch"}):
-        before = [logged.get(key, {}).get(epoch, math.nan) for epoch in earlier]
-        history[key] = before + list(result.history.get(key, [math.nan] * later))
-    result.history = history
-    starts = [sum(plan[:i]) for i in range(len(plan))]
-    result.phase_starts = [s for s in starts if s <= history["epoch"][-1]]
-    resumed_phase = state["phase"] + (first >= starts[state["phase"]] + plan[state["phase"]])  # as Trainer.run
-    for i in range(resumed_phase):  # Trainer.run counts these as planned
-        result.actual_epochs[i] = sum(starts[i] <= epoch < starts[i] + plan[i] for epoch in earlier)
-
-
 def _kept_message(run_id: str | None, exc: Exception, folder: Path | None, uri: str) -> str:
     """One line for a run the disk or the store failed: the path and cause, what survives, how to go on."""
     cause = os_error_text(exc) if isinstance(exc, OSError) else str(exc)
@@ -219,23 +201,23 @@ def _interrupted(run_id: str | None, folder: Path | None, uri: str) -> Interrupt
 
 
 def run_one(req: RunRequest, data: FerData) -> RunSummary:
-    """Train and evaluate one configuration; everything is logged to one MLflow run.
+    """Fit and evaluate one resolved recipe; everything is logged to one MLflow run.
 
     The checkpoint folder is removed only once everything is logged; a disk or store failure becomes a
     one-line BenchError that says what is kept and the ``--resume`` command."""
     import keras
 
-    from bench.train import build_for_recipe, prepare_splits
+    from bench.train import Fit
 
     recipe = req.recipe
+    backbone, head = recipe.model.backbone, recipe.model.head
     uri = trk.connect(req.tracking_uri)  # first: a bad store fails before a model is built
-    experiment_id = trk.ensure_experiment(req.experiment, uri)
-    model, spec, precision = build_for_recipe(req.backbone, req.head, recipe)
-    splits = prepare_splits(data, recipe)
-    tags = {**trk.environment_tags(precision), "backbone": req.backbone, "head": req.head, "recipe": recipe.name}
+    experiment_id = trk.ensure_experiment(recipe.run.experiment, uri)
+    fit = Fit.build(recipe, data)
+    tags = {**environment_tags(fit.precision), "backbone": backbone, "head": head, "recipe": recipe.name}
     run = trk.TrackedRun(
         experiment_id,
-        run_name=f"{req.backbone}+{req.head}/{recipe.name}/s{recipe.run.seed}",
+        run_name=f"{backbone}+{head}/{recipe.name}/s{recipe.run.seed}",
         run_id=req.resume_run_id,
         tags=tags,
     )
@@ -243,21 +225,21 @@ def run_one(req: RunRequest, data: FerData) -> RunSummary:
     try:
         with run:
             folder["path"] = folder["path"] or checkpoint_root(uri) / run.run_id
-            result, test_metrics = _train_and_log(run, req, model, spec, data, splits, folder["path"])
+            result, test_metrics = _train_and_log(run, req, fit, data, folder["path"])
     except (OSError, trk.StoreError) as exc:
         raise BenchError(_kept_message(run.run_id, exc, folder["path"], uri)) from exc
     except KeyboardInterrupt as exc:
         raise _interrupted(run.run_id, folder["path"], uri) from exc
     shutil.rmtree(folder["path"], ignore_errors=True)
     keras.backend.clear_session()
-    notes = [n for n in (spec.note,) if n]
+    notes = [n for n in (fit.spec.note,) if n]
     if not math.isfinite(result.images_per_second):
         notes.append("training throughput not measured: this resume trained no epochs")
     return RunSummary(
         run.run_id,
-        req.backbone,
-        req.head,
-        spec.image_size,
+        backbone,
+        head,
+        fit.spec.image_size,
         test_metrics,
         result.train_seconds,
         result.images_per_second,
@@ -268,11 +250,12 @@ def run_one(req: RunRequest, data: FerData) -> RunSummary:
     )
 
 
-def _start(run: trk.TrackedRun, req: RunRequest, model, spec, data: FerData, splits, ckpt_dir: Path):
+def _start(run: trk.TrackedRun, req: RunRequest, fit, data: FerData, ckpt_dir: Path):
     """A fresh run logs its params and recipe; a resumed one loads its checkpoint and returns
     ``(resume_state, trained)``: where training stops, or the TrainResult it had already finished."""
     from bench.train import read_resume_state
 
+    model = fit.model
     if req.resume_run_id:
         trained = load_trained(ckpt_dir, model)
         if trained is not None:
@@ -282,45 +265,37 @@ def _start(run: trk.TrackedRun, req: RunRequest, model, spec, data: FerData, spl
             raise BenchError(f"run {req.resume_run_id} has no checkpoint under {ckpt_dir}; it cannot be resumed")
         model.load_weights(ckpt_dir / "weights.weights.h5")
         return resume_state, None
-    run.params(_run_params(req, spec, data, splits))
+    run.params(_run_params(fit, data))
     tags = {CHECKPOINT_TAG: str(ckpt_dir)}
     if not data.source.startswith("synthetic") and Path(data.source).exists():
         tags["bench.data_path"] = str(Path(data.source).resolve())  # a resume may start in another folder
     run.set_tags(tags)
     with tempfile.TemporaryDirectory() as tmp:  # logged first, so an interrupted run can resume
-        (Path(tmp) / "recipe.toml").write_text(to_toml(req.recipe))
-        run.artifact(Path(tmp) / "recipe.toml")
+        (Path(tmp) / RECIPE_ARTIFACT).write_text(to_toml(req.recipe))
+        run.artifact(Path(tmp) / RECIPE_ARTIFACT)
     run.metrics(
         {
             "params_total": model.count_params(),
-            "params_backbone": model.get_layer("backbone").count_params(),
-            "params_head": model.get_layer("head").count_params(),
+            "params_backbone": model.backbone.count_params(),
+            "params_head": model.head.count_params(),
         }
     )
     return None, None
 
 
-def _train_and_log(run: trk.TrackedRun, req: RunRequest, model, spec, data: FerData, splits, ckpt_dir: Path):
+def _train_and_log(run: trk.TrackedRun, req: RunRequest, fit, data: FerData, ckpt_dir: Path):
     """Train (or take the trained checkpoint), keep the trained model, then log results and artifacts."""
-    from bench.train import Trainer
-
-    resume_state, result = _start(run, req, model, spec, data, splits, ckpt_dir)
+    resume_state, result = _start(run, req, fit, data, ckpt_dir)
     if result is None:
-        trainer = Trainer(
-            model,
-            req.recipe,
-            splits,
-            pretrained=req.recipe.model.weights != "none",
+        result = fit.train(
             callbacks=[run.epoch_callback()],
+            progress=req.progress,
             checkpoint_dir=ckpt_dir,
             verbose=req.verbose,
-            progress=req.progress,
+            resume_state=resume_state,
+            logged_epochs=run.epoch_history(CURVES) if resume_state is not None else None,
         )
-        result = trainer.run(resume_state)
-        if resume_state is not None:
-            add_earlier_epochs(result, resume_state, run.epoch_history(CURVES))
-            result.train_passes = trainer.passes(sum(result.actual_epochs))
-        save_trained(ckpt_dir, model, result)
+        save_trained(ckpt_dir, fit.model, result)
     run.metrics(
         {
             "fit_seconds": result.train_seconds,
@@ -338,12 +313,12 @@ def _train_and_log(run: trk.TrackedRun, req: RunRequest, model, spec, data: FerD
             "budget_hit": result.budget_hit,
         }
     )
-    run.metrics(_cost_metrics(model))
+    run.metrics(_cost_metrics(fit.model))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        test_metrics = _log_evaluation(run, model, splits, result, spec, folder)
+        test_metrics = _log_evaluation(run, fit, result, folder)
         if req.save_model:
-            model.save(folder / "model.keras")
+            fit.model.save(folder / "model.keras")
             run.metrics({"keras_file_mb": (folder / "model.keras").stat().st_size / 2**20})
         for path in sorted(folder.iterdir()):
             run.artifact(path)
@@ -351,7 +326,7 @@ def _train_and_log(run: trk.TrackedRun, req: RunRequest, model, spec, data: FerD
 
 
 def resume_request(run_id: str, tracking_uri: str | None, save_model: bool = True) -> tuple[RunRequest, str]:
-    """Rebuild the request of an interrupted run from what it logged; returns (request, data source).
+    """Rebuild the request of an interrupted run from its logged recipe; returns (request, data source).
 
     Everything a resume needs (the run, its recipe, its checkpoint) is checked here, before the run is
     touched: a resume that cannot start leaves the run's status as it was (KILLED stays KILLED)."""
@@ -369,24 +344,24 @@ def resume_request(run_id: str, tracking_uri: str | None, save_model: bool = Tru
             f"run {run_id} has no checkpoint in {folder} (it stopped before its first epoch ended, or the "
             "folder was removed); it cannot be resumed, start a new run instead"
         )
+    source = tags.get("bench.data_path") or params["data_source"]
+    # The run's own record wins over its recipe.toml: runs logged before the recipe held backbone, head,
+    # data and experiment kept the recipe file's head there even when --head chose another.
+    run_fields = {
+        "backbone": params["backbone"],
+        "head": params["head"],
+        "data": source,
+        "experiment": trk.experiment_name(logged.info.experiment_id),
+    }
     with tempfile.TemporaryDirectory() as tmp:
-        recipe = load_recipe(str(trk.download_artifact(run_id, "recipe.toml", Path(tmp))))
-    req = RunRequest(
-        params["backbone"],
-        params["head"],
-        recipe,
-        trk.experiment_name(logged.info.experiment_id),
-        tracking_uri,
-        save_model,
-        resume_run_id=run_id,
-        checkpoint_dir=folder,
-    )
-    return req, tags.get("bench.data_path") or params["data_source"]
+        recipe = resolve_recipe(str(trk.download_artifact(run_id, RECIPE_ARTIFACT, Path(tmp))), **run_fields)
+    req = RunRequest(recipe, tracking_uri, save_model, resume_run_id=run_id, checkpoint_dir=folder)
+    return req, source
 
 
 def summary_line(s: RunSummary) -> str:
     m = s.test_metrics
-    parts = [f"{k}={m[k]:.4f}" for k in HEADLINE if k in m]
+    parts = [f"{k}={m[k]:.4f}" for k in HEADLINE_METRICS if k in m]
     return (
         f"{s.backbone}+{s.head} @{s.image_size}px  "
         + "  ".join(parts)

@@ -1,4 +1,5 @@
-"""Process-wide TensorFlow settings that must be chosen before TensorFlow is imported.
+"""Process-wide TensorFlow settings that must be chosen before TensorFlow is imported, and the
+environment tags (versions, commit, hardware) every run records.
 
 oneDNN's custom operations are off by default in TensorFlow 2.21 on this project's AMD EPYC CPUs
 (TensorFlow enables them by default only on CPUs it recognises). Turning them on was measured to make
@@ -9,8 +10,12 @@ them on unless the user has already chosen: ``TF_ENABLE_ONEDNN_OPTS=0 bench run 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import platform
+import subprocess
 import sys
+from pathlib import Path
 
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 
@@ -44,3 +49,42 @@ def import_tensorflow_quietly(verbose: bool = False) -> None:
                 os.dup2(saved, 2)
     finally:
         os.close(saved)
+
+
+def environment_tags(precision: str) -> dict[str, str]:
+    """Library versions, git commit and hardware, so a run says where it came from."""
+    from importlib.metadata import version
+
+    import keras
+    import numpy
+    import sklearn
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    tags = {
+        "bench.version": __import__("bench").__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": numpy.__version__,
+        "sklearn": sklearn.__version__,
+        "mlflow": version("mlflow"),  # only bench.tracking imports mlflow
+        "python": platform.python_version(),
+        "hardware": ("GPU: " + ", ".join(g.name for g in gpus)) if gpus else f"CPU: {_cpu_model()} x{os.cpu_count()}",
+        "precision": precision,
+        "onednn": str(onednn_enabled()).lower(),
+    }
+    with contextlib.suppress(Exception):
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        ).stdout.strip()
+        if commit:
+            tags["git_commit"] = commit
+    return tags
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"

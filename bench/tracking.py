@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -132,46 +130,6 @@ def ensure_experiment(name: str, uri: str, attempts: int = 3) -> str:
                 ) from exc
             time.sleep(1 + attempt)
     raise AssertionError("unreachable")
-
-
-def environment_tags(precision: str) -> dict[str, str]:
-    """Library versions, git commit and hardware, so a run says where it came from."""
-    import keras
-    import mlflow
-    import numpy
-    import sklearn
-    import tensorflow as tf
-
-    from bench.runtime import onednn_enabled
-
-    gpus = tf.config.list_physical_devices("GPU")
-    tags = {
-        "bench.version": __import__("bench").__version__,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "numpy": numpy.__version__,
-        "sklearn": sklearn.__version__,
-        "mlflow": mlflow.__version__,
-        "python": platform.python_version(),
-        "hardware": ("GPU: " + ", ".join(g.name for g in gpus)) if gpus else f"CPU: {_cpu_model()} x{os.cpu_count()}",
-        "precision": precision,
-        "onednn": str(onednn_enabled()).lower(),
-    }
-    with contextlib.suppress(Exception):
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
-        ).stdout.strip()
-        if commit:
-            tags["git_commit"] = commit
-    return tags
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 class StoreError(BenchError):

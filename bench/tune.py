@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -151,10 +151,9 @@ def _pruner(name: str):
 
 @dataclass(frozen=True)
 class TuneRequest:
-    backbone: str
-    head: str
+    """A resolved recipe (see :mod:`bench.plan`: backbone, head, data, experiment) and the study's settings."""
+
     recipe: Recipe
-    experiment: str
     trials: int
     study: str
     storage: str | None = None
@@ -178,31 +177,19 @@ def _objective(req: TuneRequest, data: FerData, space: list[Param], experiment_i
     import keras
     import optuna
 
-    from bench.train import Trainer, build_for_recipe, prepare_splits
+    from bench.train import Fit
+
+    names = {"backbone": req.recipe.model.backbone, "head": req.recipe.model.head}
 
     def objective(trial) -> float:
         values = suggest(trial, space)
         recipe = apply_values(req.recipe, space, values)
-        tags = {
-            "mlflow.parentRunId": parent_id,
-            "optuna.study": req.study,
-            "optuna.trial": str(trial.number),
-            "backbone": req.backbone,
-            "head": req.head,
-        }
+        tags = {"mlflow.parentRunId": parent_id, "optuna.study": req.study, "optuna.trial": str(trial.number), **names}
         try:
             with trk.TrackedRun(experiment_id, run_name=f"trial-{trial.number}", tags=tags) as run:
-                run.params({**values, "backbone": req.backbone, "head": req.head, "trial": trial.number})
-                model, _, _ = build_for_recipe(req.backbone, req.head, recipe)
-                trainer = Trainer(
-                    model,
-                    recipe,
-                    prepare_splits(data, recipe),
-                    pretrained=recipe.model.weights != "none",
-                    callbacks=[run.epoch_callback(), _PruningCallback(trial)],
-                    progress=req.progress,
-                )
-                result = trainer.run()
+                run.params({**values, **names, "trial": trial.number})
+                fit = Fit.build(recipe, data)
+                result = fit.train(callbacks=[run.epoch_callback(), _PruningCallback(trial)], progress=req.progress)
                 score = max(result.history["val_macro_f1"])
                 run.metrics({"val_macro_f1_best": score})
                 return score
@@ -245,13 +232,13 @@ def run_study(req: TuneRequest, data: FerData) -> dict[str, Any]:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    space = search_space(req.recipe, req.head)
+    space = search_space(req.recipe, req.recipe.model.head)
     if not space:
         raise BenchError("the search space is empty: every [tune] entry is disabled")
     storage = req.storage or default_storage()
     study = _open_study(req, storage)
     uri = trk.connect(req.tracking_uri)
-    experiment_id = trk.ensure_experiment(req.experiment, uri)
+    experiment_id = trk.ensure_experiment(req.recipe.run.experiment, uri)
     parent_id = _parent_run(study, experiment_id, req)
     remaining = max(0, req.trials - _counted(study, running=False))
 
@@ -330,8 +317,8 @@ def _parent_run(study, experiment_id: str, req: TuneRequest) -> str:
     ) as run:
         run.params(
             {
-                "backbone": req.backbone,
-                "head": req.head,
+                "backbone": req.recipe.model.backbone,
+                "head": req.recipe.model.head,
                 "recipe": req.recipe.name,
                 "trials": req.trials,
                 "sampler": req.sampler,
@@ -362,11 +349,8 @@ def _finish(study, req: TuneRequest, space: list[Param], parent_id: str) -> dict
             f"{summary['n_pruned']} pruned); see the trial runs in MLflow for reasons"
         )
     best = study.best_trial
-    tuned = apply_values(req.recipe, space, best.params)
-    from dataclasses import replace
-
     tuned = replace(
-        tuned,
+        apply_values(req.recipe, space, best.params),
         name=req.study,
         description=f"tuned by bench tune (study {req.study}, "
         f"best val macro-F1 {best.value:.4f}, trial {best.number}) from recipe {req.recipe.name}",

@@ -80,8 +80,8 @@ def run_bench(args, data):
         "phases.0.early_stopping_patience=0",
         f"data.max_train={args.max_train}",
     ]
-    recipe = load_recipe(args.recipe, overrides)
-    model, _, _ = build_for_recipe(args.backbone, args.head, recipe)
+    recipe = load_recipe(args.recipe, overrides, {"model.backbone": args.backbone, "model.head": args.head})
+    model, _, _ = build_for_recipe(recipe)
     splits = prepare_splits(data, recipe)
     trainer = Trainer(model, recipe, splits)
     tic = time.perf_counter()
@@ -98,7 +98,7 @@ def run_bare(args, recipe, splits):
 
     from bench.train import make_optimizer, make_schedule
 
-    model, _, _ = build_for_recipe(args.backbone, args.head, recipe)  # seeds first: identical start
+    model, _, _ = build_for_recipe(recipe)  # seeds first: identical start
     phase = recipe.phases[0]
     steps = -(-len(splits.y_train) // recipe.data.batch_size)  # fit on arrays keeps the partial last batch
     optimizer = make_optimizer(phase, make_schedule(phase, steps, args.passes))  # the same AdamW + cosine

@@ -88,3 +88,12 @@ def test_flatten_gives_dotted_keys():
     assert flat["data.batch_size"] == 32
     assert flat["phases.1.band"] == [0.0, 0.09]
     assert flat["model.head_options.hybrid.projection_dim"] == 32
+
+
+def test_split_assignment_strips_and_names_the_option_in_its_error():
+    from bench.config import split_assignment
+
+    assert split_assignment(" head = linear ", "--filter", "--filter head=hybrid") == ("head", "linear")
+    assert split_assignment("a=b=c", "--filter", "x") == ("a", "b=c")
+    with pytest.raises(BenchError, match="--filter 'head': expected KEY=VALUE, e.g. --filter head=hybrid"):
+        split_assignment("head", "--filter", "--filter head=hybrid")

@@ -205,3 +205,16 @@ def test_real_fer2013_counts_match_its_readme():
     assert report["duplicate_groups_across_splits"] == 557
     assert report["duplicate_groups_conflicting_labels"] == 57
     assert report["all_black_images"] == 12
+
+
+def test_the_data_modules_import_downward_only():
+    """dataset.py is what loaders build on; it imports none of them, so there is no import circle."""
+    import ast
+    import inspect
+
+    import bench.data.dataset as dataset
+
+    imported = {
+        node.module for node in ast.walk(ast.parse(inspect.getsource(dataset))) if isinstance(node, ast.ImportFrom)
+    }
+    assert not {m for m in imported if m and m.startswith("bench.data")}

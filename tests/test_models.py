@@ -27,7 +27,7 @@ def test_every_backbone_and_head_gives_probabilities(backbone, head):
     assert probs.shape == (3, 7)
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert spec.image_size == BACKBONES.get(backbone).info["min_size"]
-    assert model.get_layer("backbone") is not None and model.get_layer("head") is not None
+    assert model.backbone.name == "backbone" and model.head.name == "head"
     keras.backend.clear_session()
 
 
@@ -43,6 +43,55 @@ def test_mixed_precision_output_is_float32_and_save_load_is_exact(backbone, tmp_
     x = faces(4)
     np.testing.assert_allclose(model.predict(x, verbose=0), loaded.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     keras.backend.clear_session()
+
+
+def test_the_model_exposes_its_parts_and_features_without_counting_weights_twice():
+    model, spec = build_model(backbone="baseline_cnn", head="linear", channel_adapter="learned")
+    x = faces()
+    features = model.features(x, training=False)
+    assert tuple(features.shape[1:]) == spec.feature_shape
+    np.testing.assert_allclose(model.head(features, training=False), model(x, training=False), atol=1e-6)
+    np.testing.assert_allclose(model.backbone(model.adapter(x)), features, atol=1e-6)
+    parts = model.adapter.count_params() + model.backbone.count_params() + model.head.count_params()
+    assert model.count_params() == parts
+
+
+def test_a_saved_model_loads_in_a_fresh_process_with_its_parts(tmp_path):
+    """Keras finds bench's classes by registered name only; a new interpreter has imported nothing."""
+    import subprocess
+    import sys
+
+    model, _ = build_model(backbone="baseline_cnn", head="hybrid", head_options=TINY_HYBRID, channel_adapter="learned")
+    model.save(tmp_path / "m.keras")
+    np.save(tmp_path / "x.npy", faces(4))
+    np.save(tmp_path / "p.npy", model.predict(faces(4), verbose=0))
+    script = (
+        "import numpy as np, sys; from bench.inference.classifier import load_keras_model; "
+        "m = load_keras_model(sys.argv[1] + '/m.keras'); "
+        "d = np.abs(m.predict(np.load(sys.argv[1] + '/x.npy'), verbose=0) - np.load(sys.argv[1] + '/p.npy')).max(); "
+        "print(type(m).__name__, m.backbone.name, m.head.name, m.features.output.shape[1:], d)"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=True)
+    kind, backbone, head, *_, diff = done.stdout.split()
+    assert (kind, backbone, head) == ("FaceModel", "backbone", "head") and float(diff) < 1e-6
+
+
+def test_weights_saved_before_the_model_class_load_by_the_same_paths(tmp_path):
+    """Checkpoints written when the adapter was loose Functional layers (no FaceModel) still resume: the
+    adapter layers stay at the top level, so weight paths are unchanged."""
+    keras.utils.set_random_seed(0)
+    model, _ = build_model(backbone="mini_xception", head="linear", image_size=64, channel_adapter="learned")
+    inputs = keras.Input((48, 48, 1))
+    x = inputs
+    for layer in model.adapter_layers:
+        x = layer(x)
+    plain = keras.Model(inputs, model.head(model.backbone(x)))  # the old, plain functional layout
+    plain.save_weights(tmp_path / "old.weights.h5")
+    keras.utils.set_random_seed(1)
+    fresh, _ = build_model(backbone="mini_xception", head="linear", image_size=64, channel_adapter="learned")
+    fresh.load_weights(tmp_path / "old.weights.h5")
+    for a, b in zip(plain.get_weights(), fresh.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_uint8_input_is_accepted_and_size_is_raised_with_a_note():
@@ -69,11 +118,11 @@ def test_learned_channel_adapter_starts_as_repetition():
     repeat, _ = build_model(backbone="baseline_cnn", head="linear", channel_adapter="repeat")
     keras.utils.set_random_seed(0)
     learned, _ = build_model(backbone="baseline_cnn", head="linear", channel_adapter="learned")
-    learned.get_layer("backbone").set_weights(repeat.get_layer("backbone").get_weights())
-    learned.get_layer("head").set_weights(repeat.get_layer("head").get_weights())
+    learned.backbone.set_weights(repeat.backbone.get_weights())
+    learned.head.set_weights(repeat.head.get_weights())
     x = faces()
     np.testing.assert_allclose(repeat(x), learned(x), rtol=1e-5, atol=1e-6)
-    assert len(learned.get_layer("channel_adapter").trainable_weights) == 2
+    assert len(learned.adapter.trainable_weights) == 2 and not repeat.adapter.trainable_weights
     with pytest.raises(BenchError, match="channel_adapter"):
         build_model(backbone="baseline_cnn", head="linear", channel_adapter="rgb")
 
@@ -86,7 +135,7 @@ def test_unknown_head_option_is_a_one_line_error():
 def test_freezing_head_only_leaves_only_head_weights_trainable():
     model, _ = build_model(backbone="baseline_cnn", head="mlp")
     freeze_backbone(model)
-    head_ids = {id(w) for w in model.get_layer("head").trainable_weights}
+    head_ids = {id(w) for w in model.head.trainable_weights}
     assert {id(w) for w in model.trainable_weights} == head_ids
     unfreeze_all(model)
     assert len(model.trainable_weights) > len(head_ids)
@@ -107,7 +156,7 @@ def test_resnet50_depth_bands_are_the_seed_layers():
 def test_band_unfreezing_selects_the_band_and_handles_batchnorm(pretrained):
     model, _ = build_model(backbone="resnet50", head="linear", image_size=32)
     chosen = unfreeze_band(model, 0.0, 0.09, pretrained=pretrained)
-    layers = model.get_layer("backbone").layers
+    layers = model.backbone.layers
     in_band = [layer for layer in layers[160:175]]
     bn_in_band = [layer.name for layer in in_band if isinstance(layer, keras.layers.BatchNormalization)]
     assert bn_in_band, "the deepest ResNet50 block has BatchNorm layers"
@@ -115,13 +164,13 @@ def test_band_unfreezing_selects_the_band_and_handles_batchnorm(pretrained):
     assert chosen == expected
     assert not any(layer.trainable for layer in layers[:160] if layer.weights)
     for name in bn_in_band:
-        assert model.get_layer("backbone").get_layer(name).trainable is (not pretrained)
-    assert model.get_layer("head").trainable
+        assert model.backbone.get_layer(name).trainable is (not pretrained)
+    assert model.head.trainable
 
 
 def test_frozen_batchnorm_runs_in_inference_mode():
     model, _ = build_model(backbone="baseline_cnn", head="linear")
-    bn = model.get_layer("backbone").get_layer("block1_bn")
+    bn = model.backbone.get_layer("block1_bn")
     x = faces(8)
     before = [w.copy() for w in bn.get_weights()]
     freeze_backbone(model)
@@ -157,7 +206,7 @@ def test_weights_from_a_local_file(tmp_path):
     path = tmp_path / "cnn.weights.h5"
     source.save_weights(path)
     model, _ = build_model(backbone="baseline_cnn", head="linear", weights=str(path))
-    for a, b in zip(source.get_weights(), model.get_layer("backbone").get_weights(), strict=True):
+    for a, b in zip(source.get_weights(), model.backbone.get_weights(), strict=True):
         assert np.array_equal(a, b)
     assert _keras_apps.resolve_weights("x", "none", has_imagenet=True, weights_file="f") is None
 

@@ -53,7 +53,7 @@ def test_params_match_count_params_and_trainable_per_phase():
     batchnorm_statistics = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
     assert counts == {"train": model.count_params() - batchnorm_statistics}
     head_only = trainable_per_phase(model, load_recipe("smoke"), pretrained=False)["frozen"]
-    assert head_only == model.get_layer("head").count_params()
+    assert head_only == model.head.count_params()
 
 
 def test_peak_is_cached_and_latency_and_throughput_are_positive():

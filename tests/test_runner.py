@@ -8,7 +8,7 @@ import numpy as np
 
 from bench import runner
 from bench.models import build_model
-from bench.train import TrainResult
+from bench.train import TrainResult, add_earlier_epochs
 
 
 def test_save_trained_then_load_trained_gives_the_same_model_and_record(tmp_path):
@@ -73,10 +73,10 @@ def test_a_mid_training_resume_gets_the_earlier_epochs_from_the_logged_history()
     result = TrainResult(None, history={"loss": [0.5], "val_loss": [0.7], "epoch": [4]}, phase_starts=[4])
     result.actual_epochs = [3, 2]  # what Trainer.run reports: phase 0 as planned
     logged = {"loss": {0: 2.0, 1: 1.0, 3: 0.8, 4: 0.5}, "val_loss": {0: 2.1, 1: 1.1, 3: 0.9}, "val_macro_f1": {}}
-    runner.add_earlier_epochs(result, state, logged)
+    add_earlier_epochs(result, state, logged)
     assert result.history["epoch"] == [0, 1, 3, 4]
     assert result.history["loss"] == [2.0, 1.0, 0.8, 0.5] and result.history["val_loss"] == [2.1, 1.1, 0.9, 0.7]
     assert result.phase_starts == [0, 3] and result.actual_epochs == [2, 2]
     fresh = TrainResult(None, history={"loss": [1.0], "epoch": [0]})
-    runner.add_earlier_epochs(fresh, {"phase": 0, "plan": [2], "next_epoch": 0}, {"loss": {0: 1.0}})
+    add_earlier_epochs(fresh, {"phase": 0, "plan": [2], "next_epoch": 0}, {"loss": {0: 1.0}})
     assert fresh.history == {"loss": [1.0], "epoch": [0]}  # nothing earlier: unchanged

@@ -78,25 +78,21 @@ def test_phases_freeze_and_unfreeze_and_train_the_right_weights(data):
     keras.utils.set_random_seed(0)
     model, _ = build_model(backbone="baseline_cnn", head="linear")
     recipe = mini_recipe()
-    backbone_before = [w.copy() for w in model.get_layer("backbone").get_weights()]
-    head_before = [w.copy() for w in model.get_layer("head").get_weights()]
+    backbone_before = [w.copy() for w in model.backbone.get_weights()]
+    head_before = [w.copy() for w in model.head.get_weights()]
     trainer = Trainer(
         model, from_dict(Recipe, {**_raw(recipe), "phases": [_raw(recipe)["phases"][0]]}), prepare_splits(data, recipe)
     )
     result = trainer.run()
-    backbone_after = model.get_layer("backbone").get_weights()
+    backbone_after = model.backbone.get_weights()
     conv_kernels = [i for i, w in enumerate(backbone_before) if w.ndim == 4]
     assert all(np.array_equal(backbone_before[i], backbone_after[i]) for i in conv_kernels)
-    assert any(
-        not np.array_equal(a, b) for a, b in zip(head_before, model.get_layer("head").get_weights(), strict=True)
-    )
+    assert any(not np.array_equal(a, b) for a, b in zip(head_before, model.head.get_weights(), strict=True))
     assert result.actual_epochs == [1]
     trainer = Trainer(model, recipe, prepare_splits(data, recipe))
     result = trainer.run()
     assert result.actual_epochs == [1, 1] and result.phase_starts == [0, 1]
-    assert any(
-        not np.array_equal(backbone_after[i], model.get_layer("backbone").get_weights()[i]) for i in conv_kernels
-    )
+    assert any(not np.array_equal(backbone_after[i], model.backbone.get_weights()[i]) for i in conv_kernels)
     assert set(result.history) >= {"loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1"}
     assert len(result.history["val_macro_f1"]) == 2
     assert result.images_per_second > 0 and 0 <= result.input_wait_fraction < 1
@@ -160,10 +156,10 @@ def _head_phase_weights(data, cache: bool):
     raw["phases"] = [dict(raw["phases"][0], epochs=2, early_stopping_patience=0)]
     recipe = from_dict(Recipe, raw)
     trainer = Trainer(model, recipe, prepare_splits(data, recipe))
-    start = model.get_layer("head").get_weights()[0]
+    start = model.head.get_weights()[0]
     result = trainer.run()
-    assert not np.allclose(model.get_layer("head").get_weights()[0], start)  # the head did train
-    return model.get_layer("head").get_weights(), model.get_layer("backbone").get_weights(), result
+    assert not np.allclose(model.head.get_weights()[0], start)  # the head did train
+    return model.head.get_weights(), model.backbone.get_weights(), result
 
 
 def test_cached_features_train_the_head_exactly_like_the_full_model(data):
@@ -177,8 +173,6 @@ def test_cached_features_train_the_head_exactly_like_the_full_model(data):
 
 
 def test_feature_cache_is_used_only_for_unaugmented_head_phases(data):
-    from bench.train import feature_extractor
-
     model, _ = build_model(backbone="baseline_cnn", head="linear")
     recipe = mini_recipe()
     trainer = Trainer(model, recipe, prepare_splits(data, recipe))
@@ -186,8 +180,8 @@ def test_feature_cache_is_used_only_for_unaugmented_head_phases(data):
     assert trainer._cacheable(head_phase) and not trainer._cacheable(all_phase)
     assert not trainer._cacheable(PhaseConfig(train="head", augment=True))
     x = np.random.default_rng(0).integers(0, 256, (2, 48, 48, 1)).astype("float32")
-    features = feature_extractor(model)([x], training=False)
-    np.testing.assert_allclose(model.get_layer("head")(features, training=False), model(x, training=False), atol=1e-6)
+    features = model.features([x], training=False)
+    np.testing.assert_allclose(model.head(features, training=False), model(x, training=False), atol=1e-6)
 
 
 def test_progress_reports_every_epoch_with_position_and_eta(data):
@@ -212,3 +206,27 @@ def test_passes_count_the_images_seen_when_the_split_is_smaller_than_a_batch(dat
     result = trainer.run()
     assert trainer.steps_per_epoch == 1 and len(trainer.splits.y_train) < 32
     assert result.train_passes == pytest.approx(2.0)
+
+
+def test_resume_position_continues_mid_phase_or_with_the_next_phase():
+    from bench.train import resume_position
+
+    assert resume_position(None, [2, 3]) == (0, 0, 0)
+    assert resume_position({"next_epoch": 1, "phase": 0, "plan": [2, 3]}, [2, 3]) == (1, 0, 0)
+    assert resume_position({"next_epoch": 2, "phase": 0, "plan": [2, 3]}, [2, 3]) == (2, 1, 2)
+    assert resume_position({"next_epoch": 3, "phase": 1, "plan": [2, 3]}, [2, 3]) == (3, 1, 2)
+
+
+def test_fit_builds_the_model_the_recipe_names_and_trains_it(data):
+    """bench run, every tune trial and tune --final train through Fit: the recipe alone says what."""
+    from dataclasses import replace
+
+    from bench.train import Fit
+
+    recipe = mini_recipe()
+    recipe = replace(recipe, model=replace(recipe.model, backbone="baseline_cnn", head="linear"))
+    fit = Fit.build(recipe, data)
+    assert fit.model.name == "baseline_cnn__linear" and fit.spec.image_size == 48
+    assert len(fit.splits.y_train) == 96 and fit.precision in ("float32", "mixed_float16")
+    result = fit.train()
+    assert result.actual_epochs == [1, 1] and result.model is fit.model

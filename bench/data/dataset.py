@@ -1,4 +1,6 @@
-"""The one typed data object every loader returns, and the dispatcher that picks a loader."""
+"""The one typed data object every loader returns, and the helpers loaders share.
+
+Loaders import this module; it imports none of them (the dispatcher is :mod:`bench.data.sources`)."""
 
 from __future__ import annotations
 
@@ -8,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import CLASS_NAMES
+from bench import CLASS_NAMES, FACE_SIZE
 from bench.errors import BenchError
 
 SPLITS = ("train", "val", "test")
-IMAGE_SIZE = 48
 
 FER2013_HINT = (
     "get FER2013 from Kaggle: the CSV 'fer2013.csv' (challenges-in-representation-learning-facial-"
@@ -46,7 +47,7 @@ class FerData:
 
     def __post_init__(self) -> None:
         n = len(self.images)
-        if self.images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or self.images.dtype != np.uint8:
+        if self.images.shape[1:] != (FACE_SIZE, FACE_SIZE) or self.images.dtype != np.uint8:
             raise BenchError(f"images must be uint8 (N, 48, 48); received {self.images.dtype} {self.images.shape}")
         if len(self.labels) != n or len(self.splits) != n:
             raise BenchError("images, labels and splits must have the same length")
@@ -101,30 +102,3 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.nda
             k = 1
         mask[rng.permutation(idx)[:k]] = True
     return mask
-
-
-def load_data(spec: str | Path, *, skip_bad: bool = False, seed: int = 0, cache: bool = True) -> FerData:
-    """Load a data set from a CSV file, an image-folder root, or ``synthetic[:N[:SEED]]``.
-
-    Args:
-        spec: path to ``fer2013.csv`` / ``.csv.gz``, a folder holding ``train/`` and ``test/``, or
-            ``synthetic`` (optionally ``synthetic:N`` or ``synthetic:N:SEED``).
-        skip_bad: drop malformed rows / unreadable images instead of failing.
-        seed: seed of the stratified validation hold-out where the layout has no validation split.
-        cache: reuse parsed arrays cached under the user cache dir (CSV and synthetic).
-    """
-    text = str(spec)
-    if text == "synthetic" or text.startswith("synthetic:"):
-        from bench.data.synthetic import load_synthetic_spec
-
-        return load_synthetic_spec(text, cache=cache)
-    path = Path(text).expanduser()
-    if not path.exists():
-        raise BenchError(f"data path '{path}' does not exist; {FER2013_HINT}")
-    if path.is_dir():
-        from bench.data.folders import load_folder
-
-        return load_folder(path, skip_bad=skip_bad, seed=seed)
-    from bench.data.fer2013 import load_csv
-
-    return load_csv(path, skip_bad=skip_bad, seed=seed, cache=cache)

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import NUM_CLASSES
+from bench import FACE_SIZE, NUM_CLASSES
 from bench.data.cache import cache_dir, file_sha256
-from bench.data.dataset import IMAGE_SIZE, FerData, stratified_holdout
+from bench.data.dataset import FerData, stratified_holdout
 from bench.errors import BenchError
 
-N_PIXELS = IMAGE_SIZE * IMAGE_SIZE
+N_PIXELS = FACE_SIZE * FACE_SIZE
 USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 CACHE_VERSION = "1"
 PROTOCOL_USAGE = "Usage column: Training -> train, PublicTest -> val, PrivateTest -> test"
@@ -99,7 +99,7 @@ def parse_csv(path: Path, *, skip_bad: bool) -> tuple[np.ndarray, np.ndarray, np
             raise BenchError(f"{path} line {i + 2}: {detail} (fix the row, or pass --skip-bad to drop bad rows)")
         dropped[kind] = dropped.get(kind, 0) + 1
     usage = np.array(usages, dtype=object)[ok] if has_usage else None
-    return images[ok].reshape(-1, IMAGE_SIZE, IMAGE_SIZE), labels[ok], usage, dropped
+    return images[ok].reshape(-1, FACE_SIZE, FACE_SIZE), labels[ok], usage, dropped
 
 
 def _cached_parse(path: Path, *, skip_bad: bool, cache: bool):

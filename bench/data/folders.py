@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import CLASS_NAMES
-from bench.data.dataset import FER2013_HINT, IMAGE_SIZE, FerData, stratified_holdout
+from bench import CLASS_NAMES, FACE_SIZE
+from bench.data.dataset import FER2013_HINT, FerData, stratified_holdout
 from bench.errors import BenchError
 
 SPLIT_DIRS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
@@ -23,10 +23,10 @@ def read_face(path: Path) -> tuple[np.ndarray, bool]:
     from PIL import Image
 
     with Image.open(path) as img:
-        converted = img.mode != "L" or img.size != (IMAGE_SIZE, IMAGE_SIZE)
+        converted = img.mode != "L" or img.size != (FACE_SIZE, FACE_SIZE)
         gray = img.convert("L")
-        if gray.size != (IMAGE_SIZE, IMAGE_SIZE):
-            gray = gray.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
+        if gray.size != (FACE_SIZE, FACE_SIZE):
+            gray = gray.resize((FACE_SIZE, FACE_SIZE), Image.Resampling.BICUBIC)
         return np.asarray(gray, dtype=np.uint8), converted
 
 

@@ -14,8 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import CLASS_NAMES
-from bench.data.dataset import IMAGE_SIZE, FerData
+from bench import CLASS_NAMES, FACE_SIZE
+from bench.data.cache import cache_dir
+from bench.data.dataset import FerData
+from bench.data.fer2013 import load_csv
+from bench.errors import BenchError
 
 # FER2013's training-split class proportions (angry ... neutral).
 FER2013_PROPORTIONS = np.array([3995, 436, 4097, 7215, 4830, 3171, 4965], dtype=float) / 28709
@@ -33,7 +36,7 @@ _EXPRESSIONS = {
     "neutral": (0.00, 0.00, 0.00, 0.0, 1.00, 0.0),
 }
 _SPREAD = np.array([0.35, 0.22, 0.28, 0.7, 0.25, 0.35])
-_GRID_Y, _GRID_X = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE].astype(np.float32)
+_GRID_Y, _GRID_X = np.mgrid[0:FACE_SIZE, 0:FACE_SIZE].astype(np.float32)
 
 
 def _soft(d: np.ndarray, width: float = 0.8) -> np.ndarray:
@@ -58,7 +61,7 @@ def draw_face(params: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     u = (np.cos(theta) * x + np.sin(theta) * y) / scale
     v = (-np.sin(theta) * x + np.cos(theta) * y) / scale
 
-    background = rng.uniform(0.1, 0.6) + rng.uniform(-0.15, 0.15) * (_GRID_X / IMAGE_SIZE - 0.5)
+    background = rng.uniform(0.1, 0.6) + rng.uniform(-0.15, 0.15) * (_GRID_X / FACE_SIZE - 0.5)
     skin = rng.uniform(0.55, 0.9)
     light = 1 + rng.uniform(-0.35, 0.35) * (u / 16)
     face = _soft(np.hypot(u / 15.5, v / 19.5) * 15.5 - 15.5, 1.0)
@@ -88,7 +91,7 @@ def draw_face(params: np.ndarray, rng: np.random.Generator) -> np.ndarray:
             img = img * (1 - 0.6 * _soft(d - 0.5, 0.4) * min(wrinkle, 1.5))
     if rng.random() < 0.25:  # random occlusion box (hand, hair)
         h, wd = rng.integers(6, 16, size=2)
-        y0, x0 = rng.integers(0, IMAGE_SIZE - h), rng.integers(0, IMAGE_SIZE - wd)
+        y0, x0 = rng.integers(0, FACE_SIZE - h), rng.integers(0, FACE_SIZE - wd)
         img[y0 : y0 + h, x0 : x0 + wd] = rng.uniform(0, 1)
     img = img * rng.uniform(0.7, 1.2) + rng.normal(0, rng.uniform(0.02, 0.08), img.shape)
     return np.clip(img, 0, 1).astype(np.float32)
@@ -104,7 +107,7 @@ def synthesize(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarra
     rng = np.random.default_rng(seed)
     labels = rng.choice(len(CLASS_NAMES), size=n, p=FER2013_PROPORTIONS)
     means = np.array([_EXPRESSIONS[c] for c in CLASS_NAMES])
-    images = np.empty((n, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    images = np.empty((n, FACE_SIZE, FACE_SIZE), dtype=np.uint8)
     for i, label in enumerate(labels):
         params = means[label] + rng.normal(0, _SPREAD)
         images[i] = np.round(draw_face(params, rng) * 255).astype(np.uint8)
@@ -129,10 +132,6 @@ def write_csv(path: Path, n: int, seed: int = 0) -> Path:
 def load_synthetic_spec(spec: str, *, cache: bool = True) -> FerData:
     """Load ``synthetic[:N[:SEED]]``: generated once, written as a Kaggle CSV in the cache, read back by
     the same CSV loader as real data."""
-    from bench.data.cache import cache_dir
-    from bench.data.fer2013 import load_csv
-    from bench.errors import BenchError
-
     parts = spec.split(":")
     try:
         n = int(parts[1]) if len(parts) > 1 and parts[1] else DEFAULT_N

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import CLASS_NAMES
-from bench.data.dataset import IMAGE_SIZE
+from bench import CLASS_NAMES, INPUT_SHAPE
 from bench.errors import BenchError
 
-EXPECTED_INPUT = (IMAGE_SIZE, IMAGE_SIZE, 1)
+EXPECTED_INPUT = INPUT_SHAPE
 
 
 def load_keras_model(path: str | Path):

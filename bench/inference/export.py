@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import INPUT_SHAPE
 from bench.errors import BenchError, os_error_text, probe_folder
 
 TOLERANCE = {"none": 1e-4, "float16": 1e-2, "dynamic": 5e-2}
@@ -56,7 +57,7 @@ def sample_faces(n: int = 32, seed: int = 0) -> np.ndarray:
     from bench.data.synthetic import synthesize
 
     faces, _, _ = synthesize(n - n // 2, seed=seed)
-    noise = np.random.default_rng(seed).integers(0, 256, (n // 2, 48, 48))
+    noise = np.random.default_rng(seed).integers(0, 256, (n // 2, *INPUT_SHAPE[:2]))
     return np.concatenate([faces, noise]).astype(np.float32)[..., None]
 
 
@@ -148,7 +149,7 @@ def to_saved_model(model, out: Path, batch: int | None = None) -> Path:
     archive.add_endpoint(
         "serve",
         lambda x: compatible(x, training=False),
-        input_signature=[tf.TensorSpec((batch, 48, 48, 1), tf.float32)],
+        input_signature=[tf.TensorSpec((batch, *INPUT_SHAPE), tf.float32)],
     )
     archive.write_out(str(out), verbose=False)
     return out

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.data.dataset import IMAGE_SIZE
+from bench import FACE_SIZE
 from bench.errors import BenchError
 
 HAAR_FILE = "haarcascade_frontalface_default.xml"
@@ -128,7 +128,7 @@ def crop_face(gray: np.ndarray, box: Box, margin: float = 0.0) -> np.ndarray:
     height, width = gray.shape[:2]
     b = expand_box(box, margin, width, height)
     face = gray[b.y : b.y + b.h, b.x : b.x + b.w]
-    return cv2.resize(face, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+    return cv2.resize(face, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
 
 
 def whole_image_face(gray: np.ndarray) -> tuple[Box, np.ndarray]:
@@ -138,7 +138,7 @@ def whole_image_face(gray: np.ndarray) -> tuple[Box, np.ndarray]:
     height, width = gray.shape[:2]
     face = (
         gray
-        if (height, width) == (IMAGE_SIZE, IMAGE_SIZE)
-        else cv2.resize(gray, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+        if (height, width) == (FACE_SIZE, FACE_SIZE)
+        else cv2.resize(gray, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
     )
     return Box(0, 0, width, height), face

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import FACE_SIZE
 from bench.errors import BenchError, os_error_text
 from bench.inference.annotate import draw_face, to_bgr
 from bench.inference.classifier import FaceClassifier
@@ -124,7 +125,7 @@ class _Pipeline:
             t1 = time.perf_counter()
             stage["detect"].append((t1 - tic) * 1000)
             crops = [crop_face(gray, b, self.options.margin) for b in boxes]
-        faces = np.stack(crops) if crops else np.zeros((0, 48, 48), np.uint8)
+        faces = np.stack(crops) if crops else np.zeros((0, FACE_SIZE, FACE_SIZE), np.uint8)
         t2 = time.perf_counter()
         stage["preprocess"].append((t2 - t1) * 1000)
         probs = self.classifier(faces)

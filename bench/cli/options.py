@@ -1,0 +1,74 @@
+"""Options several commands share: one definition each, so their names, defaults and help cannot drift."""
+
+from __future__ import annotations
+
+import click
+
+DATA_HELP = "FER2013 CSV (.csv/.csv.gz), image-folder root, or synthetic[:N[:SEED]] (made-up faces, for trying bench)."
+
+HEAD_OPTION = click.option(
+    "--head", default=None, help="Head name (default: the recipe's model.head, hybrid in every shipped recipe)."
+)
+RECIPE_OPTION = click.option(
+    "--recipe", default="cpu", show_default=True, help="Recipe name in experiments/ or a .toml path."
+)
+TRACKING_URI_OPTION = click.option(
+    "--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db)."
+)
+EXPERIMENT_OPTION = click.option("--experiment", default=None, help="MLflow experiment (default: the data set's name).")
+QUIET_OPTION_HELP = "No progress line, only each run's result."
+
+
+def set_option(help_text: str = "Override a recipe field."):
+    """``--set KEY=VALUE`` (repeatable): a recipe override, parsed by :func:`bench.config.apply_override`."""
+    return click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=help_text)
+
+
+def choice_option(flag: str, choices, help_text: str, dest: str | None = None):
+    """An option that takes one of ``choices``, the first being the default (shown in ``--help``)."""
+    names = (flag, dest) if dest else (flag,)
+    return click.option(*names, type=click.Choice(list(choices)), default=choices[0], show_default=True, help=help_text)
+
+
+def format_option(*choices: str):
+    """``--format`` with the output styles a command offers, the first being the default."""
+    return choice_option("--format", choices, "Output style.", dest="fmt")
+
+
+def saved_model_options(fn):
+    """``--run RUN_ID`` / ``--model PATH.keras`` / ``--tracking-uri``: where a trained model comes from."""
+    fn = TRACKING_URI_OPTION(fn)
+    fn = click.option("--model", "model_path", default=None, type=click.Path(dir_okay=False), help="A .keras file.")(fn)
+    return click.option(
+        "--run", "run_id", default=None, metavar="RUN_ID", help="Use the model.keras of this bench run."
+    )(fn)
+
+
+def load_saved_model(run_id, model_path, tracking_uri):
+    """The model :func:`saved_model_options` name: exactly one of a run's model.keras or a file."""
+    from bench.errors import BenchError
+    from bench.inference.classifier import load_keras_model, model_from_run
+
+    if bool(run_id) == bool(model_path):
+        raise BenchError("give exactly one of --run RUN_ID or --model PATH.keras")
+    return model_from_run(run_id, tracking_uri) if run_id else load_keras_model(model_path)
+
+
+def run_options(*, data_help: str, data_required: bool = False, set_help: str = "Override a recipe field."):
+    """``--recipe``, ``--set``, ``--head``, ``--data``, ``--experiment``: the options that describe a run.
+    Each but ``--recipe``/``--set`` overrides one recipe field (:data:`bench.plan.OPTION_FIELDS`), so the
+    command passes them on by name to :func:`bench.plan.resolve_recipe`."""
+    options = [
+        RECIPE_OPTION,
+        set_option(set_help),
+        HEAD_OPTION,
+        click.option("--data", default=None, required=data_required, help=data_help),
+        EXPERIMENT_OPTION,
+    ]
+
+    def decorate(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate

@@ -1,0 +1,70 @@
+"""``bench predict``: emotions of the faces in images, folders and videos."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from bench.cli.base import friendly_errors, load_tensorflow
+from bench.cli.options import format_option, load_saved_model, saved_model_options
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True)
+@saved_model_options
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Folder for annotated files.")
+@format_option("table", "json", "csv")
+@click.option("--no-detect", is_flag=True, help="Each image (or frame) is one already-cropped face.")
+@click.option("--margin", default=0.15, show_default=True, type=click.FloatRange(0, 1), help="Crop margin.")
+@click.option("--min-face", default=30, show_default=True, type=click.IntRange(8), help="Smallest face, pixels.")
+@click.option(
+    "--detect-width",
+    default=320,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Search for faces at this frame width (0 = full size; faster when smaller).",
+)
+@click.option("--stride", default=1, show_default=True, type=click.IntRange(1), help="Video: every n-th frame.")
+@click.option("--window", default=10, show_default=True, type=click.IntRange(1), help="Video: label mode window.")
+@friendly_errors
+def predict(inputs, run_id, model_path, tracking_uri, out_dir, fmt, no_detect, **options):
+    """Emotions of the faces in images, folders and videos.
+
+    Predictions go to stdout (--format); per-input notes, errors and video timing go to stderr. The
+    exit status is 1 when some input could not be read (the others are still processed)."""
+    from bench.inference.classifier import FaceClassifier
+    from bench.inference.predict import PredictOptions, predict_files
+    from bench.reports import render_predictions
+
+    load_tensorflow()
+    classifier = FaceClassifier(load_saved_model(run_id, model_path, tracking_uri))
+    out = Path(out_dir) if out_dir else None
+    report = predict_files(classifier, list(inputs), PredictOptions(detect=not no_detect, out_dir=out, **options))
+    click.echo(render_predictions(report, fmt))
+    for line in input_notes(report):
+        click.echo(line, err=True)
+    if any(r.error for r in report.inputs):
+        sys.exit(1)
+
+
+def input_notes(report) -> list[str]:
+    """Per-input errors, faceless inputs and annotated files, then the video timing: the stderr lines."""
+    lines = []
+    for r in report.inputs:
+        if r.error:
+            lines.append(f"error: {r.source}: {r.error}")
+        elif r.faces == 0:
+            lines.append(
+                f"note: {r.source}: no face found"
+                + (" (try --no-detect for cropped faces)" if r.kind == "image" else "")
+            )
+        if r.annotated:
+            lines.append(f"wrote {r.annotated}")
+    if report.video_frames:
+        stages = ", ".join(f"{k} {v['mean']:.1f}" for k, v in report.stage_summary().items())
+        lines.append(
+            f"video: {report.video_frames} frames at {report.video_fps:.1f} frames/s; mean ms per frame: {stages}"
+        )
+    return lines

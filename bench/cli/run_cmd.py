@@ -1,0 +1,80 @@
+"""``bench run``: train, evaluate and log backbone(s) + head with one recipe."""
+
+from __future__ import annotations
+
+import click
+
+from bench.cli.base import ProgressLine, friendly_errors, load_tensorflow
+from bench.cli.options import DATA_HELP, TRACKING_URI_OPTION, run_options
+
+
+@click.command()
+@click.option("--backbone", "backbones", multiple=True, help="Backbone name (repeatable), or 'all'.")
+@run_options(data_help=DATA_HELP + " Required, except with --resume (the run knows its data).")
+@click.option("--weights", default=None, help="imagenet, none, or a weights file (overrides the recipe).")
+@click.option("--seed", "seeds", multiple=True, type=int, help="Seed (repeatable: one run per seed).")
+@TRACKING_URI_OPTION
+@click.option("--resume", "resume_run_id", default=None, metavar="RUN_ID", help="Continue an interrupted run.")
+@click.option("--deterministic", is_flag=True, help="Deterministic ops (slower); same seed, same metrics.")
+@click.option("--no-save-model", is_flag=True, help="Do not log the trained model as model.keras.")
+@click.option("--skip-bad", is_flag=True, help="Drop malformed data rows instead of failing.")
+@click.option("-v", "--verbose", count=True, help="Show Keras progress (-v per epoch, -vv per step).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress line, only each run's result.")
+@friendly_errors
+def run(backbones, seeds, tracking_uri, resume_run_id, no_save_model, skip_bad, verbose, quiet, **description):
+    """Train, evaluate and log backbone(s) + head with one recipe."""
+    from dataclasses import replace
+
+    from bench.data import load_data
+    from bench.runner import RunRequest, resume_request
+
+    if resume_run_id:
+        req, source = resume_request(resume_run_id, tracking_uri, save_model=not no_save_model)
+        base, recipes = req.recipe, [req.recipe]
+    else:
+        base, recipes = _plan(backbones, seeds, tracking_uri, description)
+        req, source = (RunRequest(base, tracking_uri, not no_save_model), base.data.source)
+    load_tensorflow(verbose)
+    data = load_data(source, skip_bad=skip_bad, seed=base.run.seed)
+    keras_verbose = {0: 0, 1: 2, 2: 1}.get(verbose, 1)
+    _run_all([replace(req, recipe=r, verbose=keras_verbose) for r in recipes], data, not (quiet or verbose))
+
+
+def _plan(backbones, seeds, tracking_uri, description: dict):
+    """The resolved recipe and one copy per backbone x seed, checked (recipe and names first, then the
+    store) before TensorFlow loads, so a typo costs no start-up time."""
+    from bench.plan import expand, resolve_recipe
+    from bench.tracking import check_store
+
+    base = resolve_recipe(description.pop("recipe"), description.pop("overrides"), **description)
+    recipes = expand(base, backbones, seeds)
+    check_store(tracking_uri)
+    return base, recipes
+
+
+def _run_all(requests, data, show_progress: bool) -> None:
+    """Run each request in turn, with a progress line and a summary line each."""
+    from dataclasses import replace
+
+    from bench.runner import run_one, summary_line
+
+    click.echo(f"data: {data.source} ({data.split_sizes()}), {data.protocol}")
+    summaries = []
+    for i, req in enumerate(requests):
+        recipe = req.recipe
+        backbone, head, seed = recipe.model.backbone, recipe.model.head, recipe.run.seed
+        click.echo(f"== {backbone} + {head}, recipe {recipe.name}, seed {seed}")
+        line = ProgressLine(f"[{i + 1}/{len(requests)}] {backbone}+{head} s{seed}") if show_progress else None
+        try:
+            summary = run_one(replace(req, progress=line), data)
+        finally:
+            if line is not None:
+                line.close()
+        for note in summary.notes:
+            click.echo(f"note: {note}")
+        click.echo(summary_line(summary))
+        summaries.append(summary)
+    if summaries:
+        from bench.tracking import ui_command
+
+        click.echo(f"open the runs with: {ui_command(summaries[0].tracking_uri)}")

@@ -1,0 +1,86 @@
+"""``bench tune``: Optuna search over a recipe's [tune] space, optionally then a final run."""
+
+from __future__ import annotations
+
+import click
+
+from bench.cli.base import ProgressLine, command_line, friendly_errors, load_tensorflow
+from bench.cli.options import DATA_HELP, TRACKING_URI_OPTION, choice_option, run_options
+
+
+@click.command()
+@click.option("--backbone", required=True, help="Backbone name (see bench list).")
+@run_options(data_help=DATA_HELP, data_required=True, set_help="Override a recipe field (tune.* too).")
+@click.option("--trials", required=True, type=click.IntRange(1), help="Total trials of the study (all workers).")
+@click.option(
+    "--timeout",
+    "timeout_minutes",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Stop starting trials after MIN minutes.",
+)
+@click.option("--storage", default=None, help="Optuna storage URL (default: sqlite:///mlruns/optuna.db).")
+@click.option("--study", default=None, help="Study name (default: BACKBONE-HEAD-RECIPE). Same name = same study.")
+@choice_option("--sampler", ["tpe", "random"], "Optuna sampler.")
+@choice_option("--pruner", ["median", "hyperband", "none"], "Stops trials that trail the others.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Sampler seed.")
+@TRACKING_URI_OPTION
+@click.option("--final", is_flag=True, help="Then train the tuned recipe as a normal run and report test metrics.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress line and no line per trial, only the result.")
+@friendly_errors
+def tune(backbone, recipe, overrides, study, tracking_uri, final, quiet, **settings):
+    """Tune class weights, learning rates and regularization with Optuna (validation macro-F1)."""
+    from bench.data import load_data
+    from bench.plan import check_runnable, resolve_recipe
+    from bench.tracking import check_store
+    from bench.tune import TuneRequest, run_study, search_space
+
+    description = {k: settings.pop(k) for k in ("head", "data", "experiment")}
+    base = resolve_recipe(recipe, overrides, backbone=backbone, **description)
+    check_runnable(base)
+    search_space(base, base.model.head)  # a bad [tune] table fails before TensorFlow loads
+    check_store(tracking_uri)
+    load_tensorflow()
+    data = load_data(base.data.source, seed=base.run.seed)
+    name = f"{backbone}-{base.model.head}-{base.name}"
+    line = None if quiet else ProgressLine(f"tuning {backbone}+{base.model.head}")
+    req = TuneRequest(base, study=study or name, tracking_uri=tracking_uri, **settings, progress=line)
+    req = _with_reports(req, line, command_line(click.get_current_context()))
+    try:
+        summary = run_study(req, data)
+    finally:
+        if line is not None:
+            line.close()
+    _print_summary(summary, base)
+    if final:
+        from bench.runner import RunRequest, run_one, summary_line
+
+        click.echo(summary_line(run_one(RunRequest(summary["tuned"], tracking_uri), data)))
+
+
+def _with_reports(req, line, command: str):
+    """The request with a per-trial line on stderr (unless ``--quiet``) and the command that continues it."""
+    from dataclasses import replace
+
+    def on_trial(status):
+        from bench.reports import format_trial
+
+        line.close()
+        click.echo(format_trial(status), err=True)
+
+    return replace(req, on_trial=None if line is None else on_trial, command=command)
+
+
+def _print_summary(summary: dict, base) -> None:
+    """The study's counts, its best trial and values, and the ``bench run`` line for the tuned recipe."""
+    click.echo(
+        f"study {summary['study']}: {summary['n_complete']} complete, {summary['n_pruned']} pruned, "
+        f"{summary['n_failed']} failed"
+    )
+    click.echo(f"best trial {summary['best_trial']}: val macro-F1 {summary['best_value']:.4f}")
+    for name, value in summary["best_params"].items():
+        click.echo(f"  {name} = {value:.6g}" if isinstance(value, float) else f"  {name} = {value}")
+    click.echo(
+        f"tuned recipe: {summary['recipe_path']} (bench run --recipe {summary['recipe_path']} "
+        f"--backbone {base.model.backbone} --head {base.model.head})"
+    )

@@ -1,0 +1,52 @@
+"""A phase's optimizer and learning-rate schedule, and the budget's rescaling of the epoch plan."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+
+from bench.config import PhaseConfig
+
+
+def make_schedule(phase: PhaseConfig, steps_per_epoch: int, epochs: int):
+    """The phase's learning rate: a float, or a warm-up + cosine (with restarts) schedule over ``epochs``."""
+    lr = phase.learning_rate
+    if phase.schedule == "constant":
+        return lr
+    warmup = int(round(phase.warmup_epochs * steps_per_epoch))
+    if phase.schedule == "cosine":
+        decay = max(1, epochs * steps_per_epoch - warmup)
+        if warmup:
+            # Warm up linearly from ~0 to the phase's rate, then decay to min_lr_fraction of it.
+            return keras.optimizers.schedules.CosineDecay(
+                lr * 1e-2, decay, alpha=phase.min_lr_fraction, warmup_target=lr, warmup_steps=warmup
+            )
+        return keras.optimizers.schedules.CosineDecay(lr, decay, alpha=phase.min_lr_fraction)
+    return keras.optimizers.schedules.CosineDecayRestarts(
+        lr, phase.restart_epochs * steps_per_epoch, alpha=phase.min_lr_fraction
+    )
+
+
+def make_optimizer(phase: PhaseConfig, learning_rate):
+    """The phase's optimizer around ``learning_rate`` (a float or a schedule)."""
+    if phase.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate, weight_decay=phase.weight_decay)
+    if phase.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    return keras.optimizers.SGD(learning_rate, momentum=0.9, weight_decay=phase.weight_decay or None)
+
+
+def shrink_plan(plan: list[int], done_in_first: int, epoch_seconds: float, seconds_left: float) -> list[int]:
+    """Scale the planned epochs of every phase so the remaining ones fit ``seconds_left``.
+
+    ``done_in_first`` epochs of phase 0 are already done; every phase keeps at least one epoch.
+    """
+    remaining = sum(plan) - done_in_first
+    affordable = seconds_left / max(epoch_seconds, 1e-9)
+    if remaining <= 0 or affordable >= remaining:
+        return list(plan)
+    scale = affordable / remaining
+    new = [max(1, int(math.floor(n * scale))) for n in plan]
+    new[0] = max(done_in_first, done_in_first + int(math.floor((plan[0] - done_in_first) * scale)))
+    return new

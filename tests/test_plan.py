@@ -1,0 +1,87 @@
+"""One resolved recipe describes a run: command-line options override its fields, names are checked once."""
+
+import dataclasses
+
+import pytest
+
+from bench.config import load_recipe, recipe_hash, to_toml
+from bench.errors import BenchError
+from bench.plan import OPTION_FIELDS, backbone_names, check_runnable, expand, resolve_recipe
+
+
+@pytest.fixture
+def recipe_file(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text('name = "r"\n[model]\nhead = "mlp"\n[data]\nbatch_size = 16\n[[phases]]\nepochs = 1\n')
+    return str(path)
+
+
+def test_options_override_set_which_overrides_the_file(recipe_file):
+    recipe = resolve_recipe(recipe_file, ["model.head=linear", "data.batch_size=8"], head="hybrid", data="synthetic")
+    assert recipe.model.head == "hybrid" and recipe.data.batch_size == 8 and recipe.data.source == "synthetic"
+    assert resolve_recipe(recipe_file, ["model.head=linear"]).model.head == "linear"
+    assert resolve_recipe(recipe_file).model.head == "mlp"  # options not given (None / False) change nothing
+    assert resolve_recipe(recipe_file, deterministic=False).run.deterministic is False
+    assert resolve_recipe(recipe_file, deterministic=True, weights="imagenet", seed=7).run.seed == 7
+    assert resolve_recipe(recipe_file, seed=0).run.seed == 0  # a given 0 is not "not given"
+
+
+def test_the_experiment_defaults_to_the_data_set_name(recipe_file, tmp_path):
+    assert resolve_recipe(recipe_file, data="synthetic:300:1").run.experiment == "synthetic"
+    assert resolve_recipe(recipe_file, data=str(tmp_path / "fer2013.csv.gz")).run.experiment == "fer2013"
+    assert resolve_recipe(recipe_file, data="synthetic", experiment="mine").run.experiment == "mine"
+    assert resolve_recipe(recipe_file).run.experiment == ""  # no data, no name yet
+
+
+def test_every_option_names_a_recipe_field(recipe_file):
+    with pytest.raises(TypeError, match="no recipe field for option 'colour'"):
+        resolve_recipe(recipe_file, colour="red")
+    raw = dataclasses.asdict(load_recipe(recipe_file))
+    for path in OPTION_FIELDS.values():
+        section, key = path.split(".")
+        assert key in raw[section]
+
+
+def test_expand_gives_one_checked_recipe_per_backbone_and_seed(recipe_file):
+    base = resolve_recipe(recipe_file, data="synthetic")
+    runs = expand(base, ["baseline_cnn", "mini_xception", "baseline_cnn"], [1, 2])
+    assert [(r.model.backbone, r.run.seed) for r in runs] == [
+        ("baseline_cnn", 1),
+        ("baseline_cnn", 2),
+        ("mini_xception", 1),
+        ("mini_xception", 2),
+    ]
+    assert [r.model.backbone for r in expand(base, ["all"])] == backbone_names(["all"])
+    own = expand(resolve_recipe(recipe_file, backbone="baseline_cnn", data="synthetic"))
+    assert [(r.model.backbone, r.run.seed) for r in own] == [("baseline_cnn", base.run.seed)]
+
+
+def test_a_run_needs_a_backbone_data_and_registered_names(recipe_file):
+    with pytest.raises(BenchError, match="name at least one --backbone"):
+        expand(resolve_recipe(recipe_file, data="synthetic"))
+    with pytest.raises(BenchError, match="--data is required"):
+        check_runnable(resolve_recipe(recipe_file, backbone="baseline_cnn"))
+    with pytest.raises(BenchError, match="resnet5"):
+        expand(resolve_recipe(recipe_file, data="synthetic"), ["resnet5"])
+    with pytest.raises(BenchError, match="hybird"):
+        check_runnable(resolve_recipe(recipe_file, backbone="baseline_cnn", head="hybird", data="synthetic"))
+
+
+def test_the_run_fields_leave_the_hash_alone_and_round_trip(recipe_file, tmp_path):
+    plain = load_recipe(recipe_file)
+    described = resolve_recipe(recipe_file, backbone="resnet50", data="synthetic", experiment="x")
+    assert recipe_hash(plain) == recipe_hash(described)
+    path = tmp_path / "logged.toml"
+    path.write_text(to_toml(described))
+    assert load_recipe(str(path)) == described
+
+
+def test_a_recipe_logged_before_the_run_fields_resumes_with_the_run_s_record(recipe_file):
+    """Old runs logged the recipe file's head even when --head chose another; the run's params win."""
+    resumed = resolve_recipe(recipe_file, backbone="baseline_cnn", head="linear", data="synthetic", experiment="e")
+    assert (resumed.model.backbone, resumed.model.head, resumed.data.source, resumed.run.experiment) == (
+        "baseline_cnn",
+        "linear",
+        "synthetic",
+        "e",
+    )
