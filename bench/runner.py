@@ -172,7 +172,7 @@ def load_trained(folder: Path, model):
     return TrainResult(model, **json.loads((folder / TRAINED_STATE).read_text()))
 
 
-CURVES = ("loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1")
+CURVES = ("loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1", "learning_rate")
 
 
 def add_earlier_epochs(result, state: dict, logged: dict[str, dict[int, float]]) -> None:

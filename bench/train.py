@@ -166,7 +166,7 @@ def cache_features(model: keras.Model, splits: Splits, recipe: Recipe, fixed_ste
 class TrainResult:
     model: keras.Model
     history: dict[str, list[float]] = field(default_factory=dict)
-    phase_starts: list[int] = field(default_factory=list)
+    phase_starts: list[int] = field(default_factory=list)  # phase_starts[i]: the epoch phase i began at
     planned_epochs: list[int] = field(default_factory=list)
     actual_epochs: list[int] = field(default_factory=list)
     train_seconds: float = 0.0
@@ -263,6 +263,7 @@ class Trainer:
         cbs = [
             cb.NanGuard(),
             self.cached.validation if self.cached is not None else self.validation,
+            cb.LearningRate(),
             self.timer,
             keras.callbacks.EarlyStopping(
                 monitor=monitor,
@@ -330,6 +331,8 @@ class Trainer:
         phase_start = sum(plan[:first_phase])
         if resume_state and epoch >= phase_start + plan[first_phase]:
             first_phase, phase_start = first_phase + 1, phase_start + plan[first_phase]
+        # phase_starts[i] is always phase i's start (the plots name phases by position), resumed or not
+        result.phase_starts = [sum(plan[:i]) for i in range(first_phase)]
         result.actual_epochs = [plan[i] if i < first_phase else 0 for i in range(len(phases))]
         for i in range(first_phase, len(phases)):
             phase = phases[i]

@@ -97,8 +97,11 @@ def test_phases_freeze_and_unfreeze_and_train_the_right_weights(data):
     assert any(
         not np.array_equal(backbone_after[i], model.get_layer("backbone").get_weights()[i]) for i in conv_kernels
     )
-    assert set(result.history) >= {"loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1"}
+    assert set(result.history) >= {"loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1", "learning_rate"}
     assert len(result.history["val_macro_f1"]) == 2
+    # the learning rate at each epoch's end: phase 0's cosine has decayed below its peak, phase 1 is constant
+    head_rate, all_rate = result.history["learning_rate"]
+    assert 0 <= head_rate < 1e-3 and all_rate == pytest.approx(1e-4)
     assert result.images_per_second > 0 and 0 <= result.input_wait_fraction < 1
 
 
@@ -212,3 +215,14 @@ def test_passes_count_the_images_seen_when_the_split_is_smaller_than_a_batch(dat
     result = trainer.run()
     assert trainer.steps_per_epoch == 1 and len(trainer.splits.y_train) < 32
     assert result.train_passes == pytest.approx(2.0)
+
+
+def test_a_resumed_run_keeps_one_phase_start_per_phase(data):
+    """phase_starts[i] is phase i's start also when a resume begins in a later phase: the training curves
+    name phases by position."""
+    keras.utils.set_random_seed(0)
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    recipe = mini_recipe()
+    result = Trainer(model, recipe, prepare_splits(data, recipe)).run({"phase": 1, "plan": [1, 1], "next_epoch": 1})
+    assert result.phase_starts == [0, 1] and result.history["epoch"] == [1]
+    assert result.history["learning_rate"] == [pytest.approx(1e-4)]
