@@ -62,7 +62,7 @@ def predict_probs(model, images: np.ndarray) -> np.ndarray:
     )
 
 
-def _log_evaluation(run: trk.TrackedRun, model, splits, result, spec, folder: Path) -> dict[str, float]:
+def _log_evaluation(run: trk.TrackedRun, model, splits, result, spec, phases, folder: Path) -> dict[str, float]:
     from bench import plots
 
     probs = {"val": predict_probs(model, splits.x_val), "test": predict_probs(model, splits.x_test)}
@@ -83,11 +83,17 @@ def _log_evaluation(run: trk.TrackedRun, model, splits, result, spec, folder: Pa
     main = "test" if len(truth["test"]) else "val"
     y, p = truth[main], probs[main]
     (folder / "classification_report.txt").write_text(f"{main} split\n" + classification_report(y, p))
-    plots.confusion_matrix_plot(
-        confusion(y, p), folder / "confusion_matrix.png", title=f"{spec.backbone} + {spec.head} ({main})"
+    model_name = f"{spec.backbone} + {spec.head}"
+    plots.confusion_matrix_plot(confusion(y, p), folder / "confusion_matrix.png", title=f"{model_name} ({main})")
+    support = np.bincount(y, minlength=len(CLASS_NAMES))
+    plots.recall_bars(metrics, folder / "per_class_recall.png", prefix=f"{main}_", support=support, title=model_name)
+    plots.training_curves(
+        result.history,
+        result.phase_starts,
+        folder / "training_curves.png",
+        phase_names=[phase.name for phase in phases],
+        title=model_name,
     )
-    plots.recall_bars(metrics, folder / "per_class_recall.png", prefix=f"{main}_")
-    plots.training_curves(result.history, result.phase_starts, folder / "training_curves.png")
     plots.reliability_diagram(y, p, folder / "reliability.png")
     return {k.removeprefix("test_"): v for k, v in metrics.items() if k.startswith("test_")}
 
@@ -341,7 +347,7 @@ def _train_and_log(run: trk.TrackedRun, req: RunRequest, model, spec, data: FerD
     run.metrics(_cost_metrics(model))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        test_metrics = _log_evaluation(run, model, splits, result, spec, folder)
+        test_metrics = _log_evaluation(run, model, splits, result, spec, req.recipe.phases, folder)
         if req.save_model:
             model.save(folder / "model.keras")
             run.metrics({"keras_file_mb": (folder / "model.keras").stat().st_size / 2**20})
