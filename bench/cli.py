@@ -363,6 +363,9 @@ def _plan_runs(
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write to FILE instead of stdout.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, help="Save plots to FILE.png.")
 @click.option("--log", "log_run", is_flag=True, help="Log table and plots to a `leaderboard` MLflow run.")
+@click.option(
+    "--html", "html_path", type=click.Path(dir_okay=False), default=None, help="Write a self-contained HTML report."
+)
 @friendly_errors
 def compare(
     experiments,
@@ -380,6 +383,7 @@ def compare(
     out,
     plot_path,
     log_run,
+    html_path,
 ):
     """The leaderboard: which backbone wins, at what cost, with what confidence."""
     from pathlib import Path
@@ -425,6 +429,10 @@ def compare(
     if plot_path:
         files.append(plot(board, Path(plot_path)))
         click.echo(f"wrote {plot_path}")
+    if html_path:
+        from bench.leaderboard_html import write_html
+
+        click.echo(f"wrote {write_html(board, Path(html_path), names)}")
     if log_run:
         import tempfile
 
