@@ -136,8 +136,12 @@ def _cost_panel(ax, board) -> None:
         return
     x, y = cost[ok].to_numpy(float) / 1e6, t.loc[ok, "macro_f1_mean"].to_numpy(float)
     ax.scatter(x, y, s=40, zorder=3)
+    placed: list[tuple[float, float]] = []
     for name, xi, yi in zip(t.loc[ok, "config"], x, y, strict=True):
-        ax.annotate(name, (xi, yi), xytext=(5, 4), textcoords="offset points", fontsize=8)
+        # heads on one backbone share its size: stack the labels of near-coincident points
+        near = sum(abs(np.log(xi / px)) < 0.3 and abs(yi - py) < 0.03 for px, py in placed)
+        placed.append((xi, yi))
+        ax.annotate(name, (xi, yi), xytext=(5, 4 - 10 * near), textcoords="offset points", fontsize=8)
     # Limits from the data with a margin: with one model (or all of one size) autoscaling collapses.
     ax.set_xscale("log")
     ax.set_xlim(x.min() / 3, x.max() * 3)

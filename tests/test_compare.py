@@ -313,3 +313,14 @@ def test_cost_panel_with_one_model_shows_a_labelled_point_on_a_readable_axis(tmp
     fig = leaderboard_figure(board, ("cost",))
     assert [t.get_text() for t in fig.axes[0].texts] == ["no parameter counts logged"]
     plt.close(fig)
+
+
+def test_cost_panel_stacks_the_labels_of_near_coincident_points(store):
+    import matplotlib.pyplot as plt
+
+    from bench.leaderboard_render import leaderboard_figure
+
+    fig = leaderboard_figure(build_leaderboard(["lb"], n_boot=20), ("cost",))
+    labels = {t.get_text(): t.xyann for t in fig.axes[0].texts}  # all runs log 1e6 parameters
+    assert labels == {"resnet50+hybrid": (5, 4), "xception+hybrid": (5, -6), "baseline_cnn+hybrid": (5, 4)}
+    plt.close(fig)
