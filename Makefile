@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test browser lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,17 @@ demo: $(STAMP)
 		--set run.budget_minutes=0 --set run.steps_per_epoch=0 --set phases.0.epochs=4
 	$(BIN)/bench compare --experiment demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# The HTML report's browser test needs Chromium: installed from the Debian packages when it is missing and
+# apt-get is there (as root, or through password-less sudo). Never fatal: without it that one test skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	! command -v apt-get >/dev/null 2>&1 || \
+	{ SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo -n); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	} >/dev/null 2>&1 || echo "chromium could not be installed: the HTML report's browser test will be skipped"
 
 lint: $(STAMP)
 	$(BIN)/ruff check bench tests benchmarks

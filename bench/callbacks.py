@@ -1,4 +1,5 @@
-"""Keras callbacks the trainer uses: validation macro-F1, NaN guard, step timing, budget, checkpoints."""
+"""Keras callbacks the trainer uses: validation macro-F1, learning rate, NaN guard, step timing, budget,
+checkpoints."""
 
 from __future__ import annotations
 
@@ -133,6 +134,26 @@ class Checkpointer(keras.callbacks.Callback):
         (self.folder / "state.json").write_text(json.dumps(state))
 
 
+def current_learning_rate(model) -> float | None:
+    """The rate the optimizer applies at its current step (a schedule evaluated there); None if unreadable."""
+    try:
+        return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    except Exception:  # an optimizer without a readable rate is not worth failing a run
+        return None
+
+
+class LearningRate(keras.callbacks.Callback):
+    """Adds ``learning_rate`` (the rate at the epoch's last step) to each epoch's logs, so the history holds
+    it beside the losses and the training curves can show the schedule, warm-up and plateau cuts included.
+
+    Keras records it only when ReduceLROnPlateau runs; a cosine schedule left no trace."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        rate = current_learning_rate(self.model)
+        if logs is not None and rate is not None:
+            logs["learning_rate"] = rate
+
+
 class EpochLogger(keras.callbacks.Callback):
     """Forwards every epoch's logs (and the learning rate) to ``fn(epoch, logs)``: the hook through which
     tracking code sees training without the trainer knowing about it."""
@@ -143,10 +164,8 @@ class EpochLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
-        try:
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        except Exception:  # an optimizer without a readable rate is not worth failing a run
-            pass
+        if "learning_rate" not in logs and (rate := current_learning_rate(self.model)) is not None:
+            logs["learning_rate"] = rate
         self.fn(epoch, logs)
 
 

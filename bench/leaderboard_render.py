@@ -119,43 +119,98 @@ def render(board, fmt: str, wide: bool = False) -> str:
     return render_terminal(board, wide)
 
 
-def plot(board, path: Path) -> Path:
-    """Macro-F1 with 95% CIs per configuration, macro-F1 vs cost, and a per-class recall heat map."""
-    import matplotlib
+def _cost_panel(ax, board) -> None:
+    """Macro-F1 against parameters. One model still gets a labelled point on a readable axis (a lone point
+    on a log axis used to leave what looked like an empty panel), and runs without a logged parameter count
+    say so instead of leaving the axis blank."""
+    import numpy as np
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    t = board.table
+    cost = t["params_total"] if "params_total" in t.columns else None
+    ok = (cost.notna() & t["macro_f1_mean"].notna()) if cost is not None else None
+    ax.set(title="at what cost")
+    if ok is None or not ok.any():
+        ax.text(0.5, 0.5, "no parameter counts logged", transform=ax.transAxes, ha="center", color="gray")
+        ax.set(xticks=[], yticks=[])
+        return
+    x, y = cost[ok].to_numpy(float) / 1e6, t.loc[ok, "macro_f1_mean"].to_numpy(float)
+    ax.scatter(x, y, s=40, zorder=3)
+    placed: list[tuple[float, float]] = []
+    for name, xi, yi in zip(t.loc[ok, "config"], x, y, strict=True):
+        # heads on one backbone share its size: stack the labels of near-coincident points
+        near = sum(abs(np.log(xi / px)) < 0.3 and abs(yi - py) < 0.03 for px, py in placed)
+        placed.append((xi, yi))
+        ax.annotate(name, (xi, yi), xytext=(5, 4 - 10 * near), textcoords="offset points", fontsize=8)
+    # Limits from the data with a margin: with one model (or all of one size) autoscaling collapses.
+    ax.set_xscale("log")
+    ax.set_xlim(x.min() / 3, x.max() * 3)
+    ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))  # 0.5, 1, 2: a lone point still gets ticks
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # not 5x10^-1
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylim(max(0.0, np.floor((y.min() - 0.05) * 10) / 10), min(1.0, np.ceil((y.max() + 0.05) * 10) / 10))
+    ax.grid(alpha=0.3)
+    ax.set(xlabel="parameters (millions, log)", ylabel="macro-F1")
+
+
+def _ci_panel(ax, board) -> None:
     import numpy as np
 
     t = board.table
-    fig, axes = plt.subplots(1, 3, figsize=(18, max(4, 0.5 * len(t) + 2)))
     y = np.arange(len(t))[::-1]
     mean = t["macro_f1_mean"].to_numpy(float)
     low = np.clip(np.nan_to_num(mean - t["ci_low"].to_numpy(float)), 0, None)
     high = np.clip(np.nan_to_num(t["ci_high"].to_numpy(float) - mean), 0, None)
-    axes[0].errorbar(mean, y, xerr=[low, high], fmt="o", capsize=4)
-    axes[0].set(
+    ax.errorbar(mean, y, xerr=[low, high], fmt="o", capsize=4)
+    ax.set(
         yticks=y,
         yticklabels=t["config"],
+        ylim=(-0.7, len(t) - 0.3),
         xlabel=f"{board.split} macro-F1 (95% bootstrap CI)",
         title="which backbone wins",
     )
-    cost = t.get("params_total")
-    ok = cost.notna() & t["macro_f1_mean"].notna() if cost is not None else None
-    if ok is not None and ok.any():
-        axes[1].scatter(cost[ok] / 1e6, t.loc[ok, "macro_f1_mean"])
-        for _, r in t[ok].iterrows():
-            axes[1].annotate(r["config"], (r["params_total"] / 1e6, r["macro_f1_mean"]), fontsize=8)
-        axes[1].set(xscale="log", xlabel="parameters (millions, log)", ylabel="macro-F1", title="at what cost")
+    ax.grid(axis="x", alpha=0.3)
+
+
+def _recall_panel(ax, board) -> None:
+    import numpy as np
+
+    t = board.table
     recalls = t[[f"recall_{c}_mean" for c in CLASS_NAMES]].to_numpy(float)
-    axes[2].imshow(recalls, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-    axes[2].set(xticks=range(len(CLASS_NAMES)), yticks=range(len(t)), title="per-class recall")
-    axes[2].set_xticklabels(CLASS_NAMES, rotation=45, ha="right")
-    axes[2].set_yticklabels(t["config"])
+    ax.imshow(recalls, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set(xticks=range(len(CLASS_NAMES)), yticks=range(len(t)), title="per-class recall")
+    ax.set_xticklabels(CLASS_NAMES, rotation=45, ha="right")
+    ax.set_yticklabels(t["config"])
     for (i, j), v in np.ndenumerate(recalls):
         if not np.isnan(v):
-            axes[2].text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.5 else "black")
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.5 else "black")
+
+
+PANELS = {"ci": _ci_panel, "cost": _cost_panel, "recall": _recall_panel}
+"""The leaderboard plot's panels by name: the PNG puts them side by side, the HTML report one per image."""
+
+
+def leaderboard_figure(board, panels=tuple(PANELS), width: float = 6.0):
+    """A matplotlib Figure of the named :data:`PANELS` side by side, each ``width`` inches wide (the caller
+    saves and closes it): which configuration wins with its CI, at what cost, and per-class recall."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = board.table
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), max(4, 0.5 * len(t) + 2)), squeeze=False)
+    for ax, name in zip(axes[0], panels, strict=True):
+        PANELS[name](ax, board)
     fig.tight_layout()
+    return fig
+
+
+def plot(board, path: Path) -> Path:
+    """The :func:`leaderboard_figure` as a PNG at ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig = leaderboard_figure(board)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)

@@ -86,11 +86,17 @@ def _log_evaluation(run: trk.TrackedRun, fit, result, folder: Path) -> dict[str,
     main = "test" if len(truth["test"]) else "val"
     y, p = truth[main], probs[main]
     (folder / "classification_report.txt").write_text(f"{main} split\n" + classification_report(y, p))
-    plots.confusion_matrix_plot(
-        confusion(y, p), folder / "confusion_matrix.png", title=f"{spec.backbone} + {spec.head} ({main})"
+    model_name = f"{spec.backbone} + {spec.head}"
+    plots.confusion_matrix_plot(confusion(y, p), folder / "confusion_matrix.png", title=f"{model_name} ({main})")
+    support = np.bincount(y, minlength=len(CLASS_NAMES))
+    plots.recall_bars(metrics, folder / "per_class_recall.png", prefix=f"{main}_", support=support, title=model_name)
+    plots.training_curves(
+        result.history,
+        result.phase_starts,
+        folder / "training_curves.png",
+        phase_names=[phase.name for phase in fit.recipe.phases],
+        title=model_name,
     )
-    plots.recall_bars(metrics, folder / "per_class_recall.png", prefix=f"{main}_")
-    plots.training_curves(result.history, result.phase_starts, folder / "training_curves.png")
     plots.reliability_diagram(y, p, folder / "reliability.png")
     return {k.removeprefix("test_"): v for k, v in metrics.items() if k.startswith("test_")}
 
@@ -177,7 +183,7 @@ def load_trained(folder: Path, model):
     return TrainResult(model, **json.loads((folder / TRAINED_STATE).read_text()))
 
 
-CURVES = ("loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1")
+CURVES = ("loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1", "learning_rate")
 
 
 def _kept_message(run_id: str | None, exc: Exception, folder: Path | None, uri: str) -> str:

@@ -291,3 +291,36 @@ def test_compare_never_creates_a_store_and_fails_fast_on_a_broken_one(tmp_path):
     result = runner.invoke(cli, ["compare", "--experiment", "x", "--tracking-uri", f"sqlite:///{tmp_path}/broken.db"])
     assert result.exit_code == 2 and "cannot open the tracking store" in result.output
     assert time.perf_counter() - tic < 20 and len(result.output.splitlines()) == 1
+
+
+def test_cost_panel_with_one_model_shows_a_labelled_point_on_a_readable_axis(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from bench.leaderboard_render import leaderboard_figure
+
+    log_run("one", "resnet50", predictions_with_accuracy(0.8, 1), tmp=tmp_path)
+    board = build_leaderboard(["one"], n_boot=20)
+    fig = leaderboard_figure(board, ("cost",))
+    ax = fig.axes[0]
+    f1 = board.table.at[0, "macro_f1_mean"]
+    np.testing.assert_allclose(ax.collections[0].get_offsets(), [[1.0, f1]])  # 1e6 parameters, in millions
+    assert ax.get_xlim() == pytest.approx((1 / 3, 3)) and ax.get_ylim()[0] < f1 < ax.get_ylim()[1]
+    assert [t.get_text() for t in ax.texts] == ["resnet50+hybrid"]
+    fig.canvas.draw()
+    assert {t.get_text() for t in ax.get_xticklabels() if t.get_text()} >= {"0.5", "1", "2"}
+    plt.close(fig)
+    board.table["params_total"] = np.nan  # runs logged without a parameter count
+    fig = leaderboard_figure(board, ("cost",))
+    assert [t.get_text() for t in fig.axes[0].texts] == ["no parameter counts logged"]
+    plt.close(fig)
+
+
+def test_cost_panel_stacks_the_labels_of_near_coincident_points(store):
+    import matplotlib.pyplot as plt
+
+    from bench.leaderboard_render import leaderboard_figure
+
+    fig = leaderboard_figure(build_leaderboard(["lb"], n_boot=20), ("cost",))
+    labels = {t.get_text(): t.xyann for t in fig.axes[0].texts}  # all runs log 1e6 parameters
+    assert labels == {"resnet50+hybrid": (5, 4), "xception+hybrid": (5, -6), "baseline_cnn+hybrid": (5, 4)}
+    plt.close(fig)

@@ -93,8 +93,11 @@ def test_phases_freeze_and_unfreeze_and_train_the_right_weights(data):
     result = trainer.run()
     assert result.actual_epochs == [1, 1] and result.phase_starts == [0, 1]
     assert any(not np.array_equal(backbone_after[i], model.backbone.get_weights()[i]) for i in conv_kernels)
-    assert set(result.history) >= {"loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1"}
+    assert set(result.history) >= {"loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1", "learning_rate"}
     assert len(result.history["val_macro_f1"]) == 2
+    # the learning rate at each epoch's end: phase 0's cosine has decayed below its peak, phase 1 is constant
+    head_rate, all_rate = result.history["learning_rate"]
+    assert 0 <= head_rate < 1e-3 and all_rate == pytest.approx(1e-4)
     assert result.images_per_second > 0 and 0 <= result.input_wait_fraction < 1
 
 
@@ -230,3 +233,14 @@ def test_fit_builds_the_model_the_recipe_names_and_trains_it(data):
     assert len(fit.splits.y_train) == 96 and fit.precision in ("float32", "mixed_float16")
     result = fit.train()
     assert result.actual_epochs == [1, 1] and result.model is fit.model
+
+
+def test_a_resumed_run_keeps_one_phase_start_per_phase(data):
+    """phase_starts[i] is phase i's start also when a resume begins in a later phase: the training curves
+    name phases by position."""
+    keras.utils.set_random_seed(0)
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    recipe = mini_recipe()
+    result = Trainer(model, recipe, prepare_splits(data, recipe)).run({"phase": 1, "plan": [1, 1], "next_epoch": 1})
+    assert result.phase_starts == [0, 1] and result.history["epoch"] == [1]
+    assert result.history["learning_rate"] == [pytest.approx(1e-4)]

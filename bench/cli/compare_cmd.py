@@ -32,6 +32,9 @@ from bench.cli.options import TRACKING_URI_OPTION, choice_option, format_option
 @click.option("--wide", is_flag=True, help="Per-class recalls in the main table.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write to FILE instead of stdout.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, help="Save plots to FILE.png.")
+@click.option(
+    "--html", "html_path", type=click.Path(dir_okay=False), default=None, help="Write a self-contained HTML report."
+)
 @click.option("--log", "log_run", is_flag=True, help="Log table and plots to a `leaderboard` MLflow run.")
 @friendly_errors
 def compare(experiments, data_name, tracking_uri, metric, sort, filters, include_all, reference, **output):
@@ -69,8 +72,9 @@ def _experiments(experiments, data_name, tracking_uri) -> list[str]:
     return names
 
 
-def _write(board, names, tracking_uri, *, fmt, wide, out, plot_path, log_run) -> None:
-    """The table to stdout or ``--out``, the plot to ``--plot``, and with ``--log`` both to MLflow."""
+def _write(board, names, tracking_uri, *, fmt, wide, out, plot_path, html_path, log_run) -> None:
+    """The table to stdout or ``--out``, the plot to ``--plot``, the HTML report to ``--html``, and with
+    ``--log`` table and plot to MLflow."""
     from bench.leaderboard_render import plot, render
 
     text = render(board, fmt, wide)
@@ -83,6 +87,10 @@ def _write(board, names, tracking_uri, *, fmt, wide, out, plot_path, log_run) ->
     if plot_path:
         files.append(plot(board, Path(plot_path)))
         click.echo(f"wrote {plot_path}")
+    if html_path:
+        from bench.leaderboard_html import write_html
+
+        click.echo(f"wrote {write_html(board, Path(html_path), names)}")
     if log_run:
         import tempfile
 

@@ -28,7 +28,7 @@ from bench.train.splits import Splits
 class TrainResult:
     model: keras.Model
     history: dict[str, list[float]] = field(default_factory=dict)
-    phase_starts: list[int] = field(default_factory=list)
+    phase_starts: list[int] = field(default_factory=list)  # phase_starts[i]: the epoch phase i began at
     planned_epochs: list[int] = field(default_factory=list)
     actual_epochs: list[int] = field(default_factory=list)
     train_seconds: float = 0.0
@@ -143,6 +143,7 @@ class Trainer:
         cbs = [
             cb.NanGuard(),
             self.cached.validation if self.cached is not None else self.validation,
+            cb.LearningRate(),
             self.timer,
             keras.callbacks.EarlyStopping(
                 monitor=monitor,
@@ -207,6 +208,8 @@ class Trainer:
         result = TrainResult(self.model, planned_epochs=[p.epochs for p in phases])
         epoch, first_phase, phase_start = resume_position(resume_state, plan)
         self.first_epoch = epoch
+        # phase_starts[i] is always phase i's start (the plots name phases by position), resumed or not
+        result.phase_starts = [sum(plan[:i]) for i in range(first_phase)]
         result.actual_epochs = [plan[i] if i < first_phase else 0 for i in range(len(phases))]
         for i in range(first_phase, len(phases)):
             phase = phases[i]
