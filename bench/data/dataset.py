@@ -33,6 +33,9 @@ class FerData:
         protocol: how the splits were formed, in words, so a run can log it.
         n_converted: images converted to grayscale or resized while loading (folder layout).
         dropped: reason -> count of items dropped with ``skip_bad``.
+        label_set: where the labels come from: ``fer2013`` (the file's own) or ``ferplus`` (crowd votes).
+        targets: float32 (N, len(class_names)) soft training targets, each row summing to 1, or None
+            when ``labels`` are the targets (see ``bench.data.ferplus``).
     """
 
     images: np.ndarray
@@ -43,6 +46,8 @@ class FerData:
     class_names: tuple[str, ...] = CLASS_NAMES
     n_converted: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
+    label_set: str = "fer2013"
+    targets: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -50,6 +55,11 @@ class FerData:
             raise BenchError(f"images must be uint8 (N, 48, 48); received {self.images.dtype} {self.images.shape}")
         if len(self.labels) != n or len(self.splits) != n:
             raise BenchError("images, labels and splits must have the same length")
+        if self.targets is not None and self.targets.shape != (n, len(self.class_names)):
+            raise BenchError(
+                f"targets must be (N, {len(self.class_names)}) = ({n}, {len(self.class_names)}); received "
+                f"{self.targets.shape}"
+            )
 
     def __len__(self) -> int:
         return len(self.images)
@@ -65,11 +75,16 @@ class FerData:
         return {s: int(np.sum(self.splits == s)) for s in SPLITS}
 
     def fingerprint(self) -> str:
-        """sha256 over images, labels and splits: two runs with equal fingerprints saw the same data."""
+        """sha256 over images, labels and splits (and the class names and soft targets where they are not
+        FER2013's defaults): two runs with equal fingerprints saw the same data."""
         h = hashlib.sha256()
         h.update(np.ascontiguousarray(self.images).tobytes())
         h.update(self.labels.astype("<i8").tobytes())
         h.update("\n".join(self.splits.tolist()).encode())
+        if self.class_names != CLASS_NAMES:
+            h.update(("\n" + ",".join(self.class_names)).encode())
+        if self.targets is not None:
+            h.update(self.targets.astype("<f4").tobytes())
         return h.hexdigest()
 
     @property
@@ -103,7 +118,16 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.nda
     return mask
 
 
-def load_data(spec: str | Path, *, skip_bad: bool = False, seed: int = 0, cache: bool = True) -> FerData:
+def load_data(
+    spec: str | Path,
+    *,
+    skip_bad: bool = False,
+    seed: int = 0,
+    cache: bool = True,
+    labels: str = "fer2013",
+    votes: str | Path | None = None,
+    targets: str = "majority",
+) -> FerData:
     """Load a data set from a CSV file, an image-folder root, or ``synthetic[:N[:SEED]]``.
 
     Args:
@@ -112,7 +136,29 @@ def load_data(spec: str | Path, *, skip_bad: bool = False, seed: int = 0, cache:
         skip_bad: drop malformed rows / unreadable images instead of failing.
         seed: seed of the stratified validation hold-out where the layout has no validation split.
         cache: reuse parsed arrays cached under the user cache dir (CSV and synthetic).
+        labels: ``fer2013`` (the file's labels) or ``ferplus`` (FER+ crowd votes, 8 classes; see
+            ``bench.data.ferplus``).
+        votes: the FER+ votes file for ``labels="ferplus"``; default: the one beside the CSV.
+        targets: ``majority`` or ``crossentropy`` (soft training targets; ``labels="ferplus"`` only).
     """
+    data = _load(spec, skip_bad=skip_bad, seed=seed, cache=cache)
+    if labels == "fer2013" and votes is None and targets == "majority":
+        return data
+    from bench.data.ferplus import LABEL_SETS, VOTES_HINT, find_votes, relabel
+
+    if labels not in LABEL_SETS:
+        raise BenchError(f"labels must be one of {', '.join(LABEL_SETS)}; received labels='{labels}'")
+    if labels == "fer2013":
+        raise BenchError(
+            f"votes and targets='{targets}' need labels='ferplus'; FER2013 has one label per image and no votes"
+        )
+    votes = votes if votes is not None else find_votes(spec)
+    if votes is None:
+        raise BenchError(f"labels='ferplus' needs FER+ votes and none were found beside '{spec}'; {VOTES_HINT}")
+    return relabel(data, votes, targets=targets)
+
+
+def _load(spec: str | Path, *, skip_bad: bool, seed: int, cache: bool) -> FerData:
     text = str(spec)
     if text == "synthetic" or text.startswith("synthetic:"):
         from bench.data.synthetic import load_synthetic_spec
