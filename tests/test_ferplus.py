@@ -1,11 +1,15 @@
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from bench import CLASS_NAMES
+from bench.cli import cli
 from bench.data import load_data
+from bench.data.checks import data_report
 from bench.data.dataset import FerData
 from bench.data.ferplus import (
     FERPLUS_CLASS_NAMES,
@@ -290,6 +294,29 @@ def test_ferplus_report_counts_drops_and_agreement(fer_and_votes):
     assert report["agreement_with_fer2013"]["all"] == pytest.approx(4 / 6)
     assert report["fer2013_by_ferplus"][4][6] == 1  # FER2013 sad, FER+ neutral
     assert list(drop_reasons(read_votes(votes))[4:7]) == ["no clear majority", "unknown or not a face", "no FER+ votes"]
+    assert "ferplus" not in data_report(data) and data_report(data, votes)["ferplus"]["kept"]["all"] == 6
+
+
+def test_cli_data_check_reports_ferplus_when_given_or_found(tmp_path, fer_and_votes):
+    csv, votes = fer_and_votes
+    result = CliRunner().invoke(cli, ["data", "check", "--data", str(csv), "--votes", str(votes)])
+    assert result.exit_code == 0, result.output
+    assert "FER+ labels (majority vote over 8 classes)" in result.output and "contempt" in result.output
+    assert "rows without FER+ votes: 2 (train 1, val 0, test 1)" in result.output
+    assert "FER+ majority = FER2013 label: train 50.0%" in result.output
+    assert "FER+" not in CliRunner().invoke(cli, ["data", "check", "--data", str(csv)]).output
+    votes.rename(tmp_path / "fer2013plus_votes.csv")
+    report = json.loads(CliRunner().invoke(cli, ["data", "check", "--data", str(csv), "--format", "json"]).output)
+    assert report["ferplus"]["kept"]["all"] == 6
+
+
+def test_cli_data_check_misaligned_votes_fail_when_asked_for_and_are_noted_when_found(tmp_path, fer_and_votes):
+    csv, _ = fer_and_votes
+    short = write_votes(tmp_path / "fer2013plus_votes.csv", [HAPPY_9])
+    result = CliRunner().invoke(cli, ["data", "check", "--data", str(csv), "--votes", str(short)])
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and "has 1 vote rows" in result.output
+    result = CliRunner().invoke(cli, ["data", "check", "--data", str(csv)])
+    assert result.exit_code == 0 and "FER+: not checked (" in result.output and "has 1 vote rows" in result.output
 
 
 @pytest.mark.skipif(not (REAL_FER.exists() and REAL_VOTES.exists()), reason="the real FER2013 / FER+ files are absent")
