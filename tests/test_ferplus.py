@@ -124,6 +124,9 @@ def _bench_order(ferplus_order: dict[str, float]) -> list[float]:
         ([3, 3, 2, 2, 0, 0, 0, 0, 0, 0], None),  # the tie at 2 makes 4 emotions
         ([6, 0, 0, 0, 0, 0, 0, 0, 4, 0], {"neutral": 1.0}),  # unknown ends the target, 6 > half
         ([4, 0, 0, 0, 0, 0, 0, 0, 4, 2], None),  # unknown ends it at 4 of 10: not above half
+        ([6, 0, 0, 2, 0, 0, 0, 0, 3, 0], {"neutral": 1.0}),  # unknown at 3 keeps sadness at 2 out
+        ([4, 0, 0, 2, 0, 0, 0, 0, 3, 0], None),  # ... and so leaves 4 of 9
+        ([6, 0, 0, 2, 0, 0, 0, 0, 2, 0], {"neutral": 0.75, "sadness": 0.25}),  # tied with unknown: taken first
         ([5, 0, 0, 0, 0, 0, 0, 0, 0, 5], None),  # NF ties the top: 5 of 10 is not above half
         ([0, 0, 0, 0, 0, 0, 0, 2, 6, 2], None),  # unknown is the top
         ([0, 0, 0, 0, 0, 3, 0, 7, 0, 0], {"contempt": 0.7, "disgust": 0.3}),

@@ -12,9 +12,10 @@ count of 1 becomes 0) and both drop an image whose winner is ``unknown`` or ``NF
 - ``majority``: the top count must exceed half of the remaining votes (unknown and NF included in the
   total); otherwise the image is dropped. A strict majority cannot tie.
 - ``crossentropy``: take whole vote levels from the top (ties taken together) while fewer than 75 % of
-  the remaining votes and fewer than 3 emotions are taken; stop at ``unknown``/``NF`` (dropping the
-  image if one of them is the top). Drop the image if the taken votes are at most half of the
-  remaining votes or more than 3 emotions tie in. The target is the taken votes, normalised. The
+  the remaining votes and fewer than 3 emotions are taken; stop at the level of ``unknown``/``NF``
+  (emotions tied with them are still taken). Drop the image if the taken votes are at most half of the
+  remaining votes (so when unknown/NF is the top) or more than 3 emotions tie in. The target is the
+  taken votes, normalised; a training row's label is its argmax, ties going to FER+'s column order. The
   paper's ``probability`` mode draws a one-hot label from this same target at each step (a training
   choice, not a data one).
 
@@ -169,16 +170,11 @@ def _crossentropy_row(raw: np.ndarray) -> np.ndarray | None:
     for level in sorted(set(votes[votes > 0].tolist()), reverse=True):
         if taken.sum() >= 0.75 * total or n_taken >= 3:
             break
-        hit_unknown = False
-        for j in np.flatnonzero(votes == level):
-            if j >= 8:  # unknown or NF: it ends the target; when it is the top, the image goes
-                if not taken.any():
-                    return None
-                hit_unknown = True
-                break
-            taken[j] = level
-            n_taken += 1
-        if hit_unknown:
+        tied = np.flatnonzero(votes == level)
+        emotions = tied[tied < 8]  # unknown and NF sort last, so ties with them keep the emotions first
+        taken[emotions] = level
+        n_taken += len(emotions)
+        if len(emotions) < len(tied):  # unknown or NF ends the target (as the top: nothing taken, dropped)
             break
     if taken.sum() <= 0.5 * total or n_taken > 3:
         return None
