@@ -41,7 +41,39 @@ def render_data_report(r: dict) -> str:
         lines.append(f"converted to 48x48 grayscale while loading: {r['n_converted']}")
     if r["dropped"]:
         lines.append("dropped (--skip-bad): " + ", ".join(f"{k}: {v}" for k, v in r["dropped"].items()))
+    if "ferplus" in r:
+        lines += ["", render_ferplus_report(r["ferplus"])]
     return "\n".join(lines)
+
+
+def render_ferplus_report(f: dict) -> str:
+    """The FER+ section of ``bench data check``: majority-vote counts, what was dropped, agreement."""
+    if "skipped" in f:
+        return f"FER+: not checked ({f['skipped']})"
+    splits = ("train", "val", "test")
+    counts = f["class_counts"]
+    rows = [[c, *(counts[s][i] for s in splits)] for i, c in enumerate(f["class_names"])]
+    rows = [[*r, sum(r[1:])] for r in rows]
+    rows.append(["kept", *(f["kept"][s] for s in (*splits, "all"))])
+    for reason in f["dropped"]["all"]:
+        rows.append([f"dropped: {reason}", *(f["dropped"][s][reason] for s in (*splits, "all"))])
+    agree = f["agreement_with_fer2013"]
+    agree_nc = f["agreement_without_contempt"]
+    return "\n".join(
+        [
+            f"FER+ labels (majority vote over 8 classes) from {f['votes_source']}",
+            "",
+            _table(["class", "train", "val", "test", "all"], rows),
+            "",
+            f"rows without FER+ votes: {f['rows_without_votes']['all']} "
+            f"(train {f['rows_without_votes']['train']}, val {f['rows_without_votes']['val']}, "
+            f"test {f['rows_without_votes']['test']})",
+            "FER+ majority = FER2013 label: "
+            + ", ".join(f"{s} {agree[s]:.1%}" for s in (*splits, "all"))
+            + f" (without contempt: all {agree_nc['all']:.1%})",
+            f"training rows kept by the crossentropy (soft-target) rule: {f['crossentropy_train_kept']}",
+        ]
+    )
 
 
 def model_catalog() -> dict:

@@ -24,15 +24,24 @@ def data():
     help="FER2013 CSV (.csv/.csv.gz), image-folder root, or synthetic[:N[:SEED]].",
 )
 @click.option("--skip-bad", is_flag=True, help="Drop malformed rows / unreadable images instead of failing.")
+@click.option(
+    "--votes",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="FER+ votes aligned to the CSV's rows (default: fer2013plus_votes.csv beside it or in ../ferplus/).",
+)
 @format_option("table", "json")
 @friendly_errors
-def data_check(data_spec, skip_bad, fmt):
-    """Class counts per split, imbalance, class weights, duplicates and blank images."""
+def data_check(data_spec, skip_bad, votes, fmt):
+    """Class counts per split, imbalance, class weights, duplicates, blank images and, given FER+ votes,
+    FER+ majority-vote counts, dropped rows and agreement with the FER2013 labels."""
     from bench.data import load_data
     from bench.data.checks import data_report
+    from bench.data.ferplus import find_votes
     from bench.reports import render_data_report
 
-    report = data_report(load_data(data_spec, skip_bad=skip_bad))
+    found = votes or find_votes(data_spec)
+    report = data_report(load_data(data_spec, skip_bad=skip_bad), found, votes_required=votes is not None)
     click.echo(json.dumps(report, indent=2) if fmt == "json" else render_data_report(report))
 
 

@@ -35,8 +35,16 @@ def cross_split_train_duplicates(data: FerData) -> np.ndarray:
     )
 
 
-def data_report(data: FerData) -> dict:
-    """Everything ``bench data check`` shows, as plain data."""
+def data_report(data: FerData, votes=None, *, votes_required: bool = True) -> dict:
+    """Everything ``bench data check`` shows, as plain data.
+
+    Args:
+        data: the data set.
+        votes: FER+ votes aligned to ``data`` (a path or ``bench.data.ferplus.Votes``); adds a
+            ``ferplus`` section.
+        votes_required: when False (votes found beside the data, not asked for), votes that do not
+            line up leave a ``ferplus.skipped`` reason instead of failing the whole check.
+    """
     counts = {s: np.bincount(data.labels[data.splits == s], minlength=len(data.class_names)).tolist() for s in SPLITS}
     train_counts = np.array(counts["train"])
     nonzero = train_counts[train_counts > 0]
@@ -64,4 +72,16 @@ def data_report(data: FerData) -> dict:
         "all_black_images": int((constant.max(axis=1) == 0).sum()),
         "n_converted": data.n_converted,
         "dropped": dict(data.dropped),
-    }
+    } | ({"ferplus": _ferplus_section(data, votes, votes_required)} if votes is not None else {})
+
+
+def _ferplus_section(data: FerData, votes, required: bool) -> dict:
+    from bench.data.ferplus import ferplus_report
+    from bench.errors import BenchError
+
+    try:
+        return ferplus_report(data, votes)
+    except BenchError as exc:
+        if required:
+            raise
+        return {"skipped": str(exc)}

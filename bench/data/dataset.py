@@ -34,6 +34,9 @@ class FerData:
         protocol: how the splits were formed, in words, so a run can log it.
         n_converted: images converted to grayscale or resized while loading (folder layout).
         dropped: reason -> count of items dropped with ``skip_bad``.
+        label_set: where the labels come from: ``fer2013`` (the file's own) or ``ferplus`` (crowd votes).
+        targets: float32 (N, len(class_names)) soft training targets, each row summing to 1, or None
+            when ``labels`` are the targets (see ``bench.data.ferplus``).
     """
 
     images: np.ndarray
@@ -44,6 +47,8 @@ class FerData:
     class_names: tuple[str, ...] = CLASS_NAMES
     n_converted: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
+    label_set: str = "fer2013"
+    targets: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -51,6 +56,11 @@ class FerData:
             raise BenchError(f"images must be uint8 (N, 48, 48); received {self.images.dtype} {self.images.shape}")
         if len(self.labels) != n or len(self.splits) != n:
             raise BenchError("images, labels and splits must have the same length")
+        if self.targets is not None and self.targets.shape != (n, len(self.class_names)):
+            raise BenchError(
+                f"targets must be (N, {len(self.class_names)}) = ({n}, {len(self.class_names)}); received "
+                f"{self.targets.shape}"
+            )
 
     def __len__(self) -> int:
         return len(self.images)
@@ -66,11 +76,16 @@ class FerData:
         return {s: int(np.sum(self.splits == s)) for s in SPLITS}
 
     def fingerprint(self) -> str:
-        """sha256 over images, labels and splits: two runs with equal fingerprints saw the same data."""
+        """sha256 over images, labels and splits (and the class names and soft targets where they are not
+        FER2013's defaults): two runs with equal fingerprints saw the same data."""
         h = hashlib.sha256()
         h.update(np.ascontiguousarray(self.images).tobytes())
         h.update(self.labels.astype("<i8").tobytes())
         h.update("\n".join(self.splits.tolist()).encode())
+        if self.class_names != CLASS_NAMES:
+            h.update(("\n" + ",".join(self.class_names)).encode())
+        if self.targets is not None:
+            h.update(self.targets.astype("<f4").tobytes())
         return h.hexdigest()
 
     @property

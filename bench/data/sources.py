@@ -11,7 +11,16 @@ from bench.data.synthetic import load_synthetic_spec
 from bench.errors import BenchError
 
 
-def load_data(spec: str | Path, *, skip_bad: bool = False, seed: int = 0, cache: bool = True) -> FerData:
+def load_data(
+    spec: str | Path,
+    *,
+    skip_bad: bool = False,
+    seed: int = 0,
+    cache: bool = True,
+    labels: str = "fer2013",
+    votes: str | Path | None = None,
+    targets: str = "majority",
+) -> FerData:
     """Load a data set from a CSV file, an image-folder root, or ``synthetic[:N[:SEED]]``.
 
     Args:
@@ -20,7 +29,29 @@ def load_data(spec: str | Path, *, skip_bad: bool = False, seed: int = 0, cache:
         skip_bad: drop malformed rows / unreadable images instead of failing.
         seed: seed of the stratified validation hold-out where the layout has no validation split.
         cache: reuse parsed arrays cached under the user cache dir (CSV and synthetic).
+        labels: ``fer2013`` (the file's labels) or ``ferplus`` (FER+ crowd votes, 8 classes; see
+            ``bench.data.ferplus``).
+        votes: the FER+ votes file for ``labels="ferplus"``; default: the one beside the CSV.
+        targets: ``majority`` or ``crossentropy`` (soft training targets; ``labels="ferplus"`` only).
     """
+    data = _load(spec, skip_bad=skip_bad, seed=seed, cache=cache)
+    if labels == "fer2013" and votes is None and targets == "majority":
+        return data
+    from bench.data.ferplus import LABEL_SETS, VOTES_HINT, find_votes, relabel
+
+    if labels not in LABEL_SETS:
+        raise BenchError(f"labels must be one of {', '.join(LABEL_SETS)}; received labels='{labels}'")
+    if labels == "fer2013":
+        raise BenchError(
+            f"votes and targets='{targets}' need labels='ferplus'; FER2013 has one label per image and no votes"
+        )
+    votes = votes if votes is not None else find_votes(spec)
+    if votes is None:
+        raise BenchError(f"labels='ferplus' needs FER+ votes and none were found beside '{spec}'; {VOTES_HINT}")
+    return relabel(data, votes, targets=targets)
+
+
+def _load(spec: str | Path, *, skip_bad: bool, seed: int, cache: bool) -> FerData:
     text = str(spec)
     if text == "synthetic" or text.startswith("synthetic:"):
         return load_synthetic_spec(text, cache=cache)
