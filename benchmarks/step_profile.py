@@ -38,60 +38,29 @@ DEFAULT_MODELS = (
 )
 
 # Op type -> category; first matching rule wins (checked in order, on the op type's lower-cased name).
-CATEGORIES = (
-    ("depthwise conv", ("depthwiseconv",)),
-    ("convolution", ("conv2d", "conv3d", "_fusedconv2d", "mklconv")),
-    ("batchnorm", ("batchnorm", "fusedbatchnorm")),
-    ("matmul / einsum", ("matmul", "einsum", "batchmatmul")),
-    ("softmax / log-softmax", ("softmax",)),
-    ("optimizer update", ("resourceapply", "assignsubvariable", "assignaddvariable", "assignvariable")),
-    ("reduction", ("sum", "mean", "max", "min", "prod", "argmax")),
-    ("pooling", ("pool",)),
-    ("activation", ("relu", "sigmoid", "tanh", "elu", "gelu", "swish", "selu")),
-    (
-        "layout / copy",
+CATEGORIES = tuple(
+    (category, tuple(needles.split()))
+    for category, needles in (
+        ("depthwise conv", "depthwiseconv"),
+        ("convolution", "conv2d conv3d _fusedconv2d mklconv"),
+        ("batchnorm", "batchnorm fusedbatchnorm"),
+        ("matmul / einsum", "matmul einsum batchmatmul"),
+        ("softmax / log-softmax", "softmax"),
+        ("optimizer update", "resourceapply assignsubvariable assignaddvariable assignvariable"),
+        ("reduction", "sum mean max min prod argmax"),
+        ("pooling", "pool"),
+        ("activation", "relu sigmoid tanh elu gelu swish selu"),
         (
-            "transpose",
-            "reshape",
-            "concat",
-            "slice",
-            "pack",
-            "unpack",
-            "pad",
-            "tile",
-            "cast",
-            "identity",
-            "squeeze",
-            "expanddims",
-            "gather",
-            "broadcast",
-            "split",
+            "layout / copy",
+            "transpose reshape concat slice pack unpack pad tile cast identity squeeze expanddims "
+            "gather broadcast split",
         ),
-    ),
-    (
-        "element-wise",
         (
-            "add",
-            "sub",
-            "mul",
-            "div",
-            "sqrt",
-            "rsqrt",
-            "square",
-            "pow",
-            "exp",
-            "log",
-            "neg",
-            "maximum",
-            "minimum",
-            "select",
-            "equal",
-            "greater",
-            "less",
-            "reciprocal",
-            "biasadd",
+            "element-wise",
+            "add sub mul div sqrt rsqrt square pow exp log neg maximum minimum select equal greater "
+            "less reciprocal biasadd",
         ),
-    ),
+    )
 )
 
 
