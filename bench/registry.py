@@ -86,6 +86,10 @@ class Registry:
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         return BenchError(f"unknown {self.kind} '{name}'.{hint} Known: {', '.join(known)}")
 
+    def builtin_module_names(self) -> tuple[str, ...]:
+        """The modules whose import registers the built-in factories (not imported here)."""
+        return self._builtin_modules
+
     def known_names(self) -> list[str]:
         """Sorted names, without importing any factory (so without TensorFlow): a built-in is named
         after its module (one name everywhere), a plugin after its entry point."""

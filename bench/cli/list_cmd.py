@@ -12,10 +12,16 @@ from bench.cli.options import format_option
 
 @click.command("list")
 @format_option("table", "json")
+@click.option("--refresh", is_flag=True, help="Rebuild the cached catalog (done by itself when a model changes).")
 @friendly_errors
-def list_cmd(fmt):
-    """Registered backbones and heads."""
-    from bench.reports import model_catalog, render_catalog
+def list_cmd(fmt, refresh):
+    """Registered backbones and heads.
 
-    catalog = model_catalog()
+    The parameter counts need every backbone built once (TensorFlow loads); the catalog is then cached
+    and later listings take milliseconds.
+    """
+    from bench.catalog import cached_model_catalog
+    from bench.reports import render_catalog
+
+    catalog = cached_model_catalog(refresh=refresh)
     click.echo(json.dumps(catalog, indent=2) if fmt == "json" else render_catalog(catalog))

@@ -1,0 +1,228 @@
+"""Where one training step's time goes: TensorFlow's profiler, summed by op category, per backbone + head.
+
+For each backbone + head pair: build the model as bench does (float32, the cpu recipe's image size and
+head options), compile it with the cpu recipe's optimizer (AdamW), run a few warm-up steps through
+``model.fit`` (the path bench trains on), then trace a few more steps with
+``tf.profiler.experimental`` and read the trace file (XSpace protocol buffer, the profiler's own output
+format) back. Op time is summed by category (convolutions, BatchNorm, matmuls, softmax, reductions,
+element-wise, the optimizer's update, ...) and shown as a share of the summed op time, next to the
+step's wall time: on a 2-core CPU the op times of the two inter-op threads overlap, so the shares are
+the figure to read, and "host gap" (the share of the timed ``fit`` call's wall time during which no op
+ran) is the dispatch, input and Python overhead between ops.
+
+    python benchmarks/step_profile.py [--model baseline_cnn+hybrid ...] [--batch 64] [--steps 6]
+        [--top 8] [--json FILE]
+
+Measure on an idle machine (or read shares only): other jobs stretch every op alike, but not the gaps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+
+DEFAULT_MODELS = (
+    "baseline_cnn+linear",
+    "baseline_cnn+mlp",
+    "baseline_cnn+hybrid",
+    "mini_xception+conv_gap",
+    "mobilenet_v3_small+hybrid",
+    "resnet50+hybrid",
+)
+
+# Op type -> category; first matching rule wins (checked in order, on the op type's lower-cased name).
+CATEGORIES = tuple(
+    (category, tuple(needles.split()))
+    for category, needles in (
+        ("depthwise conv", "depthwiseconv"),
+        ("convolution", "conv2d conv3d _fusedconv2d mklconv"),
+        ("batchnorm", "batchnorm fusedbatchnorm"),
+        ("matmul / einsum", "matmul einsum batchmatmul"),
+        ("softmax / log-softmax", "softmax"),
+        ("optimizer update", "resourceapply assignsubvariable assignaddvariable assignvariable"),
+        ("reduction", "sum mean max min prod argmax"),
+        ("pooling", "pool"),
+        ("activation", "relu sigmoid tanh elu gelu swish selu"),
+        (
+            "layout / copy",
+            "transpose reshape concat slice pack unpack pad tile cast identity squeeze expanddims "
+            "gather broadcast split",
+        ),
+        (
+            "element-wise",
+            "add sub mul div sqrt rsqrt square pow exp log neg maximum minimum select equal greater "
+            "less reciprocal biasadd",
+        ),
+    )
+)
+
+
+def categorize(op_type: str) -> str:
+    """The category of a TensorFlow op type (e.g. ``_FusedConv2D`` -> convolution)."""
+    name = op_type.lower()
+    for category, needles in CATEGORIES:
+        if any(n in name for n in needles):
+            return category
+    return "other"
+
+
+OP_EVENT = re.compile(r"^[^:\s]+:(?P<type>[A-Za-z_][A-Za-z0-9_]*)$")  # "scope/name:Type", one executed op
+CONTAINERS = ("StatefulPartitionedCall", "PartitionedCall")  # a function call spans the ops inside it
+
+
+def read_op_events(logdir: str) -> tuple[dict[str, float], dict[str, float], float]:
+    """(seconds per op type, seconds per op scope, seconds covered by at least one op) from a trace.
+
+    Reads the ``*.xplane.pb`` file that ``tf.profiler.experimental.stop()`` writes: on the host plane
+    each ``tf_Compute`` line is an inter-op thread and each of its events named "scope/name:Type" one
+    executed op (its intra-op work on the Eigen threads included). Executor and thread-pool bookkeeping
+    events and function calls, which span other ops, are skipped."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2  # the trace's schema, shipped with TensorFlow
+
+    files = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)
+    if not files:
+        raise SystemExit(f"error: the profiler wrote no trace under {logdir}")
+    space = xplane_pb2.XSpace()
+    with open(files[0], "rb") as f:
+        space.ParseFromString(f.read())
+    per_type: dict[str, float] = collections.defaultdict(float)
+    per_scope: dict[str, float] = collections.defaultdict(float)
+    intervals = []
+    for plane in space.planes:
+        if not plane.name.startswith("/host:CPU"):
+            continue
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                match = OP_EVENT.match(name)
+                if not match or match["type"] in CONTAINERS or match["type"].startswith("__inference"):
+                    continue
+                seconds = event.duration_ps * 1e-12
+                per_type[match["type"]] += seconds
+                per_scope[name.rsplit(":", 1)[0]] += seconds
+                start = line.timestamp_ns * 1e-9 + event.offset_ps * 1e-12
+                intervals.append((start, start + seconds))
+    covered, end = 0.0, float("-inf")
+    for a, b in sorted(intervals):
+        if b > end:
+            covered += b - max(a, end)
+            end = b
+    return dict(per_type), dict(per_scope), covered
+
+
+def layer_kinds(model) -> dict[str, str]:
+    """Layer name -> layer class name, for the model and the models nested in it (backbone, head)."""
+    kinds, stack = {}, [model]
+    while stack:
+        layer = stack.pop()
+        kinds[layer.name] = type(layer).__name__
+        stack.extend(getattr(layer, "layers", []))
+    return kinds
+
+
+def attribute(scope: str, kinds: dict[str, str]) -> str:
+    """The class of the innermost layer named in an op's scope ("optimizer" for the update, "other")."""
+    parts = scope.split("/")
+    for part in reversed(parts):
+        for candidate in (part, re.sub(r"_\d+$", "", part)):
+            if candidate in kinds and kinds[candidate] not in ("Functional", "Sequential"):
+                return kinds[candidate]
+    if any(p.startswith(("adam", "sgd", "optimizer")) for p in parts):
+        return "optimizer"
+    return "other"
+
+
+def profile_model(backbone: str, head: str, batch: int, warmup: int, steps: int) -> dict:
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from bench.config import load_recipe
+    from bench.models import build_model
+
+    recipe = load_recipe("cpu")
+    model, spec = build_model(
+        backbone=backbone,
+        head=head,
+        image_size=recipe.data.image_size,
+        head_options=recipe.model.head_options.get(head, {}),
+        precision="float32",
+    )
+    model.compile(keras.optimizers.AdamW(1e-3, weight_decay=1e-3), "categorical_crossentropy", jit_compile=False)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (batch * (warmup + steps), 48, 48, 1)).astype("float32")
+    y = keras.utils.to_categorical(rng.integers(0, 7, len(x)), 7)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache()
+    model.fit(ds.take(warmup), epochs=1, verbose=0)
+    timed = ds.skip(warmup).take(steps)
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        tic = time.perf_counter()
+        model.fit(timed, epochs=1, verbose=0)
+        wall = time.perf_counter() - tic
+        tf.profiler.experimental.stop()
+        per_type, per_scope, covered = read_op_events(logdir)
+    total = sum(per_type.values()) or 1.0
+    per_category: dict[str, float] = collections.defaultdict(float)
+    for op_type, seconds in per_type.items():
+        per_category[categorize(op_type)] += seconds
+    kinds = layer_kinds(model)
+    per_layer: dict[str, float] = collections.defaultdict(float)
+    for scope, seconds in per_scope.items():
+        per_layer[attribute(scope, kinds)] += seconds
+    return {
+        "model": f"{backbone}+{head}",
+        "size": spec.image_size,
+        "step_ms": 1e3 * wall / steps,
+        "op_ms_per_step": 1e3 * total / steps,
+        "host_gap": max(0.0, 1 - covered / wall) if wall else 0.0,
+        "categories": {k: v / total for k, v in sorted(per_category.items(), key=lambda kv: -kv[1])},
+        "layers": {k: v / total for k, v in sorted(per_layer.items(), key=lambda kv: -kv[1])},
+        "top_ops": {k: v / total for k, v in sorted(per_type.items(), key=lambda kv: -kv[1])},
+    }
+
+
+def render(result: dict, top: int) -> str:
+    lines = [
+        f"== {result['model']} @{result['size']}px: step {result['step_ms']:.1f} ms wall, "
+        f"{result['op_ms_per_step']:.1f} ms of op time, host gap {result['host_gap']:.0%}",
+        "   by op: " + ", ".join(f"{k} {v:.0%}" for k, v in result["categories"].items() if v >= 0.01),
+        "   by layer: " + ", ".join(f"{k} {v:.0%}" for k, v in result["layers"].items() if v >= 0.01),
+        "   top ops: " + ", ".join(f"{k} {v:.0%}" for k, v in list(result["top_ops"].items())[:top]),
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", action="append", default=None, metavar="BACKBONE+HEAD")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--top", type=int, default=8)
+    parser.add_argument("--json", default=None, help="also write every result to this file")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    results = []
+    for pair in args.model or DEFAULT_MODELS:
+        backbone, _, head = pair.partition("+")
+        result = profile_model(backbone, head or "hybrid", args.batch, args.warmup, args.steps)
+        print(render(result, args.top), flush=True)
+        results.append(result)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
