@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import CLASS_NAMES
 from bench.errors import BenchError
 
 
@@ -58,6 +57,17 @@ class DataConfig:
     dedupe: bool = _opt(False, doc="drop training images that also appear in validation or test")
     max_train: int = _opt(0, range=(0, 10**9), doc="use at most this many training images (0 = all)")
     max_eval: int = _opt(0, range=(0, 10**9), doc="use at most this many val/test images (0 = all)")
+    labels: str = _opt(
+        "fer2013", choices=("fer2013", "ferplus"), doc="FER2013's own labels or the FER+ crowd votes (8 classes)"
+    )
+    targets: str = _opt(
+        "majority",
+        choices=("majority", "crossentropy"),
+        doc="ferplus only: train on the majority label or on the vote distribution (evaluation: majority); "
+        "with the distribution, a sample's class weight is its majority class's and label_smoothing mixes "
+        "the distribution with the uniform one",
+    )
+    votes: str = _opt("", doc="the FER+ votes file (labels = ferplus); empty = the one beside the data")
 
 
 @dataclass(frozen=True)
@@ -143,13 +153,30 @@ class Recipe:
                     f"model.head_options.{head} must be a table of that head's options, e.g. "
                     f"[model.head_options.hybrid]; received {options!r}"
                 )
-        unknown = set(self.class_weights.boost) - set(CLASS_NAMES)
-        if unknown:
+        if self.data.labels == "fer2013" and (self.data.targets != "majority" or self.data.votes):
             raise BenchError(
-                f"class_weights.boost: unknown class {', '.join(sorted(unknown))}; expected {', '.join(CLASS_NAMES)}"
+                'data.targets = "crossentropy" and data.votes need data.labels = "ferplus" (FER2013 has one '
+                "label per image and no votes); add --labels ferplus"
             )
         if not self.phases:
             raise BenchError("a recipe needs at least one [[phases]] table")
+
+
+def check_class_names(recipe: Recipe, class_names: tuple[str, ...]) -> None:
+    """A one-line error unless every class the recipe names (``class_weights.boost``, the hybrid head's
+    ``branch_classes``) is one of the data's: the class list comes from the data (8 with FER+, a folder's
+    own), so it is checked once the data are loaded, before a model is built."""
+    named = {"class_weights.boost": set(recipe.class_weights.boost)}
+    branches = recipe.model.head_options.get(recipe.model.head, {}).get("branch_classes")
+    if recipe.model.head == "hybrid" and branches is not None:
+        named["model.head_options.hybrid.branch_classes"] = set(branches)
+    for key, names in named.items():
+        unknown = names - set(class_names)
+        if unknown:
+            raise BenchError(
+                f"{key}: unknown class {', '.join(sorted(unknown))}; this data set's classes are "
+                f"{', '.join(class_names)}"
+            )
 
 
 # ----------------------------------------------------------------------------- validation

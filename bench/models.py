@@ -14,7 +14,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from bench import INPUT_SHAPE, NUM_CLASSES
+from bench import CLASS_NAMES, INPUT_SHAPE
 from bench.errors import BenchError
 from bench.registry import BACKBONES, HEADS
 
@@ -105,9 +105,12 @@ class FaceModel(keras.Model):
         adapter_layers: one-input layers applied in order to the (batch, 48, 48, 1) faces.
         backbone: a model from ``BACKBONES``; its output is the feature map.
         head: a model from ``HEADS``; its output is (batch, num_classes) probabilities.
+        class_names: what each output column means, saved with the model so ``bench predict`` and
+            ``bench export`` name a FER+ model's 8 classes; files saved before it existed load with
+            FER2013's 7.
     """
 
-    def __init__(self, *, adapter_layers, backbone, head, **kwargs):
+    def __init__(self, *, adapter_layers, backbone, head, class_names=CLASS_NAMES, **kwargs):
         inputs = keras.Input(INPUT_SHAPE, name="faces")
         x = inputs
         for layer in adapter_layers:
@@ -116,6 +119,11 @@ class FaceModel(keras.Model):
         super().__init__(inputs=inputs, outputs=head(features), **kwargs)
         self.adapter_layers = list(adapter_layers)
         self.backbone, self.head = backbone, head
+        self.class_names = tuple(class_names)
+        if len(self.class_names) != self.output.shape[-1]:
+            raise BenchError(
+                f"class_names has {len(self.class_names)} names for a head of {self.output.shape[-1]} outputs"
+            )
         self.adapter = keras.Model(inputs, x, name="adapter")
         self.features = keras.Model(inputs, features, name="features")
 
@@ -126,6 +134,7 @@ class FaceModel(keras.Model):
             "adapter_layers": [keras.saving.serialize_keras_object(layer) for layer in self.adapter_layers],
             "backbone": keras.saving.serialize_keras_object(self.backbone),
             "head": keras.saving.serialize_keras_object(self.head),
+            "class_names": list(self.class_names),
         }
 
     @classmethod
@@ -161,7 +170,7 @@ def build_model(
     channel_adapter: str = "repeat",
     head_options: dict | None = None,
     precision: str = "float32",
-    num_classes: int = NUM_CLASSES,
+    class_names: tuple[str, ...] | None = None,
 ) -> tuple[FaceModel, ModelSpec]:
     """Build the full model.
 
@@ -173,12 +182,14 @@ def build_model(
             initialised to the repetition, so training starts from the same point).
         head_options: keyword options of the head factory.
         precision: a Keras dtype policy; set before any layer is built (the seed set it afterwards).
+        class_names: the classes the head predicts, from the data (None: FER2013's 7).
 
     Returns:
         (model, spec): a :class:`FaceModel` and the sizes it was built with.
     """
     if channel_adapter not in ("repeat", "learned"):
         raise BenchError(f"channel_adapter must be repeat or learned; received {channel_adapter!r}")
+    class_names = tuple(class_names or CLASS_NAMES)
     options = dict(head_options or {})
     _check_options(head, options)
     info = BACKBONES.get(backbone).info
@@ -190,10 +201,16 @@ def build_model(
         backbone_model = BACKBONES.create(backbone, input_shape=(size, size, 3), weights=weights)
         feature_shape = tuple(int(d) for d in backbone_model.output.shape[1:])
         try:
-            head_model = HEADS.create(head, feature_shape=feature_shape, num_classes=num_classes, **options)
+            head_model = HEADS.create(head, feature_shape=feature_shape, num_classes=len(class_names), **options)
         except (TypeError, ValueError) as exc:
             raise BenchError(f"head '{head}': {exc}") from exc
-        model = FaceModel(adapter_layers=adapter, backbone=backbone_model, head=head_model, name=f"{backbone}__{head}")
+        model = FaceModel(
+            adapter_layers=adapter,
+            backbone=backbone_model,
+            head=head_model,
+            class_names=class_names,
+            name=f"{backbone}__{head}",
+        )
     finally:
         keras.config.set_dtype_policy(previous)
     if channel_adapter == "learned":

@@ -17,6 +17,7 @@ OPTION_FIELDS = {
     "backbone": "model.backbone",
     "head": "model.head",
     "data": "data.source",
+    "labels": "data.labels",
     "experiment": "run.experiment",
     "weights": "model.weights",
     "seed": "run.seed",

@@ -170,17 +170,16 @@ __all__ = ["model_catalog", "render_catalog", "render_data_report", "render_prof
 
 def render_predictions(report, fmt: str) -> str:
     """Per-face predictions of ``bench predict`` as a table, JSON (faces, inputs, timing) or CSV (one
-    row per face with all seven probabilities)."""
+    row per face with a probability for each of the model's classes)."""
     import csv
     import io
     import json
     from dataclasses import asdict
 
-    from bench import CLASS_NAMES
-
     if fmt == "json":
         return json.dumps(
             {
+                "class_names": list(report.class_names),
                 "faces": [asdict(f) for f in report.faces],
                 "inputs": [asdict(i) for i in report.inputs],
                 "video": {"frames": report.video_frames, "fps": report.video_fps if report.video_frames else None},
@@ -193,13 +192,13 @@ def render_predictions(report, fmt: str) -> str:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(
             ["source", "frame", "x", "y", "w", "h", "emotion", "confidence", "smoothed_emotion"]
-            + [f"p_{c}" for c in CLASS_NAMES]
+            + [f"p_{c}" for c in report.class_names]
         )
         for f in report.faces:
             writer.writerow(
                 [f.source, "" if f.frame is None else f.frame, *f.box, f.emotion, f"{f.confidence:.6f}"]
                 + [f.smoothed_emotion or ""]
-                + [f"{f.probabilities[c]:.6f}" for c in CLASS_NAMES]
+                + [f"{f.probabilities[c]:.6f}" for c in report.class_names]
             )
         return buffer.getvalue().rstrip("\n")
     rows = [

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import CLASS_NAMES
 from bench import tracking as trk
 from bench.config import Recipe, flatten, recipe_hash, to_dict, to_toml
 from bench.data.dataset import FerData
@@ -58,7 +57,7 @@ class RunSummary:
 def predict_probs(model, images: np.ndarray) -> np.ndarray:
     """Class probabilities of every image in one prediction pass (not a Python loop of predicts)."""
     if len(images) == 0:
-        return np.zeros((0, len(CLASS_NAMES)), dtype=np.float32)
+        return np.zeros((0, model.output.shape[-1]), dtype=np.float32)
     return model.predict(
         make_dataset(images, np.zeros(len(images), dtype=np.int64), batch_size=256).map(lambda x, y: x), verbose=0
     )
@@ -68,12 +67,13 @@ def _log_evaluation(run: trk.TrackedRun, fit, result, folder: Path) -> dict[str,
     from bench import plots
 
     model, splits, spec = fit.model, fit.splits, fit.spec
+    names = splits.class_names
     probs = {"val": predict_probs(model, splits.x_val), "test": predict_probs(model, splits.x_test)}
     truth = {"val": splits.y_val, "test": splits.y_test}
     metrics: dict[str, float] = {}
     for split in ("val", "test"):
         if len(truth[split]):
-            metrics.update({f"{split}_{k}": v for k, v in evaluate(truth[split], probs[split]).items()})
+            metrics.update({f"{split}_{k}": v for k, v in evaluate(truth[split], probs[split], names).items()})
     run.metrics(metrics)
     np.savez_compressed(
         folder / "predictions.npz",
@@ -81,15 +81,19 @@ def _log_evaluation(run: trk.TrackedRun, fit, result, folder: Path) -> dict[str,
         test_y_prob=probs["test"],
         val_y_true=truth["val"],
         val_y_prob=probs["val"],
-        class_names=np.array(CLASS_NAMES),
+        class_names=np.array(names),
     )
     main = "test" if len(truth["test"]) else "val"
     y, p = truth[main], probs[main]
-    (folder / "classification_report.txt").write_text(f"{main} split\n" + classification_report(y, p))
+    (folder / "classification_report.txt").write_text(f"{main} split\n" + classification_report(y, p, names))
     model_name = f"{spec.backbone} + {spec.head}"
-    plots.confusion_matrix_plot(confusion(y, p), folder / "confusion_matrix.png", title=f"{model_name} ({main})")
-    support = np.bincount(y, minlength=len(CLASS_NAMES))
-    plots.recall_bars(metrics, folder / "per_class_recall.png", prefix=f"{main}_", support=support, title=model_name)
+    plots.confusion_matrix_plot(
+        confusion(y, p, len(names)), folder / "confusion_matrix.png", names, title=f"{model_name} ({main})"
+    )
+    support = np.bincount(y, minlength=len(names))
+    plots.recall_bars(
+        metrics, folder / "per_class_recall.png", names, prefix=f"{main}_", support=support, title=model_name
+    )
     plots.training_curves(
         result.history,
         result.phase_starts,
@@ -124,6 +128,7 @@ def _run_params(fit, data: FerData) -> dict:
             "data_source": data.source,
             "data_fingerprint": data.fingerprint(),
             "split_protocol": data.protocol,
+            "class_names": ",".join(data.class_names),
             "n_train": len(splits.y_train),
             "n_val": len(splits.y_val),
             "n_test": len(splits.y_test),
@@ -136,6 +141,7 @@ def _run_params(fit, data: FerData) -> dict:
 
 RECIPE_ARTIFACT = "recipe.toml"  # the run's resolved recipe: its whole description, logged first
 CHECKPOINT_TAG = "bench.checkpoint_dir"
+LABEL_SET_TAG = "bench.label_set"  # fer2013 or ferplus: bench compare never ranks the two together
 TRAINED_WEIGHTS, TRAINED_STATE = "trained.weights.h5", "trained.json"
 
 
@@ -272,7 +278,7 @@ def _start(run: trk.TrackedRun, req: RunRequest, fit, data: FerData, ckpt_dir: P
         model.load_weights(ckpt_dir / "weights.weights.h5")
         return resume_state, None
     run.params(_run_params(fit, data))
-    tags = {CHECKPOINT_TAG: str(ckpt_dir)}
+    tags = {CHECKPOINT_TAG: str(ckpt_dir), LABEL_SET_TAG: data.label_set}
     if not data.source.startswith("synthetic") and Path(data.source).exists():
         tags["bench.data_path"] = str(Path(data.source).resolve())  # a resume may start in another folder
     run.set_tags(tags)

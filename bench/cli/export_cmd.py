@@ -46,7 +46,8 @@ def export_text(report) -> str:
         f"check on {report.samples} faces: {verdict} with the Keras model (max |diff| {report.max_abs_diff:.2e}, "
         f"tolerance {report.tolerance:g} for quantize={report.quantize}; same class for "
         f"{report.argmax_agreement:.0%}, {_confident_text(report)})\n"
-        f"single-face latency: Keras {report.latency_ms_keras:.2f} ms, exported {report.latency_ms_exported:.2f} ms"
+        f"single-face latency: Keras {report.latency_ms_keras:.2f} ms, exported {report.latency_ms_exported:.2f} ms\n"
+        f"output columns ({len(report.class_names)} classes): {', '.join(report.class_names)}"
     )
 
 

@@ -15,6 +15,12 @@ RECIPE_OPTION = click.option(
 TRACKING_URI_OPTION = click.option(
     "--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db)."
 )
+LABELS_OPTION = click.option(
+    "--labels",
+    type=click.Choice(["fer2013", "ferplus"]),
+    default=None,
+    help="Label set of FER2013 data: its own 7 labels or the FER+ votes (8 classes; sets data.labels).",
+)
 EXPERIMENT_OPTION = click.option("--experiment", default=None, help="MLflow experiment (default: the data set's name).")
 QUIET_OPTION_HELP = "No progress line, only each run's result."
 
@@ -55,7 +61,7 @@ def load_saved_model(run_id, model_path, tracking_uri):
 
 
 def run_options(*, data_help: str, data_required: bool = False, set_help: str = "Override a recipe field."):
-    """``--recipe``, ``--set``, ``--head``, ``--data``, ``--experiment``: the options that describe a run.
+    """``--recipe``, ``--set``, ``--head``, ``--data``, ``--labels``, ``--experiment``: the options that describe a run.
     Each but ``--recipe``/``--set`` overrides one recipe field (:data:`bench.plan.OPTION_FIELDS`), so the
     command passes them on by name to :func:`bench.plan.resolve_recipe`."""
     options = [
@@ -63,6 +69,7 @@ def run_options(*, data_help: str, data_required: bool = False, set_help: str = 
         set_option(set_help),
         HEAD_OPTION,
         click.option("--data", default=None, required=data_required, help=data_help),
+        LABELS_OPTION,
         EXPERIMENT_OPTION,
     ]
 

@@ -25,7 +25,7 @@ def run(backbones, seeds, tracking_uri, resume_run_id, no_save_model, skip_bad, 
     """Train, evaluate and log backbone(s) + head with one recipe."""
     from dataclasses import replace
 
-    from bench.data import load_data
+    from bench.data import load_for_recipe
     from bench.runner import RunRequest, resume_request
 
     if resume_run_id:
@@ -35,7 +35,7 @@ def run(backbones, seeds, tracking_uri, resume_run_id, no_save_model, skip_bad, 
         base, recipes = _plan(backbones, seeds, tracking_uri, description)
         req, source = (RunRequest(base, tracking_uri, not no_save_model), base.data.source)
     load_tensorflow(verbose)
-    data = load_data(source, skip_bad=skip_bad, seed=base.run.seed)
+    data = load_for_recipe(base, source, skip_bad=skip_bad)
     keras_verbose = {0: 0, 1: 2, 2: 1}.get(verbose, 1)
     _run_all([replace(req, recipe=r, verbose=keras_verbose) for r in recipes], data, not (quiet or verbose))
 

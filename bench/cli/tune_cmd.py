@@ -30,18 +30,18 @@ from bench.cli.options import DATA_HELP, TRACKING_URI_OPTION, choice_option, run
 @friendly_errors
 def tune(backbone, recipe, overrides, study, tracking_uri, final, quiet, **settings):
     """Tune class weights, learning rates and regularization with Optuna (validation macro-F1)."""
-    from bench.data import load_data
+    from bench.data import load_for_recipe
     from bench.plan import check_runnable, resolve_recipe
     from bench.tracking import check_store
     from bench.tune import TuneRequest, run_study, search_space
 
-    description = {k: settings.pop(k) for k in ("head", "data", "experiment")}
+    description = {k: settings.pop(k) for k in ("head", "data", "labels", "experiment")}
     base = resolve_recipe(recipe, overrides, backbone=backbone, **description)
     check_runnable(base)
     search_space(base, base.model.head)  # a bad [tune] table fails before TensorFlow loads
     check_store(tracking_uri)
     load_tensorflow()
-    data = load_data(base.data.source, seed=base.run.seed)
+    data = load_for_recipe(base)
     name = f"{backbone}-{base.model.head}-{base.name}"
     line = None if quiet else ProgressLine(f"tuning {backbone}+{base.model.head}")
     req = TuneRequest(base, study=study or name, tracking_uri=tracking_uri, **settings, progress=line)

@@ -1,4 +1,5 @@
-"""tf.data input pipelines: seeded shuffle, batched augmentation, one-hot labels, per-sample weights."""
+"""tf.data input pipelines: seeded shuffle, batched augmentation, one-hot labels (or soft targets),
+per-sample weights."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ def oversample_indices(labels: np.ndarray, fraction: float, seed: int) -> np.nda
     if fraction <= 0:
         return idx
     rng = np.random.default_rng(seed)
-    counts = np.bincount(labels, minlength=NUM_CLASSES)
+    counts = np.bincount(labels)
     target = int(fraction * counts.max())
     extra = [rng.choice(np.flatnonzero(labels == c), target - n) for c, n in enumerate(counts) if 0 < n < target]
     return np.concatenate([idx, *extra]) if extra else idx
@@ -30,13 +31,18 @@ def make_dataset(
     shuffle: bool = False,
     seed: int = 0,
     oversample: float = 0.0,
+    targets: np.ndarray | None = None,
+    num_classes: int | None = None,
 ):
-    """A ``tf.data.Dataset`` of ``(x, y_onehot[, sample_weight])`` batches.
+    """A ``tf.data.Dataset`` of ``(x, y[, sample_weight])`` batches; ``y`` is one-hot ``labels`` or ``targets``.
 
     Args:
         images: uint8 (N, 48, 48) or (N, 48, 48, 1).
-        labels: int (N,).
-        weights: per-class weights (7,) turned into per-sample weights; None for no weights.
+        labels: int (N,): the class of each image (the majority label with soft targets); it picks the
+            sample weight and drives oversampling.
+        weights: per-class weights (K,) turned into per-sample weights; None for no weights.
+        targets: float (N, K) soft targets (FER+ vote distributions) fed instead of one-hot labels.
+        num_classes: K of the one-hot labels; default: the width of ``targets`` or ``weights``, else 7.
         augmenter: a Keras layer applied to each whole batch (float 0-255), or None.
         shuffle: reshuffle every epoch with ``seed``. A shuffled (training) stream also drops each pass's
             last, partial batch, so every training step has the same batch size: with oneDNN on,
@@ -55,9 +61,11 @@ def make_dataset(
     if images.ndim == 3:
         images = images[..., None]
     index = oversample_indices(labels, oversample, seed) if shuffle else np.arange(len(labels))
+    if num_classes is None:
+        num_classes = next((a.shape[-1] for a in (targets, weights) if a is not None), NUM_CLASSES)
     x = images[index]
     y = labels[index].astype(np.int32)
-    parts = [x, y]
+    parts = [x, y if targets is None else targets[index].astype(np.float32)]
     if weights is not None:
         parts.append(weights[y].astype(np.float32))
     ds = tf.data.Dataset.from_tensor_slices(tuple(parts))
@@ -69,7 +77,7 @@ def make_dataset(
         xb = tf.cast(batch[0], tf.float32)
         if augmenter is not None:
             xb = augmenter(xb, training=True)
-        out = (xb, tf.one_hot(batch[1], NUM_CLASSES))
+        out = (xb, tf.one_hot(batch[1], num_classes) if targets is None else batch[1])
         return out + (batch[2],) if len(batch) == 3 else out
 
     ds = ds.map(transform, num_parallel_calls=1 if augmenter is not None else tf.data.AUTOTUNE)

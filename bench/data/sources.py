@@ -51,6 +51,26 @@ def load_data(
     return relabel(data, votes, targets=targets)
 
 
+def load_for_recipe(recipe, source: str | Path | None = None, *, skip_bad: bool = False) -> FerData:
+    """The data a resolved recipe trains on: ``data.source`` (or ``source``, where a resumed run found
+    its file) with the recipe's label set, votes and target mode, its classes checked against the
+    recipe's class names (``class_weights.boost``, ``branch_classes``). ``bench run``, ``--resume`` and
+    ``bench tune`` all load through here, so they cannot disagree on the labels."""
+    from bench.config import check_class_names
+
+    cfg = recipe.data
+    data = load_data(
+        source if source is not None else cfg.source,
+        skip_bad=skip_bad,
+        seed=recipe.run.seed,
+        labels=cfg.labels,
+        votes=cfg.votes or None,
+        targets=cfg.targets,
+    )
+    check_class_names(recipe, data.class_names)
+    return data
+
+
 def _load(spec: str | Path, *, skip_bad: bool, seed: int, cache: bool) -> FerData:
     text = str(spec)
     if text == "synthetic" or text.startswith("synthetic:"):

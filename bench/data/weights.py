@@ -21,9 +21,13 @@ def balanced_weights(labels: np.ndarray, num_classes: int = len(CLASS_NAMES)) ->
 
 
 def class_weights(
-    labels: np.ndarray, scheme: str = "balanced", power: float = 1.0, boost: dict[str, float] | None = None
+    labels: np.ndarray,
+    scheme: str = "balanced",
+    power: float = 1.0,
+    boost: dict[str, float] | None = None,
+    class_names: tuple[str, ...] = CLASS_NAMES,
 ) -> np.ndarray:
-    """Per-class weights, shape (7,).
+    """Per-class weights, shape (len(class_names),).
 
     Args:
         labels: training labels.
@@ -31,17 +35,25 @@ def class_weights(
             0 is none, 1 is balanced).
         power: the exponent for ``power``.
         boost: class name -> multiplier applied last (the seed boosted disgust x3).
+        class_names: the data's classes (FER+ has 8); ``labels`` index them.
+
+    With soft targets (FER+ ``crossentropy``) a sample's weight is that of its majority label, so a
+    contempt-majority face counts as much as in majority mode whatever its vote spread.
     """
+    k = len(class_names)
+    unknown = set(boost or {}) - set(class_names)
+    if unknown:
+        raise ValueError(f"boost names unknown classes {sorted(unknown)}; expected some of {', '.join(class_names)}")
     if scheme == "none":
-        weights = np.ones(len(CLASS_NAMES))
+        weights = np.ones(k)
     elif scheme == "balanced":
-        weights = balanced_weights(labels)
+        weights = balanced_weights(labels, k)
     elif scheme == "power":
-        weights = balanced_weights(labels) ** power
+        weights = balanced_weights(labels, k) ** power
     else:
         raise ValueError(f"scheme must be none, balanced or power; received scheme={scheme!r}")
     for name, factor in (boost or {}).items():
-        weights[CLASS_NAMES.index(name)] *= factor
+        weights[class_names.index(name)] *= factor
     return weights
 
 

@@ -4,7 +4,6 @@ and class-specific branches for the hard emotions, fused into a softmax."""
 import keras
 from keras import layers
 
-from bench import CLASS_NAMES
 from bench.heads._common import softmax_output
 from bench.heads.layers import ChannelSpatialAttention, SpatialTransformerBlock
 from bench.registry import HEADS
@@ -38,9 +37,11 @@ def hybrid(
         intended branch, which its code silently replaced with the ungated one); False = ungated.
     The other arguments size the attention, transformer, branches and fusion layers.
     """
-    unknown = set(branch_classes) - set(CLASS_NAMES)
-    if unknown:
-        raise ValueError(f"branch_classes must be FER classes; received {sorted(unknown)}")
+    # Which names are classes depends on the data (FER+ adds contempt); bench.config.check_class_names
+    # checks them against the data's classes before the model is built. Here they only name layers.
+    bad = [c for c in branch_classes if not (isinstance(c, str) and c.isidentifier())]
+    if bad:
+        raise ValueError(f"branch_classes must be class names; received {bad}")
     inputs = keras.Input(feature_shape, name="features")
     x = inputs
     if projection_dim:

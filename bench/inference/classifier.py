@@ -53,15 +53,27 @@ def check_input_shape(model) -> None:
         )
 
 
+def model_class_names(model) -> tuple[str, ...]:
+    """The classes of a model's output columns: the names saved with a bench model (8 for FER+, a folder
+    data set's own), else FER2013's 7 for a model saved before bench kept them."""
+    names = getattr(model, "class_names", None)
+    width = int(model.outputs[0].shape[-1])
+    if names is None and width == len(CLASS_NAMES):
+        return CLASS_NAMES
+    if names is None or len(names) != width:
+        raise BenchError(f"the model has {width} outputs and no matching class names; use a model saved by bench run")
+    return tuple(names)
+
+
 class FaceClassifier:
-    """Probabilities over the seven emotions for a batch of uint8 48x48 faces."""
+    """Probabilities over the model's classes (FER2013's 7, FER+'s 8) for a batch of uint8 48x48 faces."""
 
     def __init__(self, model):
         import tensorflow as tf
 
         check_input_shape(model)
         self.model = model
-        self.class_names = CLASS_NAMES
+        self.class_names = model_class_names(model)
         self._call = tf.function(
             lambda x: model(x, training=False),
             input_signature=[tf.TensorSpec((None, *EXPECTED_INPUT), tf.float32)],

@@ -47,6 +47,7 @@ class ExportReport:
     confident_samples: int = 0
     confident_agreement: float | None = None  # None: no confident face
     failure: str | None = None  # which rule failed, in words
+    class_names: tuple[str, ...] = ()  # what each output column means (the exported file does not say)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -256,7 +257,7 @@ def export_model(model, fmt: str, out: Path, quantize: str = "none", samples: in
     """Export ``model`` and check the exported file against it; raises BenchError on a bad request."""
     import tensorflow as tf
 
-    from bench.inference.classifier import check_input_shape
+    from bench.inference.classifier import check_input_shape, model_class_names
 
     if fmt not in FORMATS:
         raise BenchError(f"--format must be one of {', '.join(FORMATS)}; received {fmt!r}")
@@ -265,6 +266,7 @@ def export_model(model, fmt: str, out: Path, quantize: str = "none", samples: in
     if fmt == "saved_model" and quantize != "none":
         raise BenchError("--quantize applies to --format tflite only; drop it for saved_model")
     check_input_shape(model)
+    class_names = model_class_names(model)
     out = Path(out)
     if out.exists():
         raise BenchError(f"{out} already exists; choose another --out or remove it (bench does not overwrite)")
@@ -303,4 +305,5 @@ def export_model(model, fmt: str, out: Path, quantize: str = "none", samples: in
         confident_samples=n_confident,
         confident_agreement=confident_agreement,
         failure=failure,
+        class_names=class_names,
     )

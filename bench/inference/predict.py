@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import FACE_SIZE
+from bench import CLASS_NAMES, FACE_SIZE
 from bench.errors import BenchError, os_error_text
 from bench.inference.annotate import draw_face, to_bgr
 from bench.inference.classifier import FaceClassifier
@@ -65,6 +65,7 @@ class PredictReport:
     stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
     video_frames: int = 0
     video_seconds: float = 0.0
+    class_names: tuple[str, ...] = CLASS_NAMES  # the model's classes: the columns of every face's probabilities
 
     @property
     def video_fps(self) -> float:
@@ -300,7 +301,7 @@ def predict_files(classifier: FaceClassifier, inputs: list[str], options: Predic
             raise BenchError(
                 f"cannot create --out {options.out_dir}: {os_error_text(exc)}; choose a writable folder"
             ) from exc
-    report = PredictReport()
+    report = PredictReport(class_names=classifier.class_names)
     paths = expand_inputs(inputs)
     pipe = _Pipeline(classifier, options, report, common_folder(paths))
     for path in paths:

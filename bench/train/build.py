@@ -25,8 +25,11 @@ def resolve_precision(precision: str) -> str:
     return "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
 
 
-def build_for_recipe(recipe: Recipe):
-    """Seed, resolve the precision policy and build the model a recipe asks for: (model, spec, precision)."""
+def build_for_recipe(recipe: Recipe, class_names: tuple[str, ...] | None = None):
+    """Seed, resolve the precision policy and build the model a recipe asks for: (model, spec, precision).
+
+    ``class_names``: the data's classes (FER+ has 8); the head outputs one probability each and the saved
+    model keeps the names. None: FER2013's 7."""
     from bench.models import build_model
 
     seed_everything(recipe.run.seed, recipe.run.deterministic)
@@ -40,5 +43,6 @@ def build_for_recipe(recipe: Recipe):
         channel_adapter=recipe.data.channel_adapter,
         head_options=recipe.model.head_options.get(head, {}),
         precision=precision,
+        class_names=class_names,
     )
     return model, spec, precision

@@ -53,6 +53,7 @@ def cache_features(model, splits: Splits, recipe: Recipe, fixed_steps: int | Non
         shuffle=True,
         seed=seed,
         oversample=recipe.data.oversample,
+        targets=splits.t_train,
     )
     if fixed_steps:
         train = train.repeat()

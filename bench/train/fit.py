@@ -32,7 +32,7 @@ class Fit:
     @classmethod
     def build(cls, recipe: Recipe, data: FerData) -> Fit:
         """Seed, build the recipe's model (``model.backbone`` + ``model.head``) and cut its splits."""
-        model, spec, precision = build_for_recipe(recipe)
+        model, spec, precision = build_for_recipe(recipe, data.class_names)
         return cls(recipe, model, spec, precision, prepare_splits(data, recipe))
 
     def train(

@@ -100,6 +100,7 @@ class Trainer:
         common = dict(
             batch_size=bs, weights=splits.class_weights, shuffle=True, seed=seed, oversample=recipe.data.oversample
         )
+        common["targets"] = splits.t_train  # FER+ vote distributions (crossentropy mode), else one-hot labels
         self.train_aug = make_dataset(splits.x_train, splits.y_train, augmenter=augmenter, **common)
         self.train_plain = make_dataset(splits.x_train, splits.y_train, augmenter=None, **common)
         self.val_x = make_dataset(splits.x_val, splits.y_val, batch_size=max(bs, 256)).map(lambda x, y: x)
