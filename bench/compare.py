@@ -38,14 +38,19 @@ class Leaderboard:
     table: pd.DataFrame  # noqa: F821 - pandas is imported lazily
     footnotes: list[str] = field(default_factory=list)
     split: str = "test"
+    class_names: tuple[str, ...] = CLASS_NAMES  # the runs' classes: the per-class columns and figures
+    label_set: str = "fer2013"
 
 
-def macro_f1_resamples(y_true: np.ndarray, y_pred: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Macro-F1 (all 7 classes, 0 for a class with no support and no predictions, as scikit-learn's
-    ``zero_division=0``) of each bootstrap resample; ``index`` is (B, n) indices into the arrays."""
+def macro_f1_resamples(
+    y_true: np.ndarray, y_pred: np.ndarray, index: np.ndarray, num_classes: int = NUM_CLASSES
+) -> np.ndarray:
+    """Macro-F1 (all ``num_classes`` classes, 0 for a class with no support and no predictions, as
+    scikit-learn's ``zero_division=0``) of each bootstrap resample; ``index`` is (B, n) indices into the
+    arrays."""
     t, p = y_true[index], y_pred[index]
-    f1 = np.zeros((len(index), NUM_CLASSES))
-    for c in range(NUM_CLASSES):
+    f1 = np.zeros((len(index), num_classes))
+    for c in range(num_classes):
         tp = np.sum((t == c) & (p == c), axis=1)
         denom = np.sum(t == c, axis=1) + np.sum(p == c, axis=1)
         f1[:, c] = np.divide(2 * tp, denom, out=np.zeros(len(index)), where=denom > 0)
@@ -56,22 +61,30 @@ def bootstrap_index(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
-def seed_mean_resamples(y_true: np.ndarray, preds: list[np.ndarray], index: np.ndarray) -> np.ndarray:
+def seed_mean_resamples(
+    y_true: np.ndarray, preds: list[np.ndarray], index: np.ndarray, num_classes: int = NUM_CLASSES
+) -> np.ndarray:
     """The mean over seeds of each seed's macro-F1, on each bootstrap resample of the test images.
 
     This is the statistic the leaderboard shows (mean over seeds), so its interval brackets the shown
     mean; an interval of the seeds' pooled (averaged-probability) predictions would describe an
     ensemble instead, which scores higher than any of its seeds."""
-    return np.mean([macro_f1_resamples(y_true, pred, index) for pred in preds], axis=0)
+    return np.mean([macro_f1_resamples(y_true, pred, index, num_classes) for pred in preds], axis=0)
 
 
 def paired_test(
-    y_true: np.ndarray, preds_a: list[np.ndarray], preds_b: list[np.ndarray], index: np.ndarray
+    y_true: np.ndarray,
+    preds_a: list[np.ndarray],
+    preds_b: list[np.ndarray],
+    index: np.ndarray,
+    num_classes: int = NUM_CLASSES,
 ) -> tuple[float, float, float]:
     """Paired bootstrap of macro-F1(a) - macro-F1(b) on the same resampled images, each side the mean over
     its seeds (``preds_*``: one array of predicted labels per seed): (2.5 % quantile, 97.5 % quantile,
     two-sided p-value)."""
-    diff = seed_mean_resamples(y_true, preds_a, index) - seed_mean_resamples(y_true, preds_b, index)
+    diff = seed_mean_resamples(y_true, preds_a, index, num_classes) - seed_mean_resamples(
+        y_true, preds_b, index, num_classes
+    )
     p_value = min(1.0, 2 * min(np.mean(diff <= 0), np.mean(diff >= 0)))
     low, high = np.quantile(diff, [0.025, 0.975])
     return float(low), float(high), float(p_value)
@@ -86,10 +99,15 @@ def _load_predictions(run_id: str, split: str, folder: Path) -> tuple[np.ndarray
         return z[f"{split}_y_true"], z[f"{split}_y_prob"]
 
 
+LABEL_SET_TAG = "bench.label_set"  # as bench.runner logs it
+
+
 def _runs_frame(experiments: list[str], uri: str | None, include_all: bool, filters: dict[str, str]):
     frame = trk.search_runs(experiments, uri)
     if not include_all and len(frame):
         frame = frame[frame["status"] == "FINISHED"]
+    column = f"tags.{LABEL_SET_TAG}"  # runs logged before label sets existed are FER2013's
+    frame = frame.assign(**{column: frame[column].fillna("fer2013") if column in frame.columns else "fer2013"})
     for key, value in filters.items():
         column = f"params.{key}" if f"params.{key}" in frame.columns else f"tags.{key}"
         if column not in frame.columns:
@@ -107,7 +125,21 @@ def _runs_frame(experiments: list[str], uri: str | None, include_all: bool, filt
     missing = [k for k in CONFIG_KEYS if f"params.{k}" not in frame.columns]
     if missing:
         raise BenchError(f"runs lack the param(s) {', '.join(missing)}: were they logged by `bench run`?")
+    check_one_label_set(frame[column])
     return frame
+
+
+def check_one_label_set(label_sets) -> str:
+    """The one label set of the runs compared, or a one-line error: a FER+ run is scored on other test
+    labels (8 classes, ~12% of the images dropped) than a FER2013 run, so their ranks mean nothing together."""
+    counts = label_sets.value_counts()
+    if len(counts) > 1:
+        found = ", ".join(f"{name} ({n} runs)" for name, n in sorted(counts.items()))
+        raise BenchError(
+            f"runs of different label sets cannot be ranked together: {found}; compare one at a time with "
+            f"--filter {LABEL_SET_TAG}={sorted(counts.index)[-1]}"
+        )
+    return str(counts.index[0])
 
 
 def build_leaderboard(
@@ -136,6 +168,8 @@ def build_leaderboard(
     import pandas as pd
 
     frame = _runs_frame(experiments, uri, include_all, filters or {})
+    label_set = str(frame[f"tags.{LABEL_SET_TAG}"].iat[0])
+    class_names = _class_names(frame)
     notes: list[str] = []
     fp_col = "params.data_fingerprint"
     majority = frame[fp_col].mode().iat[0] if fp_col in frame.columns and frame[fp_col].notna().any() else None
@@ -145,7 +179,8 @@ def build_leaderboard(
     rows, preds = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for key, group in frame.groupby([f"params.{k}" for k in CONFIG_KEYS] + ["_fp", "_state"], sort=False):
-            row, pred = _aggregate(dict(zip(CONFIG_KEYS, key[:-2], strict=True)), group, split, Path(tmp), notes)
+            config = dict(zip(CONFIG_KEYS, key[:-2], strict=True))
+            row, pred = _aggregate(config, group, split, Path(tmp), notes, class_names)
             row["data"] = "same" if key[-2] == majority else "DIFFERENT"
             row["state"] = key[-1]
             if key[-1]:
@@ -166,7 +201,7 @@ def build_leaderboard(
             "rows marked DIFFERENT were trained or tested on other data than the majority of runs "
             "(another data fingerprint): they are not comparable and are never tested against the leader"
         )
-    table = _rank(table, preds, sort, n_boot, seed, notes)
+    table = _rank(table, preds, sort, n_boot, seed, notes, len(class_names))
     if reference:
         ref = {
             "rank": "-",
@@ -184,10 +219,25 @@ def build_leaderboard(
             "'(paper)' is the seed report's ResNet50 figures as REPORTED there (GPU, ImageNet weights, "
             "224 px), not measured by bench"
         )
-    return Leaderboard(table, notes, split)
+    if label_set != "fer2013":
+        notes.append(f"label set: {label_set} ({len(class_names)} classes: {', '.join(class_names)})")
+    return Leaderboard(table, notes, split, class_names, label_set)
 
 
-def _aggregate(config: dict, group, split: str, folder: Path, notes: list[str]):
+def _class_names(frame) -> tuple[str, ...]:
+    """The classes the runs were trained on (the ``class_names`` param; FER2013's 7 for runs logged
+    before it existed); runs with different class lists are an error, as different label sets are."""
+    column = "params.class_names"
+    logged = frame[column].dropna().unique() if column in frame.columns else []
+    if len(logged) > 1:
+        raise BenchError(
+            f"runs with different class lists cannot be ranked together: {' | '.join(sorted(logged))}; "
+            "compare one data set at a time with --filter class_names=..."
+        )
+    return tuple(logged[0].split(",")) if len(logged) else CLASS_NAMES
+
+
+def _aggregate(config: dict, group, split: str, folder: Path, notes: list[str], class_names=CLASS_NAMES):
     """One leaderboard row for the runs of one configuration, and each of its seeds' predicted labels."""
     row = {
         "config": f"{config['backbone']}+{config['head']}",
@@ -195,7 +245,7 @@ def _aggregate(config: dict, group, split: str, folder: Path, notes: list[str]):
         "n_runs": len(group),
         "run_ids": ",".join(group["run_id"]),
     }
-    metric_names = list(HEADLINE_METRICS) + [f"recall_{c}" for c in CLASS_NAMES]
+    metric_names = list(HEADLINE_METRICS) + [f"recall_{c}" for c in class_names]
     for name in metric_names:
         column = f"metrics.{split}_{name}"
         values = group[column].dropna() if column in group.columns else []
@@ -222,7 +272,7 @@ def _aggregate(config: dict, group, split: str, folder: Path, notes: list[str]):
     return row, (y_true, [p[1].argmax(axis=1) for p in loaded])
 
 
-def _rank(table, preds, sort: str, n_boot: int, seed: int, notes: list[str]):
+def _rank(table, preds, sort: str, n_boot: int, seed: int, notes: list[str], num_classes: int = NUM_CLASSES):
     column = f"{sort}_mean"
     if column not in table.columns:
         raise BenchError(f"--sort {sort}: unknown metric; use one of {', '.join(HEADLINE_METRICS)}")
@@ -241,7 +291,9 @@ def _rank(table, preds, sort: str, n_boot: int, seed: int, notes: list[str]):
             continue
         y_true, y_pred = preds[i]
         index = bootstrap_index(len(y_true), n_boot, seed)
-        table.loc[i, ["ci_low", "ci_high"]] = np.quantile(seed_mean_resamples(y_true, y_pred, index), [0.025, 0.975])
+        table.loc[i, ["ci_low", "ci_high"]] = np.quantile(
+            seed_mean_resamples(y_true, y_pred, index, num_classes), [0.025, 0.975]
+        )
         if leader is None or table.at[i, "data"] != "same":
             continue
         if i == leader:
@@ -253,7 +305,7 @@ def _rank(table, preds, sort: str, n_boot: int, seed: int, notes: list[str]):
             if not any("n/a" in n for n in notes):
                 notes.append("'n/a': tested on other images than the leader (e.g. data.max_eval), so not paired")
             continue
-        low, high, p = paired_test(y_true, y_pred, preds[leader][1], index)
+        low, high, p = paired_test(y_true, y_pred, preds[leader][1], index, num_classes)
         table.loc[i, ["diff_low", "diff_high", "p_vs_leader"]] = [low, high, p]
         table.at[i, "vs_leader"] = "tied" if p >= 0.05 else "worse" if high < 0 else "better"
     if leader is not None:

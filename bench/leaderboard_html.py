@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
-from bench import CLASS_NAMES
 from bench.leaderboard_render import PANELS, leaderboard_figure, recall_rows, summary_rows
 
 CSS = """
@@ -83,7 +82,7 @@ def render_html(board, experiments: list[str], generated: datetime | None = None
     headers, rows = summary_rows(board, wide=True)
     # the wide view's cost columns stay; its per-class recalls get a table of their own, as in the terminal,
     # so the main table fits a laptop screen without scrolling
-    keep = len(headers) - len(CLASS_NAMES)
+    keep = len(headers) - len(board.class_names)
     headers, rows = headers[:keep], [row[:keep] for row in rows]
     recall_headers, recall_cells = recall_rows(board)
     classes = [_row_class(r) for _, r in board.table.iterrows()]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from bench import CLASS_NAMES
-
 
 def _num(value, fmt="{:.3f}") -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
@@ -46,7 +44,7 @@ def summary_rows(board, wide: bool = False) -> tuple[list[str], list[list[str]]]
         "passes",
     ]
     if wide:  # the terminal table stays within 120 columns; fit minutes are in the wide/markdown view
-        headers += ["fit min", "p50 ms", "GFLOPs", *(c[:5] for c in CLASS_NAMES)]
+        headers += ["fit min", "p50 ms", "GFLOPs", *(c[:5] for c in board.class_names)]
     rows = []
     for _, r in t.iterrows():
         ci = f"{_num(r['ci_low'], '{:.2f}')}-{_num(r['ci_high'], '{:.2f}')}" if _num(r.get("ci_low")) else ""
@@ -72,15 +70,15 @@ def summary_rows(board, wide: bool = False) -> tuple[list[str], list[list[str]]]
                 _num(r.get("latency_ms_p50"), "{:.1f}"),
                 _num(r.get("flops_per_image", math.nan) / 1e9, "{:.3f}"),
             ]
-            row += [_num(r.get(f"recall_{c}_mean"), "{:.2f}") for c in CLASS_NAMES]
+            row += [_num(r.get(f"recall_{c}_mean"), "{:.2f}") for c in board.class_names]
         rows.append(row)
     return headers, rows
 
 
 def recall_rows(board) -> tuple[list[str], list[list[str]]]:
-    headers = ["config", *CLASS_NAMES]
+    headers = ["config", *board.class_names]
     rows = [
-        [r["config"], *(_num(r.get(f"recall_{c}_mean"), "{:.3f}") for c in CLASS_NAMES)]
+        [r["config"], *(_num(r.get(f"recall_{c}_mean"), "{:.3f}") for c in board.class_names)]
         for _, r in board.table.iterrows()
     ]
     return headers, rows
@@ -176,10 +174,11 @@ def _recall_panel(ax, board) -> None:
     import numpy as np
 
     t = board.table
-    recalls = t[[f"recall_{c}_mean" for c in CLASS_NAMES]].to_numpy(float)
+    names = board.class_names
+    recalls = t[[f"recall_{c}_mean" for c in names]].to_numpy(float)
     ax.imshow(recalls, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-    ax.set(xticks=range(len(CLASS_NAMES)), yticks=range(len(t)), title="per-class recall")
-    ax.set_xticklabels(CLASS_NAMES, rotation=45, ha="right")
+    ax.set(xticks=range(len(names)), yticks=range(len(t)), title="per-class recall")
+    ax.set_xticklabels(names, rotation=45, ha="right")
     ax.set_yticklabels(t["config"])
     for (i, j), v in np.ndenumerate(recalls):
         if not np.isnan(v):

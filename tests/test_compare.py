@@ -12,6 +12,7 @@ from sklearn.metrics import f1_score
 from bench import tracking as trk
 from bench.cli import cli
 from bench.compare import bootstrap_index, build_leaderboard, macro_f1_resamples
+from bench.data.ferplus import FERPLUS_CLASS_NAMES
 from bench.errors import BenchError
 from bench.metrics import evaluate
 
@@ -42,6 +43,7 @@ def log_run(
     with_predictions=True,
     recipe_hash="h1",
     passes=3.0,
+    label_set=None,
     tmp,
 ):
     uri = trk.connect(None)
@@ -60,7 +62,11 @@ def log_run(
             "data_fingerprint": fingerprint,
         }
     )
-    metrics = evaluate(Y_TRUE, prob)
+    names = FERPLUS_CLASS_NAMES[: prob.shape[1]]
+    if label_set is not None:
+        run.set_tags({"bench.label_set": label_set})
+        run.params({"class_names": ",".join(names)})
+    metrics = evaluate(Y_TRUE, prob, names)
     run.metrics({f"test_{k}": v for k, v in metrics.items()} | {f"val_{k}": v for k, v in metrics.items()})
     run.metrics({"params_total": 1e6, "fit_seconds": 60.0, "train_images_per_second": 500.0, "train_passes": passes})
     if with_predictions:
@@ -324,3 +330,38 @@ def test_cost_panel_stacks_the_labels_of_near_coincident_points(store):
     labels = {t.get_text(): t.xyann for t in fig.axes[0].texts}  # all runs log 1e6 parameters
     assert labels == {"resnet50+hybrid": (5, 4), "xception+hybrid": (5, -6), "baseline_cnn+hybrid": (5, 4)}
     plt.close(fig)
+
+
+def with_contempt(prob: np.ndarray) -> np.ndarray:
+    """8-class probabilities: a FER+ model's, with a little mass on contempt."""
+    out = np.hstack([prob, np.full((len(prob), 1), 0.02)])
+    return out / out.sum(1, keepdims=True)
+
+
+def test_runs_of_different_label_sets_are_never_ranked_together(tmp_path):
+    log_run("sets", "resnet50", predictions_with_accuracy(0.8, 1), tmp=tmp_path)  # before label sets: fer2013
+    log_run("sets", "xception", with_contempt(predictions_with_accuracy(0.7, 2)), label_set="ferplus", tmp=tmp_path)
+    log_run("sets", "baseline_cnn", with_contempt(predictions_with_accuracy(0.6, 3)), label_set="ferplus", tmp=tmp_path)
+    with pytest.raises(BenchError, match=r"fer2013 \(1 runs\), ferplus \(2 runs\).*--filter bench.label_set=ferplus"):
+        build_leaderboard(["sets"], n_boot=20)
+    result = CliRunner().invoke(cli, ["compare", "--experiment", "sets"])
+    assert result.exit_code != 0 and result.output.count("\n") == 1 and "different label sets" in result.output
+
+    ferplus = build_leaderboard(["sets"], n_boot=20, filters={"bench.label_set": "ferplus"})
+    assert ferplus.label_set == "ferplus" and ferplus.class_names == FERPLUS_CLASS_NAMES
+    assert list(ferplus.table["config"]) == ["xception+hybrid", "baseline_cnn+hybrid"]
+    assert ferplus.table["recall_contempt_mean"].notna().all()
+    assert any("8 classes" in n for n in ferplus.footnotes)
+    old = build_leaderboard(["sets"], n_boot=20, filters={"bench.label_set": "fer2013"})
+    assert old.class_names == FERPLUS_CLASS_NAMES[:7] and "recall_contempt_mean" not in old.table
+    wide = CliRunner().invoke(cli, ["compare", "--experiment", "sets", "--filter", "bench.label_set=ferplus", "--wide"])
+    assert wide.exit_code == 0 and "conte" in wide.output, wide.output
+
+
+def test_bootstrap_counts_every_class_of_the_label_set():
+    """A class with no support and no predictions scores 0, so FER+'s 8th class lowers macro-F1 by 1/8."""
+    pred = predictions_with_accuracy(0.6, 9).argmax(1)
+    index = bootstrap_index(N, 5, seed=3)
+    np.testing.assert_allclose(
+        macro_f1_resamples(Y_TRUE, pred, index, num_classes=8), macro_f1_resamples(Y_TRUE, pred, index) * 7 / 8
+    )
