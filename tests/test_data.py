@@ -117,9 +117,28 @@ def test_folder_layout_with_val_dir_and_bad_images(tmp_path, rng):
     data = load_data(root, skip_bad=True)
     assert data.split_sizes() == {"train": 1, "val": 1, "test": 1}
     assert data.dropped == {"unreadable image": 1}
-    (root / "train" / "contempt").mkdir()
-    with pytest.raises(BenchError, match="unknown class folder 'contempt'"):
-        load_data(root, skip_bad=False)
+    (root / "test" / "contempt").mkdir()
+    with pytest.raises(BenchError, match="class folder 'contempt' is not among train/'s classes"):
+        load_data(root)
+    assert load_data(root, skip_bad=True).dropped == {"unreadable image": 1, "unknown class folder": 1}
+
+
+@pytest.mark.parametrize(
+    ("folders", "expected"),
+    [
+        (["sad", "happy"], CLASS_NAMES),
+        (["sad", "contempt"], (*CLASS_NAMES, "contempt")),
+        (["cat", "dog", "bird"], ("bird", "cat", "dog")),
+    ],
+)
+def test_folder_classes_come_from_the_train_folders(tmp_path, rng, folders, expected):
+    root = tmp_path / "fer"
+    for i, name in enumerate(folders):
+        for split in ("train", "test"):
+            _save(root / split / name / "x.png", np.full((48, 48), 40 * i, np.uint8))
+    data = load_data(root, seed=0)
+    assert data.class_names == expected
+    assert [data.class_names[i] for i in data.labels[data.splits == "test"]] == sorted(folders)
 
 
 def test_stratified_holdout_is_seeded_and_per_class():

@@ -1,4 +1,8 @@
-"""The image-folder FER2013 layout: ``ROOT/train/<class>/*``, ``ROOT/test/<class>/*``, optional ``ROOT/val/``."""
+"""The image-folder layout: ``ROOT/train/<class>/*``, ``ROOT/test/<class>/*``, optional ``ROOT/val/``.
+
+The classes are the class folders: FER2013's 7 keep their ids (and ``contempt`` makes FER+'s 8), so a
+folder copy of FER2013 means what the CSV means; any other set of names is a data set of its own, its
+classes in alphabetical order."""
 
 from __future__ import annotations
 
@@ -30,6 +34,17 @@ def read_face(path: Path) -> tuple[np.ndarray, bool]:
         return np.asarray(gray, dtype=np.uint8), converted
 
 
+def folder_class_names(names: set[str]) -> tuple[str, ...]:
+    """The class list of a folder data set: FER2013's 7 when its folders are among them, FER+'s 8 when
+    ``contempt`` joins them, else the folder names sorted (a data set with classes of its own)."""
+    from bench.data.ferplus import FERPLUS_CLASS_NAMES
+
+    for known in (CLASS_NAMES, FERPLUS_CLASS_NAMES):
+        if names <= set(known):
+            return known
+    return tuple(sorted(names))
+
+
 def load_folder(root: Path, *, skip_bad: bool = False, seed: int = 0) -> FerData:
     """Load ``root/{train,val,test}/<class>/*``; class folder names match case-insensitively."""
     splits_found = [(SPLIT_DIRS[k], p) for k, p in _subdirs(root) if k in SPLIT_DIRS]
@@ -37,20 +52,22 @@ def load_folder(root: Path, *, skip_bad: bool = False, seed: int = 0) -> FerData
         raise BenchError(
             f"{root}: no 'train/' folder; expected ROOT/train/<class>/ and ROOT/test/<class>/ — {FER2013_HINT}"
         )
+    train_dir = dict((s, p) for s, p in splits_found)["train"]
+    class_names = folder_class_names({name for name, _ in _subdirs(train_dir)})
     images, labels, splits = [], [], []
     converted = 0
     dropped: dict[str, int] = {}
     for split, split_dir in splits_found:
         for name, class_dir in _subdirs(split_dir):
-            if name not in CLASS_NAMES:
+            if name not in class_names:
                 if skip_bad:
                     dropped["unknown class folder"] = dropped.get("unknown class folder", 0) + 1
                     continue
                 raise BenchError(
-                    f"{class_dir}: unknown class folder '{class_dir.name}'; expected {', '.join(CLASS_NAMES)} "
-                    "(or pass --skip-bad to ignore it)"
+                    f"{class_dir}: class folder '{class_dir.name}' is not among train/'s classes "
+                    f"({', '.join(class_names)}); add it to train/ or pass --skip-bad to ignore it"
                 )
-            label = CLASS_NAMES.index(name)
+            label = class_names.index(name)
             for file in sorted(p for p in class_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
                 try:
                     pixels, was_converted = read_face(file)
@@ -83,6 +100,7 @@ def load_folder(root: Path, *, skip_bad: bool = False, seed: int = 0) -> FerData
         splits_arr,
         source=str(root),
         protocol=protocol,
+        class_names=class_names,
         n_converted=converted,
         dropped=dropped,
     )
