@@ -185,6 +185,8 @@ def test_bench_run_on_ferplus_logs_eight_classes_and_its_label_set(mini, ferplus
         assert set(np.unique(z["test_y_true"])) <= set(range(8)) and 7 in z["test_y_true"]
     report = Path(client.download_artifacts(run.info.run_id, "classification_report.txt", str(tmp_path)))
     assert "contempt" in report.read_text()
+    recipe = Path(client.download_artifacts(run.info.run_id, "recipe.toml", str(tmp_path))).read_text()
+    assert 'labels = "ferplus"' in recipe and f'targets = "{targets}"' in recipe  # what --resume rebuilds from
 
 
 def test_fer2013_runs_reject_a_contempt_boost_in_one_line(mini, ferplus_csv):
@@ -220,3 +222,32 @@ def test_predict_and_export_name_the_eight_ferplus_classes(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert f"output columns (8 classes): {', '.join(FERPLUS_CLASS_NAMES)}" in result.output
+
+
+def test_bench_tune_trains_its_trials_on_ferplus_and_the_tuned_recipe_keeps_the_label_set(ferplus_csv, tmp_path):
+    from tests.test_tune import TUNE_TOML
+
+    recipe = tmp_path / "tiny_tune.toml"
+    recipe.write_text(
+        TUNE_TOML.replace(
+            "[tune]", '[tune.boost_contempt]\npath = "class_weights.boost.contempt"\nlow = 1.0\nhigh = 3.0\n\n[tune]', 1
+        )
+    )
+    args = [
+        "tune",
+        "--backbone",
+        "baseline_cnn",
+        "--head",
+        "linear",
+        "--recipe",
+        str(recipe),
+        "--data",
+        str(ferplus_csv),
+    ]
+    args += ["--labels", "ferplus", "--set", "data.targets=crossentropy", "--trials", "1", "--study", "fp"]
+    args += ["--storage", f"sqlite:///{tmp_path / 'optuna.db'}", "--pruner", "none", "-q"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    tuned = load_recipe("experiments/tuned/fp.toml")
+    assert (tuned.data.labels, tuned.data.targets) == ("ferplus", "crossentropy")
+    assert set(tuned.class_weights.boost) == {"disgust", "contempt"}
