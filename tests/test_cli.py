@@ -71,6 +71,26 @@ def test_every_command_has_help(args):
     assert result.exit_code == 0 and "Usage" in result.output
 
 
+@pytest.mark.parametrize("args", [a for a in SUBCOMMANDS if a != ["data"]])
+def test_every_command_help_ends_with_examples_of_itself(args):
+    """Examples stay one per line (not re-wrapped) and each one runs the command it documents."""
+    lines = invoke(*args, "--help").output.splitlines()
+    examples = lines[lines.index("  Examples:") + 1 :]
+    assert examples and all(line.startswith("    bench ") for line in examples)
+    if args:
+        assert all(line.split()[1 : 1 + len(args)] == args for line in examples)
+
+
+def test_export_takes_the_file_type_as_to_and_format_as_the_report_style(tmp_path):
+    """--format means the printed style in every command; export's old --format tflite names the fix."""
+    model = tmp_path / "m.keras"
+    model.write_text("")
+    result = invoke("export", "--model", model, "--format", "tflite", "--out", tmp_path / "m.tflite")
+    assert result.exit_code == 2 and "--to tflite" in result.output
+    result = invoke("export", "--model", model, "--to", "tflite", "--format", "yaml", "--out", tmp_path / "m.tflite")
+    assert result.exit_code == 2 and "table, json" in result.output
+
+
 def test_every_option_has_help_text():
     import click
 

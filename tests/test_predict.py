@@ -221,14 +221,14 @@ def test_saved_model_and_upscaling_tflite_export_through_the_cli(tmp_path):
     assert spec.image_size == 64
     model.save(tmp_path / "up.keras")
     result = invoke(
-        "export", "--model", tmp_path / "up.keras", "--format", "tflite", "--out", tmp_path / "up.tflite", "--json"
+        "export", "--model", tmp_path / "up.keras", "--to", "tflite", "--out", tmp_path / "up.tflite", "--format=json"
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["agrees"] is True
-    result = invoke("export", "--model", tmp_path / "up.keras", "--format", "saved_model", "--out", tmp_path / "sm")
+    result = invoke("export", "--model", tmp_path / "up.keras", "--to", "saved_model", "--out", tmp_path / "sm")
     assert result.exit_code == 0, result.output
     assert "agrees with the Keras model" in result.stdout and (tmp_path / "sm" / "saved_model.pb").is_file()
-    result = invoke("export", "--model", tmp_path / "up.keras", "--format", "saved_model", "--out", tmp_path / "sm")
+    result = invoke("export", "--model", tmp_path / "up.keras", "--to", "saved_model", "--out", tmp_path / "sm")
     assert result.exit_code == 2 and "already exists" in result.stderr
     with pytest.raises(BenchError, match="tflite only"):
         export_model(model, "saved_model", tmp_path / "sm2", "dynamic")
@@ -385,7 +385,7 @@ def test_predict_and_export_from_a_run_leave_no_model_copy_behind(run_with_model
     result = invoke("predict", "--run", run_with_model, "--no-detect", "--format", "json", tmp_path / "crop.png")
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.stdout)["faces"]) == 1
-    result = invoke("export", "--run", run_with_model, "--format", "tflite", "--out", tmp_path / "m.tflite")
+    result = invoke("export", "--run", run_with_model, "--to", "tflite", "--out", tmp_path / "m.tflite")
     assert result.exit_code == 0, result.output
     assert [
         p.name for p in scratch.iterdir() if p.name.startswith("bench-model-")
@@ -394,7 +394,7 @@ def test_predict_and_export_from_a_run_leave_no_model_copy_behind(run_with_model
 
 def test_export_to_an_unwritable_place_is_one_line(model_file, tmp_path):
     (tmp_path / "file").write_text("")
-    result = invoke("export", "--model", model_file, "--format", "tflite", "--out", tmp_path / "file" / "m.tflite")
+    result = invoke("export", "--model", model_file, "--to", "tflite", "--out", tmp_path / "file" / "m.tflite")
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr.startswith(f"error: cannot write --out {tmp_path / 'file' / 'm.tflite'}")
     assert len(result.stderr.splitlines()) == 1

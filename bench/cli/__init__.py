@@ -10,14 +10,22 @@ from bench.cli.compare_cmd import compare
 from bench.cli.data_cmd import data
 from bench.cli.export_cmd import export
 from bench.cli.list_cmd import list_cmd
-from bench.cli.options import HEAD_OPTION, RECIPE_OPTION, TRACKING_URI_OPTION
+from bench.cli.options import HEAD_OPTION, RECIPE_OPTION, TRACKING_URI_OPTION, examples
 from bench.cli.predict_cmd import predict
 from bench.cli.profile_cmd import profile_cmd
 from bench.cli.run_cmd import run
 from bench.cli.tune_cmd import tune
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=examples(
+        "bench data check --data fer2013.csv.gz",
+        "bench run --backbone baseline_cnn --backbone resnet50 --data fer2013.csv.gz",
+        "bench compare --experiment fer2013 --html leaderboard.html",
+        "bench COMMAND --help   # options and examples of one command",
+    ),
+)
 @click.version_option(package_name="bench")
 def cli():
     """bench: train and compare FER backbones on FER2013 with one recipe."""

@@ -7,10 +7,17 @@ from pathlib import Path
 import click
 
 from bench.cli.base import friendly_errors
-from bench.cli.options import TRACKING_URI_OPTION, choice_option, format_option
+from bench.cli.options import TRACKING_URI_OPTION, choice_option, examples, format_option
+
+EXAMPLES = examples(
+    "bench compare --experiment fer2013",
+    "bench compare --experiment fer2013 --reference paper --plot leaderboard.png --html leaderboard.html",
+    "bench compare --experiment fer2013 --format markdown --out leaderboard.md",
+    "bench compare --experiment fer2013 --filter head=hybrid --metric val --wide",
+)
 
 
-@click.command()
+@click.command(epilog=EXAMPLES)
 @click.option("--experiment", "experiments", multiple=True, help="MLflow experiment(s) (repeatable).")
 @click.option(
     "--data",

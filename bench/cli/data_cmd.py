@@ -7,7 +7,7 @@ import json
 import click
 
 from bench.cli.base import friendly_errors
-from bench.cli.options import format_option
+from bench.cli.options import examples, format_option
 
 
 @click.group()
@@ -15,7 +15,14 @@ def data():
     """Inspect data sets and make synthetic ones."""
 
 
-@data.command("check")
+@data.command(
+    "check",
+    epilog=examples(
+        "bench data check --data fer2013.csv.gz",
+        "bench data check --data fer2013.csv.gz --votes fer2013plus_votes.csv --format json",
+        "bench data check --data fer2013-images/   # train/<class>/, test/<class>/",
+    ),
+)
 @click.option(
     "--data",
     "data_spec",
@@ -45,7 +52,7 @@ def data_check(data_spec, skip_bad, votes, fmt):
     click.echo(json.dumps(report, indent=2) if fmt == "json" else render_data_report(report))
 
 
-@data.command("synth")
+@data.command("synth", epilog=examples("bench data synth --out faces.csv --n 4000 --seed 0"))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output CSV (.csv or .csv.gz).")
 @click.option("--n", default=4000, show_default=True, type=click.IntRange(1), help="Number of faces.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same faces.")

@@ -9,30 +9,54 @@ from pathlib import Path
 import click
 
 from bench.cli.base import friendly_errors, load_tensorflow
-from bench.cli.options import choice_option, load_saved_model, saved_model_options
+from bench.cli.options import choice_option, examples, load_saved_model, saved_model_options
 
-
-@click.command()
-@saved_model_options
-@click.option(
-    "--format", "fmt", type=click.Choice(["tflite", "saved_model"]), required=True, help="File type to write."
+EXAMPLES = examples(
+    "bench export --run RUN_ID --to tflite --quantize dynamic --out fer.tflite",
+    "bench export --model model.keras --to saved_model --out fer_savedmodel",
+    "bench export --run RUN_ID --to tflite --out fer.tflite --format json > export.json",
 )
+
+FILE_TYPES = ("tflite", "saved_model")
+
+
+def _report_format(ctx, param, value):
+    """``--format`` means the report's style here as in every command; the file type is ``--to``. A file
+    type given as ``--format`` (this command's old spelling) gets a one-line error naming the fix."""
+    if value in FILE_TYPES:
+        raise click.BadParameter(f"the file type is now --to {value}; --format chooses the report: table or json")
+    if value not in ("table", "json"):
+        raise click.BadParameter(f"'{value}' is not one of table, json")
+    return value
+
+
+@click.command(epilog=EXAMPLES)
+@saved_model_options
+@click.option("--to", "file_type", type=click.Choice(FILE_TYPES), required=True, help="File type to write.")
 @choice_option(
     "--quantize",
     ["none", "dynamic", "float16"],
     "TFLite weights: int8 (dynamic) or float16; smaller, checked against a looser tolerance.",
 )
 @click.option("--out", required=True, type=click.Path(), help="The .tflite file or SavedModel folder to write.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--format",
+    "fmt",
+    default="table",
+    show_default=True,
+    callback=_report_format,
+    metavar="[table|json]",
+    help="Style of the report printed after the export.",
+)
 @friendly_errors
-def export(run_id, model_path, tracking_uri, fmt, quantize, out, as_json):
+def export(run_id, model_path, tracking_uri, file_type, quantize, out, fmt):
     """Export a trained model to TensorFlow Lite or SavedModel and check it agrees with the Keras model."""
     from bench.inference.export import export_model
 
     load_tensorflow()
     model = load_saved_model(run_id, model_path, tracking_uri)
-    report = export_model(model, fmt, Path(out), quantize)
-    click.echo(json.dumps(report.as_dict(), indent=2) if as_json else export_text(report))
+    report = export_model(model, file_type, Path(out), quantize)
+    click.echo(json.dumps(report.as_dict(), indent=2) if fmt == "json" else export_text(report))
     if not report.agrees:
         click.echo(f"error: the export fails its check: {report.failure}", err=True)
         sys.exit(1)

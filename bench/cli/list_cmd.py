@@ -7,10 +7,15 @@ import json
 import click
 
 from bench.cli.base import friendly_errors
-from bench.cli.options import format_option
+from bench.cli.options import examples, format_option
+
+EXAMPLES = examples(
+    "bench list",
+    "bench list --format json",
+)
 
 
-@click.command("list")
+@click.command("list", epilog=EXAMPLES)
 @format_option("table", "json")
 @click.option("--refresh", is_flag=True, help="Rebuild the cached catalog (done by itself when a model changes).")
 @friendly_errors

@@ -25,6 +25,12 @@ EXPERIMENT_OPTION = click.option("--experiment", default=None, help="MLflow expe
 QUIET_OPTION_HELP = "No progress line, only each run's result."
 
 
+def examples(*commands: str) -> str:
+    """A command's ``--help`` epilog: example command lines, kept as written (click's ``\\b`` marker stops
+    it from re-wrapping them)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {c}" for c in commands)
+
+
 def set_option(help_text: str = "Override a recipe field."):
     """``--set KEY=VALUE`` (repeatable): a recipe override, parsed by :func:`bench.config.apply_override`."""
     return click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=help_text)

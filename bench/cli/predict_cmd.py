@@ -8,10 +8,16 @@ from pathlib import Path
 import click
 
 from bench.cli.base import friendly_errors, load_tensorflow
-from bench.cli.options import format_option, load_saved_model, saved_model_options
+from bench.cli.options import examples, format_option, load_saved_model, saved_model_options
+
+EXAMPLES = examples(
+    "bench predict --run RUN_ID photo.jpg",
+    "bench predict --run RUN_ID photos/ clip.mp4 --out annotated/ --format json > predictions.json",
+    "bench predict --model model.keras crops/ --no-detect --format csv",
+)
 
 
-@click.command()
+@click.command(epilog=EXAMPLES)
 @click.argument("inputs", nargs=-1, required=True)
 @saved_model_options
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Folder for annotated files.")

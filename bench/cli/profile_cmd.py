@@ -7,10 +7,16 @@ import json
 import click
 
 from bench.cli.base import friendly_errors, load_tensorflow
-from bench.cli.options import choice_option, format_option
+from bench.cli.options import choice_option, examples, format_option
+
+EXAMPLES = examples(
+    "bench profile --backbone baseline_cnn",
+    "bench profile --backbone all --head hybrid --format json > profile.json",
+    "bench profile --backbone resnet50 --image-size 224 --batch 16 --precision mixed_bfloat16",
+)
 
 
-@click.command("profile")
+@click.command("profile", epilog=EXAMPLES)
 @click.option("--backbone", "backbones", multiple=True, required=True, help="Backbone name (repeatable) or 'all'.")
 @click.option("--head", default="hybrid", show_default=True, help="Head name (see bench list).")
 @click.option(

@@ -5,10 +5,19 @@ from __future__ import annotations
 import click
 
 from bench.cli.base import ProgressLine, friendly_errors, load_tensorflow
-from bench.cli.options import DATA_HELP, TRACKING_URI_OPTION, run_options
+from bench.cli.options import DATA_HELP, TRACKING_URI_OPTION, examples, run_options
+
+EXAMPLES = examples(
+    "bench run --backbone baseline_cnn --data fer2013.csv.gz",
+    "bench run --backbone all --recipe cpu --data fer2013.csv.gz --seed 42 --seed 43",
+    "bench run --backbone mini_xception --head conv_gap --recipe arriaga --data fer2013.csv.gz",
+    "bench run --backbone resnet50 --data fer2013.csv.gz --set data.batch_size=64 --set phases.0.epochs=5",
+    "bench run --backbone baseline_cnn --recipe smoke --data synthetic   # try it in a minute",
+    "bench run --resume RUN_ID",
+)
 
 
-@click.command()
+@click.command(epilog=EXAMPLES)
 @click.option("--backbone", "backbones", multiple=True, help="Backbone name (repeatable), or 'all'.")
 @run_options(data_help=DATA_HELP + " Required, except with --resume (the run knows its data).")
 @click.option("--weights", default=None, help="imagenet, none, or a weights file (overrides the recipe).")

@@ -5,10 +5,16 @@ from __future__ import annotations
 import click
 
 from bench.cli.base import ProgressLine, command_line, friendly_errors, load_tensorflow
-from bench.cli.options import DATA_HELP, TRACKING_URI_OPTION, choice_option, run_options
+from bench.cli.options import DATA_HELP, TRACKING_URI_OPTION, choice_option, examples, run_options
+
+EXAMPLES = examples(
+    "bench tune --backbone baseline_cnn --data fer2013.csv.gz --trials 20",
+    "bench tune --backbone resnet50 --data fer2013.csv.gz --trials 50 --storage postgresql://host/optuna --study r50",
+    "bench tune --backbone baseline_cnn --data fer2013.csv.gz --trials 20 --final   # then train the best as a run",
+)
 
 
-@click.command()
+@click.command(epilog=EXAMPLES)
 @click.option("--backbone", required=True, help="Backbone name (see bench list).")
 @run_options(data_help=DATA_HELP, data_required=True, set_help="Override a recipe field (tune.* too).")
 @click.option("--trials", required=True, type=click.IntRange(1), help="Total trials of the study (all workers).")
