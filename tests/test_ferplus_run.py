@@ -218,7 +218,7 @@ def test_predict_and_export_name_the_eight_ferplus_classes(tmp_path):
     assert list(report["faces"][0]["probabilities"]) == list(FERPLUS_CLASS_NAMES)
     result = CliRunner().invoke(
         cli,
-        ["export", "--model", str(tmp_path / "fp.keras"), "--format", "tflite", "--out", str(tmp_path / "fp.tflite")],
+        ["export", "--model", str(tmp_path / "fp.keras"), "--to", "tflite", "--out", str(tmp_path / "fp.tflite")],
     )
     assert result.exit_code == 0, result.output
     assert f"output columns (8 classes): {', '.join(FERPLUS_CLASS_NAMES)}" in result.output

@@ -12,6 +12,7 @@ EXAMPLES = examples(
     "bench run --backbone all --recipe cpu --data fer2013.csv.gz --seed 42 --seed 43",
     "bench run --backbone mini_xception --head conv_gap --recipe arriaga --data fer2013.csv.gz",
     "bench run --backbone resnet50 --data fer2013.csv.gz --set data.batch_size=64 --set phases.0.epochs=5",
+    "bench run --backbone resnet50 --data fer2013.csv.gz --labels ferplus --set data.targets=crossentropy",
     "bench run --backbone baseline_cnn --recipe smoke --data synthetic   # try it in a minute",
     "bench run --resume RUN_ID",
 )
