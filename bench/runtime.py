@@ -53,11 +53,8 @@ def import_tensorflow_quietly(verbose: bool = False) -> None:
 
 def environment_tags(precision: str) -> dict[str, str]:
     """Library versions, the Keras backend, git commit and hardware, so a run says where it came from."""
-    from importlib.metadata import version
-
     import keras
     import numpy
-    import sklearn
 
     from bench.backend import accelerators, backend_name, backend_version
 
@@ -68,8 +65,10 @@ def environment_tags(precision: str) -> dict[str, str]:
         backend_name(): backend_version(),
         "keras": keras.__version__,
         "numpy": numpy.__version__,
-        "sklearn": sklearn.__version__,
-        "mlflow": version("mlflow"),  # only bench.tracking imports mlflow
+        # read from the installed metadata, not imported: only bench.tracking imports mlflow, and the
+        # GPU check (benchmarks/device_check.py) runs where neither may be installed
+        "sklearn": _installed_version("scikit-learn"),
+        "mlflow": _installed_version("mlflow"),
         "python": platform.python_version(),
         "hardware": ("GPU: " + ", ".join(gpus)) if gpus else f"CPU: {_cpu_model()} x{os.cpu_count()}",
         "precision": precision,
@@ -82,6 +81,15 @@ def environment_tags(precision: str) -> dict[str, str]:
         if commit:
             tags["git_commit"] = commit
     return tags
+
+
+def _installed_version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 def _cpu_model() -> str:

@@ -9,6 +9,14 @@ time, input feeding) before the budget is spent; then every backbone in turn wit
 printed as it ends, flushed; ``$OUT/device_check.json`` is rewritten after the probe and after each
 backbone, so a run cut off by the device's time limit still returns what it finished.
 
+On the lent GPU machine (JAX with CUDA, no TensorFlow, no package registry), after
+``python benchmarks/fer_carry.py --wheels`` here and with ``.carry`` carried:
+
+    pip install --no-deps .carry/wheels/*.whl  # only where keras/namex/optree are missing
+    KERAS_BACKEND=jax timeout 540 python -u benchmarks/device_check.py
+
+It needs only NumPy, Keras and the backend: no MLflow, scikit-learn, pandas or OpenCV.
+
 Data: the packed FER2013 Training + PrivateTest (benchmarks/fer_carry.py); validation is a seeded,
 stratified 10 % of Training, test is PrivateTest. ``--synthetic N`` uses made-up faces instead (CPU
 test of the script itself; its numbers mean nothing).
@@ -25,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Runs from a checkout where bench is not installed (a GPU machine without a package registry).
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
 BACKBONES = ("baseline_cnn", "mini_xception", "mobilenet_v3_small", "resnet50", "efficientnet_b3", "xception")
 
@@ -57,11 +66,11 @@ def load(data: Path | None, synthetic: int):
 def train_one(backbone: str, data, overrides: list[str]) -> dict:
     """Train ``backbone`` under the gpu recipe with ``overrides``; its timings and test figures."""
     import keras
-    from sklearn.metrics import f1_score
 
+    from bench.callbacks import macro_f1
     from bench.config import load_recipe
+    from bench.data.batches import make_stream
     from bench.reports import format_progress
-    from bench.runner import predict_probs
     from bench.train import Fit
 
     recipe = load_recipe("gpu", overrides, {"model.backbone": backbone})
@@ -74,8 +83,8 @@ def train_one(backbone: str, data, overrides: list[str]) -> dict:
             say(f"  {backbone} | {format_progress(status)}")
 
     result = fit.train(progress=progress)
-    probs = predict_probs(fit.model, fit.splits.x_test)
     y = fit.splits.y_test
+    probs = fit.model.predict(make_stream(fit.splits.x_test, y, batch_size=512, inputs_only=True), verbose=0)
     figures = {
         "backbone": backbone,
         "build_seconds": round(built, 1),
@@ -86,7 +95,7 @@ def train_one(backbone: str, data, overrides: list[str]) -> dict:
         "input_wait_fraction": round(result.input_wait_fraction, 3),
         "budget_hit": result.budget_hit,
         "test_accuracy": float(np.mean(probs.argmax(1) == y)) if len(y) else None,
-        "test_macro_f1": float(f1_score(y, probs.argmax(1), average="macro")) if len(y) else None,
+        "test_macro_f1": macro_f1(y, probs.argmax(1)) if len(y) else None,
         "val_macro_f1_per_epoch": [round(v, 4) for v in result.history.get("val_macro_f1", [])],
     }
     keras.backend.clear_session()

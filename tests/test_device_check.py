@@ -44,3 +44,37 @@ def test_device_check_data_validates_on_training_rows_only(packed):
     data = _module("device_check").load(path, 0)
     sizes = data.split_sizes()
     assert sizes["test"] == 10 and sizes["train"] + sizes["val"] == 30 and sizes["val"] >= 1
+
+
+@pytest.mark.parametrize(
+    "y_true, y_pred",
+    [([0, 1, 2, 2, 3], [0, 2, 2, 2, 1]), ([0, 0, 0], [1, 1, 1]), ([4, 4, 5], [4, 4, 5]), ([0, 1, 6, 6], [6, 6, 6, 6])],
+)
+def test_macro_f1_is_scikit_learns(y_true, y_pred):
+    from sklearn.metrics import f1_score
+
+    from bench.callbacks import macro_f1
+
+    assert macro_f1(y_true, y_pred) == pytest.approx(f1_score(y_true, y_pred, average="macro", zero_division=0))
+
+
+def test_the_training_path_imports_without_tracking_metrics_or_image_libraries():
+    """What benchmarks/device_check.py uses must import where only NumPy, Keras and a backend exist."""
+    import subprocess
+
+    blocked = ["mlflow", "sklearn", "pandas", "optuna", "click", "matplotlib", "cv2", "PIL"]
+    code = f"""
+import sys
+class Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ImportError("blocked " + name)
+sys.meta_path.insert(0, Blocker())
+sys.path[:0] = [{str(BENCHMARKS)!r}]
+import device_check, bench.train, bench.callbacks, bench.data.batches
+from bench.runtime import environment_tags
+tags = environment_tags("float32")
+assert tags["bench.backend"] and tags["mlflow"], tags
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
