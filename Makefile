@@ -4,14 +4,30 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# A second environment without TensorFlow, where bench runs with KERAS_BACKEND=jax on jax[cpu]: what a
+# GPU machine without TensorFlow has, so a stray TensorFlow import fails here first.
+JAX_VENV := .venv-jax
+JAX_STAMP := $(JAX_VENV)/.installed
+JAX_TESTS := tests/test_batches.py tests/test_backend.py tests/test_jax_backend.py
 
-.PHONY: demo test browser lint clean
+.PHONY: demo test test-jax browser lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
+
+# pyproject's dependencies minus tensorflow, plus the jax extra and pytest; bench itself without deps.
+$(JAX_STAMP): pyproject.toml
+	test -x $(JAX_VENV)/bin/python || $(PYTHON) -m venv $(JAX_VENV)
+	$(JAX_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(JAX_VENV)/bin/python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+		print("\n".join([d for d in p["dependencies"] if not d.startswith("tensorflow")] \
+		+ p["optional-dependencies"]["jax"] + ["pytest>=8.0"]))' > $(JAX_VENV)/requirements.txt
+	$(JAX_VENV)/bin/python -m pip install --quiet -r $(JAX_VENV)/requirements.txt
+	$(JAX_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $(JAX_STAMP)
 
 # The demo: two backbones with the cpu recipe on synthetic faces (not FER2013), sized by epochs (4 passes
 # over 3,171 training faces) rather than wall time, so a busy machine makes it slower but not worse.
@@ -20,8 +36,16 @@ demo: $(STAMP)
 		--set run.budget_minutes=0 --set run.steps_per_epoch=0 --set phases.0.epochs=4
 	$(BIN)/bench compare --experiment demo
 
-test: $(STAMP) browser
-	$(BIN)/python -m pytest -q
+# The whole suite under TensorFlow (its JAX smoke test runs in .venv-jax), then the backend-neutral
+# modules' tests again under JAX.
+test: $(STAMP) $(JAX_STAMP) browser
+	BENCH_JAX_PYTHON=$(CURDIR)/$(JAX_VENV)/bin/python $(BIN)/python -m pytest -q
+	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m pytest -q tests/test_batches.py tests/test_backend.py
+
+# Only the JAX checks: the smoke recipe end to end (run, compare, tune, profile, predict) and the tests
+# of the backend-neutral modules, all in .venv-jax.
+test-jax: $(JAX_STAMP)
+	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m pytest -q $(JAX_TESTS)
 
 # The HTML report's browser test needs Chromium: installed from the Debian packages when it is missing and
 # apt-get is there (as root, or through password-less sudo). Never fatal: without it that one test skips.
@@ -36,4 +60,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check bench tests benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(JAX_VENV) .pytest_cache

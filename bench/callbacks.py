@@ -14,6 +14,22 @@ import numpy as np
 from bench.errors import BenchError
 
 
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Macro-F1 over the classes present in ``y_true`` or ``y_pred``, 0 for a class never predicted
+    correctly: scikit-learn's ``f1_score(average="macro", zero_division=0)``, in NumPy so training
+    needs no scikit-learn (the GPU check runs where it may not be installed)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    classes = np.union1d(y_true, y_pred)
+    if len(classes) == 0:
+        return 0.0
+    scores = []
+    for c in classes:
+        tp = np.sum((y_true == c) & (y_pred == c))
+        denominator = np.sum(y_true == c) + np.sum(y_pred == c)
+        scores.append(2 * tp / denominator if denominator else 0.0)
+    return float(np.mean(scores))
+
+
 class TrainingDiverged(BenchError):
     """The loss became NaN or infinite."""
 
@@ -33,15 +49,13 @@ class ValidationMetrics(keras.callbacks.Callback):
         self.seconds = 0.0  # duration of the latest validation pass (the budget estimate needs it)
 
     def on_epoch_end(self, epoch, logs=None):
-        from sklearn.metrics import f1_score
-
         tic = time.perf_counter()
         probs = self.model.predict(self.val_dataset, verbose=0)
         self.seconds = time.perf_counter() - tic
         picked = np.clip(probs[np.arange(len(self.y_val)), self.y_val], 1e-7, 1.0)
         logs["val_loss"] = float(-np.mean(np.log(picked)))
         logs["val_accuracy"] = float(np.mean(probs.argmax(1) == self.y_val))
-        logs["val_macro_f1"] = float(f1_score(self.y_val, probs.argmax(1), average="macro", zero_division=0))
+        logs["val_macro_f1"] = macro_f1(self.y_val, probs.argmax(1))
 
 
 class NanGuard(keras.callbacks.Callback):

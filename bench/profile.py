@@ -16,10 +16,17 @@ import numpy as np
 from bench import INPUT_SHAPE
 from bench.data.cache import cache_dir
 
+_NO_FLOPS = "not measured: FLOPs are counted by TensorFlow's graph profiler (KERAS_BACKEND=tensorflow)"
 
-def forward_flops(model, image_shape=INPUT_SHAPE) -> int:
+
+def forward_flops(model, image_shape=INPUT_SHAPE) -> int | None:
     """Forward FLOPs for one image, counted from the TensorFlow graph of the inference call (the
-    profiler counts 2 per multiply-add in convolutions and matmuls, plus elementwise ops it knows)."""
+    profiler counts 2 per multiply-add in convolutions and matmuls, plus elementwise ops it knows).
+    None (not measured) under another Keras backend: the count needs TensorFlow's graph profiler."""
+    from bench.backend import is_tensorflow
+
+    if not is_tensorflow():
+        return None
     import tensorflow as tf
 
     fn = tf.function(lambda x: model(x, training=False))
@@ -30,22 +37,27 @@ def forward_flops(model, image_shape=INPUT_SHAPE) -> int:
 
 
 def peak_matmul_flops(size: int = 2048, repeats: int = 10, refresh: bool = False) -> float:
-    """Practical float32 peak of this machine: a large matmul's FLOP/s, measured once and cached."""
-    import tensorflow as tf
+    """Practical float32 peak of this machine under the Keras backend in use: a large matmul's FLOP/s,
+    measured once per backend and cached."""
+    import keras
+    from keras import ops
 
+    from bench.backend import backend_name
     from bench.runtime import onednn_enabled
 
     key = f"{platform.node()}-{platform.machine()}-{size}-onednn{int(onednn_enabled())}"
+    if backend_name() != "tensorflow":  # keeps the keys TensorFlow runs cached before
+        key += f"-{backend_name()}"
     path = cache_dir() / "peak_flops.json"
     cached = json.loads(path.read_text()) if path.exists() else {}
     if key in cached and not refresh:
         return float(cached[key])
-    a = tf.random.normal((size, size))
-    tf.linalg.matmul(a, a).numpy()
+    a = keras.random.normal((size, size))
+    ops.convert_to_numpy(ops.matmul(a, a))
     times = []
     for _ in range(repeats):
         tic = time.perf_counter()
-        tf.linalg.matmul(a, a).numpy()
+        ops.convert_to_numpy(ops.matmul(a, a))
         times.append(time.perf_counter() - tic)
     peak = 2 * size**3 / float(np.median(times))
     path.write_text(json.dumps({**cached, key: peak}))
@@ -65,16 +77,16 @@ def _median_step_seconds(step, warmup: int, steps: int) -> float:
 
 def latency_ms(model, warmup: int = 5, steps: int = 30) -> tuple[float, float]:
     """Batch-1 latency (p50, p95) of a compiled call — not ``model.predict``, which adds ~50 ms a call."""
-    import tensorflow as tf
+    from bench.backend import inference_function
 
-    fn = tf.function(lambda x: model(x, training=False))
-    x = tf.constant(np.random.default_rng(0).integers(0, 256, (1, *INPUT_SHAPE)).astype("float32"))
+    fn = inference_function(model)
+    x = np.random.default_rng(0).integers(0, 256, (1, *INPUT_SHAPE)).astype("float32")
     for _ in range(warmup):
-        fn(x).numpy()
+        fn(x)
     times = []
     for _ in range(steps):
         tic = time.perf_counter()
-        fn(x).numpy()
+        fn(x)
         times.append((time.perf_counter() - tic) * 1000)
     return float(np.percentile(times, 50)), float(np.percentile(times, 95))
 
@@ -82,17 +94,26 @@ def latency_ms(model, warmup: int = 5, steps: int = 30) -> tuple[float, float]:
 def throughput(model, *, train_batch: int = 32, infer_batch: int = 64, warmup: int = 3, steps: int = 10):
     """(training images/s, inference images/s): medians of timed steps after warm-up."""
     import keras
-    import tensorflow as tf
+
+    from bench.backend import inference_function
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (max(train_batch, infer_batch), *INPUT_SHAPE)).astype("float32")
     y = keras.utils.to_categorical(rng.integers(0, 7, len(x)), 7)
-    model.compile(keras.optimizers.AdamW(1e-4), "categorical_crossentropy", jit_compile=False)
+    model.compile(keras.optimizers.AdamW(1e-4), "categorical_crossentropy", jit_compile=_profile_jit())
     train = _median_step_seconds(lambda: model.train_on_batch(x[:train_batch], y[:train_batch]), warmup, steps)
-    fn = tf.function(lambda t: model(t, training=False))
-    batch = tf.constant(x[:infer_batch])
-    infer = _median_step_seconds(lambda: fn(batch).numpy(), warmup, steps)
+    fn = inference_function(model)
+    batch = x[:infer_batch]
+    infer = _median_step_seconds(lambda: fn(batch), warmup, steps)
     return train_batch / train, infer_batch / infer
+
+
+def _profile_jit() -> bool:
+    """XLA off under TensorFlow (2-9x slower on the CPUs measured); on under JAX, which without jit runs
+    every op eagerly."""
+    from bench.backend import backend_name
+
+    return backend_name() == "jax"
 
 
 def file_size_mb(model) -> float:
@@ -157,7 +178,7 @@ def profile(
         "params_total": int(model.count_params()),
         "params_trainable_per_phase": trainable_per_phase(model, recipe, pretrained=False),
         "flops_per_image": flops,
-        "flops_method": "TensorFlow graph profiler, forward pass",
+        "flops_method": "TensorFlow graph profiler, forward pass" if flops is not None else _NO_FLOPS,
         "train_images_per_second": train_ips,
         "infer_images_per_second": infer_ips,
         "latency_ms_p50": p50,
@@ -166,7 +187,7 @@ def profile(
         "keras_file_mb": file_size_mb(model),
         "machine_peak_gflops": peak / 1e9,
         # Training costs ~3x the forward pass (forward + two backward matmuls per layer).
-        "train_fraction_of_peak": 3 * flops * train_ips / peak,
+        "train_fraction_of_peak": 3 * flops * train_ips / peak if flops is not None else float("nan"),
     }
     keras.backend.clear_session()
     return result

@@ -143,7 +143,7 @@ def render_profiles(results: list[dict]) -> str:
             f"{r['backbone']}+{r['head']}",
             r["image_size"],
             f"{r['params_total'] / 1e6:.2f}M",
-            f"{r['flops_per_image'] / 1e9:.3f}",
+            f"{r['flops_per_image'] / 1e9:.3f}" if r["flops_per_image"] is not None else "-",
             f"{r['train_images_per_second']:.0f}",
             f"{r['infer_images_per_second']:.0f}",
             f"{r['latency_ms_p50']:.1f}",

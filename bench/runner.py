@@ -18,8 +18,8 @@ import numpy as np
 
 from bench import tracking as trk
 from bench.config import Recipe, flatten, recipe_hash, to_dict, to_toml
+from bench.data.batches import make_stream
 from bench.data.dataset import FerData
-from bench.data.pipeline import make_dataset
 from bench.errors import BenchError, Interrupted, os_error_text
 from bench.metrics import HEADLINE_METRICS, classification_report, confusion, evaluate
 from bench.plan import resolve_recipe
@@ -59,7 +59,7 @@ def predict_probs(model, images: np.ndarray) -> np.ndarray:
     if len(images) == 0:
         return np.zeros((0, model.output.shape[-1]), dtype=np.float32)
     return model.predict(
-        make_dataset(images, np.zeros(len(images), dtype=np.int64), batch_size=256).map(lambda x, y: x), verbose=0
+        make_stream(images, np.zeros(len(images), dtype=np.int64), batch_size=256, inputs_only=True), verbose=0
     )
 
 

@@ -52,26 +52,27 @@ def import_tensorflow_quietly(verbose: bool = False) -> None:
 
 
 def environment_tags(precision: str) -> dict[str, str]:
-    """Library versions, git commit and hardware, so a run says where it came from."""
-    from importlib.metadata import version
-
+    """Library versions, the Keras backend, git commit and hardware, so a run says where it came from."""
     import keras
     import numpy
-    import sklearn
-    import tensorflow as tf
 
-    gpus = tf.config.list_physical_devices("GPU")
+    from bench.backend import accelerators, backend_name, backend_version
+
+    gpus = accelerators()
     tags = {
         "bench.version": __import__("bench").__version__,
-        "tensorflow": tf.__version__,
+        "bench.backend": backend_name(),
+        backend_name(): backend_version(),
         "keras": keras.__version__,
         "numpy": numpy.__version__,
-        "sklearn": sklearn.__version__,
-        "mlflow": version("mlflow"),  # only bench.tracking imports mlflow
+        # read from the installed metadata, not imported: only bench.tracking imports mlflow, and the
+        # GPU check (benchmarks/device_check.py) runs where neither may be installed
+        "sklearn": _installed_version("scikit-learn"),
+        "mlflow": _installed_version("mlflow"),
         "python": platform.python_version(),
-        "hardware": ("GPU: " + ", ".join(g.name for g in gpus)) if gpus else f"CPU: {_cpu_model()} x{os.cpu_count()}",
+        "hardware": ("GPU: " + ", ".join(gpus)) if gpus else f"CPU: {_cpu_model()} x{os.cpu_count()}",
         "precision": precision,
-        "onednn": str(onednn_enabled()).lower(),
+        "onednn": str(onednn_enabled() and backend_name() == "tensorflow").lower(),
     }
     with contextlib.suppress(Exception):
         commit = subprocess.run(
@@ -80,6 +81,15 @@ def environment_tags(precision: str) -> dict[str, str]:
         if commit:
             tags["git_commit"] = commit
     return tags
+
+
+def _installed_version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 def _cpu_model() -> str:

@@ -23,3 +23,10 @@ def test_quiet_tensorflow_import_prints_no_start_up_lines():
         pytest.skip("a plain TensorFlow import printed nothing here, so there is nothing to silence")
     quiet = _import(QUIET)
     assert quiet.stdout.strip() == "True" and quiet.stderr.strip() == "", quiet.stderr
+
+
+def test_a_missing_distribution_is_tagged_not_installed():
+    from bench.runtime import _installed_version
+
+    assert _installed_version("no-such-distribution-bench") == "not installed"
+    assert _installed_version("numpy")[0].isdigit()

@@ -32,11 +32,15 @@ def _terminate_like_ctrl_c() -> None:
 
 def load_tensorflow(verbose: int = 0) -> None:
     """Import TensorFlow without its C++ start-up lines (kept with -v or TF_CPP_MIN_LOG_LEVEL=0) and
-    without Python-side notices (retracing after each recompile) a user cannot act on."""
+    without Python-side notices (retracing after each recompile) a user cannot act on. Nothing under
+    another Keras backend (KERAS_BACKEND=jax or torch), where TensorFlow need not be installed."""
     import logging
 
+    from bench.backend import is_tensorflow
     from bench.runtime import import_tensorflow_quietly
 
+    if not is_tensorflow():
+        return
     import_tensorflow_quietly(verbose > 0 or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 

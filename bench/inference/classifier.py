@@ -69,16 +69,12 @@ class FaceClassifier:
     """Probabilities over the model's classes (FER2013's 7, FER+'s 8) for a batch of uint8 48x48 faces."""
 
     def __init__(self, model):
-        import tensorflow as tf
+        from bench.backend import inference_function
 
         check_input_shape(model)
         self.model = model
         self.class_names = model_class_names(model)
-        self._call = tf.function(
-            lambda x: model(x, training=False),
-            input_signature=[tf.TensorSpec((None, *EXPECTED_INPUT), tf.float32)],
-            reduce_retracing=True,
-        )
+        self._call = inference_function(model)
 
     def __call__(self, faces: np.ndarray) -> np.ndarray:
         """``faces``: (n, 48, 48) or (n, 48, 48, 1) uint8; returns (n, 7) float probabilities."""

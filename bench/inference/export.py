@@ -254,7 +254,16 @@ def judge(reference: np.ndarray, exported: np.ndarray, tolerance: float) -> tupl
 
 
 def export_model(model, fmt: str, out: Path, quantize: str = "none", samples: int = 32) -> ExportReport:
-    """Export ``model`` and check the exported file against it; raises BenchError on a bad request."""
+    """Export ``model`` and check the exported file against it; raises BenchError on a bad request.
+
+    Needs the TensorFlow backend: TFLite and SavedModel are written by TensorFlow's converters."""
+    from bench.backend import backend_name, is_tensorflow
+
+    if not is_tensorflow():
+        raise BenchError(
+            f"bench export needs the TensorFlow backend (KERAS_BACKEND={backend_name()} cannot write TFLite "
+            "or SavedModel); rerun it with KERAS_BACKEND=tensorflow, which loads the same .keras model"
+        )
     import tensorflow as tf
 
     from bench.inference.classifier import check_input_shape, model_class_names

@@ -9,7 +9,7 @@ import numpy as np
 
 from bench import callbacks as cb
 from bench.config import Recipe
-from bench.data.pipeline import make_dataset
+from bench.data.batches import make_stream
 from bench.train.splits import Splits
 
 CACHE_LIMIT_BYTES = 6 * 2**30
@@ -21,7 +21,7 @@ ResNet50 at 48x48 needs ~1 GB for FER2013; at 224x224 ~12 GB, which would not fi
 class CachedFeatures:
     """A head-only phase's inputs: backbone features of the (never augmented) splits, computed once."""
 
-    train: object  # tf.data.Dataset of (features, one-hot, weight)
+    train: object  # a make_stream stream of (features, one-hot, weight)
     validation: cb.ValidationMetrics
     seconds: float  # time spent computing the features
 
@@ -41,11 +41,12 @@ def cache_features(model, splits: Splits, recipe: Recipe, fixed_steps: int | Non
     tic = time.perf_counter()
 
     def features(x):  # the same input pipeline, unaugmented and in order
-        ds = make_dataset(x, np.zeros(len(x), np.int64), batch_size=256).map(lambda xb, yb: xb)
-        return extractor.predict(ds, verbose=0)
+        return extractor.predict(
+            make_stream(x, np.zeros(len(x), np.int64), batch_size=256, inputs_only=True), verbose=0
+        )
 
     bs, seed = recipe.data.batch_size, recipe.run.seed
-    train = make_dataset(
+    train = make_stream(
         features(splits.x_train),
         splits.y_train,
         batch_size=bs,
@@ -54,8 +55,7 @@ def cache_features(model, splits: Splits, recipe: Recipe, fixed_steps: int | Non
         seed=seed,
         oversample=recipe.data.oversample,
         targets=splits.t_train,
+        repeat=bool(fixed_steps),
     )
-    if fixed_steps:
-        train = train.repeat()
-    val = make_dataset(features(splits.x_val), splits.y_val, batch_size=max(bs, 256)).map(lambda x, y: x)
+    val = make_stream(features(splits.x_val), splits.y_val, batch_size=max(bs, 256), inputs_only=True)
     return CachedFeatures(train, cb.ValidationMetrics(val, splits.y_val), time.perf_counter() - tic)

@@ -17,7 +17,8 @@ import keras
 from bench import callbacks as cb
 from bench.config import PhaseConfig, Recipe
 from bench.data.augment import build_augmenter
-from bench.data.pipeline import make_dataset
+from bench.data.batches import make_stream, steps_per_pass
+from bench.data.pipeline import oversample_indices
 from bench.freezing import apply_phase_trainability
 from bench.train.features import CachedFeatures, cache_features
 from bench.train.optim import make_optimizer, make_schedule, shrink_plan
@@ -41,9 +42,14 @@ class TrainResult:
 def _resolve_jit(recipe: Recipe) -> bool:
     if recipe.run.jit_compile != "auto":
         return recipe.run.jit_compile == "on"
-    import tensorflow as tf
+    from bench.backend import accelerators, backend_name
 
-    return bool(tf.config.list_physical_devices("GPU"))  # XLA was 2-9x slower on the CPUs measured
+    backend = backend_name()
+    if backend == "jax":
+        return True  # JAX without jit runs every op eagerly: many times slower, on any device
+    if backend == "torch":
+        return False  # Keras' own default there; torch.compile is untested with these models
+    return bool(accelerators())  # TensorFlow: XLA was 2-9x slower on the CPUs measured
 
 
 def read_resume_state(checkpoint_dir: Path) -> dict | None:
@@ -101,14 +107,14 @@ class Trainer:
             batch_size=bs, weights=splits.class_weights, shuffle=True, seed=seed, oversample=recipe.data.oversample
         )
         common["targets"] = splits.t_train  # FER+ vote distributions (crossentropy mode), else one-hot labels
-        self.train_aug = make_dataset(splits.x_train, splits.y_train, augmenter=augmenter, **common)
-        self.train_plain = make_dataset(splits.x_train, splits.y_train, augmenter=None, **common)
-        self.val_x = make_dataset(splits.x_val, splits.y_val, batch_size=max(bs, 256)).map(lambda x, y: x)
         self.fixed_steps = recipe.run.steps_per_epoch or None
-        if self.fixed_steps:
-            # Epochs of N batches: the stream repeats (reshuffled each pass) instead of ending.
-            self.train_aug, self.train_plain = self.train_aug.repeat(), self.train_plain.repeat()
-        self.steps_per_epoch = self.fixed_steps or int(self.train_aug.cardinality())
+        # Epochs of N batches: the stream repeats (reshuffled each pass) instead of ending.
+        common["repeat"] = bool(self.fixed_steps)
+        self.train_aug = make_stream(splits.x_train, splits.y_train, augmenter=augmenter, **common)
+        self.train_plain = make_stream(splits.x_train, splits.y_train, augmenter=None, **common)
+        self.val_x = make_stream(splits.x_val, splits.y_val, batch_size=max(bs, 256), inputs_only=True)
+        n_train = len(oversample_indices(splits.y_train, recipe.data.oversample, seed))
+        self.steps_per_epoch = self.fixed_steps or steps_per_pass(n_train, bs, shuffle=True)
         self.timer = cb.StepTimer(bs)
         self.validation = cb.ValidationMetrics(self.val_x, splits.y_val)
         self.cached: CachedFeatures | None = None  # the current head-only phase's features, if cached

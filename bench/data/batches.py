@@ -1,0 +1,158 @@
+"""A backend-neutral input stream: NumPy batches through ``keras.utils.PyDataset``, no TensorFlow.
+
+Under the TensorFlow backend bench keeps tf.data (:func:`bench.data.pipeline.make_dataset`): 834
+against 174 augmented images/s for ArrayBatches there (benchmarks/loader_speed.py, 2 cores shared with a
+training job); under JAX or PyTorch :func:`make_stream` returns
+:class:`ArrayBatches`, which has the same semantics: a seeded shuffle that changes every pass, a
+training stream that drops each pass's partial last batch, evaluation streams that keep every image,
+one-hot labels (or FER+ soft targets), per-sample weights and the same Keras augmentation layers applied
+to whole batches.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+from bench import NUM_CLASSES
+from bench.data.pipeline import oversample_indices
+
+
+def steps_per_pass(n: int, batch_size: int, shuffle: bool) -> int:
+    """Batches in one pass over ``n`` images: a shuffled (training) pass drops its partial last batch
+    unless it is the only one, as tf.data's ``drop_remainder`` does in :func:`make_dataset`."""
+    if shuffle and n >= batch_size:
+        return n // batch_size
+    return math.ceil(n / batch_size)
+
+
+def compiled_augmenter(augmenter, compile: bool | None = None):
+    """``x (numpy) -> augmented x (numpy)``: ``augmenter`` in training mode on one whole batch.
+
+    ``compile`` (JAX only; default: when JAX sees a GPU) runs the layers as one ``jax.jit`` of Keras'
+    public ``stateless_call`` instead of dozens of eagerly dispatched ops, and writes the returned
+    seed-generator states back, so the random stream is the one the eager call would draw. On this
+    project's 2-core CPU the compiled call was ~3x slower than eager (169 vs 483 augmented images/s,
+    benchmarks/loader_speed.py, contended; the affine layers' gathers dominate), hence not the CPU
+    default; on a GPU it is unmeasured until benchmarks/device_check.py runs (it times both)."""
+    if keras.backend.backend() != "jax":
+        compile = False
+    elif compile is None:
+        from bench.backend import accelerators
+
+        compile = bool(accelerators())
+    if not compile:
+        return lambda x: keras.ops.convert_to_numpy(augmenter(x, training=True))
+    import jax
+
+    def pure(states, x):
+        return augmenter.stateless_call([], states, x, training=True)
+
+    step = jax.jit(pure)
+
+    def call(x):
+        if not augmenter.built:  # stateless_call needs built layers; the first batch builds them eagerly
+            return keras.ops.convert_to_numpy(augmenter(x, training=True))
+        y, states = step([v.value for v in augmenter.non_trainable_variables], x)
+        for variable, state in zip(augmenter.non_trainable_variables, states, strict=True):
+            variable.assign(state)
+        return np.asarray(y)
+
+    return call
+
+
+class ArrayBatches(keras.utils.PyDataset):
+    """``(x, y[, sample_weight])`` batches (or ``x`` alone) from in-memory arrays; ``y`` is one-hot
+    ``labels`` or the rows of ``targets``.
+
+    Args: as :func:`bench.data.pipeline.make_dataset`, plus
+        inputs_only: yield ``x`` only (what ``predict`` reads).
+        repeat: never end (``fit`` with a fixed ``steps_per_epoch``); pass ``p`` of an endless stream is
+            shuffled with ``seed + p``, so where an epoch boundary falls does not change the stream.
+
+    Pass ``p`` of a finite shuffled stream (one pass per epoch) is shuffled with ``seed + p`` too.
+    Batches are built in the calling thread (``workers=1``): the augmentation layers draw from a
+    stateful seed generator, so parallel workers would race for seeds.
+    """
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        *,
+        batch_size: int,
+        weights: np.ndarray | None = None,
+        augmenter=None,
+        shuffle: bool = False,
+        seed: int = 0,
+        oversample: float = 0.0,
+        inputs_only: bool = False,
+        repeat: bool = False,
+        targets: np.ndarray | None = None,
+        num_classes: int | None = None,
+    ):
+        super().__init__(workers=1, use_multiprocessing=False)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1; received batch_size={batch_size}")
+        self.images = images[..., None] if images.ndim == 3 else images
+        self.index = oversample_indices(labels, oversample, seed) if shuffle else np.arange(len(labels))
+        self.labels = np.asarray(labels).astype(np.int64)
+        self.sample_weights = None if weights is None else np.asarray(weights, np.float32)[self.labels]
+        if num_classes is None:  # as make_dataset: the width of the soft targets or the class weights
+            num_classes = next((a.shape[-1] for a in (targets, weights) if a is not None), NUM_CLASSES)
+        self.targets = None if targets is None else np.asarray(targets, np.float32)
+        self.one_hot = np.eye(num_classes, dtype=np.float32)
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.augment = None if augmenter is None else compiled_augmenter(augmenter)
+        self.inputs_only, self.repeat = inputs_only, repeat
+        self.per_pass = steps_per_pass(len(self.index), batch_size, shuffle)
+        self.epoch = 0
+        self._order_pass, self._order = -1, self.index
+
+    @property
+    def num_batches(self):
+        return None if self.repeat else self.per_pass
+
+    def __len__(self):
+        return self.per_pass
+
+    def _pass_order(self, p: int) -> np.ndarray:
+        if p != self._order_pass:
+            self._order_pass = p
+            self._order = np.random.default_rng(self.seed + p).permutation(self.index) if self.shuffle else self.index
+        return self._order
+
+    def __getitem__(self, i: int):
+        p, j = divmod(i, self.per_pass) if self.repeat else (self.epoch, i)
+        order = self._pass_order(p)
+        picked = order[j * self.batch_size : (j + 1) * self.batch_size]
+        x = self.images[picked].astype(np.float32)
+        if self.augment is not None:
+            x = self.augment(x)
+        if self.inputs_only:
+            return x
+        y = self.one_hot[self.labels[picked]] if self.targets is None else self.targets[picked]
+        return (x, y) if self.sample_weights is None else (x, y, self.sample_weights[picked])
+
+    def on_epoch_end(self):
+        if not self.repeat:
+            self.epoch += 1
+
+
+def make_stream(images, labels, *, batch_size: int, inputs_only: bool = False, repeat: bool = False, **options):
+    """The input stream ``fit``/``predict`` read, for the backend in use.
+
+    TensorFlow: the tf.data pipeline of :func:`bench.data.pipeline.make_dataset` (``.map`` to inputs,
+    ``.repeat()``); any other backend: :class:`ArrayBatches`. ``options`` are make_dataset's keywords."""
+    from bench.backend import is_tensorflow
+
+    if not is_tensorflow():
+        return ArrayBatches(images, labels, batch_size=batch_size, inputs_only=inputs_only, repeat=repeat, **options)
+    from bench.data.pipeline import make_dataset
+
+    ds = make_dataset(images, labels, batch_size=batch_size, **options)
+    if inputs_only:
+        ds = ds.map(lambda x, *rest: x)
+    return ds.repeat() if repeat else ds

@@ -1,0 +1,76 @@
+"""The smoke recipe end to end under KERAS_BACKEND=jax: run, compare, tune (one trial), profile and
+predict, in a child Python that must never import TensorFlow.
+
+The child is ``$BENCH_JAX_PYTHON`` (``make test`` points it at .venv-jax, which has jax[cpu] and no
+TensorFlow), else this Python when it has JAX; without either the test skips."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+JAX_PYTHON = os.environ.get("BENCH_JAX_PYTHON") or (sys.executable if importlib.util.find_spec("jax") else None)
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from bench.cli import cli
+    from bench.data.synthetic import synthesize
+
+    def bench(*args):
+        result = CliRunner().invoke(cli, list(args))
+        assert result.exit_code == 0, (args, result.output)
+        return result.stdout
+
+    out = {}
+    out["run"] = bench("run", "--recipe", "smoke", "--backbone", "baseline_cnn", "--data", "synthetic:400:1",
+                       "--experiment", "smoke")
+    out["compare"] = bench("compare", "--experiment", "smoke")
+    out["tune"] = bench("tune", "--recipe", "smoke", "--backbone", "baseline_cnn", "--data", "synthetic:400:1",
+                        "--trials", "1", "--experiment", "tuned")
+    out["profile"] = bench("profile", "--backbone", "baseline_cnn", "--recipe", "smoke", "--warmup", "1",
+                           "--steps", "2", "--format", "json")
+    faces, _, _ = synthesize(2, seed=0)
+    Image.fromarray(faces[0]).save("face.png")
+
+    import mlflow
+    mlflow.set_tracking_uri("sqlite:///mlruns/mlflow.db")
+    run = mlflow.search_runs(experiment_names=["smoke"], output_format="list")[0]
+    out["predict"] = bench("predict", "--run", run.info.run_id, "--no-detect", "--format", "json", "face.png")
+    out["tags"] = run.data.tags
+    out["export"] = CliRunner().invoke(
+        cli, ["export", "--run", run.info.run_id, "--format", "tflite", "--out", "m.tflite"]).output
+    out["tensorflow_imported"] = "tensorflow" in sys.modules
+    print("RESULT" + json.dumps(out))
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(JAX_PYTHON is None, reason="no Python with JAX (make test-jax creates .venv-jax)")
+def test_run_compare_tune_profile_predict_under_jax_without_tensorflow(tmp_path):
+    env = {**os.environ, "KERAS_BACKEND": "jax", "BENCH_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run(
+        [JAX_PYTHON, "-c", SCRIPT], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = json.loads(done.stdout.split("RESULT", 1)[1])
+    assert out["tensorflow_imported"] is False
+    assert out["tags"]["bench.backend"] == "jax" and out["tags"]["epochs_actual_per_phase"] == "[1, 1, 1, 1, 1]"
+    assert "baseline_cnn+hybrid" in out["compare"]
+    assert "trial" in out["tune"].lower()
+    profile = json.loads(out["profile"])[0]
+    assert profile["flops_per_image"] is None and profile["train_images_per_second"] > 0
+    assert json.loads(out["predict"])["faces"][0]["emotion"]
+    assert "needs the TensorFlow backend" in out["export"]
