@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from bench import tracking as trk
-from bench.config import Recipe, flatten, recipe_hash, to_dict, to_toml
+from bench.config import Recipe
 from bench.data.batches import make_stream
 from bench.data.dataset import FerData
 from bench.errors import BenchError, Interrupted, os_error_text
 from bench.metrics import HEADLINE_METRICS, classification_report, confusion, evaluate
 from bench.plan import resolve_recipe
+from bench.recipe_io import flatten, recipe_hash, to_dict, to_toml
 from bench.runtime import environment_tags
 
 

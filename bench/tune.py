@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import tracking as trk
-from bench.config import Recipe, apply_override, from_dict, to_dict, to_toml
+from bench.config import Recipe, apply_override, from_dict
 from bench.data.dataset import FerData
 from bench.errors import BenchError, Interrupted
+from bench.recipe_io import to_dict, to_toml
 
 TUNED_DIR = Path("experiments") / "tuned"
 

@@ -2,8 +2,9 @@ import tomllib
 
 import pytest
 
-from bench.config import Recipe, apply_override, flatten, from_dict, load_recipe, to_dict, to_toml
+from bench.config import Recipe, apply_override, from_dict, load_recipe
 from bench.errors import BenchError
+from bench.recipe_io import flatten, to_dict, to_toml
 
 
 @pytest.mark.parametrize("name", ["smoke", "cpu", "paper"])

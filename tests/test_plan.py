@@ -4,9 +4,10 @@ import dataclasses
 
 import pytest
 
-from bench.config import load_recipe, recipe_hash, to_toml
+from bench.config import load_recipe
 from bench.errors import BenchError
 from bench.plan import OPTION_FIELDS, backbone_names, check_runnable, expand, resolve_recipe
+from bench.recipe_io import recipe_hash, to_toml
 
 
 @pytest.fixture

@@ -121,7 +121,7 @@ def test_budget_shrinks_the_plan(data):
 
 
 def _raw(recipe):
-    from bench.config import to_dict
+    from bench.recipe_io import to_dict
 
     return to_dict(recipe)
 

@@ -1,0 +1,89 @@
+"""A resolved recipe written out: plain dicts (JSON, logging), flat MLflow params, TOML that
+:func:`bench.config.load_recipe` reads back, and the hash by which a leaderboard pools seeds."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from typing import Any
+
+from bench.config import Recipe
+
+
+def to_dict(obj: Any) -> Any:
+    """A dataclass tree as plain dicts/lists (tuples become lists) for TOML, JSON and logging."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple | list):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"data.batch_size": 32, "phases.0.learning_rate": 0.001, ...}`` for MLflow params."""
+    out: dict[str, Any] = {}
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else None
+    if items is None:
+        return {prefix.rstrip("."): obj}
+    for key, value in items:
+        if isinstance(value, dict | list) and value and not all(isinstance(v, int | float) for v in value):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def recipe_hash(recipe: Recipe) -> str:
+    """A short hash of the resolved recipe without its seed and name: runs with equal hashes differ only
+    by seed, so a leaderboard may pool them."""
+    neutral = to_dict(dataclasses.replace(recipe, name="", description="", run=dataclasses.replace(recipe.run, seed=0)))
+    for path in RUN_FIELDS:  # what a run trains and where it logs, not how: equal recipes, equal hashes
+        section, key = path.split(".")
+        del neutral[section][key]
+    return hashlib.sha256(_dict_to_toml(neutral).encode()).hexdigest()[:12]
+
+
+RUN_FIELDS = ("model.backbone", "data.source", "run.experiment")
+"""Recipe fields that name the run's subject rather than its method; :func:`recipe_hash` leaves them out,
+so runs of one recipe on several backbones pool, and hashes match those logged before these fields existed."""
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def to_toml(recipe: Recipe) -> str:
+    """The resolved recipe as TOML that :func:`load_recipe` reads back to an equal recipe."""
+    return _dict_to_toml(to_dict(recipe))
+
+
+def _dict_to_toml(data: dict[str, Any]) -> str:
+    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict | list)]
+
+    def table(name: str, values: dict[str, Any]) -> None:
+        lines.append(f"\n[{name}]")
+        nested = {k: v for k, v in values.items() if isinstance(v, dict) and k != "boost"}
+        for k, v in values.items():
+            if k not in nested:
+                lines.append(f"{k} = {_toml_value(v)}")
+        for k, v in nested.items():
+            table(f"{name}.{k}", v)
+
+    for key in ("data", "model", "class_weights", "run", "tune"):
+        table(key, data[key])
+    for phase in data["phases"]:
+        lines.append("\n[[phases]]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in phase.items())
+    return "\n".join(lines) + "\n"
