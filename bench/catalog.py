@@ -3,8 +3,9 @@
 Counting a backbone's parameters means building it, and building needs Keras' backend: 13-20 s of
 TensorFlow import before the first line here. The counts change only when a model's code, Keras or a
 plugin changes, so the catalog is computed once and kept in bench's cache folder under a key made of
-exactly those: the source of the built-in backbone and head modules, the Keras version, and the
-entry-point plugins (name, target, distribution version). A later `bench list` reads it in milliseconds.
+exactly those: the sources of the backbone and head packages and of the catalog's builder, the Keras
+version, and the entry-point plugins (name, target, distribution version). A later `bench list` reads it
+in milliseconds.
 """
 
 from __future__ import annotations
@@ -20,16 +21,24 @@ from bench.registry import BACKBONES, HEADS
 
 
 def catalog_key() -> str:
-    """A digest of everything the catalog depends on; computing it imports no model code."""
+    """A digest of everything the catalog depends on; computing it imports no model code.
+
+    Every source file in the packages of the built-in backbones and heads counts (a shared builder such
+    as ``_keras_apps.py`` changes parameter counts too), and so does the module that builds the catalog."""
     digest = hashlib.sha256()
+    sources: set[Path] = set()
     for registry in (BACKBONES, HEADS):
         for module in registry.builtin_module_names():
-            digest.update(module.encode())
-            spec_path = _module_file(module)
-            digest.update(spec_path.read_bytes() if spec_path else b"?")
+            path = _module_file(module)
+            digest.update(module.encode() + (b"" if path else b"?"))
+            if path:
+                sources.update(path.parent.glob("*.py"))
         for ep in sorted(metadata.entry_points(group=registry.entry_point_group), key=lambda e: e.name):
             version = ep.dist.version if ep.dist is not None else "?"
             digest.update(f"{ep.name}={ep.value}@{version}".encode())
+    reports = _module_file("bench.reports")
+    for path in sorted(sources | ({reports} if reports else set())):
+        digest.update(path.name.encode() + path.read_bytes())
     digest.update(_version("keras").encode())
     return digest.hexdigest()[:20]
 

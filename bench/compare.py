@@ -99,15 +99,14 @@ def _load_predictions(run_id: str, split: str, folder: Path) -> tuple[np.ndarray
         return z[f"{split}_y_true"], z[f"{split}_y_prob"]
 
 
-LABEL_SET_TAG = "bench.label_set"  # as bench.runner logs it
-
-
 def _runs_frame(experiments: list[str], uri: str | None, include_all: bool, filters: dict[str, str]):
     frame = trk.search_runs(experiments, uri)
     if not include_all and len(frame):
         frame = frame[frame["status"] == "FINISHED"]
-    column = f"tags.{LABEL_SET_TAG}"  # runs logged before label sets existed are FER2013's
-    frame = frame.assign(**{column: frame[column].fillna("fer2013") if column in frame.columns else "fer2013"})
+    label_column = f"tags.{trk.LABEL_SET_TAG}"  # runs logged before label sets existed are FER2013's
+    frame = frame.assign(
+        **{label_column: frame[label_column].fillna("fer2013") if label_column in frame.columns else "fer2013"}
+    )
     for key, value in filters.items():
         column = f"params.{key}" if f"params.{key}" in frame.columns else f"tags.{key}"
         if column not in frame.columns:
@@ -125,7 +124,7 @@ def _runs_frame(experiments: list[str], uri: str | None, include_all: bool, filt
     missing = [k for k in CONFIG_KEYS if f"params.{k}" not in frame.columns]
     if missing:
         raise BenchError(f"runs lack the param(s) {', '.join(missing)}: were they logged by `bench run`?")
-    check_one_label_set(frame[column])
+    check_one_label_set(frame[label_column])
     return frame
 
 
@@ -137,7 +136,7 @@ def check_one_label_set(label_sets) -> str:
         found = ", ".join(f"{name} ({n} runs)" for name, n in sorted(counts.items()))
         raise BenchError(
             f"runs of different label sets cannot be ranked together: {found}; compare one at a time with "
-            f"--filter {LABEL_SET_TAG}={sorted(counts.index)[-1]}"
+            f"--filter {trk.LABEL_SET_TAG}={sorted(counts.index)[-1]}"
         )
     return str(counts.index[0])
 
@@ -168,7 +167,12 @@ def build_leaderboard(
     import pandas as pd
 
     frame = _runs_frame(experiments, uri, include_all, filters or {})
-    label_set = str(frame[f"tags.{LABEL_SET_TAG}"].iat[0])
+    label_set = str(frame[f"tags.{trk.LABEL_SET_TAG}"].iat[0])
+    if reference and label_set != "fer2013":
+        raise BenchError(
+            f"--reference paper adds the seed paper's FER2013 figures; these runs use the {label_set} labels, "
+            "which that paper never scored: leave --reference out"
+        )
     class_names = _class_names(frame)
     notes: list[str] = []
     fp_col = "params.data_fingerprint"

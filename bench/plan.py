@@ -8,6 +8,7 @@ here, once, before TensorFlow loads, and what comes out is a list of complete re
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from bench.config import Recipe, load_recipe
@@ -38,6 +39,9 @@ def resolve_recipe(recipe: str, overrides: tuple[str, ...] | list[str] = (), **o
         raise TypeError(f"no recipe field for option {sorted(unknown)[0]!r}; known: {', '.join(OPTION_FIELDS)}")
     values = {OPTION_FIELDS[k]: v for k, v in options.items() if v is not None and v is not False}  # 0 is given
     resolved = load_recipe(recipe, list(overrides), values)
+    if resolved.data.votes:  # absolute, as the data path is recorded: a resume may start in another folder
+        votes = str(Path(resolved.data.votes).expanduser().resolve())
+        resolved = replace(resolved, data=replace(resolved.data, votes=votes))
     if resolved.data.source and not resolved.run.experiment:
         from bench.data.dataset import dataset_name
 

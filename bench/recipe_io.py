@@ -42,12 +42,20 @@ def recipe_hash(recipe: Recipe) -> str:
     for path in RUN_FIELDS:  # what a run trains and where it logs, not how: equal recipes, equal hashes
         section, key = path.split(".")
         del neutral[section][key]
+    for path, default in LATER_DEFAULTS.items():
+        section, key = path.split(".")
+        if neutral[section][key] == default:
+            del neutral[section][key]
     return hashlib.sha256(_dict_to_toml(neutral).encode()).hexdigest()[:12]
 
 
-RUN_FIELDS = ("model.backbone", "data.source", "run.experiment")
+RUN_FIELDS = ("model.backbone", "data.source", "run.experiment", "data.votes")
 """Recipe fields that name the run's subject rather than its method; :func:`recipe_hash` leaves them out,
 so runs of one recipe on several backbones pool, and hashes match those logged before these fields existed."""
+
+LATER_DEFAULTS = {"data.labels": "fer2013", "data.targets": "majority"}
+"""Fields added after runs were logged, left out of :func:`recipe_hash` at their defaults: a FER2013 run
+hashes as it did before label sets existed, so old and new runs of one recipe still pool."""
 
 
 def _toml_value(value: Any) -> str:

@@ -18,7 +18,6 @@ import numpy as np
 
 from bench import tracking as trk
 from bench.config import Recipe
-from bench.data.batches import make_stream
 from bench.data.dataset import FerData
 from bench.errors import BenchError, Interrupted, os_error_text
 from bench.metrics import HEADLINE_METRICS, classification_report, confusion, evaluate
@@ -57,6 +56,8 @@ class RunSummary:
 
 def predict_probs(model, images: np.ndarray) -> np.ndarray:
     """Class probabilities of every image in one prediction pass (not a Python loop of predicts)."""
+    from bench.data.batches import make_stream  # imports Keras: not before a command's names are checked
+
     if len(images) == 0:
         return np.zeros((0, model.output.shape[-1]), dtype=np.float32)
     return model.predict(
@@ -142,7 +143,6 @@ def _run_params(fit, data: FerData) -> dict:
 
 RECIPE_ARTIFACT = "recipe.toml"  # the run's resolved recipe: its whole description, logged first
 CHECKPOINT_TAG = "bench.checkpoint_dir"
-LABEL_SET_TAG = "bench.label_set"  # fer2013 or ferplus: bench compare never ranks the two together
 TRAINED_WEIGHTS, TRAINED_STATE = "trained.weights.h5", "trained.json"
 
 
@@ -279,7 +279,7 @@ def _start(run: trk.TrackedRun, req: RunRequest, fit, data: FerData, ckpt_dir: P
         model.load_weights(ckpt_dir / "weights.weights.h5")
         return resume_state, None
     run.params(_run_params(fit, data))
-    tags = {CHECKPOINT_TAG: str(ckpt_dir), LABEL_SET_TAG: data.label_set}
+    tags = {CHECKPOINT_TAG: str(ckpt_dir), trk.LABEL_SET_TAG: data.label_set}
     if not data.source.startswith("synthetic") and Path(data.source).exists():
         tags["bench.data_path"] = str(Path(data.source).resolve())  # a resume may start in another folder
     run.set_tags(tags)

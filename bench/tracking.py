@@ -13,6 +13,7 @@ from typing import Any
 
 from bench.errors import BenchError, probe_folder
 
+LABEL_SET_TAG = "bench.label_set"  # fer2013 or ferplus: bench compare never ranks the two together
 DEFAULT_DIR = "mlruns"
 
 

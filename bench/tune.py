@@ -356,8 +356,7 @@ def _finish(study, req: TuneRequest, space: list[Param], parent_id: str) -> dict
         description=f"tuned by bench tune (study {req.study}, "
         f"best val macro-F1 {best.value:.4f}, trial {best.number}) from recipe {req.recipe.name}",
     )
-    path = Path(req.out_dir) / f"{req.study}.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    (path := Path(req.out_dir) / f"{req.study}.toml").parent.mkdir(parents=True, exist_ok=True)
     path.write_text(to_toml(tuned))
     with tempfile.TemporaryDirectory() as tmp:
         files = [path, *_study_plots(study, Path(tmp))]

@@ -346,6 +346,10 @@ def test_runs_of_different_label_sets_are_never_ranked_together(tmp_path):
         build_leaderboard(["sets"], n_boot=20)
     result = CliRunner().invoke(cli, ["compare", "--experiment", "sets"])
     assert result.exit_code != 0 and result.output.count("\n") == 1 and "different label sets" in result.output
+    with pytest.raises(BenchError, match="different label sets"):  # another filter must not hide the mix
+        build_leaderboard(["sets"], n_boot=20, filters={"head": "hybrid"})
+    with pytest.raises(BenchError, match="never scored"):
+        build_leaderboard(["sets"], n_boot=20, filters={"bench.label_set": "ferplus"}, reference=True)
 
     ferplus = build_leaderboard(["sets"], n_boot=20, filters={"bench.label_set": "ferplus"})
     assert ferplus.label_set == "ferplus" and ferplus.class_names == FERPLUS_CLASS_NAMES

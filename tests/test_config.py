@@ -7,7 +7,7 @@ from bench.errors import BenchError
 from bench.recipe_io import flatten, to_dict, to_toml
 
 
-@pytest.mark.parametrize("name", ["smoke", "cpu", "paper"])
+@pytest.mark.parametrize("name", ["smoke", "cpu", "paper", "arriaga", "gpu"])
 def test_shipped_recipes_load_and_round_trip_through_toml(name):
     recipe = load_recipe(name)
     assert recipe.name == name

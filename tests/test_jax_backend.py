@@ -49,7 +49,7 @@ SCRIPT = textwrap.dedent(
     out["predict"] = bench("predict", "--run", run.info.run_id, "--no-detect", "--format", "json", "face.png")
     out["tags"] = run.data.tags
     out["export"] = CliRunner().invoke(
-        cli, ["export", "--run", run.info.run_id, "--format", "tflite", "--out", "m.tflite"]).output
+        cli, ["export", "--run", run.info.run_id, "--to", "tflite", "--out", "m.tflite"]).output
     out["tensorflow_imported"] = "tensorflow" in sys.modules
     print("RESULT" + json.dumps(out))
     """

@@ -77,6 +77,33 @@ def test_the_run_fields_leave_the_hash_alone_and_round_trip(recipe_file, tmp_pat
     assert load_recipe(str(path)) == described
 
 
+def test_a_relative_votes_path_is_kept_absolute_for_a_resume_from_elsewhere(recipe_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    recipe = resolve_recipe(recipe_file, ['data.labels="ferplus"', 'data.votes="votes.csv"'], data="synthetic")
+    assert recipe.data.votes == str(tmp_path.resolve() / "votes.csv")
+
+
+PINNED_RECIPE = """
+description = "pinned for the recipe-hash test"
+[data]
+batch_size = 16
+[[phases]]
+name = "train"
+epochs = 2
+"""
+
+
+def test_label_sets_hash_apart_and_fer2013_hashes_as_before_label_sets_existed(tmp_path):
+    """a2942013df42 is this recipe's hash as bench logged it before data.labels/targets/votes existed."""
+    path = tmp_path / "pinned.toml"
+    path.write_text(PINNED_RECIPE)
+    fer2013 = load_recipe(str(path))
+    ferplus = load_recipe(str(path), ['data.labels="ferplus"'])
+    assert recipe_hash(fer2013) == "a2942013df42"
+    assert recipe_hash(ferplus) != recipe_hash(fer2013)
+    assert recipe_hash(load_recipe(str(path), ['data.labels="ferplus"', 'data.votes="v.csv"'])) == recipe_hash(ferplus)
+
+
 def test_a_recipe_logged_before_the_run_fields_resumes_with_the_run_s_record(recipe_file):
     """Old runs logged the recipe file's head even when --head chose another; the run's params win."""
     resumed = resolve_recipe(recipe_file, backbone="baseline_cnn", head="linear", data="synthetic", experiment="e")

@@ -36,6 +36,8 @@ def test_scopes_are_attributed_to_the_innermost_named_layer(step_profile):
 
 
 def test_a_traced_step_is_read_back_by_op_and_by_layer(step_profile):
+    # the trace's schema ships inside TensorFlow, not as public API: a release that moves it skips this
+    pytest.importorskip("tensorflow.tsl.profiler.protobuf.xplane_pb2")
     result = step_profile.profile_model("baseline_cnn", "linear", batch=8, warmup=1, steps=2)
     assert result["step_ms"] > 0 and result["op_ms_per_step"] > 0
     assert 0.0 <= result["host_gap"] <= 1.0

@@ -77,7 +77,7 @@ class FaceClassifier:
         self._call = inference_function(model)
 
     def __call__(self, faces: np.ndarray) -> np.ndarray:
-        """``faces``: (n, 48, 48) or (n, 48, 48, 1) uint8; returns (n, 7) float probabilities."""
+        """``faces``: (n, 48, 48) or (n, 48, 48, 1) uint8; returns (n, len(self.class_names)) probabilities."""
         if len(faces) == 0:
             return np.zeros((0, len(self.class_names)), dtype=np.float32)
         x = np.asarray(faces, dtype=np.float32).reshape(len(faces), *EXPECTED_INPUT)

@@ -269,11 +269,11 @@ def export_model(model, fmt: str, out: Path, quantize: str = "none", samples: in
     from bench.inference.classifier import check_input_shape, model_class_names
 
     if fmt not in FORMATS:
-        raise BenchError(f"--format must be one of {', '.join(FORMATS)}; received {fmt!r}")
+        raise BenchError(f"--to must be one of {', '.join(FORMATS)}; received {fmt!r}")
     if quantize not in TOLERANCE:
         raise BenchError(f"--quantize must be one of {', '.join(TOLERANCE)}; received {quantize!r}")
     if fmt == "saved_model" and quantize != "none":
-        raise BenchError("--quantize applies to --format tflite only; drop it for saved_model")
+        raise BenchError("--quantize applies to --to tflite only; drop it for saved_model")
     check_input_shape(model)
     class_names = model_class_names(model)
     out = Path(out)
