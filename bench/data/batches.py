@@ -16,8 +16,7 @@ import math
 import keras
 import numpy as np
 
-from bench import NUM_CLASSES
-from bench.data.pipeline import oversample_indices
+from bench.data.pipeline import label_width, oversample_indices
 
 
 def steps_per_pass(n: int, batch_size: int, shuffle: bool) -> int:
@@ -100,8 +99,7 @@ class ArrayBatches(keras.utils.PyDataset):
         self.index = oversample_indices(labels, oversample, seed) if shuffle else np.arange(len(labels))
         self.labels = np.asarray(labels).astype(np.int64)
         self.sample_weights = None if weights is None else np.asarray(weights, np.float32)[self.labels]
-        if num_classes is None:  # as make_dataset: the width of the soft targets or the class weights
-            num_classes = next((a.shape[-1] for a in (targets, weights) if a is not None), NUM_CLASSES)
+        num_classes = num_classes or label_width(targets, weights)  # as make_dataset
         self.targets = None if targets is None else np.asarray(targets, np.float32)
         self.one_hot = np.eye(num_classes, dtype=np.float32)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed

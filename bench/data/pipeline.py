@@ -8,6 +8,12 @@ import numpy as np
 from bench import NUM_CLASSES
 
 
+def label_width(targets: np.ndarray | None, weights: np.ndarray | None) -> int:
+    """How many classes a stream's one-hot labels need: the width of the soft targets or of the per-class
+    weights (the data's class count), else FER2013's 7."""
+    return next((a.shape[-1] for a in (targets, weights) if a is not None), NUM_CLASSES)
+
+
 def oversample_indices(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """Indices that repeat minority-class samples until each class has ``fraction`` x the largest
     class's count (0 = every sample once)."""
@@ -61,8 +67,7 @@ def make_dataset(
     if images.ndim == 3:
         images = images[..., None]
     index = oversample_indices(labels, oversample, seed) if shuffle else np.arange(len(labels))
-    if num_classes is None:
-        num_classes = next((a.shape[-1] for a in (targets, weights) if a is not None), NUM_CLASSES)
+    num_classes = num_classes or label_width(targets, weights)
     x = images[index]
     y = labels[index].astype(np.int32)
     parts = [x, y if targets is None else targets[index].astype(np.float32)]
