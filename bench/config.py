@@ -77,6 +77,12 @@ class ModelConfig:
     head_options: dict[str, Any] = _opt({}, doc="per-head option tables, e.g. [model.head_options.hybrid]")
     weights: str = _opt("none", doc="imagenet, none, or a path to a weights file")
     precision: str = _opt("auto", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"))
+    batchnorm_momentum: float = _opt(
+        0.0,
+        range=(0, 0.9999),
+        doc="momentum of every BatchNormalization layer in the backbone; 0 = the backbone's own "
+        "(0.9 from scratch, the pretrained model's with weights)",
+    )
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ RUN_FIELDS = ("model.backbone", "data.source", "run.experiment", "data.votes")
 """Recipe fields that name the run's subject rather than its method; :func:`recipe_hash` leaves them out,
 so runs of one recipe on several backbones pool, and hashes match those logged before these fields existed."""
 
-LATER_DEFAULTS = {"data.labels": "fer2013", "data.targets": "majority"}
+LATER_DEFAULTS = {"data.labels": "fer2013", "data.targets": "majority", "model.batchnorm_momentum": 0.0}
 """Fields added after runs were logged, left out of :func:`recipe_hash` at their defaults: a FER2013 run
 hashes as it did before label sets existed, so old and new runs of one recipe still pool."""
 

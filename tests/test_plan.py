@@ -102,6 +102,7 @@ def test_label_sets_hash_apart_and_fer2013_hashes_as_before_label_sets_existed(t
     assert recipe_hash(fer2013) == "a2942013df42"
     assert recipe_hash(ferplus) != recipe_hash(fer2013)
     assert recipe_hash(load_recipe(str(path), ['data.labels="ferplus"', 'data.votes="v.csv"'])) == recipe_hash(ferplus)
+    assert recipe_hash(load_recipe(str(path), ["model.batchnorm_momentum=0.99"])) != recipe_hash(fer2013)
 
 
 def test_a_recipe_logged_before_the_run_fields_resumes_with_the_run_s_record(recipe_file):

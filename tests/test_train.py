@@ -244,3 +244,14 @@ def test_a_resumed_run_keeps_one_phase_start_per_phase(data):
     result = Trainer(model, recipe, prepare_splits(data, recipe)).run({"phase": 1, "plan": [1, 1], "next_epoch": 1})
     assert result.phase_starts == [0, 1] and result.history["epoch"] == [1]
     assert result.history["learning_rate"] == [pytest.approx(1e-4)]
+
+
+@pytest.mark.parametrize("momentum, expected", [(0.0, 0.9), (0.99, 0.99)])
+def test_recipe_batchnorm_momentum_reaches_every_backbone_batchnorm(momentum, expected):
+    """0 keeps the backbone's own from-scratch momentum (0.9); a value sets every BatchNorm layer's."""
+    from bench.train.build import build_for_recipe
+
+    recipe = load_recipe("smoke", ["model.backbone=baseline_cnn", f"model.batchnorm_momentum={momentum}"])
+    model, _, _ = build_for_recipe(recipe)
+    found = [layer.momentum for layer in model.backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert found and all(m == pytest.approx(expected) for m in found)

@@ -55,4 +55,8 @@ def build_for_recipe(recipe: Recipe, class_names: tuple[str, ...] | None = None)
         precision=precision,
         class_names=class_names,
     )
+    if recipe.model.batchnorm_momentum:
+        from bench.backbones._keras_apps import set_batchnorm_momentum
+
+        set_batchnorm_momentum(model.backbone, recipe.model.batchnorm_momentum)
     return model, spec, precision
