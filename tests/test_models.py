@@ -242,3 +242,10 @@ def test_mini_xception_with_its_own_head_is_the_published_model():
     assert backbone.count_params() + head.count_params() == 58_423
     assert tuple(backbone.output.shape[1:]) == (4, 4, 128)
     assert BACKBONES.create("mini_xception", input_shape=(48, 48, 3), l2=0.0).losses == []
+
+
+def test_mini_xception_regularizes_what_the_published_model_regularized():
+    """L2 on the two stem convolutions only: Keras 2 ignored the authors' kernel_regularizer on
+    SeparableConv2D. separable_l2 adds it to the 8 separable convolutions' two kernels each."""
+    assert len(BACKBONES.create("mini_xception", input_shape=(48, 48, 3)).losses) == 2
+    assert len(BACKBONES.create("mini_xception", input_shape=(48, 48, 3), separable_l2=0.01).losses) == 2 + 16
