@@ -115,7 +115,7 @@ class Trainer:
         self.val_x = make_stream(splits.x_val, splits.y_val, batch_size=max(bs, 256), inputs_only=True)
         n_train = len(oversample_indices(splits.y_train, recipe.data.oversample, seed))
         self.steps_per_epoch = self.fixed_steps or steps_per_pass(n_train, bs, shuffle=True)
-        self.timer = cb.StepTimer(bs)
+        self.timer = cb.StepTimer(bs, steps_per_execution=recipe.run.steps_per_execution)
         self.validation = cb.ValidationMetrics(self.val_x, splits.y_val)
         self.cached: CachedFeatures | None = None  # the current head-only phase's features, if cached
         self.jit = _resolve_jit(recipe)
@@ -142,6 +142,8 @@ class Trainer:
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=phase.label_smoothing),
             metrics=["accuracy"],
             jit_compile=self.jit,
+            # batch callbacks then run once per N steps; StepTimer and Progress count steps accordingly
+            steps_per_execution=self.recipe.run.steps_per_execution,
         )
 
     def _callbacks(self, phase: PhaseConfig, phase_index: int, plan: list[int], deadline: float | None):
