@@ -8,7 +8,7 @@ from bench.callbacks import Execution, TrainingDiverged
 from bench.config import PhaseConfig, Recipe, from_dict, load_recipe
 from bench.data import load_data
 from bench.models import build_model
-from bench.train import Trainer, make_schedule, prepare_splits, shrink_plan
+from bench.train import Trainer, compile_phase, make_schedule, prepare_splits, shrink_plan
 
 
 def mini_recipe(**run):
@@ -54,6 +54,15 @@ def test_shrink_plan_fits_the_budget_and_keeps_every_phase():
     new = shrink_plan([10, 5, 5], 1, epoch_seconds=10, seconds_left=95)
     assert sum(new) - 1 <= 9.5 and all(n >= 1 for n in new) and new[0] >= 1
     assert shrink_plan([30], 1, epoch_seconds=60, seconds_left=600) == [1 + math.floor(29 * 10 / 29)]
+
+
+def test_compile_phase_uses_the_phase_s_optimizer_smoothing_and_steps_per_execution():
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(inputs))
+    phase = PhaseConfig(optimizer="adam", label_smoothing=0.1)
+    compile_phase(model, phase, steps_per_epoch=10, epochs=2, jit_compile=False, steps_per_execution=4)
+    assert isinstance(model.optimizer, keras.optimizers.Adam) and model.steps_per_execution == 4
+    assert model.loss.label_smoothing == 0.1 and model.jit_compile is False
 
 
 def test_schedules():

@@ -21,7 +21,7 @@ from bench.data.batches import make_stream, steps_per_pass
 from bench.data.pipeline import oversample_indices
 from bench.freezing import apply_phase_trainability
 from bench.train.features import CachedFeatures, cache_features
-from bench.train.optim import make_optimizer, make_schedule, shrink_plan
+from bench.train.optim import compile_phase, make_schedule, shrink_plan
 from bench.train.splits import Splits
 
 
@@ -136,13 +136,12 @@ class Trainer:
             self.cached = cache_features(self.model, self.splits, self.recipe, self.fixed_steps)
 
     def _compile(self, phase: PhaseConfig, epochs: int) -> None:
-        schedule = make_schedule(phase, self.steps_per_epoch, epochs)
-        self._target.compile(
-            optimizer=make_optimizer(phase, schedule),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=phase.label_smoothing),
-            metrics=["accuracy"],
+        compile_phase(
+            self._target,
+            phase,
+            steps_per_epoch=self.steps_per_epoch,
+            epochs=epochs,
             jit_compile=self.jit,
-            # batch callbacks then run once per N steps; StepTimer and Progress count steps accordingly
             steps_per_execution=self.recipe.run.steps_per_execution,
         )
 
