@@ -7,6 +7,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -70,37 +71,65 @@ class NanGuard(keras.callbacks.Callback):
             )
 
 
+class Execution(NamedTuple):
+    """One call into the compiled training function, as :class:`StepTimer` saw it."""
+
+    steady: bool  # past the epoch's warm-up steps
+    seconds: float  # from the batch-begin hook to the batch-end hook
+    gap: float  # since the previous call ended (input wait + callback overhead); 0 for an epoch's first
+    steps: int = 1  # training steps it ran
+
+
 class StepTimer(keras.callbacks.Callback):
     """Times training steps and the gaps between them (input wait + callback overhead).
 
     Whole ``fit()`` wall time includes stalls at fit and epoch boundaries, so throughput is taken
     from steps only, skipping the first ``warmup`` steps of every epoch (all steps count when an
     epoch is shorter than that).
+
+    With ``steps_per_execution`` N > 1 (``compile``'s), Keras calls the batch hooks once per N steps,
+    ``on_train_batch_begin`` with the first step's index; each call is one :class:`Execution` of N steps,
+    fewer for an epoch's last when its length (``params["steps"]``) is not a multiple of N. The end
+    hook's index is not used: older Keras 3 releases pass the first step there too, and Keras 3.15
+    passes first + N - 1 even for a short last call, past the epoch's end.
+
+    Args:
+        batch_size: images per step.
+        warmup: steps skipped at every epoch's start; a call that begins among them is skipped whole.
+        steps_per_execution: what the model was compiled with.
     """
 
-    def __init__(self, batch_size: int, warmup: int = 3):
+    def __init__(self, batch_size: int, warmup: int = 3, steps_per_execution: int = 1):
         super().__init__()
-        self.batch_size, self.warmup = batch_size, warmup
-        self.records: list[tuple[bool, float, float]] = []  # (steady?, step seconds, gap before it)
+        self.batch_size, self.warmup, self.steps_per_execution = batch_size, warmup, steps_per_execution
+        self.records: list[Execution] = []
         self._begin = self._end = None
-        self._index = 0
+        self._first = 0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._end, self._index = None, 0
+        self._end = None
 
     def on_train_batch_begin(self, batch, logs=None):
-        self._begin = time.perf_counter()
+        self._begin, self._first = time.perf_counter(), batch
 
     def on_train_batch_end(self, batch, logs=None):
         now = time.perf_counter()
         gap = self._begin - self._end if self._end is not None else 0.0
-        self.records.append((self._index >= self.warmup, now - self._begin, gap))
+        steps = self.steps_per_execution
+        epoch_steps = (self.params or {}).get("steps")
+        if epoch_steps:
+            steps = max(1, min(steps, epoch_steps - self._first))
+        self.records.append(Execution(self._first >= self.warmup, now - self._begin, gap, steps))
         self._end = now
-        self._index += 1
 
     def _totals(self) -> tuple[int, float, float]:
-        chosen = [r for r in self.records if r[0]] or self.records
-        return len(chosen), sum(r[1] for r in chosen), sum(r[2] for r in chosen)
+        chosen = [r for r in self.records if r.steady] or self.records
+        return sum(r.steps for r in chosen), sum(r.seconds for r in chosen), sum(r.gap for r in chosen)
+
+    @property
+    def steps(self) -> int:
+        """Training steps timed so far, warm-up included."""
+        return sum(r.steps for r in self.records)
 
     @property
     def seconds_per_step(self) -> float:
@@ -242,7 +271,9 @@ class Progress(keras.callbacks.Callback):
         now = time.perf_counter()
         if now - self._last >= self.every:
             self._last = now
-            self.report(self._status(batch + 1, logs or {}, epoch_end=False))
+            # with steps_per_execution N, ``batch`` is the call's last step, past the end for a short last call
+            step = min(batch + 1, self.steps) if self.steps else batch + 1
+            self.report(self._status(step, logs or {}, epoch_end=False))
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}

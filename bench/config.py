@@ -131,6 +131,25 @@ class RunConfig:
         doc="0 = an epoch is one pass over the training split; N = an epoch is N batches of a repeating "
         "stream, so slow backbones still get several validations and budget checks",
     )
+    steps_per_execution: int = _opt(
+        1,
+        range=(1, 10_000),
+        doc="training steps Keras runs per call into the compiled graph: fewer Python round trips between "
+        "steps, the same training; must divide steps_per_epoch when that is set. The default is chosen by "
+        "measurement (benchmarks/RESULTS.md, benchmarks/cpu_speed.py --ratios)",
+    )
+    threads_intra: int = _opt(
+        0,
+        range=(0, 4096),
+        doc="TensorFlow's intra-op threads (one op's work split across cores); 0 = TensorFlow's default. "
+        "Applied before TensorFlow starts; the same training",
+    )
+    threads_inter: int = _opt(
+        0,
+        range=(0, 4096),
+        doc="TensorFlow's inter-op threads (independent ops run at once); 0 = TensorFlow's default. "
+        "Applied before TensorFlow starts; the same training",
+    )
 
 
 @dataclass(frozen=True)
@@ -166,6 +185,13 @@ class Recipe:
             )
         if not self.phases:
             raise BenchError("a recipe needs at least one [[phases]] table")
+        every, chunk = self.run.steps_per_epoch, self.run.steps_per_execution
+        if every and every % chunk:
+            # Keras would run whole chunks past the epoch's end on a repeating stream: more steps than asked
+            raise BenchError(
+                f"run.steps_per_execution = {chunk} must divide run.steps_per_epoch = {every}; set "
+                f"run.steps_per_epoch = {-(-every // chunk) * chunk} or a steps_per_execution that divides {every}"
+            )
 
 
 def check_class_names(recipe: Recipe, class_names: tuple[str, ...]) -> None:

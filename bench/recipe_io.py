@@ -39,7 +39,7 @@ def recipe_hash(recipe: Recipe) -> str:
     """A short hash of the resolved recipe without its seed and name: runs with equal hashes differ only
     by seed, so a leaderboard may pool them."""
     neutral = to_dict(dataclasses.replace(recipe, name="", description="", run=dataclasses.replace(recipe.run, seed=0)))
-    for path in RUN_FIELDS:  # what a run trains and where it logs, not how: equal recipes, equal hashes
+    for path in RUN_FIELDS + SPEED_FIELDS:  # what a run trains, not on what, where it logs or how fast
         section, key = path.split(".")
         del neutral[section][key]
     for path, default in LATER_DEFAULTS.items():
@@ -52,6 +52,18 @@ def recipe_hash(recipe: Recipe) -> str:
 RUN_FIELDS = ("model.backbone", "data.source", "run.experiment", "data.votes")
 """Recipe fields that name the run's subject rather than its method; :func:`recipe_hash` leaves them out,
 so runs of one recipe on several backbones pool, and hashes match those logged before these fields existed."""
+
+SPEED_FIELDS = ("run.steps_per_execution", "run.threads_intra", "run.threads_inter")
+"""Recipe fields that set how fast a run trains, never what it trains; :func:`recipe_hash` leaves them
+out at every value, not only at their defaults (as :data:`LATER_DEFAULTS` would), so runs that differ
+only in these pool on a leaderboard, as runs on a faster machine do.
+
+The same steps, in the same order, on the same batches: ``steps_per_execution`` only groups them into
+fewer calls from Python, and the thread counts only split each op's work differently (float sums may
+then round differently in the last bits, as they do between machines). A wall-clock budget may fit more
+epochs when training is faster; that holds for faster hardware too, which the hash does not record
+either. ``run.jit_compile`` is of this kind too but stays hashed: every run logged so far hashed it,
+so leaving it out now would change every logged hash."""
 
 LATER_DEFAULTS = {"data.labels": "fer2013", "data.targets": "majority", "model.batchnorm_momentum": 0.0}
 """Fields added after runs were logged, left out of :func:`recipe_hash` at their defaults: a FER2013 run

@@ -30,6 +30,44 @@ def onednn_enabled() -> bool:
     return os.environ.get(ONEDNN_VARIABLE, "0").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def set_threads(intra: int = 0, inter: int = 0) -> None:
+    """Set TensorFlow's intra-op and inter-op thread counts (0 = leave TensorFlow's default), through
+    ``tf.config.threading``.
+
+    TensorFlow reads them once, when its runtime starts (the first op, not the import), and refuses a
+    change after that; bench calls this before seeding and building a run's model
+    (:func:`bench.train.build_for_recipe`), the first thing that runs an op. Raises a one-line
+    :class:`BenchError` when the runtime already started with other counts (a second ``bench tune`` trial
+    asking for different ones), or when the Keras backend is not TensorFlow."""
+    if not (intra or inter):
+        return
+    from bench.backend import backend_name
+    from bench.errors import BenchError
+
+    if backend_name() != "tensorflow":
+        raise BenchError(
+            f"run.threads_intra / run.threads_inter set TensorFlow's threads, but the Keras backend is "
+            f"{backend_name()}; set both to 0"
+        )
+    import tensorflow as tf
+
+    threading = tf.config.threading
+    for key, value, setter, getter in (
+        ("intra", intra, threading.set_intra_op_parallelism_threads, threading.get_intra_op_parallelism_threads),
+        ("inter", inter, threading.set_inter_op_parallelism_threads, threading.get_inter_op_parallelism_threads),
+    ):
+        if not value:
+            continue
+        try:
+            setter(value)
+        except RuntimeError as exc:  # "... cannot be modified after initialization"
+            raise BenchError(
+                f"run.threads_{key} = {value}: TensorFlow already started in this process with "
+                f"{getter() or 'its default'} {key}-op threads and cannot change them; give every run in one "
+                "process the same thread counts, or run this one in its own bench command"
+            ) from exc
+
+
 def import_tensorflow_quietly(verbose: bool = False) -> None:
     """Import TensorFlow with the process's stderr (fd 2) sent to /dev/null, unless ``verbose``.
 

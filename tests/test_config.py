@@ -41,6 +41,9 @@ def test_paper_recipe_is_the_seed_recipe():
         ({"data": {"labels": "affectnet"}}, "expected one of fer2013, ferplus"),
         ({"phases": []}, "at least one"),
         ({"model": {"head_options": {"hybrid": 3}}}, "must be a table"),
+        ({"run": {"steps_per_execution": 0}}, "'run.steps_per_execution': received 0"),
+        ({"run": {"steps_per_epoch": 10, "steps_per_execution": 4}}, "set run.steps_per_epoch = 12 or"),
+        ({"run": {"threads_intra": -1}}, "'run.threads_intra': received -1"),
     ],
 )
 def test_bad_recipes_raise_one_line_errors_naming_key_and_value(raw, message):

@@ -105,6 +105,14 @@ def test_label_sets_hash_apart_and_fer2013_hashes_as_before_label_sets_existed(t
     assert recipe_hash(load_recipe(str(path), ["model.batchnorm_momentum=0.99"])) != recipe_hash(fer2013)
 
 
+def test_speed_settings_leave_the_hash_alone_at_any_value(tmp_path):
+    """They set how fast a run trains, not what it trains: runs differing only in them pool."""
+    path = tmp_path / "pinned.toml"
+    path.write_text(PINNED_RECIPE)
+    faster = ["run.steps_per_execution=4", "run.threads_intra=2", "run.threads_inter=1"]
+    assert recipe_hash(load_recipe(str(path), faster)) == recipe_hash(load_recipe(str(path))) == "a2942013df42"
+
+
 def test_a_recipe_logged_before_the_run_fields_resumes_with_the_run_s_record(recipe_file):
     """Old runs logged the recipe file's head even when --head chose another; the run's params win."""
     resumed = resolve_recipe(recipe_file, backbone="baseline_cnn", head="linear", data="synthetic", experiment="e")

@@ -30,3 +30,43 @@ def test_a_missing_distribution_is_tagged_not_installed():
 
     assert _installed_version("no-such-distribution-bench") == "not installed"
     assert _installed_version("numpy")[0].isdigit()
+
+
+THREADS = """
+import tensorflow as tf
+from bench.config import Recipe, from_dict
+from bench.errors import BenchError
+from bench.runtime import set_threads
+from bench.train import build_for_recipe
+
+tf.config.list_physical_devices("GPU")  # as `bench run` asks before building: TensorFlow not started yet
+recipe = from_dict(Recipe, {"model": {"backbone": "baseline_cnn", "head": "linear"},
+                            "run": {"threads_intra": 1, "threads_inter": 2}})
+build_for_recipe(recipe)[0](tf.zeros((1, 48, 48, 1)))  # runs ops: TensorFlow has started
+threading = tf.config.threading
+print(threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads())
+set_threads(1, 2)  # the same counts again (a second run in one process): fine
+set_threads(0, 0)  # TensorFlow's defaults asked for: nothing to change
+try:
+    set_threads(3, 0)
+except BenchError as exc:
+    print(exc)
+"""
+
+
+def test_thread_counts_apply_before_tensorflow_starts_and_a_late_change_is_one_line():
+    out = subprocess.run([sys.executable, "-c", THREADS], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.strip().splitlines()
+    assert lines[-2] == "1 2"
+    assert lines[-1].startswith("run.threads_intra = 3: TensorFlow already started in this process with 1 intra")
+
+
+def test_thread_counts_need_the_tensorflow_backend(monkeypatch):
+    from bench.errors import BenchError
+    from bench.runtime import set_threads
+
+    monkeypatch.setattr("bench.backend.backend_name", lambda: "jax")
+    set_threads(0, 0)  # nothing asked: fine under any backend
+    with pytest.raises(BenchError, match="the Keras backend is jax; set both to 0"):
+        set_threads(2, 1)

@@ -4,11 +4,11 @@ import keras
 import numpy as np
 import pytest
 
-from bench.callbacks import TrainingDiverged
+from bench.callbacks import Execution, TrainingDiverged
 from bench.config import PhaseConfig, Recipe, from_dict, load_recipe
 from bench.data import load_data
 from bench.models import build_model
-from bench.train import Trainer, make_schedule, prepare_splits, shrink_plan
+from bench.train import Trainer, compile_phase, make_schedule, prepare_splits, shrink_plan
 
 
 def mini_recipe(**run):
@@ -54,6 +54,15 @@ def test_shrink_plan_fits_the_budget_and_keeps_every_phase():
     new = shrink_plan([10, 5, 5], 1, epoch_seconds=10, seconds_left=95)
     assert sum(new) - 1 <= 9.5 and all(n >= 1 for n in new) and new[0] >= 1
     assert shrink_plan([30], 1, epoch_seconds=60, seconds_left=600) == [1 + math.floor(29 * 10 / 29)]
+
+
+def test_compile_phase_uses_the_phase_s_optimizer_smoothing_and_steps_per_execution():
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(inputs))
+    phase = PhaseConfig(optimizer="adam", label_smoothing=0.1)
+    compile_phase(model, phase, steps_per_epoch=10, epochs=2, jit_compile=False, steps_per_execution=4)
+    assert isinstance(model.optimizer, keras.optimizers.Adam) and model.steps_per_execution == 4
+    assert model.loss.label_smoothing == 0.1 and model.jit_compile is False
 
 
 def test_schedules():
@@ -140,11 +149,44 @@ def test_fixed_steps_per_epoch_streams_past_the_end_of_the_split(data):
     assert len(result.history["val_loss"]) == 2
 
 
+def _trained(data, steps_per_execution: int, **run):
+    keras.utils.set_random_seed(7)
+    model, _ = build_model(backbone="baseline_cnn", head="mlp", head_options={"units": [16], "dropout": 0.0})
+    recipe = mini_recipe(steps_per_execution=steps_per_execution, **run)
+    trainer = Trainer(model, recipe, prepare_splits(data, recipe))
+    return model, trainer, trainer.run()
+
+
+def test_several_steps_per_execution_train_the_same_steps_and_count_them(data):
+    """3 batches per epoch (96 images, batch 32) in calls of 2: the second call of each epoch is short.
+    Both phases (the first on cached features) train the same steps, to the same weights, as one per call."""
+    one_model, one, one_result = _trained(data, 1)
+    model, trainer, result = _trained(data, 2)
+    assert trainer.timer.steps == one.timer.steps == 2 * 3  # two phases of one 3-step epoch
+    assert [r.steps for r in trainer.timer.records] == [2, 1, 2, 1]
+    assert int(model.optimizer.iterations.numpy()) == int(one_model.optimizer.iterations.numpy()) == 3
+    assert result.train_passes == one_result.train_passes == pytest.approx(2 * 3 * 32 / 96)
+    assert result.history.keys() == one_result.history.keys()
+    assert all(len(result.history[k]) == len(one_result.history[k]) == 2 for k in result.history)
+    np.testing.assert_allclose(result.history["val_loss"], one_result.history["val_loss"], rtol=1e-4)
+    for a, b in zip(model.get_weights(), one_model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert result.images_per_second > 0
+
+
+def test_steps_per_execution_on_fixed_length_epochs(data):
+    model, trainer, result = _trained(data, 4, steps_per_epoch=8)  # 8 batches of a repeating stream per epoch
+    assert trainer.timer.steps == 16 and [r.steps for r in trainer.timer.records] == [4] * 4
+    assert int(model.optimizer.iterations.numpy()) == 8  # the second phase's optimizer: one epoch
+    assert result.train_passes == pytest.approx(16 * 32 / len(trainer.splits.y_train))
+    assert len(result.history["val_loss"]) == 2
+
+
 def test_budget_estimate_uses_steady_steps_not_the_first_epoch_wall_time(data):
     model, _ = build_model(backbone="baseline_cnn", head="linear")
     recipe = mini_recipe()
     trainer = Trainer(model, recipe, prepare_splits(data, recipe))
-    trainer.timer.records = [(True, 0.1, 0.0)] * 4  # steady steps of 0.1 s
+    trainer.timer.records = [Execution(True, 0.1, 0.0)] * 4  # steady steps of 0.1 s
     trainer.validation.seconds = 0.5
     assert trainer._epoch_seconds(60.0) == pytest.approx(0.1 * trainer.steps_per_epoch + 0.5)
     trainer.timer.records = []

@@ -36,12 +36,15 @@ def resolve_precision(precision: str) -> str:
 
 
 def build_for_recipe(recipe: Recipe, class_names: tuple[str, ...] | None = None):
-    """Seed, resolve the precision policy and build the model a recipe asks for: (model, spec, precision).
+    """Set TensorFlow's threads, seed, resolve the precision policy and build the model a recipe asks for:
+    (model, spec, precision).
 
     ``class_names``: the data's classes (FER+ has 8); the head outputs one probability each and the saved
     model keeps the names. None: FER2013's 7."""
     from bench.models import build_model
+    from bench.runtime import set_threads
 
+    set_threads(recipe.run.threads_intra, recipe.run.threads_inter)  # before the first op starts TensorFlow
     seed_everything(recipe.run.seed, recipe.run.deterministic)
     precision = resolve_precision(recipe.model.precision)
     head = recipe.model.head

@@ -37,6 +37,22 @@ def make_optimizer(phase: PhaseConfig, learning_rate):
     return keras.optimizers.SGD(learning_rate, momentum=0.9, weight_decay=phase.weight_decay or None)
 
 
+def compile_phase(
+    model, phase: PhaseConfig, *, steps_per_epoch: int, epochs: int, jit_compile: bool, steps_per_execution: int = 1
+) -> None:
+    """Compile ``model`` for one phase of ``epochs`` epochs: the phase's optimizer and schedule,
+    cross-entropy with its label smoothing, accuracy. The trainer's one way to compile, public so that
+    ``benchmarks/cpu_speed.py --ratios`` times the very training step bench runs."""
+    model.compile(
+        optimizer=make_optimizer(phase, make_schedule(phase, steps_per_epoch, epochs)),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=phase.label_smoothing),
+        metrics=["accuracy"],
+        jit_compile=jit_compile,
+        # batch callbacks then run once per N steps; StepTimer and Progress count steps accordingly
+        steps_per_execution=steps_per_execution,
+    )
+
+
 def shrink_plan(plan: list[int], done_in_first: int, epoch_seconds: float, seconds_left: float) -> list[int]:
     """Scale the planned epochs of every phase so the remaining ones fit ``seconds_left``.
 

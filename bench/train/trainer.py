@@ -21,7 +21,7 @@ from bench.data.batches import make_stream, steps_per_pass
 from bench.data.pipeline import oversample_indices
 from bench.freezing import apply_phase_trainability
 from bench.train.features import CachedFeatures, cache_features
-from bench.train.optim import make_optimizer, make_schedule, shrink_plan
+from bench.train.optim import compile_phase, make_schedule, shrink_plan
 from bench.train.splits import Splits
 
 
@@ -115,7 +115,7 @@ class Trainer:
         self.val_x = make_stream(splits.x_val, splits.y_val, batch_size=max(bs, 256), inputs_only=True)
         n_train = len(oversample_indices(splits.y_train, recipe.data.oversample, seed))
         self.steps_per_epoch = self.fixed_steps or steps_per_pass(n_train, bs, shuffle=True)
-        self.timer = cb.StepTimer(bs)
+        self.timer = cb.StepTimer(bs, steps_per_execution=recipe.run.steps_per_execution)
         self.validation = cb.ValidationMetrics(self.val_x, splits.y_val)
         self.cached: CachedFeatures | None = None  # the current head-only phase's features, if cached
         self.jit = _resolve_jit(recipe)
@@ -136,12 +136,13 @@ class Trainer:
             self.cached = cache_features(self.model, self.splits, self.recipe, self.fixed_steps)
 
     def _compile(self, phase: PhaseConfig, epochs: int) -> None:
-        schedule = make_schedule(phase, self.steps_per_epoch, epochs)
-        self._target.compile(
-            optimizer=make_optimizer(phase, schedule),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=phase.label_smoothing),
-            metrics=["accuracy"],
+        compile_phase(
+            self._target,
+            phase,
+            steps_per_epoch=self.steps_per_epoch,
+            epochs=epochs,
             jit_compile=self.jit,
+            steps_per_execution=self.recipe.run.steps_per_execution,
         )
 
     def _callbacks(self, phase: PhaseConfig, phase_index: int, plan: list[int], deadline: float | None):

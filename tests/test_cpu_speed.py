@@ -1,0 +1,67 @@
+"""benchmarks/cpu_speed.py --ratios: the cases it times, how it reduces them, and its fused BatchNorm."""
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "cpu_speed.py"
+
+
+@pytest.fixture(scope="module")
+def cpu_speed():
+    spec = importlib.util.spec_from_file_location("cpu_speed", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)
+
+
+def test_the_default_cases_vary_one_factor_at_a_time(cpu_speed):
+    cases = cpu_speed.ratio_cases(cpu_speed.PAIRS, [1, 4, 16], [(2, 1), (1, 1)], bare=True)
+    assert len(cases) == 4 * 5 + 3 and len({c.name for c in cases}) == len(cases)
+    names = {c.name: c for c in cases}
+    assert all(c.reference in names for c in cases)
+    mlp = [c for c in cases if c.model == "baseline_cnn+mlp"]
+    assert [(c.spe, c.threads) for c in mlp] == [(1, (0, 0)), (4, (0, 0)), (16, (0, 0)), (1, (2, 1)), (1, (1, 1))]
+    assert names["bare CNN, fused BatchNorm"].reference == "bare CNN, keras BatchNorm"
+
+
+def test_blocks_are_whole_calls(cpu_speed):
+    assert [cpu_speed.whole_calls(s, 16) for s in (0, 2, 16, 17)] == [0, 16, 16, 32]
+    assert cpu_speed.whole_calls(3, 1) == 3
+
+
+def test_ratios_pair_rounds_and_take_the_median(cpu_speed):
+    cases = cpu_speed.ratio_cases(["baseline_cnn+mlp", "baseline_cnn+hybrid"], [4], [], bare=False)
+
+    def rounds(*ms):
+        return [{"round": r, "ms_per_step": v, "input_wait": 0.1} for r, v in enumerate(ms) if v is not None]
+
+    results = {c.name: [] for c in cases}
+    results["baseline_cnn+mlp spe1"] = rounds(100.0, 200.0, 100.0)  # round 1 slowed by load for both
+    results["baseline_cnn+mlp spe4"] = rounds(90.0, 180.0, None)  # round 2 failed
+    results["baseline_cnn+hybrid spe1"] = rounds(150.0, 300.0, 160.0)
+    rows = {r["name"]: r for r in cpu_speed.summarize(cases, results)}
+    assert rows["baseline_cnn+mlp spe4"]["ratio"] == pytest.approx(0.9)
+    assert rows["baseline_cnn+mlp spe1"]["median_ms"] == 100.0 and rows["baseline_cnn+mlp spe1"]["spread"] == 1.0
+    assert math.isnan(rows["baseline_cnn+hybrid spe4"]["ratio"])
+    assert cpu_speed.hybrid_over_mlp(results, [4]) == {1: pytest.approx(1.5)}
+
+
+def test_the_fused_batch_norm_computes_what_keras_batch_normalization_does(cpu_speed):
+    import keras
+
+    x = np.random.default_rng(0).normal(2.0, 3.0, (2, 8, 8, 4)).astype("float32")
+    fused, plain = cpu_speed.fused_batch_norm_layer()(), keras.layers.BatchNormalization(momentum=0.9)
+    np.testing.assert_allclose(fused(x, training=True), plain(x, training=True), atol=1e-4)
+    np.testing.assert_allclose(fused.moving_mean.numpy(), plain.moving_mean.numpy(), rtol=1e-5, atol=1e-6)
+    # TensorFlow's kernel keeps the unbiased batch variance (n / (n - 1), n = 128 here), Keras the biased one
+    np.testing.assert_allclose(fused.moving_variance.numpy(), plain.moving_variance.numpy(), rtol=1e-2)
+    np.testing.assert_allclose(fused(x, training=False), plain(x, training=False), rtol=1e-2, atol=1e-3)
