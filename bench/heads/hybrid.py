@@ -28,6 +28,7 @@ def hybrid(
     branch_gate=True,
     fusion_units=512,
     dropout=0.5,
+    formulation="keras",
 ):
     """Args:
     feature_shape: (H, W, C) of the backbone's feature map.
@@ -35,6 +36,9 @@ def hybrid(
         size whatever the backbone (0 keeps C, as the seed did).
     branch_gate: each class branch gates the pooled channels with its own sigmoid (the seed's
         intended branch, which its code silently replaced with the ungated one); False = ungated.
+    formulation: how the attention and transformer layers compute: ``"keras"`` (Keras' own sub-layers)
+        or ``"matmul"`` (the same function as fewer ops on the same variables; see
+        :class:`~bench.heads.layers.SpatialTransformerBlock`). Either runs any saved weights.
     The other arguments size the attention, transformer, branches and fusion layers.
     """
     # Which names are classes depends on the data (FER+ adds contempt); bench.config.check_class_names
@@ -46,8 +50,10 @@ def hybrid(
     x = inputs
     if projection_dim:
         x = layers.Conv2D(projection_dim, 1, activation="gelu", name="projection")(x)
-    x = ChannelSpatialAttention(reduction, attention_kernel, name="channel_spatial_attention")(x)
-    x = SpatialTransformerBlock(num_heads, key_dim, ffn_multiplier, transformer_dropout, name="transformer")(x)
+    x = ChannelSpatialAttention(reduction, attention_kernel, formulation, name="channel_spatial_attention")(x)
+    x = SpatialTransformerBlock(
+        num_heads, key_dim, ffn_multiplier, transformer_dropout, formulation, name="transformer"
+    )(x)
     pooled = layers.GlobalAveragePooling2D(name="pool")(x)
     branches = [pooled]
     for name in branch_classes:
