@@ -13,6 +13,8 @@ Ratios mode (``--ratios``): steady-state training ms/step at batch 64, each case
   (intra 1, inter 1), for baseline_cnn+mlp, baseline_cnn+hybrid, mini_xception+conv_gap and
   mobilenet_v3_small+hybrid (one factor at a time: the default is steps 1, default threads);
 - baseline_cnn+hybrid over baseline_cnn+mlp at each steps_per_execution (target: at most 1.5);
+- baseline_cnn+hybrid with the hybrid head's ``formulation = "matmul"`` (the attention layers' same math as
+  fewer ops, ``bench/heads/layers.py``) vs its default ``"keras"``, and over baseline_cnn+mlp;
 - a bare Keras CNN (baseline_cnn's four conv blocks, GAP, softmax) with Keras' BatchNormalization vs the
   same with a fused BatchNorm (``tf.compat.v1.nn.fused_batch_norm`` in a small layer defined here only)
   vs no BatchNorm.
@@ -29,12 +31,20 @@ steady-state figure (input wait and callback time included) after one warm-up ca
 
     python benchmarks/cpu_speed.py --ratios [--rounds 3] [--steps 16] [--warmup 2] [--json FILE]
         [--pair baseline_cnn+mlp ...] [--spe 1 --spe 4 ...] [--threads 2/1 ...] [--skip-bare] [--quick]
+        [--cases REGEX]
 
-Duration of the default ratios run on an idle 2-core machine, estimated from step counts: 23 cases.
+``--cases`` keeps only the cases whose name matches (``re.search``) and the cases they are divided by, e.g.
+the formulation comparison alone (3 cases, about 2-3 minutes idle: 3 prepares of 5-16 s, then 3 rounds of
+3 blocks of 18 steps at 130-210 ms):
+
+    python benchmarks/cpu_speed.py --ratios --cases "formulation|mlp spe1$" --json benchmarks/formulation.json
+
+Duration of the default ratios run on an idle 2-core machine, estimated from step counts: 24 cases.
 Preparing them (build, trace, one warm-up call) took 2-40 s each, 350 s in all, in a ``--quick`` smoke
 run at nice 19 beside a training job (mobilenet_v3_small+hybrid ~35 s each, the baseline and
 mini_xception 5-16 s, the bare CNN 2-6 s): at most ~6 minutes idle. Then 3 rounds of ~106 steps per
-model pair (18-32 per block) at 130-210 ms plus the bare CNN: ~80 s a round. About 10 minutes in all.
+model pair (18-32 per block) at 130-210 ms, plus 18 for baseline_cnn+hybrid's matmul formulation, plus the
+bare CNN: ~85 s a round. About 10 minutes in all.
 ``--quick`` (2 warm-up + 3 timed steps, rounded up to whole calls, 1 round) is for smoke tests only; its
 figures mean nothing.
 """
@@ -46,6 +56,7 @@ import functools
 import json
 import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -101,6 +112,7 @@ PAIRS = ("baseline_cnn+mlp", "baseline_cnn+hybrid", "mini_xception+conv_gap", "m
 BARE = ("keras", "fused", "none")  # the bare CNN's BatchNorm: Keras' layer, fused, none
 SYNTHETIC = "synthetic:1200:0"
 STEPS_PER_EPOCH = 144  # the schedule's epoch length: a multiple of 1, 4 and 16 (the cpu recipe's 150 is not)
+FORMULATION_PAIRS = ("baseline_cnn+hybrid",)  # also timed with the head's formulation = "matmul"
 
 
 @dataclass(frozen=True)
@@ -110,6 +122,7 @@ class Case:
     spe: int  # steps_per_execution
     threads: tuple[int, int]  # (intra, inter); 0 = TensorFlow's default
     reference: str  # the case this one is divided by
+    formulation: str = "keras"  # the hybrid head's formulation option ("keras" is its default)
 
     @property
     def threads_label(self) -> str:
@@ -123,11 +136,20 @@ def ratio_cases(pairs, spes, threads, bare: bool) -> list[Case]:
         default = f"{pair} spe1"
         cases += [Case(f"{pair} spe{n}", pair, n, (0, 0), default) for n in sorted({1, *spes})]
         cases += [Case(f"{pair} threads {i}/{j}", pair, 1, (i, j), default) for i, j in threads]
+        if pair in FORMULATION_PAIRS:
+            cases.append(Case(f"{pair} formulation matmul", pair, 1, (0, 0), default, formulation="matmul"))
     if bare:
         cases += [
             Case(f"bare CNN, {bn} BatchNorm", f"bare:{bn}", 1, (0, 0), "bare CNN, keras BatchNorm") for bn in BARE
         ]
     return cases
+
+
+def select(cases: list[Case], pattern: str) -> list[Case]:
+    """The cases whose name matches ``pattern`` (``re.search``) and the cases they are divided by, in order."""
+    keep = {c.name for c in cases if re.search(pattern, c.name)}
+    keep |= {c.reference for c in cases if c.name in keep}
+    return [c for c in cases if c.name in keep]
 
 
 def whole_calls(steps: int, spe: int) -> int:
@@ -204,6 +226,8 @@ class Prepared:
         overrides = [f"data.batch_size={batch}", f"run.steps_per_epoch={STEPS_PER_EPOCH}"]
         overrides += [f"run.steps_per_execution={self.spe}", "run.budget_minutes=0"]
         overrides += [f"run.threads_intra={case['threads'][0]}", f"run.threads_inter={case['threads'][1]}"]
+        if case["formulation"] != "keras":  # only then: the default leaves the recipe (and its hash) as it is
+            overrides.append(f"model.head_options.{head}.formulation={case['formulation']}")
         values = {"model.backbone": backbone, "model.head": head, "data.source": SYNTHETIC}
         recipe = load_recipe("cpu", overrides, values)
         if bare:
@@ -331,15 +355,21 @@ def run_ratios(cases: list[Case], *, batch: int, warmup: int, steps: int, rounds
     return results
 
 
+def same_round_ratio(results: dict[str, list[dict]], case: str, reference: str) -> float:
+    """Median over rounds of ``case``'s ms/step over ``reference``'s in the same round (NaN if none)."""
+    mine = {m["round"]: m["ms_per_step"] for m in results.get(case, [])}
+    ref = {m["round"]: m["ms_per_step"] for m in results.get(reference, [])}
+    ratios = [mine[r] / ref[r] for r in mine if r in ref]
+    return statistics.median(ratios) if ratios else math.nan
+
+
 def summarize(cases: list[Case], results: dict[str, list[dict]]) -> list[dict]:
     """Per case: median ms/step over rounds, its spread, and the median over rounds of the same-round
     ratio to its reference (NaN where either is missing)."""
     rows = []
     for case in cases:
-        mine = {m["round"]: m["ms_per_step"] for m in results[case.name]}
-        ref = {m["round"]: m["ms_per_step"] for m in results.get(case.reference, [])}
-        ratios = [mine[r] / ref[r] for r in mine if r in ref]
-        values, waits = list(mine.values()), [m["input_wait"] for m in results[case.name]]
+        values = [m["ms_per_step"] for m in results[case.name]]
+        waits = [m["input_wait"] for m in results[case.name]]
         median = statistics.median(values) if values else math.nan
         rows.append(
             {
@@ -348,7 +378,7 @@ def summarize(cases: list[Case], results: dict[str, list[dict]]) -> list[dict]:
                 "median_ms": median,
                 "spread": (max(values) - min(values)) / median if values else math.nan,
                 "input_wait": statistics.median(waits) if waits else math.nan,
-                "ratio": statistics.median(ratios) if ratios else math.nan,
+                "ratio": same_round_ratio(results, case.name, case.reference),
             }
         )
     return rows
@@ -358,15 +388,20 @@ def hybrid_over_mlp(results: dict[str, list[dict]], spes) -> dict[int, float]:
     """baseline_cnn+hybrid's step over baseline_cnn+mlp's, same round, median over rounds, per spe."""
     out = {}
     for n in sorted({1, *spes}):
-        hybrid = {m["round"]: m["ms_per_step"] for m in results.get(f"baseline_cnn+hybrid spe{n}", [])}
-        mlp = {m["round"]: m["ms_per_step"] for m in results.get(f"baseline_cnn+mlp spe{n}", [])}
-        ratios = [hybrid[r] / mlp[r] for r in hybrid if r in mlp]
-        if ratios:
-            out[n] = statistics.median(ratios)
+        ratio = same_round_ratio(results, f"baseline_cnn+hybrid spe{n}", f"baseline_cnn+mlp spe{n}")
+        if not math.isnan(ratio):
+            out[n] = ratio
     return out
 
 
-def print_table(rows: list[dict], hybrid: dict[int, float]) -> None:
+def formulations_over_mlp(results: dict[str, list[dict]]) -> dict[str, float]:
+    """baseline_cnn+hybrid's step over baseline_cnn+mlp's at steps_per_execution 1, per formulation."""
+    cases = {"keras": "baseline_cnn+hybrid spe1", "matmul": "baseline_cnn+hybrid formulation matmul"}
+    ratios = {f: same_round_ratio(results, name, "baseline_cnn+mlp spe1") for f, name in cases.items()}
+    return {f: ratio for f, ratio in ratios.items() if not math.isnan(ratio)}
+
+
+def print_table(rows: list[dict], hybrid: dict[int, float], formulations: dict[str, float]) -> None:
     print("\ncase | threads | ms/step (median) | spread | input wait | ratio vs default", flush=True)
     for row in rows:
         threads = "default" if tuple(row["threads"]) == (0, 0) else "{}/{}".format(*row["threads"])
@@ -377,6 +412,8 @@ def print_table(rows: list[dict], hybrid: dict[int, float]) -> None:
         )
     for n, ratio in hybrid.items():
         print(f"baseline_cnn hybrid / mlp step, steps_per_execution {n}: {ratio:.3f} (target <= 1.5)", flush=True)
+    for formulation, ratio in formulations.items():
+        print(f"baseline_cnn hybrid ({formulation}) / mlp step, steps_per_execution 1: {ratio:.3f}", flush=True)
 
 
 def ratios_mode(args) -> None:
@@ -387,6 +424,8 @@ def ratios_mode(args) -> None:
     spes = args.spe or [1, 4, 16]
     threads = [tuple(int(v) for v in t.split("/")) for t in (args.threads or ["2/1", "1/1"])]
     cases = ratio_cases(args.pair or list(PAIRS), spes, threads, bare=not args.skip_bare)
+    if args.cases:
+        cases = select(cases, args.cases)
     print(
         f"{len(cases)} cases, batch {args.batch}, {rounds} round(s) of {warmup} warm-up + {steps} timed steps "
         "(whole calls)",
@@ -395,11 +434,13 @@ def ratios_mode(args) -> None:
     tic = time.perf_counter()
     results = run_ratios(cases, batch=args.batch, warmup=warmup, steps=steps, rounds=rounds)
     rows, hybrid = summarize(cases, results), hybrid_over_mlp(results, spes)
-    print_table(rows, hybrid)
+    formulations = formulations_over_mlp(results)
+    print_table(rows, hybrid, formulations)
     print(f"total {time.perf_counter() - tic:.0f} s", flush=True)
     if args.json:
         settings = {"batch": args.batch, "warmup": warmup, "steps": steps, "rounds": rounds, "quick": quick}
         payload = {"settings": settings, "cases": rows, "hybrid_over_mlp": hybrid, "cpu_count": os.cpu_count()}
+        payload["hybrid_over_mlp_by_formulation"] = formulations
         Path(args.json).write_text(json.dumps(payload, indent=1))
 
 
@@ -413,6 +454,7 @@ def main() -> None:
     parser.add_argument("--spe", action="append", type=int, default=None, help="ratios: steps_per_execution")
     parser.add_argument("--threads", action="append", default=None, help="ratios: INTRA/INTER (default 2/1, 1/1)")
     parser.add_argument("--skip-bare", action="store_true", help="ratios: leave out the bare CNN cases")
+    parser.add_argument("--cases", default=None, help="ratios: only cases matching this regex (+ their references)")
     parser.add_argument("--rounds", type=int, default=None, help="ratios: interleaved rounds (default 3)")
     parser.add_argument("--batch", type=int, default=64, help="ratios: batch size")
     parser.add_argument("--quick", action="store_true", help="ratios: 2 warm-up + 3 timed steps, 1 round")

@@ -25,12 +25,24 @@ def cpu_speed():
 
 def test_the_default_cases_vary_one_factor_at_a_time(cpu_speed):
     cases = cpu_speed.ratio_cases(cpu_speed.PAIRS, [1, 4, 16], [(2, 1), (1, 1)], bare=True)
-    assert len(cases) == 4 * 5 + 3 and len({c.name for c in cases}) == len(cases)
+    assert len(cases) == 4 * 5 + 1 + 3 and len({c.name for c in cases}) == len(cases)
     names = {c.name: c for c in cases}
     assert all(c.reference in names for c in cases)
     mlp = [c for c in cases if c.model == "baseline_cnn+mlp"]
     assert [(c.spe, c.threads) for c in mlp] == [(1, (0, 0)), (4, (0, 0)), (16, (0, 0)), (1, (2, 1)), (1, (1, 1))]
     assert names["bare CNN, fused BatchNorm"].reference == "bare CNN, keras BatchNorm"
+    matmul = [c for c in cases if c.formulation != "keras"]
+    assert [(c.name, c.spe, c.threads, c.reference) for c in matmul] == [
+        ("baseline_cnn+hybrid formulation matmul", 1, (0, 0), "baseline_cnn+hybrid spe1")
+    ]
+
+
+def test_cases_selects_by_name_and_keeps_what_they_are_divided_by(cpu_speed):
+    cases = cpu_speed.ratio_cases(cpu_speed.PAIRS, [1, 4, 16], [(2, 1), (1, 1)], bare=True)
+    chosen = [c.name for c in cpu_speed.select(cases, "formulation|mlp spe1$")]
+    assert chosen == ["baseline_cnn+mlp spe1", "baseline_cnn+hybrid spe1", "baseline_cnn+hybrid formulation matmul"]
+    fused = [c.name for c in cpu_speed.select(cases, "fused")]
+    assert fused == ["bare CNN, keras BatchNorm", "bare CNN, fused BatchNorm"]
 
 
 def test_blocks_are_whole_calls(cpu_speed):
@@ -53,6 +65,9 @@ def test_ratios_pair_rounds_and_take_the_median(cpu_speed):
     assert rows["baseline_cnn+mlp spe1"]["median_ms"] == 100.0 and rows["baseline_cnn+mlp spe1"]["spread"] == 1.0
     assert math.isnan(rows["baseline_cnn+hybrid spe4"]["ratio"])
     assert cpu_speed.hybrid_over_mlp(results, [4]) == {1: pytest.approx(1.5)}
+    assert cpu_speed.formulations_over_mlp(results) == {"keras": pytest.approx(1.5)}  # no matmul figures
+    results["baseline_cnn+hybrid formulation matmul"] = rounds(120.0, None, 130.0)
+    assert cpu_speed.formulations_over_mlp(results) == {"keras": pytest.approx(1.5), "matmul": pytest.approx(1.25)}
 
 
 def test_the_fused_batch_norm_computes_what_keras_batch_normalization_does(cpu_speed):
