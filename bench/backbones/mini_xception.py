@@ -46,9 +46,7 @@ def _module(x, filters: int, index: int, separable_l2):
 
 
 @BACKBONES.register(min_size=32, normalization="tf", imagenet=False, weights_file=None)
-def mini_xception(
-    *, input_shape=(48, 48, 3), weights="none", filters=(16, 32, 64, 128), l2=0.01, separable_l2=0.0
-):
+def mini_xception(*, input_shape=(48, 48, 3), weights="none", filters=(16, 32, 64, 128), l2=0.01, separable_l2=0.0):
     path = resolve_weights("mini_xception", weights, has_imagenet=False, weights_file=None)
     reg = regularizers.L2(l2) if l2 else None
     separable_reg = regularizers.L2(separable_l2) if separable_l2 else None
