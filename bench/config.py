@@ -75,6 +75,9 @@ class ModelConfig:
     backbone: str = _opt("", doc="a registered backbone (see bench list); --backbone sets it")
     head: str = _opt("hybrid")
     head_options: dict[str, Any] = _opt({}, doc="per-head option tables, e.g. [model.head_options.hybrid]")
+    backbone_options: dict[str, Any] = _opt(
+        {}, doc="per-backbone option tables, e.g. [model.backbone_options.mini_xception] separable_l2 = 0.01"
+    )
     weights: str = _opt("none", doc="imagenet, none, or a path to a weights file")
     precision: str = _opt("auto", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"))
     batchnorm_momentum: float = _opt(
@@ -135,8 +138,8 @@ class RunConfig:
         1,
         range=(1, 10_000),
         doc="training steps Keras runs per call into the compiled graph: fewer Python round trips between "
-        "steps, the same training; must divide steps_per_epoch when that is set. The default is chosen by "
-        "measurement (benchmarks/RESULTS.md, benchmarks/cpu_speed.py --ratios)",
+        "steps, the same training; must divide steps_per_epoch when that is set. 1 = Keras' own; whether "
+        "more pays is measured by benchmarks/cpu_speed.py --ratios (benchmarks/RESULTS.md)",
     )
     threads_intra: int = _opt(
         0,
@@ -172,12 +175,16 @@ class Recipe:
                 )
             if phase.band[0] >= phase.band[1]:
                 raise BenchError(f"phases.{i}.band must be [low, high] with low < high; received {list(phase.band)}")
-        for head, options in self.model.head_options.items():
-            if not isinstance(options, dict):
-                raise BenchError(
-                    f"model.head_options.{head} must be a table of that head's options, e.g. "
-                    f"[model.head_options.hybrid]; received {options!r}"
-                )
+        for kind, tables, example in (
+            ("head", self.model.head_options, "hybrid"),
+            ("backbone", self.model.backbone_options, "mini_xception"),
+        ):
+            for name, options in tables.items():
+                if not isinstance(options, dict):
+                    raise BenchError(
+                        f"model.{kind}_options.{name} must be a table of that {kind}'s options, e.g. "
+                        f"[model.{kind}_options.{example}]; received {options!r}"
+                    )
         if self.data.labels == "fer2013" and (self.data.targets != "majority" or self.data.votes):
             raise BenchError(
                 'data.targets = "crossentropy" and data.votes need data.labels = "ferplus" (FER2013 has one '

@@ -69,12 +69,13 @@ def _normalization(kind: str):
     raise ValueError(f"unknown normalization {kind!r}")
 
 
-def _check_options(head: str, options: dict) -> None:
-    params = inspect.signature(HEADS.get(head).factory).parameters
-    accepted = [p for p in params if p not in ("feature_shape", "num_classes")]
+def _check_options(registry, kind: str, name: str, options: dict, fixed: tuple[str, ...]) -> None:
+    """A one-line error for an option the factory does not take (``fixed`` are bench's own arguments)."""
+    params = inspect.signature(registry.get(name).factory).parameters
+    accepted = [p for p in params if p not in fixed]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise BenchError(f"head '{head}' has no option '{unknown[0]}'; accepted: {', '.join(accepted)}")
+        raise BenchError(f"{kind} '{name}' has no option '{unknown[0]}'; accepted: {', '.join(accepted)}")
 
 
 @keras.saving.register_keras_serializable(package="bench")
@@ -169,6 +170,7 @@ def build_model(
     weights: str = "none",
     channel_adapter: str = "repeat",
     head_options: dict | None = None,
+    backbone_options: dict | None = None,
     precision: str = "float32",
     class_names: tuple[str, ...] | None = None,
 ) -> tuple[FaceModel, ModelSpec]:
@@ -181,6 +183,7 @@ def build_model(
         channel_adapter: ``repeat`` (gray copied to 3 channels) or ``learned`` (a 3x3 convolution
             initialised to the repetition, so training starts from the same point).
         head_options: keyword options of the head factory.
+        backbone_options: keyword options of the backbone factory (e.g. mini_xception's ``separable_l2``).
         precision: a Keras dtype policy; set before any layer is built (the seed set it afterwards).
         class_names: the classes the head predicts, from the data (None: FER2013's 7).
 
@@ -191,14 +194,21 @@ def build_model(
         raise BenchError(f"channel_adapter must be repeat or learned; received {channel_adapter!r}")
     class_names = tuple(class_names or CLASS_NAMES)
     options = dict(head_options or {})
-    _check_options(head, options)
+    _check_options(HEADS, "head", head, options, ("feature_shape", "num_classes"))
+    backbone_kwargs = dict(backbone_options or {})
+    _check_options(BACKBONES, "backbone", backbone, backbone_kwargs, ("input_shape", "weights"))
     info = BACKBONES.get(backbone).info
     size = effective_image_size(backbone, image_size)
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)
     try:
         adapter = _adapter_layers(size, channel_adapter, info["normalization"])
-        backbone_model = BACKBONES.create(backbone, input_shape=(size, size, 3), weights=weights)
+        try:
+            backbone_model = BACKBONES.create(backbone, input_shape=(size, size, 3), weights=weights, **backbone_kwargs)
+        except (TypeError, ValueError) as exc:
+            if not backbone_kwargs:
+                raise
+            raise BenchError(f"backbone '{backbone}': {exc}") from exc
         feature_shape = tuple(int(d) for d in backbone_model.output.shape[1:])
         try:
             head_model = HEADS.create(head, feature_shape=feature_shape, num_classes=len(class_names), **options)

@@ -161,6 +161,7 @@ def profile(
         head=head,
         image_size=image_size,
         head_options=recipe.model.head_options.get(head, {}),
+        backbone_options=recipe.model.backbone_options.get(backbone, {}),
         precision=precision,
     )
     flops = forward_flops(model)

@@ -37,7 +37,7 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
 
 def recipe_hash(recipe: Recipe) -> str:
     """A short hash of the resolved recipe without its seed and name: runs with equal hashes differ only
-    by seed, so a leaderboard may pool them."""
+    by seed or by speed settings (:data:`SPEED_FIELDS`), so a leaderboard may pool them."""
     neutral = to_dict(dataclasses.replace(recipe, name="", description="", run=dataclasses.replace(recipe.run, seed=0)))
     for path in RUN_FIELDS + SPEED_FIELDS:  # what a run trains, not on what, where it logs or how fast
         section, key = path.split(".")
@@ -46,6 +46,9 @@ def recipe_hash(recipe: Recipe) -> str:
         section, key = path.split(".")
         if neutral[section][key] == default:
             del neutral[section][key]
+    for options in neutral["model"]["head_options"].values():
+        for key in SPEED_HEAD_OPTIONS:
+            options.pop(key, None)
     return hashlib.sha256(_dict_to_toml(neutral).encode()).hexdigest()[:12]
 
 
@@ -65,7 +68,16 @@ epochs when training is faster; that holds for faster hardware too, which the ha
 either. ``run.jit_compile`` is of this kind too but stays hashed: every run logged so far hashed it,
 so leaving it out now would change every logged hash."""
 
-LATER_DEFAULTS = {"data.labels": "fer2013", "data.targets": "majority", "model.batchnorm_momentum": 0.0}
+SPEED_HEAD_OPTIONS = ("formulation",)
+"""Head options of the same kind as :data:`SPEED_FIELDS`: the hybrid head's ``formulation`` computes the
+same function on the same variables (tests/test_heads_layers.py), so it is left out of the hash too."""
+
+LATER_DEFAULTS = {
+    "data.labels": "fer2013",
+    "data.targets": "majority",
+    "model.batchnorm_momentum": 0.0,
+    "model.backbone_options": {},
+}
 """Fields added after runs were logged, left out of :func:`recipe_hash` at their defaults: a FER2013 run
 hashes as it did before label sets existed, so old and new runs of one recipe still pool."""
 

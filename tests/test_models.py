@@ -249,3 +249,11 @@ def test_mini_xception_regularizes_what_the_published_model_regularized():
     SeparableConv2D. separable_l2 adds it to the 8 separable convolutions' two kernels each."""
     assert len(BACKBONES.create("mini_xception", input_shape=(48, 48, 3)).losses) == 2
     assert len(BACKBONES.create("mini_xception", input_shape=(48, 48, 3), separable_l2=0.01).losses) == 2 + 16
+
+
+def test_backbone_options_reach_the_backbone_and_unknown_ones_fail_in_one_line():
+    model, _ = build_model(backbone="mini_xception", head="linear", backbone_options={"separable_l2": 0.01})
+    assert len(model.backbone.losses) == 2 + 16
+    with pytest.raises(BenchError, match="backbone 'mini_xception' has no option 'dropout'; accepted: .*separable_l2"):
+        build_model(backbone="mini_xception", head="linear", backbone_options={"dropout": 0.1})
+    keras.backend.clear_session()

@@ -55,6 +55,7 @@ def build_for_recipe(recipe: Recipe, class_names: tuple[str, ...] | None = None)
         weights=recipe.model.weights,
         channel_adapter=recipe.data.channel_adapter,
         head_options=recipe.model.head_options.get(head, {}),
+        backbone_options=recipe.model.backbone_options.get(recipe.model.backbone, {}),
         precision=precision,
         class_names=class_names,
     )
