@@ -59,14 +59,41 @@ class ValidationMetrics(keras.callbacks.Callback):
         logs["val_macro_f1"] = macro_f1(self.y_val, probs.argmax(1))
 
 
+def call_end(first: int, steps_per_execution: int, epoch_steps: int | None) -> int:
+    """The epoch step (1-based) at which a training call that began at step index ``first`` ends.
+
+    ``first + steps_per_execution``, clamped to the epoch's length ``epoch_steps`` (None: unknown) for a
+    short last call. Computed from the begin hook's index because the end hook's differs between Keras 3
+    releases when ``steps_per_execution`` > 1: older ones pass the first step again, Keras 3.15 passes
+    first + N - 1, past the epoch's end for a short last call."""
+    end = first + steps_per_execution
+    return min(end, epoch_steps) if epoch_steps else end
+
+
 class NanGuard(keras.callbacks.Callback):
-    """Raises :class:`TrainingDiverged` as soon as the training loss is NaN or infinite."""
+    """Raises :class:`TrainingDiverged` as soon as the training loss is NaN or infinite.
+
+    With ``steps_per_execution`` N > 1 Keras sees the loss once per call of N steps, so the message names
+    the call (by the epoch step it ends at), not a batch it cannot tell apart."""
+
+    def __init__(self, steps_per_execution: int = 1):
+        super().__init__()
+        self.steps_per_execution = steps_per_execution
+        self._first = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._first = batch
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
+            if self.steps_per_execution == 1:
+                where = f"at batch {self._first}"
+            else:
+                end = call_end(self._first, self.steps_per_execution, (self.params or {}).get("steps"))
+                where = f"in the training call ending at step {end} of the epoch"
             raise TrainingDiverged(
-                f"training loss became {float(loss)} at batch {batch}; lower the learning rate "
+                f"training loss became {float(loss)} {where}; lower the learning rate "
                 "(--set phases.*.learning_rate=...) or check the data"
             )
 
@@ -90,8 +117,7 @@ class StepTimer(keras.callbacks.Callback):
     With ``steps_per_execution`` N > 1 (``compile``'s), Keras calls the batch hooks once per N steps,
     ``on_train_batch_begin`` with the first step's index; each call is one :class:`Execution` of N steps,
     fewer for an epoch's last when its length (``params["steps"]``) is not a multiple of N. The end
-    hook's index is not used: older Keras 3 releases pass the first step there too, and Keras 3.15
-    passes first + N - 1 even for a short last call, past the epoch's end.
+    hook's index is not used (see :func:`call_end`).
 
     Args:
         batch_size: images per step.
@@ -115,10 +141,8 @@ class StepTimer(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         now = time.perf_counter()
         gap = self._begin - self._end if self._end is not None else 0.0
-        steps = self.steps_per_execution
-        epoch_steps = (self.params or {}).get("steps")
-        if epoch_steps:
-            steps = max(1, min(steps, epoch_steps - self._first))
+        end = call_end(self._first, self.steps_per_execution, (self.params or {}).get("steps"))
+        steps = max(1, end - self._first)
         self.records.append(Execution(self._first >= self.warmup, now - self._begin, gap, steps))
         self._end = now
 
@@ -218,7 +242,8 @@ class Progress(keras.callbacks.Callback):
 
     ``status`` holds phase, epoch and epochs (1-based position in the whole plan), step and steps,
     loss, images_per_second (steady state, from ``timer``), val_macro_f1 (the latest), elapsed and eta
-    (seconds; eta from the mean epoch time so far, capped by the budget's deadline).
+    (seconds; eta from the mean epoch time so far, capped by the budget's deadline). With
+    ``steps_per_execution`` N, ``step`` is where the latest call of N steps ended (see :func:`call_end`).
     """
 
     def __init__(
@@ -233,9 +258,11 @@ class Progress(keras.callbacks.Callback):
         start_epoch: int = 0,
         deadline: float | None = None,
         every: float = 1.0,
+        steps_per_execution: int = 1,
     ):
         super().__init__()
         self.report, self.phase, self.epochs, self.steps = report, phase, epochs, steps
+        self.steps_per_execution, self._first = steps_per_execution, 0
         self.start_epoch = start_epoch  # the epoch training (or a resume) began at: eta counts from it
         self.timer, self.start, self.deadline, self.every = timer, start, deadline, every
         self._last = 0.0
@@ -267,12 +294,14 @@ class Progress(keras.callbacks.Callback):
             "epoch_end": epoch_end,
         }
 
+    def on_train_batch_begin(self, batch, logs=None):
+        self._first = batch
+
     def on_train_batch_end(self, batch, logs=None):
         now = time.perf_counter()
         if now - self._last >= self.every:
             self._last = now
-            # with steps_per_execution N, ``batch`` is the call's last step, past the end for a short last call
-            step = min(batch + 1, self.steps) if self.steps else batch + 1
+            step = call_end(self._first, self.steps_per_execution, self.steps)
             self.report(self._status(step, logs or {}, epoch_end=False))
 
     def on_epoch_end(self, epoch, logs=None):

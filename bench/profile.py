@@ -148,14 +148,17 @@ def profile(
     precision: str = "float32",
 ) -> dict:
     """Every cost figure of ``backbone + head`` at ``image_size`` (raised to the backbone's minimum),
-    under the Keras dtype policy ``precision`` (float32, mixed_bfloat16 or mixed_float16)."""
+    under the Keras dtype policy ``precision`` (float32, mixed_bfloat16 or mixed_float16), with the head
+    options and TensorFlow thread counts (``run.threads_intra`` / ``run.threads_inter``) of ``recipe_name``:
+    the threads are set before the model's build runs TensorFlow's first op, as ``bench run`` sets them."""
     import keras
 
     from bench.config import load_recipe
     from bench.models import build_model
-    from bench.runtime import onednn_enabled
+    from bench.runtime import onednn_enabled, set_threads
 
     recipe = load_recipe(recipe_name)
+    set_threads(recipe.run.threads_intra, recipe.run.threads_inter)
     model, spec = build_model(
         backbone=backbone,
         head=head,

@@ -31,24 +31,28 @@ def onednn_enabled() -> bool:
 
 
 def set_threads(intra: int = 0, inter: int = 0) -> None:
-    """Set TensorFlow's intra-op and inter-op thread counts (0 = leave TensorFlow's default), through
+    """Set TensorFlow's intra-op and inter-op thread counts (0 = TensorFlow's default), through
     ``tf.config.threading``.
 
     TensorFlow reads them once, when its runtime starts (the first op, not the import), and refuses a
     change after that; bench calls this before seeding and building a run's model
     (:func:`bench.train.build_for_recipe`), the first thing that runs an op. Raises a one-line
     :class:`BenchError` when the runtime already started with other counts (a second ``bench tune`` trial
-    asking for different ones), or when the Keras backend is not TensorFlow."""
-    if not (intra or inter):
-        return
+    asking for different ones), 0 included: TensorFlow's getters read 0 for its default, so a 0 asked
+    after it started with 2 would otherwise train on 2 while the run logs 0. Also raises when the Keras
+    backend is not TensorFlow and a count is asked for."""
     from bench.backend import backend_name
     from bench.errors import BenchError
 
     if backend_name() != "tensorflow":
-        raise BenchError(
-            f"run.threads_intra / run.threads_inter set TensorFlow's threads, but the Keras backend is "
-            f"{backend_name()}; set both to 0"
-        )
+        if intra or inter:
+            raise BenchError(
+                f"run.threads_intra / run.threads_inter set TensorFlow's threads, but the Keras backend is "
+                f"{backend_name()}; set both to 0"
+            )
+        return
+    if not (intra or inter) and "tensorflow" not in sys.modules:
+        return  # not even imported: nothing but its defaults can be in force
     import tensorflow as tf
 
     threading = tf.config.threading
@@ -56,10 +60,10 @@ def set_threads(intra: int = 0, inter: int = 0) -> None:
         ("intra", intra, threading.set_intra_op_parallelism_threads, threading.get_intra_op_parallelism_threads),
         ("inter", inter, threading.set_inter_op_parallelism_threads, threading.get_inter_op_parallelism_threads),
     ):
-        if not value:
+        if getter() == value:
             continue
         try:
-            setter(value)
+            setter(value)  # 0 before the runtime starts: back to TensorFlow's default
         except RuntimeError as exc:  # "... cannot be modified after initialization"
             raise BenchError(
                 f"run.threads_{key} = {value}: TensorFlow already started in this process with "

@@ -20,7 +20,7 @@ from bench import tracking as trk
 from bench.config import Recipe, apply_override, from_dict
 from bench.data.dataset import FerData
 from bench.errors import BenchError, Interrupted
-from bench.recipe_io import to_dict, to_toml
+from bench.recipe_io import SPEED_FIELDS, to_dict, to_toml
 
 TUNED_DIR = Path("experiments") / "tuned"
 
@@ -113,6 +113,13 @@ def apply_values(recipe: Recipe, space: list[Param], values: dict[str, Any]) -> 
         if p.path == "class_weights.power":
             raw["class_weights"]["scheme"] = "power"
     return from_dict(Recipe, raw)
+
+
+def without_speed_settings(recipe: Recipe) -> Recipe:
+    """``recipe`` with its :data:`~bench.recipe_io.SPEED_FIELDS` at their defaults: the recipe a study writes
+    says what was tuned, not the tuning machine's steps_per_execution and thread counts."""
+    names, default = [path.removeprefix("run.") for path in SPEED_FIELDS], type(recipe.run)()
+    return replace(recipe, run=replace(recipe.run, **{name: getattr(default, name) for name in names}))
 
 
 class _PruningCallback:
@@ -313,20 +320,12 @@ def _parent_run(study, experiment_id: str, req: TuneRequest) -> str:
     if parent:
         trk.set_run_status(parent, "RUNNING")
         return parent
+    params = {"backbone": req.recipe.model.backbone, "head": req.recipe.model.head, "recipe": req.recipe.name}
+    params.update(trials=req.trials, sampler=req.sampler, pruner=req.pruner, study=req.study)
     with trk.TrackedRun(
         experiment_id, run_name=f"study-{req.study}", tags={"bench.kind": "study", "optuna.study": req.study}
     ) as run:
-        run.params(
-            {
-                "backbone": req.recipe.model.backbone,
-                "head": req.recipe.model.head,
-                "recipe": req.recipe.name,
-                "trials": req.trials,
-                "sampler": req.sampler,
-                "pruner": req.pruner,
-                "study": req.study,
-            }
-        )
+        run.params(params)
     study.set_user_attr("mlflow_parent_run_id", run.run_id)
     trk.set_run_status(run.run_id, "RUNNING")
     return run.run_id
@@ -351,7 +350,7 @@ def _finish(study, req: TuneRequest, space: list[Param], parent_id: str) -> dict
         )
     best = study.best_trial
     tuned = replace(
-        apply_values(req.recipe, space, best.params),
+        without_speed_settings(apply_values(req.recipe, space, best.params)),
         name=req.study,
         description=f"tuned by bench tune (study {req.study}, "
         f"best val macro-F1 {best.value:.4f}, trial {best.number}) from recipe {req.recipe.name}",

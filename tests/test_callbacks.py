@@ -2,25 +2,38 @@
 
 import pytest
 
-from bench.callbacks import Execution, Progress, StepTimer
+from bench.callbacks import Execution, NanGuard, Progress, StepTimer, TrainingDiverged, call_end
+
+# The index Keras passes to on_train_batch_end for a call of N steps that began at ``first``:
+# older Keras 3 releases pass ``first`` again, Keras 3.15 passes first + N - 1 (past a short last call's end).
+END_INDEX = {
+    "older Keras 3": lambda first, per_call: first,
+    "Keras 3.15": lambda first, per_call: first + per_call - 1,
+}
 
 
-def _epoch(callback, steps: int, per_call: int) -> None:
-    """Call the batch hooks as Keras 3.15 does with ``steps_per_execution=per_call``: the first step's
-    index at the start, first + per_call - 1 at the end (past the epoch's end for a short last call)."""
+def _epoch(callback, steps: int, per_call: int, end_index=END_INDEX["Keras 3.15"], loss: float = 1.0) -> None:
+    """Call the batch hooks as Keras does with ``steps_per_execution=per_call``: the first step's index at
+    the start, ``end_index(first, per_call)`` at the end."""
     callback.set_params({"epochs": 1, "steps": steps, "verbose": 0})
     callback.on_epoch_begin(0)
     for first in range(0, steps, per_call):
         callback.on_train_batch_begin(first)
-        callback.on_train_batch_end(first + per_call - 1, {"loss": 1.0})
+        callback.on_train_batch_end(end_index(first, per_call), {"loss": loss})
 
 
-def test_step_timer_counts_every_step_of_a_multi_step_call_and_skips_warm_up_calls():
+def test_call_end_is_clamped_to_the_epoch():
+    assert [call_end(first, 4, 10) for first in (0, 4, 8)] == [4, 8, 10]
+    assert call_end(8, 4, None) == 12 and call_end(3, 1, 10) == 4
+
+
+@pytest.mark.parametrize("end_index", END_INDEX.values(), ids=END_INDEX.keys())
+def test_step_timer_counts_every_step_of_a_multi_step_call_and_skips_warm_up_calls(end_index):
     timer = StepTimer(batch_size=8, warmup=3, steps_per_execution=4)
-    _epoch(timer, steps=10, per_call=4)
+    _epoch(timer, steps=10, per_call=4, end_index=end_index)
     assert [(r.steady, r.steps) for r in timer.records] == [(False, 4), (True, 4), (True, 2)]
     assert timer.steps == 10
-    _epoch(timer, steps=10, per_call=4)  # a second epoch: its first call is warm-up again
+    _epoch(timer, steps=10, per_call=4, end_index=end_index)  # a second epoch: its first call is warm-up again
     assert [r.steady for r in timer.records[3:]] == [False, True, True] and timer.steps == 20
 
 
@@ -41,9 +54,26 @@ def test_step_timer_with_one_step_per_call_and_no_known_epoch_length():
     assert [(r.steady, r.steps) for r in timer.records] == [(False, 1), (True, 1), (True, 1)]
 
 
-def test_progress_never_reports_a_step_past_the_epoch_end():
+@pytest.mark.parametrize("end_index", END_INDEX.values(), ids=END_INDEX.keys())
+@pytest.mark.parametrize("per_call, expected", [(4, [4, 8, 10]), (1, list(range(1, 11)))])
+def test_progress_reports_where_each_call_ended_never_past_the_epoch_end(end_index, per_call, expected):
     statuses = []
-    timer = StepTimer(batch_size=8, steps_per_execution=4)
-    progress = Progress(statuses.append, phase="p", epochs=1, steps=10, timer=timer, start=0.0, every=0.0)
-    _epoch(progress, steps=10, per_call=4)
-    assert [s["step"] for s in statuses] == [4, 8, 10]
+    timer = StepTimer(batch_size=8, steps_per_execution=per_call)
+    progress = Progress(
+        statuses.append, phase="p", epochs=1, steps=10, timer=timer, start=0.0, every=0.0, steps_per_execution=per_call
+    )
+    _epoch(progress, steps=10, per_call=per_call, end_index=end_index)
+    assert [s["step"] for s in statuses] == expected
+
+
+@pytest.mark.parametrize("end_index", END_INDEX.values(), ids=END_INDEX.keys())
+def test_nan_guard_names_the_call_that_diverged(end_index):
+    with pytest.raises(TrainingDiverged, match="became nan in the training call ending at step 4 of the epoch; lower"):
+        _epoch(NanGuard(steps_per_execution=4), steps=10, per_call=4, end_index=end_index, loss=float("nan"))
+    guard = NanGuard(steps_per_execution=4)
+    guard.set_params({"epochs": 1, "steps": 10})
+    guard.on_train_batch_begin(8)
+    with pytest.raises(TrainingDiverged, match="ending at step 10 of the epoch"):  # a short last call
+        guard.on_train_batch_end(end_index(8, 4), {"loss": float("inf")})
+    with pytest.raises(TrainingDiverged, match="became nan at batch 0; lower"):
+        _epoch(NanGuard(), steps=10, per_call=1, end_index=end_index, loss=float("nan"))

@@ -1,4 +1,5 @@
-"""benchmarks/cpu_speed.py --ratios: the cases it times, how it reduces them, and its fused BatchNorm."""
+"""benchmarks/speed_ratios.py (also run as benchmarks/cpu_speed.py --ratios): the cases it times, how it
+reduces them, and its fused BatchNorm."""
 
 import importlib.util
 import math
@@ -8,23 +9,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "cpu_speed.py"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
-def cpu_speed():
-    spec = importlib.util.spec_from_file_location("cpu_speed", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
+def ratios():
     try:
-        spec.loader.exec_module(module)
-        yield module
+        yield _load("speed_ratios")
     finally:
-        sys.modules.pop(spec.name, None)
+        sys.modules.pop("speed_ratios", None)
 
 
-def test_the_default_cases_vary_one_factor_at_a_time(cpu_speed):
-    cases = cpu_speed.ratio_cases(cpu_speed.PAIRS, [1, 4, 16], [(2, 1), (1, 1)], bare=True)
+def test_the_default_cases_vary_one_factor_at_a_time(ratios):
+    cases = ratios.ratio_cases(ratios.PAIRS, [1, 4, 16], [(2, 1), (1, 1)], bare=True)
     assert len(cases) == 4 * 5 + 1 + 3 and len({c.name for c in cases}) == len(cases)
     names = {c.name: c for c in cases}
     assert all(c.reference in names for c in cases)
@@ -37,21 +42,21 @@ def test_the_default_cases_vary_one_factor_at_a_time(cpu_speed):
     ]
 
 
-def test_cases_selects_by_name_and_keeps_what_they_are_divided_by(cpu_speed):
-    cases = cpu_speed.ratio_cases(cpu_speed.PAIRS, [1, 4, 16], [(2, 1), (1, 1)], bare=True)
-    chosen = [c.name for c in cpu_speed.select(cases, "formulation|mlp spe1$")]
+def test_cases_selects_by_name_and_keeps_what_they_are_divided_by(ratios):
+    cases = ratios.ratio_cases(ratios.PAIRS, [1, 4, 16], [(2, 1), (1, 1)], bare=True)
+    chosen = [c.name for c in ratios.select(cases, "formulation|mlp spe1$")]
     assert chosen == ["baseline_cnn+mlp spe1", "baseline_cnn+hybrid spe1", "baseline_cnn+hybrid formulation matmul"]
-    fused = [c.name for c in cpu_speed.select(cases, "fused")]
+    fused = [c.name for c in ratios.select(cases, "fused")]
     assert fused == ["bare CNN, keras BatchNorm", "bare CNN, fused BatchNorm"]
 
 
-def test_blocks_are_whole_calls(cpu_speed):
-    assert [cpu_speed.whole_calls(s, 16) for s in (0, 2, 16, 17)] == [0, 16, 16, 32]
-    assert cpu_speed.whole_calls(3, 1) == 3
+def test_blocks_are_whole_calls(ratios):
+    assert [ratios.whole_calls(s, 16) for s in (0, 2, 16, 17)] == [0, 16, 16, 32]
+    assert ratios.whole_calls(3, 1) == 3
 
 
-def test_ratios_pair_rounds_and_take_the_median(cpu_speed):
-    cases = cpu_speed.ratio_cases(["baseline_cnn+mlp", "baseline_cnn+hybrid"], [4], [], bare=False)
+def test_ratios_pair_rounds_and_take_the_median(ratios):
+    cases = ratios.ratio_cases(["baseline_cnn+mlp", "baseline_cnn+hybrid"], [4], [], bare=False)
 
     def rounds(*ms):
         return [{"round": r, "ms_per_step": v, "input_wait": 0.1} for r, v in enumerate(ms) if v is not None]
@@ -60,23 +65,51 @@ def test_ratios_pair_rounds_and_take_the_median(cpu_speed):
     results["baseline_cnn+mlp spe1"] = rounds(100.0, 200.0, 100.0)  # round 1 slowed by load for both
     results["baseline_cnn+mlp spe4"] = rounds(90.0, 180.0, None)  # round 2 failed
     results["baseline_cnn+hybrid spe1"] = rounds(150.0, 300.0, 160.0)
-    rows = {r["name"]: r for r in cpu_speed.summarize(cases, results)}
+    rows = {r["name"]: r for r in ratios.summarize(cases, results)}
     assert rows["baseline_cnn+mlp spe4"]["ratio"] == pytest.approx(0.9)
     assert rows["baseline_cnn+mlp spe1"]["median_ms"] == 100.0 and rows["baseline_cnn+mlp spe1"]["spread"] == 1.0
     assert math.isnan(rows["baseline_cnn+hybrid spe4"]["ratio"])
-    assert cpu_speed.hybrid_over_mlp(results, [4]) == {1: pytest.approx(1.5)}
-    assert cpu_speed.formulations_over_mlp(results) == {"keras": pytest.approx(1.5)}  # no matmul figures
+    assert ratios.hybrid_over_mlp(results, [4]) == {1: pytest.approx(1.5)}
+    assert ratios.formulations_over_mlp(results) == {"keras": pytest.approx(1.5)}  # no matmul figures
     results["baseline_cnn+hybrid formulation matmul"] = rounds(120.0, None, 130.0)
-    assert cpu_speed.formulations_over_mlp(results) == {"keras": pytest.approx(1.5), "matmul": pytest.approx(1.25)}
+    assert ratios.formulations_over_mlp(results) == {"keras": pytest.approx(1.5), "matmul": pytest.approx(1.25)}
 
 
-def test_the_fused_batch_norm_computes_what_keras_batch_normalization_does(cpu_speed):
+def test_the_fused_batch_norm_computes_what_keras_batch_normalization_does(ratios):
     import keras
 
     x = np.random.default_rng(0).normal(2.0, 3.0, (2, 8, 8, 4)).astype("float32")
-    fused, plain = cpu_speed.fused_batch_norm_layer()(), keras.layers.BatchNormalization(momentum=0.9)
+    fused, plain = ratios.fused_batch_norm_layer()(), keras.layers.BatchNormalization(momentum=0.9)
     np.testing.assert_allclose(fused(x, training=True), plain(x, training=True), atol=1e-4)
     np.testing.assert_allclose(fused.moving_mean.numpy(), plain.moving_mean.numpy(), rtol=1e-5, atol=1e-6)
     # TensorFlow's kernel keeps the unbiased batch variance (n / (n - 1), n = 128 here), Keras the biased one
     np.testing.assert_allclose(fused.moving_variance.numpy(), plain.moving_variance.numpy(), rtol=1e-2)
     np.testing.assert_allclose(fused(x, training=False), plain(x, training=False), rtol=1e-2, atol=1e-3)
+
+
+def test_the_table_names_each_case_s_threads(ratios, capsys):
+    cases = ratios.ratio_cases(["baseline_cnn+mlp"], [], [(2, 1)], bare=False)
+    rows = ratios.summarize(cases, {c.name: [] for c in cases})
+    ratios.print_table(cases, rows, {}, {})
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" | ")[:2] for line in lines[-2:]] == [
+        ["baseline_cnn+mlp spe1", "default"],
+        ["baseline_cnn+mlp threads 2/1", "2/1"],
+    ]
+
+
+@pytest.mark.parametrize("script, argv", [("speed_ratios", []), ("cpu_speed", ["--ratios"])])
+def test_a_steps_per_execution_that_does_not_divide_the_epoch_is_refused(script, argv, monkeypatch, capsys):
+    """Before any worker starts; also through cpu_speed.py --ratios, which hands its arguments over."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # as when the script runs: its folder is on sys.path
+    module = _load(script)
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            module.main([*argv, "--spe", "4", "--spe", "5", "--quick"])
+    finally:
+        for name in {script, "speed_ratios"}:  # cpu_speed imports speed_ratios from the folder
+            sys.modules.pop(name, None)
+    assert exit_info.value.code == 2
+    assert "--spe 5: the epoch's 144 steps must be whole calls; use 1, 2, 3, 4, 6, 8, 9, 12, 16, 18" in (
+        capsys.readouterr().err
+    )

@@ -32,14 +32,28 @@ def twins(cls, options, shape, seed=0, **common):
     return pair, rng.normal(0, 1, shape).astype("float32")
 
 
+# The variables a saved layer holds, by path without the layer's own (auto-numbered) name: pinned, because
+# both formulations share one build(), so comparing them with each other alone could never fail.
+PATHS = {
+    SpatialTransformerBlock: [
+        "mhsa/query/kernel", "mhsa/query/bias", "mhsa/key/kernel", "mhsa/key/bias",
+        "mhsa/value/kernel", "mhsa/value/bias", "mhsa/attention_output/kernel", "mhsa/attention_output/bias",
+        "norm1/gamma", "norm1/beta", "norm2/gamma", "norm2/beta",
+        "ffn_in/kernel", "ffn_in/bias", "ffn_out/kernel", "ffn_out/bias",
+    ],
+    ChannelSpatialAttention: [
+        "mlp_hidden/kernel", "mlp_hidden/bias", "mlp_out/kernel", "mlp_out/bias",
+        "spatial_conv/kernel", "spatial_conv/bias",
+    ],
+}  # fmt: skip
+
+
 @pytest.mark.parametrize("cls, options, shape", CASES)
-def test_both_formulations_hold_the_same_variables(cls, options, shape):
+def test_both_formulations_hold_the_pinned_variables(cls, options, shape):
     keras_layer, matmul_layer = twins(cls, options, shape)[0]
-
-    def own(layer):  # saved variables, by path without the layer's own (auto-numbered) name
-        return [(v.path.split("/", 1)[1], tuple(v.shape)) for v in layer.weights]
-
-    assert own(keras_layer) == own(matmul_layer)
+    for layer in (keras_layer, matmul_layer):
+        assert [v.path.split("/", 1)[1] for v in layer.weights] == PATHS[cls], layer.formulation
+    assert [v.shape for v in keras_layer.weights] == [v.shape for v in matmul_layer.weights]
 
 
 @pytest.mark.parametrize("cls, options, shape", CASES)
@@ -77,10 +91,15 @@ def test_the_matmul_formulation_drops_out_in_training_only():
     assert np.abs(np.asarray(matmul_layer(x, training=True)) - inference).max() > 1e-2
 
 
-def test_the_matmul_formulation_follows_mixed_precision():
-    (keras_layer, matmul_layer), x = twins(
-        SpatialTransformerBlock, {"num_heads": 4}, (2, 4, 4, 16), dtype="mixed_float16"
-    )
+@pytest.mark.parametrize(
+    "cls, options",
+    [
+        (SpatialTransformerBlock, {"num_heads": 4}),
+        (ChannelSpatialAttention, {"reduction": 4}),  # its matmul path adds mlp_out.bias outside the Dense layer
+    ],
+)
+def test_the_matmul_formulation_follows_mixed_precision(cls, options):
+    (keras_layer, matmul_layer), x = twins(cls, options, (2, 4, 4, 16), dtype="mixed_float16")
     got, want = matmul_layer(x, training=False), keras_layer(x, training=False)
     assert got.dtype == want.dtype == "float16"
     np.testing.assert_allclose(np.asarray(got, "float32"), np.asarray(want, "float32"), atol=2e-2)

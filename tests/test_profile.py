@@ -44,6 +44,24 @@ def test_profile_returns_every_field_with_sane_values():
     assert phases["frozen"] == phases["unfreeze_top"] < phases["unfreeze_low"] <= model_params
 
 
+def test_profile_sets_the_recipe_s_thread_counts_before_building_the_model(tmp_path, monkeypatch):
+    calls = []
+
+    class Built(Exception):
+        """Stops profile at the build: the order of the two calls is the point."""
+
+    def build_model(**_):
+        calls.append("build_model")
+        raise Built
+
+    monkeypatch.setattr("bench.runtime.set_threads", lambda intra, inter: calls.append((intra, inter)))
+    monkeypatch.setattr("bench.models.build_model", build_model)
+    (tmp_path / "threads.toml").write_text("[run]\nthreads_intra = 2\nthreads_inter = 1\n")
+    with pytest.raises(Built):
+        profile("baseline_cnn", "linear", recipe_name=str(tmp_path / "threads.toml"))
+    assert calls == [(2, 1), "build_model"]
+
+
 def test_params_match_count_params_and_trainable_per_phase():
     from bench.config import load_recipe
     from bench.models import build_model

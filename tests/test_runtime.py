@@ -39,27 +39,57 @@ from bench.errors import BenchError
 from bench.runtime import set_threads
 from bench.train import build_for_recipe
 
+threading = tf.config.threading
+counts = lambda: print(threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads())
+set_threads(3, 3)
+set_threads(0, 0)  # before TensorFlow starts: back to its defaults
+counts()
 tf.config.list_physical_devices("GPU")  # as `bench run` asks before building: TensorFlow not started yet
 recipe = from_dict(Recipe, {"model": {"backbone": "baseline_cnn", "head": "linear"},
                             "run": {"threads_intra": 1, "threads_inter": 2}})
 build_for_recipe(recipe)[0](tf.zeros((1, 48, 48, 1)))  # runs ops: TensorFlow has started
-threading = tf.config.threading
-print(threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads())
+counts()
 set_threads(1, 2)  # the same counts again (a second run in one process): fine
-set_threads(0, 0)  # TensorFlow's defaults asked for: nothing to change
+for intra, inter in ((3, 2), (1, 0), (0, 0)):  # 0 is TensorFlow's default, not what is in force here
+    try:
+        set_threads(intra, inter)
+    except BenchError as exc:
+        print(exc)
+"""
+
+DEFAULT_THREADS = """
+import tensorflow as tf
+from bench.errors import BenchError
+from bench.runtime import set_threads
+
+tf.zeros(1) + 1  # TensorFlow starts with its default thread counts
+set_threads(0, 0)  # those asked for again: fine
 try:
-    set_threads(3, 0)
+    set_threads(0, 2)
 except BenchError as exc:
     print(exc)
 """
 
 
-def test_thread_counts_apply_before_tensorflow_starts_and_a_late_change_is_one_line():
-    out = subprocess.run([sys.executable, "-c", THREADS], capture_output=True, text=True, timeout=300)
+def _run(code: str) -> list[str]:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    lines = out.stdout.strip().splitlines()
-    assert lines[-2] == "1 2"
-    assert lines[-1].startswith("run.threads_intra = 3: TensorFlow already started in this process with 1 intra")
+    return out.stdout.strip().splitlines()
+
+
+def test_thread_counts_apply_before_tensorflow_starts_and_a_late_change_is_one_line():
+    lines = _run(THREADS)
+    assert lines[-5:-3] == ["0 0", "1 2"]
+    late = "TensorFlow already started in this process with"
+    assert lines[-3].startswith(f"run.threads_intra = 3: {late} 1 intra-op threads and cannot change them; give")
+    assert lines[-2].startswith(f"run.threads_inter = 0: {late} 2 inter-op threads")
+    assert lines[-1].startswith(f"run.threads_intra = 0: {late} 1 intra-op threads")
+
+
+def test_asking_for_the_default_counts_after_tensorflow_started_with_them_is_fine():
+    assert _run(DEFAULT_THREADS)[-1].startswith(
+        "run.threads_inter = 2: TensorFlow already started in this process with its default inter-op threads"
+    )
 
 
 def test_thread_counts_need_the_tensorflow_backend(monkeypatch):

@@ -150,8 +150,9 @@ def test_fixed_steps_per_epoch_streams_past_the_end_of_the_split(data):
 
 
 def _trained(data, steps_per_execution: int, **run):
+    """Dropout 0.5, so a random stream that differed between one step per call and N would show in the weights."""
     keras.utils.set_random_seed(7)
-    model, _ = build_model(backbone="baseline_cnn", head="mlp", head_options={"units": [16], "dropout": 0.0})
+    model, _ = build_model(backbone="baseline_cnn", head="mlp", head_options={"units": [16], "dropout": 0.5})
     recipe = mini_recipe(steps_per_execution=steps_per_execution, **run)
     trainer = Trainer(model, recipe, prepare_splits(data, recipe))
     return model, trainer, trainer.run()

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from bench.cli import cli
 from bench.config import load_recipe
 from bench.errors import BenchError
-from bench.tune import apply_values, default_space, search_space, suggest
+from bench.tune import apply_values, default_space, search_space, suggest, without_speed_settings
 
 TUNE_TOML = """
 description = "one short phase on tiny data (tune tests)"
@@ -89,6 +89,14 @@ def test_set_narrows_the_default_space():
     space = {p.name: p for p in search_space(recipe, "hybrid")}
     assert space["boost_fear"].high == 2.0 and space["boost_fear"].low == 1.0
     assert "head_dropout" not in space and "lr_train" in space
+
+
+def test_a_tuned_recipe_leaves_the_speed_settings_at_their_defaults(recipe_path):
+    speed = ["run.steps_per_execution=2", "run.threads_intra=2", "run.threads_inter=1"]
+    recipe = load_recipe(recipe_path, ["run.seed=7", *speed])
+    tuned = without_speed_settings(recipe)
+    assert (tuned.run.steps_per_execution, tuned.run.threads_intra, tuned.run.threads_inter) == (1, 0, 0)
+    assert tuned.run.seed == 7 and tuned.phases == recipe.phases and tuned.model == recipe.model
 
 
 def test_space_respects_the_recipe_and_set_narrowing(recipe_path):

@@ -23,7 +23,7 @@ EXAMPLES = examples(
     "--image-size", default=48, show_default=True, type=click.IntRange(8), help="Input side in pixels (upscaled)."
 )
 @click.option("--batch", default=32, show_default=True, type=click.IntRange(1), help="Training batch size.")
-@click.option("--recipe", default="cpu", show_default=True, help="Recipe whose head options and phases are used.")
+@click.option("--recipe", default="cpu", show_default=True, help="Recipe: head options, phases, threads.")
 @click.option("--warmup", default=3, show_default=True, type=click.IntRange(0), help="Untimed steps first.")
 @click.option("--steps", default=10, show_default=True, type=click.IntRange(1), help="Timed steps per figure.")
 @choice_option("--precision", ["float32", "mixed_bfloat16", "mixed_float16"], "Keras dtype policy to measure under.")

@@ -149,7 +149,7 @@ class Trainer:
         monitor = self.recipe.run.monitor
         patience = phase.early_stopping_patience or 10**9  # 0 = no early stop, but still keep the best epoch
         cbs = [
-            cb.NanGuard(),
+            cb.NanGuard(self.recipe.run.steps_per_execution),
             self.cached.validation if self.cached is not None else self.validation,
             cb.LearningRate(),
             self.timer,
@@ -182,6 +182,7 @@ class Trainer:
                     start=self.started,
                     start_epoch=self.first_epoch,
                     deadline=deadline,
+                    steps_per_execution=self.recipe.run.steps_per_execution,
                 )
             )
         if self.checkpoint_dir is not None:
