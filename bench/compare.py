@@ -180,12 +180,17 @@ def build_leaderboard(
     frame = frame.assign(_fp=frame.get(fp_col, pd.Series(index=frame.index, dtype=object)).fillna("?"))
     # --all: unfinished runs form rows of their own, so a FAILED run never moves a configuration's mean
     frame = frame.assign(_state=frame["status"].where(frame["status"] != "FINISHED", ""))
+    groups = list(frame.groupby([f"params.{k}" for k in CONFIG_KEYS] + ["_fp", "_state"], sort=False))
+    scored = [_scored_on(group, split) for _, group in groups]
+    scored_majority = _majority_scored(scored, [len(group) for _, group in groups])
     rows, preds = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        for key, group in frame.groupby([f"params.{k}" for k in CONFIG_KEYS] + ["_fp", "_state"], sort=False):
+        for (key, group), scored_on in zip(groups, scored, strict=True):
             config = dict(zip(CONFIG_KEYS, key[:-2], strict=True))
             row, pred = _aggregate(config, group, split, Path(tmp), notes, class_names)
-            row["data"] = "same" if key[-2] == majority else "DIFFERENT"
+            # runs logged before the {split}_fingerprint param fall back to the whole data set's fingerprint
+            same = scored_on == scored_majority if scored_on is not None else key[-2] == majority
+            row["data"] = "same" if same else "DIFFERENT"
             row["state"] = key[-1]
             if key[-1]:
                 row["config"] += f" [{key[-1]}]"
@@ -202,8 +207,9 @@ def build_leaderboard(
         notes.append("[FAILED] / [KILLED] / [RUNNING] rows hold unfinished runs, kept out of the finished runs' rows")
     if (table["data"] == "DIFFERENT").any():
         notes.append(
-            "rows marked DIFFERENT were trained or tested on other data than the majority of runs "
-            "(another data fingerprint): they are not comparable and are never tested against the leader"
+            f"rows marked DIFFERENT were scored on other images or labels than the majority of runs (another "
+            f"{split}_fingerprint; for runs logged before it, another data fingerprint): they are not comparable "
+            "and are never tested against the leader"
         )
     table = _rank(table, preds, sort, n_boot, seed, notes, len(class_names))
     if reference:
@@ -239,6 +245,24 @@ def _class_names(frame) -> tuple[str, ...]:
             "compare one data set at a time with --filter class_names=..."
         )
     return tuple(logged[0].split(",")) if len(logged) else CLASS_NAMES
+
+
+def _scored_on(group, split: str) -> str | None:
+    """What ``group``'s runs were scored on: their distinct ``{split}_fingerprint`` params, joined (one per
+    seed with ``data.max_eval``, which subsets per seed), or None when a run predates that param."""
+    column = f"params.{split}_fingerprint"
+    if column not in group.columns or group[column].isna().any():
+        return None
+    return ",".join(sorted(group[column].unique()))
+
+
+def _majority_scored(scored: list[str | None], n_runs: list[int]) -> str | None:
+    """The ``_scored_on`` value the most runs share (None when no run logged it)."""
+    counts: dict[str, int] = {}
+    for value, n in zip(scored, n_runs, strict=True):
+        if value is not None:
+            counts[value] = counts.get(value, 0) + n
+    return max(sorted(counts), key=counts.__getitem__) if counts else None
 
 
 def _aggregate(config: dict, group, split: str, folder: Path, notes: list[str], class_names=CLASS_NAMES):

@@ -18,7 +18,7 @@ import numpy as np
 
 from bench import tracking as trk
 from bench.config import Recipe
-from bench.data.dataset import FerData
+from bench.data.dataset import FerData, split_fingerprint
 from bench.errors import BenchError, Interrupted, os_error_text
 from bench.metrics import HEADLINE_METRICS, classification_report, confusion, evaluate
 from bench.plan import resolve_recipe
@@ -129,6 +129,8 @@ def _run_params(fit, data: FerData) -> dict:
             "image_size": fit.spec.image_size,
             "data_source": data.source,
             "data_fingerprint": data.fingerprint(),
+            "val_fingerprint": split_fingerprint(splits.x_val, splits.y_val, splits.class_names),
+            "test_fingerprint": split_fingerprint(splits.x_test, splits.y_test, splits.class_names),
             "split_protocol": data.protocol,
             "class_names": ",".join(data.class_names),
             "n_train": len(splits.y_train),

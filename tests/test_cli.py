@@ -193,6 +193,8 @@ def test_run_end_to_end_logs_everything_to_mlflow(mini, tmp_path):
         "seed",
         "image_size",
         "data_fingerprint",
+        "val_fingerprint",
+        "test_fingerprint",
         "split_protocol",
         "recipe.data.batch_size",
         "recipe.phases.1.learning_rate",

@@ -44,6 +44,7 @@ def log_run(
     recipe_hash="h1",
     passes=3.0,
     label_set=None,
+    test_fingerprint=None,
     tmp,
 ):
     uri = trk.connect(None)
@@ -62,6 +63,8 @@ def log_run(
             "data_fingerprint": fingerprint,
         }
     )
+    if test_fingerprint is not None:  # runs logged before these params have neither
+        run.params({"test_fingerprint": test_fingerprint, "val_fingerprint": test_fingerprint})
     names = FERPLUS_CLASS_NAMES[: prob.shape[1]]
     if label_set is not None:
         run.set_tags({"bench.label_set": label_set})
@@ -164,6 +167,38 @@ def test_mixed_fingerprints_are_flagged_and_missing_predictions_footnoted(tmp_pa
     assert np.isnan(t.loc["mobilenet_v3_small+hybrid", "ci_low"])
     assert any("predictions.npz missing" in n for n in board.footnotes)
     assert any("DIFFERENT" in n for n in board.footnotes)
+
+
+def test_runs_scored_on_the_same_images_are_paired_whatever_data_they_trained_on(tmp_path):
+    # FER+ majority vs crossentropy: other training rows and targets (data fingerprints), same test split
+    log_run("fp", "resnet50", predictions_with_accuracy(0.7, 1), test_fingerprint="t-a", tmp=tmp_path)
+    soft = {"fingerprint": "fp-b", "recipe_hash": "h2", "test_fingerprint": "t-a"}
+    log_run("fp", "xception", predictions_with_accuracy(0.6, 2), **soft, tmp=tmp_path)
+    log_run("fp", "baseline_cnn", predictions_with_accuracy(0.9, 3), test_fingerprint="t-b", tmp=tmp_path)
+    for split in ("test", "val"):
+        board = build_leaderboard(["fp"], split=split, n_boot=50)
+        t = board.table.set_index("config")
+        assert t.loc["xception+hybrid", "data"] == "same" and t.loc["resnet50+hybrid", "vs_leader"] == "leader"
+        assert t.loc["xception+hybrid", "vs_leader"] in ("tied", "worse", "better")
+        assert not np.isnan(t.loc["xception+hybrid", "p_vs_leader"])
+        assert t.loc["baseline_cnn+hybrid", "data"] == "DIFFERENT" and t.loc["baseline_cnn+hybrid", "vs_leader"] == ""
+        assert any(f"another {split}_fingerprint" in n for n in board.footnotes)
+
+
+def test_a_row_with_a_run_logged_before_the_test_fingerprint_falls_back_to_the_data_fingerprint(tmp_path):
+    log_run("old", "resnet50", predictions_with_accuracy(0.7, 1), test_fingerprint="t-a", tmp=tmp_path)
+    log_run("old", "resnet50", predictions_with_accuracy(0.7, 5), seed=1, test_fingerprint="t-a", tmp=tmp_path)
+    log_run("old", "xception", predictions_with_accuracy(0.6, 2), test_fingerprint="t-b", tmp=tmp_path)
+    log_run("old", "xception", predictions_with_accuracy(0.6, 6), seed=1, tmp=tmp_path)
+    log_run("old", "baseline_cnn", predictions_with_accuracy(0.5, 3), fingerprint="fp-b", tmp=tmp_path)
+    log_run("old", "baseline_cnn", predictions_with_accuracy(0.5, 4), seed=1, fingerprint="fp-b", tmp=tmp_path)
+    t = build_leaderboard(["old"], n_boot=20).table.set_index("config")
+    # xception's seed 1 lacks the param, so its row compares data fingerprints (fp-a, the majority's)
+    assert t["data"].to_dict() == {
+        "resnet50+hybrid": "same",
+        "xception+hybrid": "same",
+        "baseline_cnn+hybrid": "DIFFERENT",
+    }
 
 
 def test_overridden_recipes_are_separate_rows(tmp_path):

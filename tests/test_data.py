@@ -8,7 +8,7 @@ from PIL import Image
 from bench import CLASS_NAMES
 from bench.data import load_data
 from bench.data.checks import cross_split_train_duplicates, data_report, duplicate_groups
-from bench.data.dataset import FerData, stratified_holdout
+from bench.data.dataset import FerData, split_fingerprint, stratified_holdout
 from bench.data.synthetic import FER2013_PROPORTIONS, synthesize
 from bench.errors import BenchError
 from tests.conftest import pixels, write_rows
@@ -237,3 +237,25 @@ def test_the_data_modules_import_downward_only():
         node.module for node in ast.walk(ast.parse(inspect.getsource(dataset))) if isinstance(node, ast.ImportFrom)
     }
     assert not {m for m in imported if m and m.startswith("bench.data")}
+
+
+def test_split_fingerprint_changes_with_the_scored_images_or_labels_only(rng):
+    images = rng.integers(0, 255, (6, 48, 48), dtype=np.uint8)
+    splits = np.array(["train"] * 3 + ["test"] * 3)
+    targets = np.eye(7, dtype=np.float32)[[0, 1, 2, 3, 4, 5]]
+
+    def test_fp(images=images, labels=(0, 1, 2, 3, 4, 5), splits=splits, targets=targets):
+        data = FerData(images, np.array(labels), splits, "x", "p", targets=targets)
+        return split_fingerprint(*data.split("test"), data.class_names)
+
+    base = test_fp()
+    other_train = images.copy()
+    other_train[0] = 0
+    keep = np.array([False, True, True, True, True, True])  # a training row dropped (FER+ majority vs soft)
+    assert test_fp(images=other_train, labels=(6, 6, 2, 3, 4, 5), targets=np.full((6, 7), 1 / 7, np.float32)) == base
+    assert test_fp(images=images[keep], labels=(1, 2, 3, 4, 5), splits=splits[keep], targets=targets[keep]) == base
+    assert test_fp(labels=(0, 1, 2, 3, 4, 6)) != base
+    other_test = images.copy()
+    other_test[4, 0, 0] ^= 1
+    assert test_fp(images=other_test) != base
+    assert split_fingerprint(*FerData(images, np.arange(6), splits, "x", "p").split("test"), ("a",) * 7) != base

@@ -105,6 +105,17 @@ def dataset_name(source: str) -> str:
     return stem or "data"
 
 
+def split_fingerprint(images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]) -> str:
+    """sha256 over one evaluated split's images and labels, in order, and the class names: two runs with
+    equal fingerprints were scored on the same images against the same labels, so a paired test between
+    them is valid whatever they trained on (FER+ ``crossentropy`` and ``majority`` runs, for one)."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(images).tobytes())
+    h.update(np.asarray(labels).astype("<i8").tobytes())
+    h.update(",".join(class_names).encode())
+    return h.hexdigest()
+
+
 def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """Boolean mask selecting a seeded, per-class ``fraction`` of ``labels`` (at least one per class
     when the class has two or more items)."""
