@@ -86,6 +86,12 @@ class ModelConfig:
         doc="momentum of every BatchNormalization layer in the backbone; 0 = the backbone's own "
         "(0.9 from scratch, the pretrained model's with weights)",
     )
+    batchnorm: str = _opt(
+        "keras",
+        choices=("keras", "fused"),
+        doc="BatchNormalization of the backbone: keras (Keras' layer) or fused (TensorFlow's fused kernel, "
+        "the same function and weights, faster; TensorFlow backend only)",
+    )
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import numpy as np
 from keras import layers, ops
 
 from bench import CLASS_NAMES, INPUT_SHAPE
+from bench.batchnorm import check_batchnorm, fuse_batchnorm
 from bench.errors import BenchError
 from bench.registry import BACKBONES, HEADS
 
@@ -173,6 +174,7 @@ def build_model(
     backbone_options: dict | None = None,
     precision: str = "float32",
     class_names: tuple[str, ...] | None = None,
+    batchnorm: str = "keras",
 ) -> tuple[FaceModel, ModelSpec]:
     """Build the full model.
 
@@ -186,12 +188,15 @@ def build_model(
         backbone_options: keyword options of the backbone factory (e.g. mini_xception's ``separable_l2``).
         precision: a Keras dtype policy; set before any layer is built (the seed set it afterwards).
         class_names: the classes the head predicts, from the data (None: FER2013's 7).
+        batchnorm: ``keras``, or ``fused`` for the backbone's BatchNorm as TensorFlow's fused kernel
+            (:mod:`bench.batchnorm`; same function and weights, faster, TensorFlow only).
 
     Returns:
         (model, spec): a :class:`FaceModel` and the sizes it was built with.
     """
     if channel_adapter not in ("repeat", "learned"):
         raise BenchError(f"channel_adapter must be repeat or learned; received {channel_adapter!r}")
+    check_batchnorm(batchnorm)
     class_names = tuple(class_names or CLASS_NAMES)
     options = dict(head_options or {})
     _check_options(HEADS, "head", head, options, ("feature_shape", "num_classes"))
@@ -209,6 +214,8 @@ def build_model(
             if not backbone_kwargs:
                 raise
             raise BenchError(f"backbone '{backbone}': {exc}") from exc
+        if batchnorm == "fused":
+            backbone_model = fuse_batchnorm(backbone_model)
         feature_shape = tuple(int(d) for d in backbone_model.output.shape[1:])
         try:
             head_model = HEADS.create(head, feature_shape=feature_shape, num_classes=len(class_names), **options)
@@ -234,6 +241,7 @@ def build_model(
 def register_serializable_layers() -> None:
     """Import every module that registers a bench layer with Keras, so a saved bench model loads in a
     fresh process (Keras finds registered classes by name; it does not import their modules)."""
+    import bench.batchnorm  # noqa: F401
     import bench.data.augment  # noqa: F401
     import bench.heads.layers  # noqa: F401
     import bench.models  # noqa: F401

@@ -103,6 +103,8 @@ def test_label_sets_hash_apart_and_fer2013_hashes_as_before_label_sets_existed(t
     assert recipe_hash(ferplus) != recipe_hash(fer2013)
     assert recipe_hash(load_recipe(str(path), ['data.labels="ferplus"', 'data.votes="v.csv"'])) == recipe_hash(ferplus)
     assert recipe_hash(load_recipe(str(path), ["model.batchnorm_momentum=0.99"])) != recipe_hash(fer2013)
+    assert recipe_hash(load_recipe(str(path), ['model.batchnorm="keras"'])) == recipe_hash(fer2013)
+    assert recipe_hash(load_recipe(str(path), ['model.batchnorm="fused"'])) != recipe_hash(fer2013)
     separable = load_recipe(str(path), ["model.backbone_options.mini_xception.separable_l2=0.01"])
     assert recipe_hash(separable) != recipe_hash(fer2013)
     # the hybrid head's formulation computes the same function on the same variables: it pools

@@ -298,3 +298,17 @@ def test_recipe_batchnorm_momentum_reaches_every_backbone_batchnorm(momentum, ex
     model, _, _ = build_for_recipe(recipe)
     found = [layer.momentum for layer in model.backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert found and all(m == pytest.approx(expected) for m in found)
+
+
+def test_recipe_fused_batchnorm_reaches_the_backbone_with_the_recipe_momentum():
+    """model.batchnorm = "fused" swaps every backbone BatchNorm; batchnorm_momentum still applies to them."""
+    from bench.batchnorm import FusedBatchNormalization
+    from bench.train.build import build_for_recipe
+
+    recipe = load_recipe(
+        "smoke", ["model.backbone=baseline_cnn", 'model.batchnorm="fused"', "model.batchnorm_momentum=0.99"]
+    )
+    model, _, _ = build_for_recipe(recipe)
+    found = [layer for layer in model.backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert found and all(isinstance(layer, FusedBatchNormalization) for layer in found)
+    assert all(layer.momentum == pytest.approx(0.99) for layer in found)

@@ -58,6 +58,7 @@ def build_for_recipe(recipe: Recipe, class_names: tuple[str, ...] | None = None)
         backbone_options=recipe.model.backbone_options.get(recipe.model.backbone, {}),
         precision=precision,
         class_names=class_names,
+        batchnorm=recipe.model.batchnorm,
     )
     if recipe.model.batchnorm_momentum:
         from bench.backbones._keras_apps import set_batchnorm_momentum

@@ -1,0 +1,110 @@
+"""BatchNorm as TensorFlow's one fused kernel, and the swap that puts it into a backbone (``model.batchnorm``).
+
+Keras 3 runs ``BatchNormalization`` on TensorFlow as separate mean, variance and normalise ops; BatchNorm
+is 38 % of baseline_cnn's op time and 54 % of mini_xception's, and a bare CNN's training step took 0.71x
+as long with the fused kernel (benchmarks/RESULTS.md, "Speed settings and their ratios"). The fused layer
+is a ``BatchNormalization`` with the same config and the same four variables, so weights move between the
+two by ``get_weights``/``set_weights`` and a saved model still loads (and runs Keras' own path) under JAX
+or PyTorch: this is the one bench layer that calls ``tf.*``, and only where TensorFlow runs it.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from bench.errors import BenchError
+
+BATCHNORMS = ("keras", "fused")
+
+_MIN_EPSILON = 1.001e-5
+"""cuDNN's fused kernel rejects smaller epsilons; below it the layer keeps Keras' path."""
+
+
+@keras.saving.register_keras_serializable(package="bench")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """``keras.layers.BatchNormalization`` computed by ``tf.compat.v1.nn.fused_batch_norm`` where it can be.
+
+    Fused: TensorFlow backend, 4-D channels-last input normalised over the last axis, float16 or float32
+    compute, no mask, ``center`` and ``scale`` on, no renorm, not synchronized, epsilon >= 1.001e-5.
+    Anything else runs Keras' own ``call``. Training updates the moving statistics exactly as Keras does
+    (``moving * momentum + batch * (1 - momentum)``, with the biased batch variance); inference uses the
+    moving statistics. Same arguments, shapes and variables as ``BatchNormalization``.
+
+    Example:
+    >>> layer = FusedBatchNormalization(momentum=0.9)
+    >>> layer(np.zeros((2, 4, 4, 8), "float32"), training=True).shape
+    (2, 4, 4, 8)
+    """
+
+    def _fusable(self, inputs, mask) -> bool:
+        from bench.backend import is_tensorflow
+
+        return (
+            is_tensorflow()
+            and mask is None
+            and len(inputs.shape) == 4
+            and self.axis in (-1, 3)
+            and self.center
+            and self.scale
+            and not self.renorm
+            and not self.synchronized
+            and self.epsilon >= _MIN_EPSILON
+            and keras.backend.standardize_dtype(inputs.dtype) in ("float16", "float32")
+        )
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fusable(inputs, mask):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        gamma, beta = tf.cast(self.gamma, "float32"), tf.cast(self.beta, "float32")
+        if training and self.trainable:
+            outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+                inputs, gamma, beta, epsilon=self.epsilon, is_training=True
+            )
+            # The kernel returns the batch variance with Bessel's correction; Keras averages the biased one.
+            n = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], "float32")
+            variance = variance * ((n - 1.0) / tf.maximum(n, 1.0))
+            momentum = self.momentum
+            self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))
+            self.moving_variance.assign(self.moving_variance * momentum + variance * (1.0 - momentum))
+        else:
+            outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                inputs,
+                gamma,
+                beta,
+                mean=tf.cast(self.moving_mean, "float32"),
+                variance=tf.cast(self.moving_variance, "float32"),
+                epsilon=self.epsilon,
+                is_training=False,
+            )
+        return tf.cast(outputs, self.compute_dtype)
+
+
+def check_batchnorm(batchnorm: str) -> str:
+    """``batchnorm`` if this process can run it: ``fused`` needs the TensorFlow backend."""
+    from bench.backend import is_tensorflow
+
+    if batchnorm not in BATCHNORMS:
+        raise BenchError(f"model.batchnorm must be one of {', '.join(BATCHNORMS)}; received {batchnorm!r}")
+    if batchnorm == "fused" and not is_tensorflow():
+        raise BenchError('fused BatchNorm needs KERAS_BACKEND=tensorflow; set model.batchnorm = "keras"')
+    return batchnorm
+
+
+def fuse_batchnorm(model: keras.Model) -> keras.Model:
+    """A copy of ``model`` (nested models included) with every ``BatchNormalization`` a
+    :class:`FusedBatchNormalization` of the same config, and every weight copied.
+
+    A copy rather than an in-place change: Keras offers no public way to swap a layer inside a
+    functional graph, and ``keras.models.clone_model`` keeps the layer order, so ``set_weights`` maps
+    one weight list onto the other."""
+
+    def clone(layer):
+        if type(layer) is keras.layers.BatchNormalization:
+            return FusedBatchNormalization.from_config(layer.get_config())
+        return layer.__class__.from_config(layer.get_config())
+
+    fused = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    fused.set_weights(model.get_weights())
+    return fused

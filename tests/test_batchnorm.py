@@ -1,0 +1,109 @@
+import keras
+import numpy as np
+import pytest
+
+import bench.backend
+from bench.batchnorm import FusedBatchNormalization, check_batchnorm, fuse_batchnorm
+from bench.errors import BenchError
+from bench.models import build_model
+
+TINY_HYBRID = {"projection_dim": 16, "num_heads": 2, "ffn_multiplier": 1.0, "branch_units": 8, "fusion_units": 16}
+
+
+def pair(momentum):
+    """A Keras BatchNormalization and a fused one with the same config and (non-trivial) weights."""
+    rng = np.random.default_rng(0)
+    plain = keras.layers.BatchNormalization(momentum=momentum)
+    plain.build((None, 5, 5, 6))
+    plain.set_weights([rng.uniform(0.5, 2, 6), rng.normal(size=6), rng.normal(size=6), rng.uniform(0.5, 2, 6)])
+    fused = FusedBatchNormalization.from_config(plain.get_config())
+    fused.build((None, 5, 5, 6))
+    fused.set_weights(plain.get_weights())
+    x = rng.normal(2.0, 3.0, (4, 5, 5, 6)).astype("float32")
+    return plain, fused, x
+
+
+def test_fused_equals_keras_in_inference():
+    plain, fused, x = pair(0.9)
+    np.testing.assert_allclose(fused(x, training=False), plain(x, training=False), atol=1e-5)
+
+
+@pytest.mark.parametrize("momentum", [0.9, 0.99])
+def test_fused_equals_keras_in_training_with_the_same_moving_statistics(momentum):
+    plain, fused, x = pair(momentum)
+    np.testing.assert_allclose(fused(x, training=True), plain(x, training=True), atol=1e-5)
+    np.testing.assert_allclose(fused.moving_mean, plain.moving_mean, atol=1e-5)
+    np.testing.assert_allclose(fused.moving_variance, plain.moving_variance, atol=1e-5)
+
+
+def test_unfusable_input_runs_keras_path():
+    """2-D input is not the fused kernel's; the layer falls back to Keras' call."""
+    plain = keras.layers.BatchNormalization()
+    fused = FusedBatchNormalization()
+    x = np.random.default_rng(1).normal(size=(8, 3)).astype("float32")
+    np.testing.assert_allclose(fused(x, training=True), plain(x, training=True), atol=1e-5)
+
+
+def test_fuse_batchnorm_keeps_weights_and_outputs():
+    inputs = keras.Input((6, 6, 3))
+    x = keras.layers.Conv2D(4, 3)(inputs)
+    x = keras.layers.BatchNormalization(momentum=0.9)(x)
+    model = keras.Model(inputs, x, name="backbone")
+    model.layers[-1].moving_variance.assign(np.full(4, 2.0, "float32"))
+    fused = fuse_batchnorm(model)
+    assert fused.name == "backbone"
+    assert isinstance(fused.layers[-1], FusedBatchNormalization)
+    assert fused.layers[-1].momentum == 0.9
+    x = np.random.default_rng(2).normal(size=(2, 6, 6, 3)).astype("float32")
+    np.testing.assert_allclose(fused(x, training=False), model(x, training=False), atol=1e-5)
+
+
+def native_batchnorms(model):
+    found = []
+    for layer in model.layers:
+        if type(layer) is keras.layers.BatchNormalization:
+            found.append(layer)
+        if isinstance(layer, keras.Model):
+            found += native_batchnorms(layer)
+    return found
+
+
+@pytest.mark.parametrize("backbone", ["baseline_cnn", "mini_xception"])
+def test_a_fused_model_has_no_keras_batchnorm_and_saves_and_loads(backbone, tmp_path):
+    model, _ = build_model(backbone=backbone, image_size=48, head_options=TINY_HYBRID, batchnorm="fused")
+    assert model.backbone.name == "backbone"
+    assert not native_batchnorms(model.backbone)
+    assert any(isinstance(layer, FusedBatchNormalization) for layer in model.backbone.layers)
+    faces = np.random.default_rng(3).integers(0, 256, (2, 48, 48, 1)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert not native_batchnorms(loaded.backbone)
+    np.testing.assert_allclose(loaded(faces, training=False), model(faces, training=False), atol=1e-6)
+    keras.backend.clear_session()
+
+
+def test_fused_needs_tensorflow(monkeypatch):
+    monkeypatch.setattr(bench.backend, "backend_name", lambda: "jax")
+    assert check_batchnorm("keras") == "keras"
+    with pytest.raises(BenchError, match="KERAS_BACKEND=tensorflow"):
+        check_batchnorm("fused")
+
+
+def test_fused_matches_keras_under_mixed_float16():
+    """float16 input goes to the fused kernel as is; the statistics and output stay as Keras computes them."""
+    plain, fused, x = pair(0.9)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        plain16 = keras.layers.BatchNormalization.from_config({**plain.get_config(), "dtype": "mixed_float16"})
+        fused16 = FusedBatchNormalization.from_config(plain16.get_config())
+        for layer in (plain16, fused16):
+            layer.build(x.shape)
+            layer.set_weights(plain.get_weights())
+        x16 = x.astype("float16")
+        out_fused, out_plain = fused16(x16, training=True), plain16(x16, training=True)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert out_fused.dtype == out_plain.dtype == "float16"
+    np.testing.assert_allclose(np.asarray(out_fused, "float32"), np.asarray(out_plain, "float32"), atol=1e-2)
+    np.testing.assert_allclose(fused16.moving_variance, plain16.moving_variance, atol=1e-4)
