@@ -86,6 +86,9 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     # 0.9 is bench's from-scratch default; 0.99 is Keras' own; 0.8 follows the weights faster still.
     "recipe+bn_0.99": (*RECIPE_CHANGES, "model.batchnorm_momentum=0.99"),
     "recipe+bn_0.8": (*RECIPE_CHANGES, "model.batchnorm_momentum=0.8"),
+    # Not an accuracy factor: the same function in a fused kernel (tests/test_batchnorm.py); the run's
+    # images/s against "adamw_cosine+dropout_0.2" measures its speed in the trainer, the macro-F1 its parity.
+    "recipe+fused_bn": (*RECIPE_CHANGES, 'model.batchnorm="fused"'),
     # Full passes over FER2013's 28,709 training images: 2 of them ~ 6 epochs of 9,600.
     "full_pass_epochs": ("run.steps_per_epoch=0", "phases.0.epochs=2"),
     "early_stop_8": ("phases.0.early_stopping_patience=8",),
