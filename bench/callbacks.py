@@ -186,6 +186,40 @@ class Deadline(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class Replanner(keras.callbacks.Callback):
+    """Asks ``replan(epoch, epoch_seconds)`` at every epoch end of a budgeted run whether to stop there.
+
+    ``epoch_seconds`` is the mean wall time between the last ``window`` epoch ends (training, validation
+    and every callback's work included), so a run re-fits its plan to the machine's speed now: a first
+    epoch slowed by other jobs no longer leaves the budget unused, nor a slow-down mid-run cut the
+    schedule short at the deadline. The first epoch of each ``fit`` call, and the one after ``replan``
+    returns ``retraced=True`` (a new schedule means a new graph), also hold tracing: they are not timed.
+    Until one is timed, the untimed epoch's own wall time stands in. ``replan`` returns ``(stop, retraced)``.
+    """
+
+    def __init__(self, replan, window: int = 3):
+        super().__init__()
+        self.replan, self.window = replan, window
+        self.walls: list[float] = []
+        self._last_end: float | None = None
+        self._skip = True
+
+    def on_train_begin(self, logs=None):
+        self._last_end, self._skip = time.perf_counter(), True
+
+    def on_epoch_end(self, epoch, logs=None):
+        wall = time.perf_counter() - self._last_end
+        if not self._skip:
+            self.walls.append(wall)
+        # Until an epoch is timed, this one's wall time (tracing included) is the best estimate there is.
+        recent = self.walls[-self.window :] or [wall]
+        stop, retraced = self.replan(epoch, sum(recent) / len(recent))
+        self._skip = retraced
+        if stop:
+            self.model.stop_training = True
+        self._last_end = time.perf_counter()
+
+
 class Checkpointer(keras.callbacks.Callback):
     """Saves weights and the trainer's position every epoch, so ``bench run --resume`` can continue."""
 

@@ -319,6 +319,7 @@ def _train_and_log(run: trk.TrackedRun, req: RunRequest, fit, data: FerData, ckp
             "epochs_planned": sum(result.planned_epochs),
             "epochs_actual": sum(result.actual_epochs),
             "train_passes": result.train_passes,
+            "budget_replans": result.replans,
         }
     )
     run.set_tags(

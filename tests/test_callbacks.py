@@ -2,7 +2,8 @@
 
 import pytest
 
-from bench.callbacks import Execution, NanGuard, Progress, StepTimer, TrainingDiverged, call_end
+from bench import callbacks
+from bench.callbacks import Execution, NanGuard, Progress, Replanner, StepTimer, TrainingDiverged, call_end
 
 # The index Keras passes to on_train_batch_end for a call of N steps that began at ``first``:
 # older Keras 3 releases pass ``first`` again, Keras 3.15 passes first + N - 1 (past a short last call's end).
@@ -77,3 +78,30 @@ def test_nan_guard_names_the_call_that_diverged(end_index):
         guard.on_train_batch_end(end_index(8, 4), {"loss": float("inf")})
     with pytest.raises(TrainingDiverged, match="became nan at batch 0; lower"):
         _epoch(NanGuard(), steps=10, per_call=1, end_index=end_index, loss=float("nan"))
+
+
+class _Model:
+    stop_training = False
+
+
+def test_replanner_times_whole_epochs_skips_traced_ones_and_stops_when_told(monkeypatch):
+    """Epochs of 10, 20, 30, 40 and 50 s by a fake clock. The first epoch of a fit (tracing) is not
+    timed but stands in until one is; the epoch after a retrace is not timed either; the mean covers
+    the last two timed epochs."""
+    clock = iter([0.0, 10.0, 10.0, 30.0, 30.0, 60.0, 60.0, 100.0, 100.0, 150.0, 150.0])
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
+    asked = []
+
+    def replan(epoch, seconds):
+        asked.append((epoch, seconds))
+        return epoch == 4, epoch == 2  # retraced after epoch 2; stop after epoch 4
+
+    replanner = Replanner(replan, window=2)
+    replanner.set_model(_Model())
+    replanner.on_train_begin()
+    for epoch in range(5):
+        replanner.on_epoch_end(epoch)
+        assert replanner.model.stop_training == (epoch == 4)
+    # epoch 0 (10 s) untimed: its own wall; 1 timed (20); 2 timed (30); 3 after the retrace, untimed;
+    # 4 timed (50): the mean of 30 and 50
+    assert asked == [(0, 10.0), (1, 20.0), (2, 25.0), (3, 25.0), (4, 40.0)]

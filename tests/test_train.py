@@ -8,7 +8,7 @@ from bench.callbacks import Execution, TrainingDiverged
 from bench.config import PhaseConfig, Recipe, from_dict, load_recipe
 from bench.data import load_data
 from bench.models import build_model
-from bench.train import Trainer, compile_phase, make_schedule, prepare_splits, shrink_plan
+from bench.train import Trainer, compile_phase, fit_plan, make_schedule, prepare_splits
 
 
 def mini_recipe(**run):
@@ -49,11 +49,18 @@ def data():
     return load_data("synthetic:400:2", cache=False)
 
 
-def test_shrink_plan_fits_the_budget_and_keeps_every_phase():
-    assert shrink_plan([10, 5, 5], 1, epoch_seconds=10, seconds_left=1000) == [10, 5, 5]
-    new = shrink_plan([10, 5, 5], 1, epoch_seconds=10, seconds_left=95)
+def test_fit_plan_fits_the_budget_and_keeps_every_phase():
+    assert fit_plan([10, 5, 5], 0, 1, epoch_seconds=10, seconds_left=1000) == [10, 5, 5]
+    new = fit_plan([10, 5, 5], 0, 1, epoch_seconds=10, seconds_left=95)
     assert sum(new) - 1 <= 9.5 and all(n >= 1 for n in new) and new[0] >= 1
-    assert shrink_plan([30], 1, epoch_seconds=60, seconds_left=600) == [1 + math.floor(29 * 10 / 29)]
+    assert fit_plan([30], 0, 1, epoch_seconds=60, seconds_left=600) == [1 + math.floor(29 * 10 / 29)]
+
+
+def test_fit_plan_from_a_later_phase_keeps_what_ran_and_never_passes_the_recipe():
+    # phase 1 has run 2 of its 10 epochs; 4 epochs' time left for its 8 and phase 2's 10: scale 4/18
+    assert fit_plan([3, 10, 10], 1, 2, epoch_seconds=1, seconds_left=4) == [3, 2 + 1, 2]
+    assert fit_plan([3, 10, 10], 1, 2, epoch_seconds=1, seconds_left=10**6) == [3, 10, 10]  # no growth past it
+    assert fit_plan([20], 0, 12, epoch_seconds=5, seconds_left=1) == [12]  # out of time: stop where it is
 
 
 def test_compile_phase_uses_the_phase_s_optimizer_smoothing_and_steps_per_execution():
@@ -192,6 +199,44 @@ def test_budget_estimate_uses_steady_steps_not_the_first_epoch_wall_time(data):
     assert trainer._epoch_seconds(60.0) == pytest.approx(0.1 * trainer.steps_per_epoch + 0.5)
     trainer.timer.records = []
     assert trainer._epoch_seconds(60.0) == 60.0  # nothing measured: fall back to the wall time
+
+
+def test_budget_replans_when_the_machine_turns_out_faster_than_the_first_epoch_said(data, monkeypatch):
+    """A first epoch timed 30x too slow (a busy machine) plans one epoch of four; the epochs after it
+    run fast, so the plan grows back to the recipe's four and the cosine is stretched to end on its floor."""
+    keras.utils.set_random_seed(0)
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    raw = _raw(mini_recipe(budget_minutes=2.0))
+    raw["phases"] = [dict(raw["phases"][0], train="all", epochs=4, warmup_epochs=0, min_lr_fraction=0.1)]
+    recipe = from_dict(Recipe, raw)
+    trainer = Trainer(model, recipe, prepare_splits(data, recipe))
+    monkeypatch.setattr(trainer, "_epoch_seconds", lambda wall: 60.0)  # 120 s left / 60 s: two epochs planned
+    result = trainer.run()
+    assert result.replans >= 1 and not result.budget_hit
+    assert result.actual_epochs == [4] and result.planned_epochs == [4]
+    # the rate at the last epoch's end is the cosine's floor, as if 4 epochs had been planned from the start
+    assert result.history["learning_rate"][-1] == pytest.approx(1e-3 * 0.1, rel=1e-3)
+
+
+def test_budget_replanning_shrinks_and_stops_when_epochs_take_longer(data, monkeypatch):
+    keras.utils.set_random_seed(0)
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    raw = _raw(mini_recipe(budget_minutes=2.0))
+    raw["phases"] = [dict(raw["phases"][1], epochs=6, early_stopping_patience=0)]
+    recipe = from_dict(Recipe, raw)
+    trainer = Trainer(model, recipe, prepare_splits(data, recipe))
+    seen = []
+
+    def slow(phase, index, epoch, epoch_seconds, deadline):  # as if every epoch after the first took 50 s
+        seen.append(epoch)
+        return Trainer._replan(trainer, phase, index, epoch, 50.0, deadline - 50.0 * epoch)
+
+    monkeypatch.setattr(trainer, "_replan", slow)
+    result = trainer.run()
+    # the fast first epoch planned all 6; after the second, 70 s are left at 50 s an epoch: one more
+    # (the plan becomes 3); after the third, 20 s: stop there, on the plan, before the deadline
+    assert seen == [1, 2] and result.replans == 1
+    assert result.actual_epochs == [3] and result.planned_epochs == [3] and not result.budget_hit
 
 
 def _head_phase_weights(data, cache: bool):

@@ -6,7 +6,7 @@ Knows nothing of MLflow or Optuna."""
 from bench.train.build import build_for_recipe, resolve_precision, seed_everything
 from bench.train.features import CACHE_LIMIT_BYTES, CachedFeatures, cache_features
 from bench.train.fit import Fit, add_earlier_epochs
-from bench.train.optim import compile_phase, make_optimizer, make_schedule, shrink_plan
+from bench.train.optim import compile_phase, fit_plan, make_optimizer, make_schedule
 from bench.train.splits import Splits, prepare_splits
 from bench.train.trainer import Trainer, TrainResult, read_resume_state, resume_position
 
@@ -28,5 +28,5 @@ __all__ = [
     "resolve_precision",
     "resume_position",
     "seed_everything",
-    "shrink_plan",
+    "fit_plan",
 ]

@@ -53,16 +53,24 @@ def compile_phase(
     )
 
 
-def shrink_plan(plan: list[int], done_in_first: int, epoch_seconds: float, seconds_left: float) -> list[int]:
-    """Scale the planned epochs of every phase so the remaining ones fit ``seconds_left``.
+def fit_plan(epochs: list[int], phase: int, done: int, epoch_seconds: float, seconds_left: float) -> list[int]:
+    """The recipe's epochs per phase (``epochs``), scaled so that what is left fits ``seconds_left``.
 
-    ``done_in_first`` epochs of phase 0 are already done; every phase keeps at least one epoch.
+    Phase ``phase`` has run ``done`` epochs; the phases before it are over (their entries come back
+    unchanged). Nothing grows past the recipe's epochs, and every later phase keeps at least one epoch.
+    Called after the first epoch and again at every epoch end while a budget runs, so a machine that
+    speeds up or slows down mid-run gets the epochs it can now afford, not the first epoch's guess.
+
+    >>> fit_plan([30], 0, 1, epoch_seconds=60, seconds_left=600)
+    [11]
+    >>> fit_plan([10, 5, 5], 0, 1, epoch_seconds=10, seconds_left=1000)
+    [10, 5, 5]
     """
-    remaining = sum(plan) - done_in_first
+    remaining = epochs[phase] - done + sum(epochs[phase + 1 :])
     affordable = seconds_left / max(epoch_seconds, 1e-9)
     if remaining <= 0 or affordable >= remaining:
-        return list(plan)
+        return list(epochs)
     scale = affordable / remaining
-    new = [max(1, int(math.floor(n * scale))) for n in plan]
-    new[0] = max(done_in_first, done_in_first + int(math.floor((plan[0] - done_in_first) * scale)))
+    new = list(epochs[:phase]) + [max(1, int(math.floor(n * scale))) for n in epochs[phase:]]
+    new[phase] = max(done, done + int(math.floor((epochs[phase] - done) * scale)))
     return new

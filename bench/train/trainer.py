@@ -21,7 +21,7 @@ from bench.data.batches import make_stream, steps_per_pass
 from bench.data.pipeline import oversample_indices
 from bench.freezing import apply_phase_trainability
 from bench.train.features import CachedFeatures, cache_features
-from bench.train.optim import compile_phase, make_schedule, shrink_plan
+from bench.train.optim import compile_phase, fit_plan, make_schedule
 from bench.train.splits import Splits
 
 
@@ -36,6 +36,7 @@ class TrainResult:
     images_per_second: float = float("nan")
     input_wait_fraction: float = float("nan")
     budget_hit: bool = False
+    replans: int = 0  # times a budgeted run re-fitted its epoch plan to the machine's speed after epoch 1
     train_passes: float = 0.0  # training images seen / training split size (resumed epochs included)
 
 
@@ -119,6 +120,9 @@ class Trainer:
         self.validation = cb.ValidationMetrics(self.val_x, splits.y_val)
         self.cached: CachedFeatures | None = None  # the current head-only phase's features, if cached
         self.jit = _resolve_jit(recipe)
+        self.plan: list[int] = [p.epochs for p in recipe.phases]  # epochs per phase; a budget re-fits it
+        self.phase_start, self.replans = 0, 0
+        self._progress_cb: cb.Progress | None = None
 
     def _cacheable(self, phase: PhaseConfig) -> bool:
         """Head-only phases without augmentation see the same backbone features every epoch."""
@@ -145,7 +149,9 @@ class Trainer:
             steps_per_execution=self.recipe.run.steps_per_execution,
         )
 
-    def _callbacks(self, phase: PhaseConfig, phase_index: int, plan: list[int], deadline: float | None):
+    def _callbacks(
+        self, phase: PhaseConfig, phase_index: int, plan: list[int], deadline: float | None, replan: bool = True
+    ):
         monitor = self.recipe.run.monitor
         patience = phase.early_stopping_patience or 10**9  # 0 = no early stop, but still keep the best epoch
         cbs = [
@@ -171,26 +177,27 @@ class Trainer:
             )
         if deadline is not None:
             cbs.append(cb.Deadline(deadline))
+            if replan:  # not while calibrating: the first epoch's plan is _calibrate's
+                cbs.append(cb.Replanner(lambda e, seconds: self._replan(phase, phase_index, e, seconds, deadline)))
         if self.progress is not None:
-            cbs.append(
-                cb.Progress(
-                    self.progress,
-                    phase=phase.name,
-                    epochs=sum(plan),
-                    steps=self.steps_per_epoch,
-                    timer=self.timer,
-                    start=self.started,
-                    start_epoch=self.first_epoch,
-                    deadline=deadline,
-                    steps_per_execution=self.recipe.run.steps_per_execution,
-                )
+            self._progress_cb = cb.Progress(
+                self.progress,
+                phase=phase.name,
+                epochs=sum(plan),
+                steps=self.steps_per_epoch,
+                timer=self.timer,
+                start=self.started,
+                start_epoch=self.first_epoch,
+                deadline=deadline,
+                steps_per_execution=self.recipe.run.steps_per_execution,
             )
+            cbs.append(self._progress_cb)
         if self.checkpoint_dir is not None:
             cbs.append(cb.Checkpointer(self.checkpoint_dir, {"phase": phase_index, "plan": plan}, target=self.model))
         return cbs + self.extra_callbacks
 
-    def _fit(self, phase, phase_index, plan, start, end, deadline):
-        callbacks = self._callbacks(phase, phase_index, plan, deadline)
+    def _fit(self, phase, phase_index, plan, start, end, deadline, replan=True):
+        callbacks = self._callbacks(phase, phase_index, plan, deadline, replan)
         if self.cached is not None:
             data = self.cached.train
         else:
@@ -210,7 +217,9 @@ class Trainer:
     def run(self, resume_state: dict | None = None) -> TrainResult:
         """Train every phase in order with one continuous epoch counter."""
         phases = self.recipe.phases
-        plan = list(resume_state["plan"]) if resume_state else [p.epochs for p in phases]
+        # One list for the whole run: the budget's re-planning changes it in place, and the checkpoints
+        # (state.json) and the loop below read it.
+        plan = self.plan = list(resume_state["plan"]) if resume_state else [p.epochs for p in phases]
         budget = self.recipe.run.budget_minutes * 60
         t0 = self.started = time.perf_counter()
         deadline = t0 + budget if budget else None
@@ -229,10 +238,14 @@ class Trainer:
             self._compile(phase, plan[i])
             begin = phase_start  # a resumed phase counts the epochs it ran before the interruption too
             if budget and i == 0 and epoch == 0:
-                plan = self._calibrate(phase, plan, result, deadline)
+                self._calibrate(phase, result, deadline)
                 epoch = 1
             if epoch < phase_start + plan[i] and not result.budget_hit:
-                hist, hit = self._fit(phase, i, plan, epoch, phase_start + plan[i], deadline)
+                # Under a budget the plan may grow back to the recipe's epochs: fit runs to that cap and
+                # the Replanner stops it where the plan ends.
+                cap = max(plan[i], phases[i].epochs) if budget else plan[i]
+                self.phase_start = phase_start
+                hist, hit = self._fit(phase, i, plan, epoch, phase_start + cap, deadline)
                 self._merge(result, hist)
                 epoch += len(hist.epoch)
                 result.budget_hit |= hit
@@ -244,23 +257,51 @@ class Trainer:
         result.train_seconds = time.perf_counter() - t0
         result.images_per_second = self.timer.images_per_second
         result.input_wait_fraction = self.timer.input_wait_fraction
-        result.planned_epochs = plan if budget else result.planned_epochs
+        result.planned_epochs = list(plan) if budget else result.planned_epochs
+        result.replans = self.replans
         result.train_passes = self.passes(sum(result.actual_epochs))
         return result
 
-    def _calibrate(self, phase: PhaseConfig, plan: list[int], result: TrainResult, deadline: float) -> list[int]:
-        """Train the first epoch, time it, and return the plan shrunk so every phase fits the budget.
+    def _calibrate(self, phase: PhaseConfig, result: TrainResult, deadline: float) -> None:
+        """Train the first epoch, time it, and shrink the plan so every phase fits the budget.
 
         The rescaled schedule replaces the optimizer's in place (its moments and step count are kept)."""
         tic = time.perf_counter()
-        hist, hit = self._fit(phase, 0, plan, 0, 1, deadline)
+        self.phase_start = 0
+        hist, hit = self._fit(phase, 0, self.plan, 0, 1, deadline, replan=False)
         self._merge(result, hist)
-        plan = shrink_plan(plan, 1, self._epoch_seconds(time.perf_counter() - tic), deadline - time.perf_counter())
-        self._target.optimizer.learning_rate = make_schedule(phase, self.steps_per_epoch, plan[0])
+        epochs = [p.epochs for p in self.recipe.phases]
+        seconds = self._epoch_seconds(time.perf_counter() - tic)
+        self.plan[:] = fit_plan(epochs, 0, 1, seconds, deadline - time.perf_counter())
+        self._target.optimizer.learning_rate = make_schedule(phase, self.steps_per_epoch, self.plan[0])
         self._target.train_function = None
         if hit:
             result.budget_hit = True
-        return plan
+
+    def _replan(
+        self, phase: PhaseConfig, index: int, epoch: int, epoch_seconds: float, deadline: float
+    ) -> tuple[bool, bool]:
+        """At the end of ``epoch`` (0-based, whole run) of phase ``index``: re-fit the remaining plan to
+        ``epoch_seconds`` per epoch and the time left; ``(stop here, graph retraced)``.
+
+        A cosine schedule is stretched or shortened to the new length from the current step on (the
+        optimizer's moments and step count are kept), which needs a new training graph: a few seconds,
+        spent only when the plan changes."""
+        done = epoch + 1 - self.phase_start
+        epochs = [p.epochs for p in self.recipe.phases]
+        new = self.plan[:index] + fit_plan(epochs, index, done, epoch_seconds, deadline - time.perf_counter())[index:]
+        retraced = False
+        if new != self.plan:
+            self.replans += 1
+            changed = new[index] != self.plan[index]
+            self.plan[:] = new
+            if changed and phase.schedule == "cosine" and done < new[index]:
+                self._target.optimizer.learning_rate = make_schedule(phase, self.steps_per_epoch, new[index])
+                self._target.make_train_function(force=True)
+                retraced = True
+            if self._progress_cb is not None:
+                self._progress_cb.epochs = sum(self.plan)
+        return done >= self.plan[index], retraced
 
     def passes(self, epochs: int) -> float:
         """How many times ``epochs`` epochs go over the training split. An under-trained row on a
