@@ -149,7 +149,8 @@ def profile(
 ) -> dict:
     """Every cost figure of ``backbone + head`` at ``image_size`` (raised to the backbone's minimum),
     under the Keras dtype policy ``precision`` (float32, mixed_bfloat16 or mixed_float16), with the head
-    options and TensorFlow thread counts (``run.threads_intra`` / ``run.threads_inter``) of ``recipe_name``:
+    and backbone options, BatchNorm kernel (``model.batchnorm``) and TensorFlow thread counts
+    (``run.threads_intra`` / ``run.threads_inter``) of ``recipe_name``:
     the threads are set before the model's build runs TensorFlow's first op, as ``bench run`` sets them."""
     import keras
 
@@ -165,6 +166,7 @@ def profile(
         image_size=image_size,
         head_options=recipe.model.head_options.get(head, {}),
         backbone_options=recipe.model.backbone_options.get(backbone, {}),
+        batchnorm=recipe.model.batchnorm,  # "fused" changes the step's cost, not its math
         precision=precision,
     )
     flops = forward_flops(model)

@@ -62,6 +62,26 @@ def test_profile_sets_the_recipe_s_thread_counts_before_building_the_model(tmp_p
     assert calls == [(2, 1), "build_model"]
 
 
+def test_profile_builds_the_model_the_recipe_trains(tmp_path, monkeypatch):
+    """The recipe's BatchNorm kernel and backbone options reach the model profile times."""
+    built = {}
+
+    class Built(Exception):
+        pass
+
+    def build_model(**kwargs):
+        built.update(kwargs)
+        raise Built
+
+    monkeypatch.setattr("bench.models.build_model", build_model)
+    (tmp_path / "fused.toml").write_text(
+        '[model]\nbatchnorm = "fused"\n[model.backbone_options.mini_xception]\nseparable_l2 = 0.01\n'
+    )
+    with pytest.raises(Built):
+        profile("mini_xception", "linear", recipe_name=str(tmp_path / "fused.toml"))
+    assert built["batchnorm"] == "fused" and built["backbone_options"] == {"separable_l2": 0.01}
+
+
 def test_params_match_count_params_and_trainable_per_phase():
     from bench.config import load_recipe
     from bench.models import build_model
