@@ -128,6 +128,32 @@ def _runs_frame(experiments: list[str], uri: str | None, include_all: bool, filt
     return frame
 
 
+_NOT_METHOD = {"recipe.name", "recipe.description", "recipe.run.seed", "recipe.model.head", "recipe.model.weights"}
+"""Logged recipe fields a variant label should not list: already columns of the row, or not its method."""
+
+
+def variant_differences(frame) -> list[str]:
+    """``cpu#1a2b3c: run.budget_minutes=30`` for each variant of a recipe run with several overrides: the
+    logged recipe fields (``recipe.*`` params) whose values differ between its variants, so a reader
+    knows what each ``#hash`` row changed without opening MLflow. Runs logged before a field existed
+    show it as ``-``."""
+    from bench.recipe_io import RUN_FIELDS, SPEED_FIELDS
+
+    skip = _NOT_METHOD | {f"recipe.{f}" for f in RUN_FIELDS + SPEED_FIELDS}
+    columns = [c for c in frame.columns if c.startswith("params.recipe.") and c[len("params.") :] not in skip]
+    lines = []
+    for recipe, runs in frame.groupby("params.recipe", sort=True):
+        first = runs.drop_duplicates("params.recipe_hash").set_index("params.recipe_hash")[columns]
+        if len(first) < 2:
+            continue
+        first = first.astype(object).where(first.notna(), "-").astype(str)
+        varying = [c for c in columns if first[c].nunique() > 1]
+        for recipe_hash, values in first[varying].iterrows():
+            changed = ", ".join(f"{c[len('params.recipe.') :]}={v}" for c, v in values.items())
+            lines.append(f"{recipe}#{str(recipe_hash)[:6]}: {changed or 'no recipe field differs (older runs)'}")
+    return lines
+
+
 def check_one_label_set(label_sets) -> str:
     """The one label set of the runs compared, or a one-line error: a FER+ run is scored on other test
     labels (8 classes, ~12% of the images dropped) than a FER2013 run, so their ranks mean nothing together."""
@@ -203,6 +229,7 @@ def build_leaderboard(
     ]
     if (variants > 1).any():
         notes.append("recipe#xxxxxx: runs of the same recipe with different overrides (--set) are separate rows")
+        notes.extend(variant_differences(frame))
     if table["config"].str.endswith("]").any():
         notes.append("[FAILED] / [KILLED] / [RUNNING] rows hold unfinished runs, kept out of the finished runs' rows")
     if (table["data"] == "DIFFERENT").any():

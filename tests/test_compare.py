@@ -45,6 +45,7 @@ def log_run(
     passes=3.0,
     label_set=None,
     test_fingerprint=None,
+    params=None,
     tmp,
 ):
     uri = trk.connect(None)
@@ -63,6 +64,8 @@ def log_run(
             "data_fingerprint": fingerprint,
         }
     )
+    if params:  # the logged recipe fields (recipe.*)
+        run.params(params)
     if test_fingerprint is not None:  # runs logged before these params have neither
         run.params({"test_fingerprint": test_fingerprint, "val_fingerprint": test_fingerprint})
     names = FERPLUS_CLASS_NAMES[: prob.shape[1]]
@@ -201,11 +204,16 @@ def test_a_row_with_a_run_logged_before_the_test_fingerprint_falls_back_to_the_d
     }
 
 
-def test_overridden_recipes_are_separate_rows(tmp_path):
-    log_run("ovr", "resnet50", predictions_with_accuracy(0.7, 1), recipe_hash="aaaaaaa", tmp=tmp_path)
-    log_run("ovr", "resnet50", predictions_with_accuracy(0.6, 2), recipe_hash="bbbbbbb", tmp=tmp_path)
-    t = build_leaderboard(["ovr"], n_boot=20).table
-    assert len(t) == 2 and set(t["recipe"]) == {"cpu#aaaaaa", "cpu#bbbbbb"}
+def test_overridden_recipes_are_separate_rows_and_notes_say_what_each_changed(tmp_path):
+    fields = {"recipe.run.seed": 0, "recipe.data.batch_size": 64, "recipe.model.head": "hybrid"}
+    log_run("ovr", "resnet50", predictions_with_accuracy(0.7, 1), recipe_hash="aaaaaaa", tmp=tmp_path, params=fields)
+    fields |= {"recipe.run.seed": 1, "recipe.run.budget_minutes": 30.0}
+    log_run("ovr", "resnet50", predictions_with_accuracy(0.6, 2), recipe_hash="bbbbbbb", tmp=tmp_path, params=fields)
+    board = build_leaderboard(["ovr"], n_boot=20)
+    assert len(board.table) == 2 and set(board.table["recipe"]) == {"cpu#aaaaaa", "cpu#bbbbbb"}
+    # the seed is no override and the batch size is the same: only the budget is named (absent = "-")
+    assert "cpu#aaaaaa: run.budget_minutes=-" in board.footnotes
+    assert "cpu#bbbbbb: run.budget_minutes=30.0" in board.footnotes
 
 
 def test_empty_and_unknown_experiments_are_clear_errors():
