@@ -239,6 +239,25 @@ def test_budget_replanning_shrinks_and_stops_when_epochs_take_longer(data, monke
     assert result.actual_epochs == [3] and result.planned_epochs == [3] and not result.budget_hit
 
 
+def test_budget_does_not_replan_for_a_one_epoch_wobble(data, monkeypatch):
+    import time
+
+    keras.utils.set_random_seed(0)
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    raw = _raw(mini_recipe(budget_minutes=2.0))
+    raw["phases"] = [dict(raw["phases"][1], epochs=6, early_stopping_patience=0)]
+    recipe = from_dict(Recipe, raw)
+    trainer = Trainer(model, recipe, prepare_splits(data, recipe))
+
+    def wobble(phase, index, epoch, epoch_seconds, deadline):  # 3.5 epochs' time left, whatever the epoch
+        return Trainer._replan(trainer, phase, index, epoch, 10.0, time.perf_counter() + 35.0)
+
+    monkeypatch.setattr(trainer, "_replan", wobble)
+    result = trainer.run()
+    # after epoch 2, 4 left but 3.5 affordable: one epoch short, under REPLAN_MIN_EPOCHS; later they fit
+    assert result.replans == 0 and result.actual_epochs == [6]
+
+
 def _head_phase_weights(data, cache: bool):
     """Head weights after 2 epochs of a head-only, unaugmented phase (6 steps), from the same start."""
     keras.utils.set_random_seed(5)

@@ -40,6 +40,10 @@ class TrainResult:
     train_passes: float = 0.0  # training images seen / training split size (resumed epochs included)
 
 
+REPLAN_MIN_EPOCHS = 2
+"""The smallest change of a budgeted run's remaining epochs that re-plans it (or 10 % of them, if more)."""
+
+
 def _resolve_jit(recipe: Recipe) -> bool:
     if recipe.run.jit_compile != "auto":
         return recipe.run.jit_compile == "on"
@@ -285,13 +289,16 @@ class Trainer:
         ``epoch_seconds`` per epoch and the time left; ``(stop here, graph retraced)``.
 
         A cosine schedule is stretched or shortened to the new length from the current step on (the
-        optimizer's moments and step count are kept), which needs a new training graph: a few seconds,
-        spent only when the plan changes."""
+        optimizer's moments and step count are kept), which needs a new training graph: a few seconds on
+        a CPU, tens under XLA. So the plan changes only when the epochs left move by
+        :data:`REPLAN_MIN_EPOCHS` or 10 %, not with every wobble of the timing; a smaller overrun is what
+        the deadline is for."""
         done = epoch + 1 - self.phase_start
         epochs = [p.epochs for p in self.recipe.phases]
         new = self.plan[:index] + fit_plan(epochs, index, done, epoch_seconds, deadline - time.perf_counter())[index:]
+        left, new_left = sum(self.plan[index:]) - done, sum(new[index:]) - done
         retraced = False
-        if new != self.plan:
+        if abs(new_left - left) >= max(REPLAN_MIN_EPOCHS, 0.1 * left):
             self.replans += 1
             changed = new[index] != self.plan[index]
             self.plan[:] = new
