@@ -74,3 +74,44 @@ def test_run_compare_tune_profile_predict_under_jax_without_tensorflow(tmp_path)
     assert profile["flops_per_image"] is None and profile["train_images_per_second"] > 0
     assert json.loads(out["predict"])["faces"][0]["emotion"]
     assert "needs the TensorFlow backend" in out["export"]
+
+
+REPLAN_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import keras
+    from bench.config import Recipe, from_dict
+    from bench.data import load_data
+    from bench.models import build_model
+    from bench.train import Trainer, prepare_splits
+
+    keras.utils.set_random_seed(0)
+    recipe = from_dict(Recipe, {
+        "name": "replan", "data": {"max_train": 96, "max_eval": 48, "batch_size": 32},
+        "phases": [{"epochs": 4, "train": "all", "optimizer": "adam", "learning_rate": 1e-3,
+                    "schedule": "cosine", "min_lr_fraction": 0.1}],
+        "run": {"seed": 3, "budget_minutes": 2.0}})
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    trainer = Trainer(model, recipe, prepare_splits(load_data("synthetic:400:2", cache=False), recipe))
+    trainer._epoch_seconds = lambda wall: 60.0  # a first epoch timed as if the machine were busy: 2 planned
+    result = trainer.run()
+    print("RESULT" + json.dumps({"replans": result.replans, "epochs": result.actual_epochs,
+                                 "last_rate": result.history["learning_rate"][-1],
+                                 "tensorflow_imported": "tensorflow" in sys.modules}))
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(JAX_PYTHON is None, reason="no Python with JAX (make test-jax creates .venv-jax)")
+def test_budget_replanning_rebuilds_the_jitted_step_under_jax(tmp_path):
+    """The re-planned cosine reaches the jitted JAX step (a new train function), as under TensorFlow."""
+    env = {**os.environ, "KERAS_BACKEND": "jax", "BENCH_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run(
+        [JAX_PYTHON, "-c", REPLAN_SCRIPT], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = json.loads(done.stdout.split("RESULT", 1)[1])
+    assert out["tensorflow_imported"] is False
+    assert out["replans"] >= 1 and out["epochs"] == [4]
+    assert out["last_rate"] == pytest.approx(1e-3 * 0.1, rel=1e-3)  # the stretched cosine ended on its floor
