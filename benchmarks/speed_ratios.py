@@ -7,8 +7,9 @@
 - baseline_cnn+hybrid with the hybrid head's ``formulation = "matmul"`` (the attention layers' same math as
   fewer ops, ``bench/heads/layers.py``) vs its default ``"keras"``, and over baseline_cnn+mlp;
 - a bare Keras CNN (baseline_cnn's four conv blocks, GAP, softmax) with Keras' BatchNormalization vs the
-  same with a fused BatchNorm (``tf.compat.v1.nn.fused_batch_norm`` in a small layer defined here only)
-  vs no BatchNorm.
+  same with bench's fused BatchNorm (:class:`bench.batchnorm.FusedBatchNormalization`, what
+  ``model.batchnorm = "fused"`` swaps in) vs no BatchNorm. (Session 5's figures in RESULTS.md came from
+  a stand-alone fused layer this script held before that class existed: the same TensorFlow kernel.)
 
 How: TensorFlow fixes its thread pools when its runtime starts, so each thread setting gets its own
 worker process (bench's oneDNN default on). Workers stay alive and are driven over a pipe, only one
@@ -45,7 +46,6 @@ figures mean nothing.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import math
 import os
@@ -116,6 +116,8 @@ def bare_cnn(batch_norm: str):
     import keras
     from keras import layers
 
+    from bench.batchnorm import FusedBatchNormalization
+
     inputs = keras.Input((48, 48, 1))
     x = layers.Rescaling(1 / 255)(inputs)
     for i, width in enumerate((32, 64, 128, 256)):
@@ -123,45 +125,12 @@ def bare_cnn(batch_norm: str):
         if batch_norm == "keras":
             x = layers.BatchNormalization(momentum=0.9)(x)
         elif batch_norm == "fused":
-            x = fused_batch_norm_layer()()(x)
+            x = FusedBatchNormalization(momentum=0.9)(x)  # bench's, as model.batchnorm = "fused"
         x = layers.Activation("relu")(x)
         if i < 3:
             x = layers.MaxPooling2D(2)(x)
     outputs = layers.Dense(7, activation="softmax")(layers.GlobalAveragePooling2D()(x))
     return keras.Model(inputs, outputs, name=f"bare_cnn_{batch_norm}")
-
-
-@functools.cache
-def fused_batch_norm_layer():
-    """The fused BatchNorm layer class, defined on first use: Keras and TensorFlow load in workers only."""
-    import keras
-    import tensorflow as tf
-
-    class FusedBatchNorm(keras.layers.Layer):
-        """BatchNorm over the channels of NHWC float32 input as TensorFlow's one fused kernel
-        (``FusedBatchNormV3``) instead of Keras 3's separate mean/variance/normalise ops.
-        Momentum 0.9 and epsilon 1e-3, as baseline_cnn's Keras layer. Benchmark only: a model holding
-        ``tf.*`` calls does not load elsewhere."""
-
-        def build(self, input_shape):
-            channels = input_shape[-1]
-            self.gamma = self.add_weight(shape=(channels,), initializer="ones", name="gamma")
-            self.beta = self.add_weight(shape=(channels,), initializer="zeros", name="beta")
-            self.moving_mean = self.add_weight(shape=(channels,), initializer="zeros", trainable=False)
-            self.moving_variance = self.add_weight(shape=(channels,), initializer="ones", trainable=False)
-
-        def call(self, x, training=False):
-            if not training:
-                y, _, _ = tf.compat.v1.nn.fused_batch_norm(
-                    x, self.gamma, self.beta, self.moving_mean, self.moving_variance, 1e-3, is_training=False
-                )
-                return y
-            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(x, self.gamma, self.beta, epsilon=1e-3)
-            self.moving_mean.assign(0.9 * self.moving_mean + 0.1 * mean)
-            self.moving_variance.assign(0.9 * self.moving_variance + 0.1 * variance)
-            return y
-
-    return FusedBatchNorm
 
 
 class Prepared:
