@@ -221,17 +221,23 @@ class Replanner(keras.callbacks.Callback):
 
 
 class Checkpointer(keras.callbacks.Callback):
-    """Saves weights and the trainer's position every epoch, so ``bench run --resume`` can continue."""
+    """Saves weights and the trainer's position every epoch, so ``bench run --resume`` can continue.
 
-    def __init__(self, folder: Path, state: dict, target: keras.Model | None = None):
+    ``train_seconds`` (optional) says how much training time the run has spent so far, resumed parts
+    included: a resumed run with a wall-clock budget gets what is left of it, not a new one."""
+
+    def __init__(self, folder: Path, state: dict, target: keras.Model | None = None, train_seconds=None):
         super().__init__()
         self.folder, self.state, self.target = Path(folder), state, target
+        self.train_seconds = train_seconds
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def on_epoch_end(self, epoch, logs=None):
         # ``target``: the whole model, also when fit trains only its head on cached features.
         (self.target or self.model).save_weights(self.folder / "weights.weights.h5")
         state = {**self.state, "next_epoch": epoch + 1}
+        if self.train_seconds is not None:
+            state["train_seconds"] = self.train_seconds()
         (self.folder / "state.json").write_text(json.dumps(state))
 
 

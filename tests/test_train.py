@@ -258,6 +258,23 @@ def test_budget_does_not_replan_for_a_one_epoch_wobble(data, monkeypatch):
     assert result.replans == 0 and result.actual_epochs == [6]
 
 
+def test_checkpoints_record_the_training_time_and_a_resume_gets_what_is_left_of_the_budget(data, tmp_path):
+    import json
+
+    keras.utils.set_random_seed(0)
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    raw = _raw(mini_recipe(budget_minutes=2.0))
+    raw["phases"] = [dict(raw["phases"][1], epochs=3, early_stopping_patience=0)]
+    recipe = from_dict(Recipe, raw)
+    splits = prepare_splits(data, recipe)
+    result = Trainer(model, recipe, splits, checkpoint_dir=tmp_path).run()
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["next_epoch"] == 3 and 0 < state["train_seconds"] <= result.train_seconds
+    # resumed after epoch 1 with the whole budget already spent: nothing more trains
+    resumed = Trainer(model, recipe, splits).run({"phase": 0, "plan": [3], "next_epoch": 1, "train_seconds": 120.0})
+    assert resumed.budget_hit and resumed.actual_epochs == [1] and "loss" not in resumed.history
+
+
 def _head_phase_weights(data, cache: bool):
     """Head weights after 2 epochs of a head-only, unaugmented phase (6 steps), from the same start."""
     keras.utils.set_random_seed(5)

@@ -125,7 +125,7 @@ class Trainer:
         self.cached: CachedFeatures | None = None  # the current head-only phase's features, if cached
         self.jit = _resolve_jit(recipe)
         self.plan: list[int] = [p.epochs for p in recipe.phases]  # epochs per phase; a budget re-fits it
-        self.phase_start, self.replans = 0, 0
+        self.phase_start, self.replans, self.spent_before = 0, 0, 0.0
         self._progress_cb: cb.Progress | None = None
 
     def _cacheable(self, phase: PhaseConfig) -> bool:
@@ -197,7 +197,14 @@ class Trainer:
             )
             cbs.append(self._progress_cb)
         if self.checkpoint_dir is not None:
-            cbs.append(cb.Checkpointer(self.checkpoint_dir, {"phase": phase_index, "plan": plan}, target=self.model))
+            cbs.append(
+                cb.Checkpointer(
+                    self.checkpoint_dir,
+                    {"phase": phase_index, "plan": plan},
+                    target=self.model,
+                    train_seconds=lambda: self.spent_before + time.perf_counter() - self.started,
+                )
+            )
         return cbs + self.extra_callbacks
 
     def _fit(self, phase, phase_index, plan, start, end, deadline, replan=True):
@@ -226,8 +233,11 @@ class Trainer:
         plan = self.plan = list(resume_state["plan"]) if resume_state else [p.epochs for p in phases]
         budget = self.recipe.run.budget_minutes * 60
         t0 = self.started = time.perf_counter()
-        deadline = t0 + budget if budget else None
+        # A resumed run continues its budget: the training time its checkpoints recorded is spent.
+        self.spent_before = float((resume_state or {}).get("train_seconds", 0.0))
+        deadline = t0 + budget - self.spent_before if budget else None
         result = TrainResult(self.model, planned_epochs=[p.epochs for p in phases])
+        result.budget_hit = bool(budget) and self.spent_before >= budget
         epoch, first_phase, phase_start = resume_position(resume_state, plan)
         self.first_epoch = epoch
         # phase_starts[i] is always phase i's start (the plots name phases by position), resumed or not
