@@ -194,12 +194,14 @@ class Replanner(keras.callbacks.Callback):
     epoch slowed by other jobs no longer leaves the budget unused, nor a slow-down mid-run cut the
     schedule short at the deadline. The first epoch of each ``fit`` call, and the one after ``replan``
     returns ``retraced=True`` (a new schedule means a new graph), also hold tracing: they are not timed.
-    Until one is timed, the untimed epoch's own wall time stands in. ``replan`` returns ``(stop, retraced)``.
+    Until one is timed, ``fallback(wall)`` estimates an epoch from the untimed one (the trainer's
+    steady-state step time plus validation). ``replan`` returns ``(stop, retraced)``. An epoch after
+    which another callback already stopped training (the deadline, early stopping) is not re-planned.
     """
 
-    def __init__(self, replan, window: int = 3):
+    def __init__(self, replan, fallback=lambda wall: wall, window: int = 3):
         super().__init__()
-        self.replan, self.window = replan, window
+        self.replan, self.fallback, self.window = replan, fallback, window
         self.walls: list[float] = []
         self._last_end: float | None = None
         self._skip = True
@@ -211,17 +213,24 @@ class Replanner(keras.callbacks.Callback):
         wall = time.perf_counter() - self._last_end
         if not self._skip:
             self.walls.append(wall)
-        # Until an epoch is timed, this one's wall time (tracing included) is the best estimate there is.
-        recent = self.walls[-self.window :] or [wall]
-        stop, retraced = self.replan(epoch, sum(recent) / len(recent))
+        if self.model.stop_training:
+            return
+        recent = self.walls[-self.window :]
+        stop, retraced = self.replan(epoch, sum(recent) / len(recent) if recent else self.fallback(wall))
         self._skip = retraced
         if stop:
             self.model.stop_training = True
         self._last_end = time.perf_counter()
 
 
+OPTIMIZER_STATE = "optimizer.npz"
+"""The optimizer's variables in an epoch checkpoint (step count, moments, a plateau-cut rate)."""
+
+
 class Checkpointer(keras.callbacks.Callback):
-    """Saves weights and the trainer's position every epoch, so ``bench run --resume`` can continue.
+    """Saves weights, the optimizer's variables and the trainer's position every epoch, so
+    ``bench run --resume`` can continue: the schedule where it was, Adam's moments, a learning rate
+    that ReduceLROnPlateau had cut (see :func:`restore_optimizer`).
 
     ``train_seconds`` (optional) says how much training time the run has spent so far, resumed parts
     included: a resumed run with a wall-clock budget gets what is left of it, not a new one."""
@@ -235,10 +244,33 @@ class Checkpointer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         # ``target``: the whole model, also when fit trains only its head on cached features.
         (self.target or self.model).save_weights(self.folder / "weights.weights.h5")
+        values = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self.model.optimizer.variables)}
+        partial = self.folder / f"partial-{OPTIMIZER_STATE}"
+        np.savez(partial, **values)
+        partial.replace(self.folder / OPTIMIZER_STATE)  # a kill mid-write never leaves half a file
         state = {**self.state, "next_epoch": epoch + 1}
         if self.train_seconds is not None:
             state["train_seconds"] = self.train_seconds()
         (self.folder / "state.json").write_text(json.dumps(state))
+
+
+def restore_optimizer(model: keras.Model, folder: Path) -> bool:
+    """Load the optimizer variables an epoch checkpoint saved into ``model``'s (compiled) optimizer,
+    built for its trainable variables first; False, and nothing changed, when there is no such file or
+    its variables do not match (a checkpoint from before this file existed, another phase's optimizer).
+    What is not restored: callbacks' counters (early stopping's and the plateau's patience restart)."""
+    path = Path(folder) / OPTIMIZER_STATE
+    if not path.exists():
+        return False
+    optimizer = model.optimizer
+    optimizer.build(model.trainable_variables)
+    with np.load(path) as saved:
+        values = [saved[f"v{i}"] for i in range(len(saved.files))]
+    if [tuple(v.shape) for v in optimizer.variables] != [v.shape for v in values]:
+        return False
+    for variable, value in zip(optimizer.variables, values, strict=True):
+        variable.assign(value)
+    return True
 
 
 def current_learning_rate(model) -> float | None:

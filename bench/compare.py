@@ -128,26 +128,43 @@ def _runs_frame(experiments: list[str], uri: str | None, include_all: bool, filt
     return frame
 
 
-_NOT_METHOD = {"recipe.name", "recipe.description", "recipe.run.seed", "recipe.model.head", "recipe.model.weights"}
-"""Logged recipe fields a variant label should not list: already columns of the row, or not its method."""
+_NOT_METHOD = ("recipe.name", "recipe.description", "recipe.run.seed")
+"""Logged recipe fields a variant label should not list: not part of the recipe hash."""
+
+
+def _method_columns(frame) -> list[str]:
+    """The ``params.recipe.*`` columns that :func:`bench.recipe_io.recipe_hash` covers."""
+    from bench.recipe_io import RUN_FIELDS, SPEED_FIELDS, SPEED_HEAD_OPTIONS
+
+    skip = set(_NOT_METHOD) | {f"recipe.{f}" for f in RUN_FIELDS + SPEED_FIELDS}
+    return [
+        c
+        for c in frame.columns
+        if c.startswith("params.recipe.")
+        and c[len("params.") :] not in skip
+        and not (".head_options." in c and c.rsplit(".", 1)[-1] in SPEED_HEAD_OPTIONS)
+    ]
 
 
 def variant_differences(frame) -> list[str]:
     """``cpu#1a2b3c: run.budget_minutes=30`` for each variant of a recipe run with several overrides: the
     logged recipe fields (``recipe.*`` params) whose values differ between its variants, so a reader
-    knows what each ``#hash`` row changed without opening MLflow. Runs logged before a field existed
-    show it as ``-``."""
-    from bench.recipe_io import RUN_FIELDS, SPEED_FIELDS
+    knows what each ``#hash`` row changed without opening MLflow. A field that runs logged before it
+    existed lack counts as its default (:data:`bench.recipe_io.LATER_DEFAULTS`), or shows as ``-``."""
+    from bench.recipe_io import LATER_DEFAULTS
 
-    skip = _NOT_METHOD | {f"recipe.{f}" for f in RUN_FIELDS + SPEED_FIELDS}
-    columns = [c for c in frame.columns if c.startswith("params.recipe.") and c[len("params.") :] not in skip]
+    columns = _method_columns(frame)
     lines = []
     for recipe, runs in frame.groupby("params.recipe", sort=True):
         first = runs.drop_duplicates("params.recipe_hash").set_index("params.recipe_hash")[columns]
         if len(first) < 2:
             continue
-        first = first.astype(object).where(first.notna(), "-").astype(str)
-        varying = [c for c in columns if first[c].nunique() > 1]
+        first = first.astype(object)
+        for path, default in LATER_DEFAULTS.items():
+            if f"params.recipe.{path}" in first.columns:
+                first[f"params.recipe.{path}"] = first[f"params.recipe.{path}"].fillna(str(default))
+        first = first.where(first.notna(), "-").astype(str)
+        varying = sorted(c for c in columns if first[c].nunique() > 1)  # the store's column order varies
         for recipe_hash, values in first[varying].iterrows():
             changed = ", ".join(f"{c[len('params.recipe.') :]}={v}" for c, v in values.items())
             lines.append(f"{recipe}#{str(recipe_hash)[:6]}: {changed or 'no recipe field differs (older runs)'}")

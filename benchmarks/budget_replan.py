@@ -4,8 +4,8 @@ at every epoch end (issue 12; ``bench.train.Trainer``'s Replanner).
 The same budgeted run twice, from the same seed: while its first epoch trains, ``--hogs`` busy
 processes share the cores (another user's job), and they stop when that epoch ends. The first epoch
 then looks slow, and the plan made from it is too short for the machine the rest of the run gets.
-With re-planning off (the trainer as it was before session 6: plan fixed after epoch 1) the run ends
-early and leaves budget unused; with it on, the plan grows back as soon as the fast epochs are timed.
+With re-planning off (the plan fixed after epoch 1, as bench's trainer planned before it re-planned) the
+run ends early and leaves budget unused; with it on, the plan grows back once the fast epochs are timed.
 Printed per mode: epochs planned after the first epoch and at the end, re-plans, training seconds used
 of the budget, the learning rate at the end against the cosine's floor, and test macro-F1.
 
@@ -42,6 +42,7 @@ class StopHogsAfterFirstEpoch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         for hog in self.hogs:
             hog.terminate()
+            hog.join()
         self.hogs = []
 
     def on_train_begin(self, logs=None):
@@ -55,9 +56,7 @@ def train(args, data, replan: bool) -> dict:
     from bench.metrics import evaluate
     from bench.runner import predict_probs
     from bench.train import Trainer, build_for_recipe, prepare_splits
-    from bench.train import trainer as trainer_module
 
-    trainer_module.REPLAN_MIN_EPOCHS = 2 if replan else 10**9  # off: the plan stays the first epoch's
     overrides = [f"run.budget_minutes={args.minutes}", f"run.seed={args.seed}", *args.set]
     recipe = load_recipe(args.recipe, overrides, {"model.backbone": args.backbone, "model.head": args.head})
     model, _, _ = build_for_recipe(recipe)
@@ -66,6 +65,11 @@ def train(args, data, replan: bool) -> dict:
     for hog in hogs:
         hog.start()
     trainer = Trainer(model, recipe, splits)
+    if not replan:  # the plan stays the first epoch's; the run stops where it ends (or at the deadline)
+        trainer._replan = lambda phase, index, epoch, seconds, deadline: (
+            epoch + 1 - trainer.phase_start >= trainer.plan[index],
+            False,
+        )
     watcher = StopHogsAfterFirstEpoch(hogs, trainer)
     trainer.extra_callbacks.append(watcher)
     result = trainer.run()

@@ -207,13 +207,21 @@ def test_a_row_with_a_run_logged_before_the_test_fingerprint_falls_back_to_the_d
 def test_overridden_recipes_are_separate_rows_and_notes_say_what_each_changed(tmp_path):
     fields = {"recipe.run.seed": 0, "recipe.data.batch_size": 64, "recipe.model.head": "hybrid"}
     log_run("ovr", "resnet50", predictions_with_accuracy(0.7, 1), recipe_hash="aaaaaaa", tmp=tmp_path, params=fields)
-    fields |= {"recipe.run.seed": 1, "recipe.run.budget_minutes": 30.0}
+    fields |= {
+        "recipe.run.seed": 1,  # not an override: seeds pool
+        "recipe.run.budget_minutes": 30.0,
+        "recipe.model.head_options.hybrid.formulation": "matmul",  # speed only: hashes alike
+        "recipe.model.batchnorm": "keras",  # a field the first run predates, at its default
+    }
     log_run("ovr", "resnet50", predictions_with_accuracy(0.6, 2), recipe_hash="bbbbbbb", tmp=tmp_path, params=fields)
+    fields |= {"recipe.model.head": "mlp"}
+    log_run("ovr", "resnet50", predictions_with_accuracy(0.6, 3), recipe_hash="ccccccc", tmp=tmp_path, params=fields)
     board = build_leaderboard(["ovr"], n_boot=20)
-    assert len(board.table) == 2 and set(board.table["recipe"]) == {"cpu#aaaaaa", "cpu#bbbbbb"}
-    # the seed is no override and the batch size is the same: only the budget is named (absent = "-")
-    assert "cpu#aaaaaa: run.budget_minutes=-" in board.footnotes
-    assert "cpu#bbbbbb: run.budget_minutes=30.0" in board.footnotes
+    assert len(board.table) == 3 and set(board.table["recipe"]) == {"cpu#aaaaaa", "cpu#bbbbbb", "cpu#cccccc"}
+    # only what the hash covers and differs is named; a field a run lacks shows as "-"
+    assert "cpu#aaaaaa: model.head=hybrid, run.budget_minutes=-" in board.footnotes
+    assert "cpu#bbbbbb: model.head=hybrid, run.budget_minutes=30.0" in board.footnotes
+    assert "cpu#cccccc: model.head=mlp, run.budget_minutes=30.0" in board.footnotes
 
 
 def test_empty_and_unknown_experiments_are_clear_errors():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
@@ -93,10 +94,14 @@ REPLAN_SCRIPT = textwrap.dedent(
         "run": {"seed": 3, "budget_minutes": 2.0}})
     model, _ = build_model(backbone="baseline_cnn", head="linear")
     trainer = Trainer(model, recipe, prepare_splits(load_data("synthetic:400:2", cache=False), recipe))
-    trainer._epoch_seconds = lambda wall: 60.0  # a first epoch timed as if the machine were busy: 2 planned
+    first, real = iter([60.0]), trainer._epoch_seconds  # the first epoch timed as if busy: 2 epochs planned
+    trainer._epoch_seconds = lambda wall: next(first, None) or real(wall)
     result = trainer.run()
+    sys.path.insert(0, "TESTS")
+    from test_train import schedule_swap_reaches_the_step  # the same check as under TensorFlow
     print("RESULT" + json.dumps({"replans": result.replans, "epochs": result.actual_epochs,
-                                 "last_rate": result.history["learning_rate"][-1],
+                                 "rates": result.history["learning_rate"],
+                                 "swap": [schedule_swap_reaches_the_step(True), schedule_swap_reaches_the_step(False)],
                                  "tensorflow_imported": "tensorflow" in sys.modules}))
     """
 )
@@ -107,11 +112,15 @@ REPLAN_SCRIPT = textwrap.dedent(
 def test_budget_replanning_rebuilds_the_jitted_step_under_jax(tmp_path):
     """The re-planned cosine reaches the jitted JAX step (a new train function), as under TensorFlow."""
     env = {**os.environ, "KERAS_BACKEND": "jax", "BENCH_CACHE_DIR": str(tmp_path / "cache")}
+    script = REPLAN_SCRIPT.replace("TESTS", os.path.dirname(os.path.abspath(__file__)))
     done = subprocess.run(
-        [JAX_PYTHON, "-c", REPLAN_SCRIPT], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        [JAX_PYTHON, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = json.loads(done.stdout.split("RESULT", 1)[1])
     assert out["tensorflow_imported"] is False
+    assert out["swap"] == [True, False]  # a rebuilt jitted step takes the new schedule; the old one does not
     assert out["replans"] >= 1 and out["epochs"] == [4]
-    assert out["last_rate"] == pytest.approx(1e-3 * 0.1, rel=1e-3)  # the stretched cosine ended on its floor
+    # epoch 3 ended at step 9 of the stretched 4-epoch cosine (3 steps an epoch), epoch 4 on its floor
+    assert out["rates"][2] == pytest.approx(1e-3 * (0.1 + 0.45 * (1 + math.cos(0.75 * math.pi))))
+    assert out["rates"][-1] == pytest.approx(1e-3 * 0.1, rel=1e-3)

@@ -74,6 +74,7 @@ def test_profile_builds_the_model_the_recipe_trains(tmp_path, monkeypatch):
         raise Built
 
     monkeypatch.setattr("bench.models.build_model", build_model)
+    monkeypatch.setattr("bench.runtime.set_threads", lambda intra, inter: None)
     (tmp_path / "fused.toml").write_text(
         '[model]\nbatchnorm = "fused"\n[model.backbone_options.mini_xception]\nseparable_l2 = 0.01\n'
     )

@@ -80,3 +80,13 @@ def test_a_mid_training_resume_gets_the_earlier_epochs_from_the_logged_history()
     fresh = TrainResult(None, history={"loss": [1.0], "epoch": [0]})
     add_earlier_epochs(fresh, {"phase": 0, "plan": [2], "next_epoch": 0}, {"loss": {0: 1.0}})
     assert fresh.history == {"loss": [1.0], "epoch": [0]}  # nothing earlier: unchanged
+
+
+def test_a_resumed_budgeted_run_places_its_phases_by_the_re_fitted_plan():
+    # plan [5, 10] at the interruption (after epochs 0-2); resumed, the budget grew phase 0 to 8 epochs
+    state = {"phase": 0, "plan": [5, 10], "next_epoch": 3}
+    result = TrainResult(None, history={"loss": [0.5] * 7, "epoch": list(range(3, 10))}, planned_epochs=[8, 10])
+    result.actual_epochs = [8, 2]
+    add_earlier_epochs(result, state, {"loss": {0: 2.0, 1: 1.0, 2: 0.9}})
+    assert result.history["epoch"] == list(range(10)) and result.phase_starts == [0, 8]
+    assert result.actual_epochs == [8, 2]

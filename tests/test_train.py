@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from bench import callbacks
 from bench.callbacks import Execution, TrainingDiverged
 from bench.config import PhaseConfig, Recipe, from_dict, load_recipe
 from bench.data import load_data
@@ -210,12 +211,63 @@ def test_budget_replans_when_the_machine_turns_out_faster_than_the_first_epoch_s
     raw["phases"] = [dict(raw["phases"][0], train="all", epochs=4, warmup_epochs=0, min_lr_fraction=0.1)]
     recipe = from_dict(Recipe, raw)
     trainer = Trainer(model, recipe, prepare_splits(data, recipe))
-    monkeypatch.setattr(trainer, "_epoch_seconds", lambda wall: 60.0)  # 120 s left / 60 s: two epochs planned
+    first = iter([60.0])  # the first epoch's estimate only: 120 s left / 60 s, two epochs planned
+    real = trainer._epoch_seconds
+    monkeypatch.setattr(trainer, "_epoch_seconds", lambda wall: next(first, None) or real(wall))
     result = trainer.run()
     assert result.replans >= 1 and not result.budget_hit
     assert result.actual_epochs == [4] and result.planned_epochs == [4]
-    # the rate at the last epoch's end is the cosine's floor, as if 4 epochs had been planned from the start
+    # epoch 2 ended at step 6 of the 2-epoch cosine (its floor); epoch 3 at step 9 of the 4-epoch one
+    # (3 steps an epoch), which then ends on its floor
+    assert result.history["learning_rate"][1] == pytest.approx(1e-3 * 0.1, rel=1e-3)
+    assert result.history["learning_rate"][2] == pytest.approx(1e-3 * (0.1 + 0.45 * (1 + math.cos(0.75 * math.pi))))
     assert result.history["learning_rate"][-1] == pytest.approx(1e-3 * 0.1, rel=1e-3)
+
+
+def test_budget_replans_the_phase_after_a_cached_head_phase(data, monkeypatch):
+    """Head-only phase 0 on cached features (fit trains the head), then the whole model: a plan cut to
+    one epoch each after a slow first epoch grows back in phase 1, whose own cosine is stretched."""
+    keras.utils.set_random_seed(0)
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    raw = _raw(mini_recipe(budget_minutes=2.0))
+    raw["phases"][0]["epochs"] = 3
+    raw["phases"][1] |= {"epochs": 3, "schedule": "cosine", "min_lr_fraction": 0.1, "early_stopping_patience": 0}
+    recipe = from_dict(Recipe, raw)
+    trainer = Trainer(model, recipe, prepare_splits(data, recipe))
+    assert trainer._cacheable(recipe.phases[0])
+    first, real = iter([60.0]), trainer._epoch_seconds  # 120 s / 60 s for the 5 epochs left: [1, 1]
+    monkeypatch.setattr(trainer, "_epoch_seconds", lambda wall: next(first, None) or real(wall))
+    result = trainer.run()
+    assert result.actual_epochs == [1, 3] and result.planned_epochs == [1, 3] and result.replans >= 1
+    assert result.history["learning_rate"][-1] == pytest.approx(1e-4 * 0.1, rel=1e-3)
+
+
+def schedule_swap_reaches_the_step(rebuild: bool) -> bool:
+    """Whether a schedule swapped in at the end of epoch 1 (a zero rate) stops the weights moving in
+    epoch 2: what the re-planning relies on (``fit`` calls ``model.train_function`` anew every step, so a
+    rebuilt one takes over; the traced step otherwise keeps the schedule it was traced with)."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(keras.optimizers.schedules.CosineDecay(0.1, 100)), loss="mse")
+    seen = {}
+
+    class Swap(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                self.model.optimizer.learning_rate = keras.optimizers.schedules.CosineDecay(0.0, 100)
+                if rebuild:
+                    self.model.make_train_function(force=True)
+                seen["weights"] = [w.copy() for w in self.model.get_weights()]
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((32, 4)).astype("float32"), rng.random((32, 1)).astype("float32")
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[Swap()])
+    return all(np.array_equal(a, b) for a, b in zip(seen["weights"], model.get_weights(), strict=True))
+
+
+def test_a_schedule_swapped_at_an_epoch_end_reaches_the_compiled_step_only_when_rebuilt():
+    assert schedule_swap_reaches_the_step(rebuild=True)
+    assert not schedule_swap_reaches_the_step(rebuild=False)
 
 
 def test_budget_replanning_shrinks_and_stops_when_epochs_take_longer(data, monkeypatch):
@@ -239,7 +291,7 @@ def test_budget_replanning_shrinks_and_stops_when_epochs_take_longer(data, monke
     assert result.actual_epochs == [3] and result.planned_epochs == [3] and not result.budget_hit
 
 
-def test_budget_does_not_replan_for_a_one_epoch_wobble(data, monkeypatch):
+def test_budget_grows_the_plan_only_by_whole_steps_of_two_epochs(data, monkeypatch):
     import time
 
     keras.utils.set_random_seed(0)
@@ -248,14 +300,17 @@ def test_budget_does_not_replan_for_a_one_epoch_wobble(data, monkeypatch):
     raw["phases"] = [dict(raw["phases"][1], epochs=6, early_stopping_patience=0)]
     recipe = from_dict(Recipe, raw)
     trainer = Trainer(model, recipe, prepare_splits(data, recipe))
+    first = iter([30.0])  # the first epoch's estimate: ~119 s left / 30 s plans 4 of the 6 epochs
+    real = trainer._epoch_seconds
+    monkeypatch.setattr(trainer, "_epoch_seconds", lambda wall: next(first, None) or real(wall))
 
-    def wobble(phase, index, epoch, epoch_seconds, deadline):  # 3.5 epochs' time left, whatever the epoch
-        return Trainer._replan(trainer, phase, index, epoch, 10.0, time.perf_counter() + 35.0)
+    def one_more(phase, index, epoch, epoch_seconds, deadline):  # 10 s epochs, 3.5 epochs' time left after #2
+        return Trainer._replan(trainer, phase, index, epoch, 10.0, time.perf_counter() + 35.0 - 10.0 * (epoch - 1))
 
-    monkeypatch.setattr(trainer, "_replan", wobble)
+    monkeypatch.setattr(trainer, "_replan", one_more)
     result = trainer.run()
-    # after epoch 2, 4 left but 3.5 affordable: one epoch short, under REPLAN_MIN_EPOCHS; later they fit
-    assert result.replans == 0 and result.actual_epochs == [6]
+    # at every epoch end the time left affords one epoch more than the plan of 4: never the two a rebuild needs
+    assert result.replans == 0 and result.actual_epochs == [4] and result.planned_epochs == [4]
 
 
 def test_checkpoints_record_the_training_time_and_a_resume_gets_what_is_left_of_the_budget(data, tmp_path):
@@ -273,6 +328,37 @@ def test_checkpoints_record_the_training_time_and_a_resume_gets_what_is_left_of_
     # resumed after epoch 1 with the whole budget already spent: nothing more trains
     resumed = Trainer(model, recipe, splits).run({"phase": 0, "plan": [3], "next_epoch": 1, "train_seconds": 120.0})
     assert resumed.budget_hit and resumed.actual_epochs == [1] and "loss" not in resumed.history
+    # with a moment of it left: one more epoch, in which the deadline passes
+    resumed = Trainer(model, recipe, splits).run({"phase": 0, "plan": [3], "next_epoch": 1, "train_seconds": 119.9})
+    assert resumed.budget_hit and resumed.actual_epochs == [2] and len(resumed.history["loss"]) == 1
+
+
+def test_a_phase_resumed_mid_way_continues_its_optimizer(data, tmp_path):
+    """Step count (the schedule's position), Adam's moments and a plateau-cut rate come back from the
+    epoch checkpoint; without them a resumed phase would restart its schedule."""
+    keras.utils.set_random_seed(0)
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    raw = _raw(mini_recipe())
+    raw["phases"] = [dict(raw["phases"][1], epochs=2, early_stopping_patience=0)]
+    recipe = from_dict(Recipe, raw)
+    splits = prepare_splits(data, recipe)
+    Trainer(model, recipe, splits, checkpoint_dir=tmp_path).run()
+    saved = [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables]
+    model.optimizer.learning_rate = 5e-5  # as ReduceLROnPlateau would have cut it (a variable, saved too)
+    checkpointer = callbacks.Checkpointer(tmp_path, {"phase": 0, "plan": [3]})
+    checkpointer.set_model(model)
+    checkpointer.on_epoch_end(1)
+    fresh, _ = build_model(backbone="baseline_cnn", head="linear")
+    trainer = Trainer(fresh, recipe, splits, checkpoint_dir=tmp_path)
+    trainer._start_phase(recipe.phases[0], 0, mid_resume=True)
+    restored = [keras.ops.convert_to_numpy(v) for v in fresh.optimizer.variables]
+    assert int(restored[0]) == 6 and float(fresh.optimizer.learning_rate) == pytest.approx(5e-5)
+    for a, b in zip(saved[2:], restored[2:], strict=True):  # the moments
+        np.testing.assert_array_equal(a, b)
+    other, _ = build_model(backbone="baseline_cnn", head="mlp")  # other variables: not restored
+    compile_phase(other, recipe.phases[0], steps_per_epoch=3, epochs=1, jit_compile=False)
+    assert not callbacks.restore_optimizer(other, tmp_path)
+    assert int(keras.ops.convert_to_numpy(other.optimizer.iterations)) == 0
 
 
 def _head_phase_weights(data, cache: bool):

@@ -21,6 +21,7 @@ __all__ = [
     "build_for_recipe",
     "cache_features",
     "compile_phase",
+    "fit_plan",
     "make_optimizer",
     "make_schedule",
     "prepare_splits",
@@ -28,5 +29,4 @@ __all__ = [
     "resolve_precision",
     "resume_position",
     "seed_everything",
-    "fit_plan",
 ]

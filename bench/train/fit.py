@@ -80,8 +80,11 @@ def add_earlier_epochs(result: TrainResult, state: dict, logged: dict[str, dict[
         before = [logged.get(key, {}).get(epoch, math.nan) for epoch in earlier]
         history[key] = before + list(result.history.get(key, [math.nan] * later))
     result.history = history
-    starts = [sum(plan[:i]) for i in range(len(plan))]
+    # The phases' starts by the final plan: a budget may have re-planned the resumed phase and later ones
+    # (never those before it, so they count the same either way).
+    final = result.planned_epochs if len(result.planned_epochs) == len(plan) else plan
+    starts = [sum(final[:i]) for i in range(len(final))]
     result.phase_starts = [s for s in starts if s <= history["epoch"][-1]]
-    resumed_phase = state["phase"] + (first >= starts[state["phase"]] + plan[state["phase"]])  # as Trainer.run
+    resumed_phase = state["phase"] + (first >= sum(plan[: state["phase"] + 1]))  # as Trainer.run
     for i in range(resumed_phase):  # Trainer.run counts these as planned
-        result.actual_epochs[i] = sum(starts[i] <= epoch < starts[i] + plan[i] for epoch in earlier)
+        result.actual_epochs[i] = sum(starts[i] <= epoch < starts[i] + final[i] for epoch in earlier)

@@ -41,7 +41,7 @@ class TrainResult:
 
 
 REPLAN_MIN_EPOCHS = 2
-"""The smallest change of a budgeted run's remaining epochs that re-plans it (or 10 % of them, if more)."""
+"""The fewest epochs a budgeted run's plan grows by when re-planned (or 10 % of those left, if more)."""
 
 
 def _resolve_jit(recipe: Recipe) -> bool:
@@ -182,7 +182,8 @@ class Trainer:
         if deadline is not None:
             cbs.append(cb.Deadline(deadline))
             if replan:  # not while calibrating: the first epoch's plan is _calibrate's
-                cbs.append(cb.Replanner(lambda e, seconds: self._replan(phase, phase_index, e, seconds, deadline)))
+                replan_at = lambda e, seconds: self._replan(phase, phase_index, e, seconds, deadline)  # noqa: E731
+                cbs.append(cb.Replanner(replan_at, fallback=self._epoch_seconds))
         if self.progress is not None:
             self._progress_cb = cb.Progress(
                 self.progress,
@@ -233,6 +234,7 @@ class Trainer:
         plan = self.plan = list(resume_state["plan"]) if resume_state else [p.epochs for p in phases]
         budget = self.recipe.run.budget_minutes * 60
         t0 = self.started = time.perf_counter()
+        self.replans = 0
         # A resumed run continues its budget: the training time its checkpoints recorded is spent.
         self.spent_before = float((resume_state or {}).get("train_seconds", 0.0))
         deadline = t0 + budget - self.spent_before if budget else None
@@ -247,9 +249,8 @@ class Trainer:
             phase = phases[i]
             epoch = max(epoch, phase_start)
             result.phase_starts.append(epoch)
-            apply_phase_trainability(self.model, phase.train, phase.band, pretrained=self.pretrained)
-            self._prepare_phase(phase)
-            self._compile(phase, plan[i])
+            if not result.budget_hit:  # else a resume whose budget was already spent: nothing to train
+                self._start_phase(phase, i, mid_resume=bool(resume_state) and epoch > phase_start)
             begin = phase_start  # a resumed phase counts the epochs it ran before the interruption too
             if budget and i == 0 and epoch == 0:
                 self._calibrate(phase, result, deadline)
@@ -276,6 +277,15 @@ class Trainer:
         result.train_passes = self.passes(sum(result.actual_epochs))
         return result
 
+    def _start_phase(self, phase: PhaseConfig, index: int, mid_resume: bool) -> None:
+        """Freeze and unfreeze for the phase, cache its features if it may, compile it; a phase resumed
+        mid-way continues the optimizer its last checkpoint saved (schedule position, moments, rate)."""
+        apply_phase_trainability(self.model, phase.train, phase.band, pretrained=self.pretrained)
+        self._prepare_phase(phase)
+        self._compile(phase, self.plan[index])
+        if mid_resume and self.checkpoint_dir is not None:
+            cb.restore_optimizer(self._target, self.checkpoint_dir)
+
     def _calibrate(self, phase: PhaseConfig, result: TrainResult, deadline: float) -> None:
         """Train the first epoch, time it, and shrink the plan so every phase fits the budget.
 
@@ -298,17 +308,18 @@ class Trainer:
         """At the end of ``epoch`` (0-based, whole run) of phase ``index``: re-fit the remaining plan to
         ``epoch_seconds`` per epoch and the time left; ``(stop here, graph retraced)``.
 
-        A cosine schedule is stretched or shortened to the new length from the current step on (the
-        optimizer's moments and step count are kept), which needs a new training graph: a few seconds on
-        a CPU, tens under XLA. So the plan changes only when the epochs left move by
-        :data:`REPLAN_MIN_EPOCHS` or 10 %, not with every wobble of the timing; a smaller overrun is what
-        the deadline is for."""
+        A cosine schedule is replaced by the one for the new length, read at the current step (the
+        optimizer's moments and step count are kept), so the rate steps to where the new schedule is at
+        this point; that needs a new training graph: a few seconds on a CPU, tens under XLA. A plan that
+        no longer fits shrinks at once (the deadline would otherwise cut the schedule before its low end);
+        one that could grow grows only when that gains :data:`REPLAN_MIN_EPOCHS` epochs or 10 % of those
+        left, whichever is more, so timing noise does not rebuild the graph every epoch."""
         done = epoch + 1 - self.phase_start
         epochs = [p.epochs for p in self.recipe.phases]
         new = self.plan[:index] + fit_plan(epochs, index, done, epoch_seconds, deadline - time.perf_counter())[index:]
         left, new_left = sum(self.plan[index:]) - done, sum(new[index:]) - done
         retraced = False
-        if abs(new_left - left) >= max(REPLAN_MIN_EPOCHS, 0.1 * left):
+        if new_left < left or new_left - left >= max(REPLAN_MIN_EPOCHS, 0.1 * left):
             self.replans += 1
             changed = new[index] != self.plan[index]
             self.plan[:] = new
