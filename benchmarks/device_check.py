@@ -5,8 +5,8 @@
 First the augmentation's speed on the device (eager and jit-compiled layers, a few seconds), then a
 60-second probe (baseline_cnn, two epochs) that shows whether an epoch fits at all (compile
 time, input feeding) before the budget is spent; then every backbone in turn with an equal share of
-``--minutes`` (the trainer times the first epoch, shrinks the planned epochs to fit, and re-fits the plan
-when later epochs run faster or slower: each change rebuilds the jitted step). Every epoch is
+``--minutes`` (the trainer times the first epoch and shrinks the planned epochs to fit; under jit it keeps
+that plan, as a re-plan's rebuilt step would cost more than it wins). Every epoch is
 printed as it ends, flushed; ``$OUT/device_check.json`` is rewritten after the probe and after each
 backbone, so a run cut off by the device's time limit still returns what it finished.
 

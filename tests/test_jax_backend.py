@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import os
 import subprocess
 import sys
@@ -109,8 +108,9 @@ REPLAN_SCRIPT = textwrap.dedent(
 
 @pytest.mark.slow
 @pytest.mark.skipif(JAX_PYTHON is None, reason="no Python with JAX (make test-jax creates .venv-jax)")
-def test_budget_replanning_rebuilds_the_jitted_step_under_jax(tmp_path):
-    """The re-planned cosine reaches the jitted JAX step (a new train function), as under TensorFlow."""
+def test_budget_keeps_its_first_plan_under_jax(tmp_path):
+    """Under jit (always under JAX) a budgeted run keeps the first epoch's plan and stops where it ends;
+    the schedule swap the TensorFlow re-planning relies on would reach the jitted step too."""
     env = {**os.environ, "KERAS_BACKEND": "jax", "BENCH_CACHE_DIR": str(tmp_path / "cache")}
     script = REPLAN_SCRIPT.replace("TESTS", os.path.dirname(os.path.abspath(__file__)))
     done = subprocess.run(
@@ -119,8 +119,7 @@ def test_budget_replanning_rebuilds_the_jitted_step_under_jax(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = json.loads(done.stdout.split("RESULT", 1)[1])
     assert out["tensorflow_imported"] is False
-    assert out["swap"] == [True, False]  # a rebuilt jitted step takes the new schedule; the old one does not
-    assert out["replans"] >= 1 and out["epochs"] == [4]
-    # epoch 3 ended at step 9 of the stretched 4-epoch cosine (3 steps an epoch), epoch 4 on its floor
-    assert out["rates"][2] == pytest.approx(1e-3 * (0.1 + 0.45 * (1 + math.cos(0.75 * math.pi))))
+    assert out["swap"] == [True, False]  # a rebuilt jitted step takes a new schedule; the old one does not
+    # under jit a rebuild costs more than a re-plan wins: the plan stays the first epoch's two, on its floor
+    assert out["replans"] == 0 and out["epochs"] == [2]
     assert out["rates"][-1] == pytest.approx(1e-3 * 0.1, rel=1e-3)

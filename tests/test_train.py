@@ -313,6 +313,23 @@ def test_budget_grows_the_plan_only_by_whole_steps_of_two_epochs(data, monkeypat
     assert result.replans == 0 and result.actual_epochs == [4] and result.planned_epochs == [4]
 
 
+def test_under_xla_the_plan_stays_the_first_epoch_s(data):
+    import time
+
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    raw = _raw(mini_recipe(budget_minutes=2.0))
+    raw["phases"] = [dict(raw["phases"][1], epochs=6)]
+    recipe = from_dict(Recipe, raw)
+    trainer = Trainer(model, recipe, prepare_splits(data, recipe))
+    trainer.plan[:] = [3]
+    deadline = time.perf_counter() + 100.0
+    trainer.jit = True  # a rebuild would recompile: no re-plan, only the stop where the plan ends
+    assert trainer._replan(recipe.phases[0], 0, 1, 1.0, deadline) == (False, False) and trainer.plan == [3]
+    assert trainer._replan(recipe.phases[0], 0, 2, 1.0, deadline) == (True, False)
+    trainer.jit = False  # 100 s at 1 s an epoch affords all 6: the plan grows (constant rate: no rebuild)
+    assert trainer._replan(recipe.phases[0], 0, 1, 1.0, deadline) == (False, False) and trainer.plan == [6]
+
+
 def test_checkpoints_record_the_training_time_and_a_resume_gets_what_is_left_of_the_budget(data, tmp_path):
     import json
 

@@ -313,8 +313,12 @@ class Trainer:
         this point; that needs a new training graph: a few seconds on a CPU, tens under XLA. A plan that
         no longer fits shrinks at once (the deadline would otherwise cut the schedule before its low end);
         one that could grow grows only when that gains :data:`REPLAN_MIN_EPOCHS` epochs or 10 % of those
-        left, whichever is more, so timing noise does not rebuild the graph every epoch."""
+        left, whichever is more, so timing noise does not rebuild the graph every epoch. Under XLA
+        (``run.jit_compile``; always under JAX) a rebuild costs tens of seconds, a share of a short budget
+        a re-plan cannot win back on a machine to itself: the plan then stays the first epoch's."""
         done = epoch + 1 - self.phase_start
+        if self.jit:
+            return done >= self.plan[index], False
         epochs = [p.epochs for p in self.recipe.phases]
         new = self.plan[:index] + fit_plan(epochs, index, done, epoch_seconds, deadline - time.perf_counter())[index:]
         left, new_left = sum(self.plan[index:]) - done, sum(new[index:]) - done
