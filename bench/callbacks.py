@@ -161,6 +161,19 @@ class StepTimer(keras.callbacks.Callback):
         n, step, gap = self._totals()
         return (step + gap) / n if n else float("nan")
 
+    def recent_seconds_per_step(self, steps: int) -> float:
+        """Steady-state seconds per step over about the last ``steps`` steps timed: the speed now, which
+        a budget's plan needs after the load on the machine changed (NaN before any step)."""
+        recent, n = [], 0
+        for record in reversed(self.records):
+            if n >= steps:
+                break
+            recent.append(record)
+            n += record.steps
+        chosen = [r for r in recent if r.steady] or recent
+        total = sum(r.steps for r in chosen)
+        return sum(r.seconds + r.gap for r in chosen) / total if total else float("nan")
+
     @property
     def images_per_second(self) -> float:
         n, step, gap = self._totals()

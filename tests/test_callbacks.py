@@ -46,6 +46,15 @@ def test_step_timer_rates_are_per_step_not_per_call():
     assert timer.input_wait_fraction == pytest.approx(0.15 / 0.75)
 
 
+def test_step_timer_s_recent_rate_follows_the_latest_steps():
+    timer = StepTimer(32)
+    timer.records = [Execution(True, 0.5, 0.0)] * 4 + [Execution(False, 9.0, 0.0)] + [Execution(True, 0.1, 0.1)] * 3
+    assert timer.recent_seconds_per_step(3) == pytest.approx(0.2)  # the last three steps, input wait included
+    assert timer.recent_seconds_per_step(4) == pytest.approx(0.2)  # the warm-up call among them does not count
+    assert timer.recent_seconds_per_step(100) == pytest.approx((4 * 0.5 + 3 * 0.2) / 7)
+    assert StepTimer(32).recent_seconds_per_step(3) != StepTimer(32).recent_seconds_per_step(3)  # NaN
+
+
 def test_step_timer_with_one_step_per_call_and_no_known_epoch_length():
     timer = StepTimer(batch_size=4, warmup=1)
     timer.on_epoch_begin(0)

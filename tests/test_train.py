@@ -291,7 +291,7 @@ def test_budget_replanning_shrinks_and_stops_when_epochs_take_longer(data, monke
     assert result.actual_epochs == [3] and result.planned_epochs == [3] and not result.budget_hit
 
 
-def test_budget_grows_the_plan_only_by_whole_steps_of_two_epochs(data, monkeypatch):
+def test_budget_grows_a_plan_mid_way_by_two_epochs_or_more_and_at_its_end_by_one(data, monkeypatch):
     import time
 
     keras.utils.set_random_seed(0)
@@ -309,8 +309,9 @@ def test_budget_grows_the_plan_only_by_whole_steps_of_two_epochs(data, monkeypat
 
     monkeypatch.setattr(trainer, "_replan", one_more)
     result = trainer.run()
-    # at every epoch end the time left affords one epoch more than the plan of 4: never the two a rebuild needs
-    assert result.replans == 0 and result.actual_epochs == [4] and result.planned_epochs == [4]
+    # after epochs 2 and 3 the time left affords one epoch more than the plan of 4: not the two a rebuild
+    # needs mid-plan; after epoch 4, the plan's last, one more is worth it (5); after 5, no time for more
+    assert result.replans == 1 and result.actual_epochs == [5] and result.planned_epochs == [5]
 
 
 def test_under_xla_the_plan_stays_the_first_epoch_s(data):

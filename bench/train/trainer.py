@@ -313,7 +313,8 @@ class Trainer:
         this point; that needs a new training graph: a few seconds on a CPU, tens under XLA. A plan that
         no longer fits shrinks at once (the deadline would otherwise cut the schedule before its low end);
         one that could grow grows only when that gains :data:`REPLAN_MIN_EPOCHS` epochs or 10 % of those
-        left, whichever is more, so timing noise does not rebuild the graph every epoch. Under XLA
+        left, whichever is more, so timing noise does not rebuild the graph every epoch (at the plan's
+        last epoch, any epoch more is worth a rebuild). Under XLA
         (``run.jit_compile``; always under JAX) a rebuild costs tens of seconds, a share of a short budget
         a re-plan cannot win back on a machine to itself: the plan then stays the first epoch's."""
         done = epoch + 1 - self.phase_start
@@ -323,7 +324,9 @@ class Trainer:
         new = self.plan[:index] + fit_plan(epochs, index, done, epoch_seconds, deadline - time.perf_counter())[index:]
         left, new_left = sum(self.plan[index:]) - done, sum(new[index:]) - done
         retraced = False
-        if new_left < left or new_left - left >= max(REPLAN_MIN_EPOCHS, 0.1 * left):
+        # A plan at its end takes any epoch it can afford: one rebuild against the end of training.
+        least_growth = 1 if left <= 0 else max(REPLAN_MIN_EPOCHS, 0.1 * left)
+        if new_left < left or new_left - left >= least_growth:
             self.replans += 1
             changed = new[index] != self.plan[index]
             self.plan[:] = new
@@ -342,16 +345,18 @@ class Trainer:
         per_batch = min(self.recipe.data.batch_size, n)  # a split smaller than a batch is one short batch
         return self.steps_per_epoch * epochs * per_batch / n
 
-    def _epoch_seconds(self, first_epoch_wall: float) -> float:
-        """What one more epoch will cost: steady-state steps plus a validation pass.
+    def _epoch_seconds(self, epoch_wall: float) -> float:
+        """What one more epoch will cost, from an epoch that also traced a graph: the last epoch's
+        steady-state steps plus a validation pass.
 
-        The first epoch's wall time also holds graph tracing and start-up stalls (up to half of it
-        for a short epoch), which made the plan shrink too far and left budget unused."""
-        per_step = self.timer.seconds_per_step
+        That epoch's wall time also holds graph tracing and start-up stalls (up to half of it for a
+        short epoch), which made the plan shrink too far and left budget unused; steps before it ran
+        at the machine's speed then, not now."""
+        per_step = self.timer.recent_seconds_per_step(self.steps_per_epoch)
         if not math.isfinite(per_step):
-            return first_epoch_wall
+            return epoch_wall
         validation = self.cached.validation if self.cached is not None else self.validation
-        return min(first_epoch_wall, per_step * self.steps_per_epoch + validation.seconds)
+        return min(epoch_wall, per_step * self.steps_per_epoch + validation.seconds)
 
     @staticmethod
     def _merge(result: TrainResult, hist) -> None:
