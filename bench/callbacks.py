@@ -257,28 +257,42 @@ class Checkpointer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         # ``target``: the whole model, also when fit trains only its head on cached features.
         (self.target or self.model).save_weights(self.folder / "weights.weights.h5")
+        state = {**self.state, "next_epoch": epoch + 1}
         values = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self.model.optimizer.variables)}
+        # the position it belongs to: restore_optimizer refuses it for another one
+        values["position"] = np.array([state["phase"], state["next_epoch"]])
         partial = self.folder / f"partial-{OPTIMIZER_STATE}"
         np.savez(partial, **values)
         partial.replace(self.folder / OPTIMIZER_STATE)  # a kill mid-write never leaves half a file
-        state = {**self.state, "next_epoch": epoch + 1}
         if self.train_seconds is not None:
             state["train_seconds"] = self.train_seconds()
-        (self.folder / "state.json").write_text(json.dumps(state))
+        write_state(self.folder, state)
 
 
-def restore_optimizer(model: keras.Model, folder: Path) -> bool:
-    """Load the optimizer variables an epoch checkpoint saved into ``model``'s (compiled) optimizer,
-    built for its trainable variables first; False, and nothing changed, when there is no such file or
-    its variables do not match (a checkpoint from before this file existed, another phase's optimizer).
+def write_state(folder: Path, state: dict) -> None:
+    """``state.json``, the position a resume continues from, written last and whole (a kill mid-write
+    leaves the previous one)."""
+    partial = Path(folder) / "partial-state.json"
+    partial.write_text(json.dumps(state))
+    partial.replace(Path(folder) / "state.json")
+
+
+def restore_optimizer(model: keras.Model, folder: Path, state: dict) -> bool:
+    """Load the optimizer variables the epoch checkpoint at ``state`` (state.json's phase and next
+    epoch) saved into ``model``'s compiled optimizer, built for its trainable variables first; False,
+    with no variable assigned, when there is no such file, it was saved at another position, or its
+    variables do not match (a checkpoint from before bench saved optimizers, another precision).
     What is not restored: callbacks' counters (early stopping's and the plateau's patience restart)."""
     path = Path(folder) / OPTIMIZER_STATE
     if not path.exists():
         return False
+    with np.load(path) as saved:
+        position = saved["position"].tolist() if "position" in saved.files else None
+        values = [saved[f"v{i}"] for i in range(len(saved.files) - (position is not None))]
+    if position != [state["phase"], state["next_epoch"]]:
+        return False
     optimizer = model.optimizer
     optimizer.build(model.trainable_variables)
-    with np.load(path) as saved:
-        values = [saved[f"v{i}"] for i in range(len(saved.files))]
     if [tuple(v.shape) for v in optimizer.variables] != [v.shape for v in values]:
         return False
     for variable, value in zip(optimizer.variables, values, strict=True):

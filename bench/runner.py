@@ -250,6 +250,11 @@ def run_one(req: RunRequest, data: FerData) -> RunSummary:
     notes = [n for n in (fit.spec.note,) if n]
     if not math.isfinite(result.images_per_second):
         notes.append("training throughput not measured: this resume trained no epochs")
+    if result.optimizer_restarted:
+        notes.append(
+            "the checkpoint held no optimizer state for this epoch (older bench?): the resumed phase "
+            "restarted its optimizer and schedule"
+        )
     return RunSummary(
         run.run_id,
         backbone,

@@ -304,11 +304,16 @@ def test_budget_grows_a_plan_mid_way_by_two_epochs_or_more_and_at_its_end_by_one
     real = trainer._epoch_seconds
     monkeypatch.setattr(trainer, "_epoch_seconds", lambda wall: next(first, None) or real(wall))
 
+    plans = []
+
     def one_more(phase, index, epoch, epoch_seconds, deadline):  # 10 s epochs, 3.5 epochs' time left after #2
-        return Trainer._replan(trainer, phase, index, epoch, 10.0, time.perf_counter() + 35.0 - 10.0 * (epoch - 1))
+        answer = Trainer._replan(trainer, phase, index, epoch, 10.0, time.perf_counter() + 35.0 - 10.0 * (epoch - 1))
+        plans.append(list(trainer.plan))
+        return answer
 
     monkeypatch.setattr(trainer, "_replan", one_more)
     result = trainer.run()
+    assert plans == [[4], [4], [5], [5]]  # after epochs 2, 3 (mid-way: +1 is not enough), 4 (its end), 5
     # after epochs 2 and 3 the time left affords one epoch more than the plan of 4: not the two a rebuild
     # needs mid-plan; after epoch 4, the plan's last, one more is worth it (5); after 5, no time for more
     assert result.replans == 1 and result.actual_epochs == [5] and result.planned_epochs == [5]
@@ -329,6 +334,14 @@ def test_under_xla_the_plan_stays_the_first_epoch_s(data):
     assert trainer._replan(recipe.phases[0], 0, 2, 1.0, deadline) == (True, False)
     trainer.jit = False  # 100 s at 1 s an epoch affords all 6: the plan grows (constant rate: no rebuild)
     assert trainer._replan(recipe.phases[0], 0, 1, 1.0, deadline) == (False, False) and trainer.plan == [6]
+    cosine = PhaseConfig(epochs=6, learning_rate=1e-3, schedule="cosine", min_lr_fraction=0.1)
+    trainer.plan[:] = [3]
+    trainer._start_phase(cosine, 0)
+    traced = model.make_train_function() or model.train_function
+    assert trainer._replan(cosine, 0, 1, 1.0, deadline) == (False, True) and trainer.plan == [6]
+    assert model.train_function is not traced  # the step rebuilt around the 6-epoch schedule
+    model.optimizer.iterations.assign(3 * trainer.steps_per_epoch)  # half way: the 3-epoch one is at its floor
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-3 * 0.55)
 
 
 def test_checkpoints_record_the_training_time_and_a_resume_gets_what_is_left_of_the_budget(data, tmp_path):
@@ -357,26 +370,57 @@ def test_a_phase_resumed_mid_way_continues_its_optimizer(data, tmp_path):
     keras.utils.set_random_seed(0)
     model, _ = build_model(backbone="baseline_cnn", head="linear")
     raw = _raw(mini_recipe())
-    raw["phases"] = [dict(raw["phases"][1], epochs=2, early_stopping_patience=0)]
-    recipe = from_dict(Recipe, raw)
-    splits = prepare_splits(data, recipe)
-    Trainer(model, recipe, splits, checkpoint_dir=tmp_path).run()
-    saved = [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables]
-    model.optimizer.learning_rate = 5e-5  # as ReduceLROnPlateau would have cut it (a variable, saved too)
+    raw["phases"] = [dict(raw["phases"][1], epochs=2, early_stopping_patience=0)]  # constant rate, 3 steps/epoch
+    two = from_dict(Recipe, raw)
+    splits = prepare_splits(data, two)
+    Trainer(model, two, splits, checkpoint_dir=tmp_path).run()
+    model.optimizer.learning_rate = 5e-5  # as ReduceLROnPlateau would have cut it: a variable, saved too
     checkpointer = callbacks.Checkpointer(tmp_path, {"phase": 0, "plan": [3]})
     checkpointer.set_model(model)
-    checkpointer.on_epoch_end(1)
+    checkpointer.on_epoch_end(1)  # the checkpoint after 2 of 3 epochs
+    moments = [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables[2:]]
+    raw["phases"][0]["epochs"] = 3
+    three = from_dict(Recipe, raw)
     fresh, _ = build_model(backbone="baseline_cnn", head="linear")
-    trainer = Trainer(fresh, recipe, splits, checkpoint_dir=tmp_path)
-    trainer._start_phase(recipe.phases[0], 0, mid_resume=True)
-    restored = [keras.ops.convert_to_numpy(v) for v in fresh.optimizer.variables]
-    assert int(restored[0]) == 6 and float(fresh.optimizer.learning_rate) == pytest.approx(5e-5)
-    for a, b in zip(saved[2:], restored[2:], strict=True):  # the moments
-        np.testing.assert_array_equal(a, b)
-    other, _ = build_model(backbone="baseline_cnn", head="mlp")  # other variables: not restored
-    compile_phase(other, recipe.phases[0], steps_per_epoch=3, epochs=1, jit_compile=False)
-    assert not callbacks.restore_optimizer(other, tmp_path)
+    fresh.load_weights(tmp_path / "weights.weights.h5")
+    state = callbacks.json.loads((tmp_path / "state.json").read_text())
+    assert state == {"phase": 0, "plan": [3], "next_epoch": 2}
+    trainer = Trainer(fresh, three, splits, checkpoint_dir=tmp_path)
+    assert trainer._start_phase(three.phases[0], 0, state) is True
+    for a, b in zip(moments, fresh.optimizer.variables[2:], strict=True):
+        np.testing.assert_array_equal(a, keras.ops.convert_to_numpy(b))
+    result = Trainer(fresh, three, splits, checkpoint_dir=tmp_path).run(state)  # the run's own resume
+    assert int(keras.ops.convert_to_numpy(fresh.optimizer.iterations)) == 9 and not result.optimizer_restarted
+    assert float(fresh.optimizer.learning_rate) == pytest.approx(5e-5) and result.actual_epochs == [3]
+    # a checkpoint of another position, or of other variables, is not restored
+    assert not callbacks.restore_optimizer(fresh, tmp_path, {"phase": 0, "next_epoch": 2})  # now saved at 3
+    other, _ = build_model(backbone="baseline_cnn", head="mlp")
+    compile_phase(other, three.phases[0], steps_per_epoch=3, epochs=1, jit_compile=False)
+    assert not callbacks.restore_optimizer(other, tmp_path, {"phase": 0, "next_epoch": 3})
     assert int(keras.ops.convert_to_numpy(other.optimizer.iterations)) == 0
+
+
+def test_a_checkpoint_taken_before_the_budget_s_plan_holds_the_plan(data, tmp_path, monkeypatch):
+    """Epoch 1's checkpoint is written before the plan is fitted to the budget: a run killed in epoch 2
+    must resume with the fitted plan (and its schedule), not the recipe's."""
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    raw = _raw(mini_recipe(budget_minutes=2.0))
+    raw["phases"] = [dict(raw["phases"][1], epochs=6)]
+    recipe = from_dict(Recipe, raw)
+    trainer = Trainer(model, recipe, prepare_splits(data, recipe), checkpoint_dir=tmp_path)
+    monkeypatch.setattr(trainer, "_epoch_seconds", lambda wall: 40.0)  # ~120 s / 40 s: 1 + 2 epochs
+    original = trainer._fit
+
+    def killed_after_calibration(*args, replan=True):
+        if replan:
+            raise KeyboardInterrupt
+        return original(*args, replan=replan)
+
+    monkeypatch.setattr(trainer, "_fit", killed_after_calibration)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    state = callbacks.json.loads((tmp_path / "state.json").read_text())
+    assert state["plan"] == trainer.plan == [3] and state["next_epoch"] == 1
 
 
 def _head_phase_weights(data, cache: bool):

@@ -68,8 +68,8 @@ def add_earlier_epochs(result: TrainResult, state: dict, logged: dict[str, dict[
     """Complete a mid-training resume's TrainResult with the epochs an earlier process trained, from the
     run's logged per-epoch metrics (``logged``: key -> epoch -> value): the training curves then cover
     the whole run, and a phase finished before the resume counts the epochs it ran, not its plan (an
-    early-stopped phase ran fewer). The epoch checkpoint holds weights and position only; MLflow already
-    holds the history, so it is not kept twice."""
+    early-stopped phase ran fewer). The epoch checkpoint holds weights, optimizer state and position, not
+    the history: MLflow already holds that, so it is not kept twice."""
     first, plan = state["next_epoch"], state["plan"]
     earlier = sorted({epoch for values in logged.values() for epoch in values if epoch < first})
     if not earlier:

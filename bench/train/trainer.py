@@ -37,11 +37,13 @@ class TrainResult:
     input_wait_fraction: float = float("nan")
     budget_hit: bool = False
     replans: int = 0  # times a budgeted run re-fitted its epoch plan to the machine's speed after epoch 1
+    optimizer_restarted: bool = False  # a mid-phase resume found no optimizer state to continue
     train_passes: float = 0.0  # training images seen / training split size (resumed epochs included)
 
 
 REPLAN_MIN_EPOCHS = 2
-"""The fewest epochs a budgeted run's plan grows by when re-planned (or 10 % of those left, if more)."""
+"""The fewest epochs a budgeted run's plan grows by mid-way when re-planned (or 10 % of those left, if
+more); at the plan's last epoch, one is enough."""
 
 
 def _resolve_jit(recipe: Recipe) -> bool:
@@ -58,7 +60,8 @@ def _resolve_jit(recipe: Recipe) -> bool:
 
 
 def read_resume_state(checkpoint_dir: Path) -> dict | None:
-    """Where an interrupted run stopped (phase, plan, next epoch), as its last epoch checkpoint wrote it."""
+    """Where an interrupted run stopped (phase, plan, next epoch, training seconds spent), as its last
+    epoch checkpoint wrote it."""
     state = Path(checkpoint_dir) / "state.json"
     return json.loads(state.read_text()) if state.exists() else None
 
@@ -250,7 +253,9 @@ class Trainer:
             epoch = max(epoch, phase_start)
             result.phase_starts.append(epoch)
             if not result.budget_hit:  # else a resume whose budget was already spent: nothing to train
-                self._start_phase(phase, i, mid_resume=bool(resume_state) and epoch > phase_start)
+                resumed = resume_state if resume_state and epoch > phase_start else None
+                if self._start_phase(phase, i, resumed) is False:
+                    result.optimizer_restarted = True
             begin = phase_start  # a resumed phase counts the epochs it ran before the interruption too
             if budget and i == 0 and epoch == 0:
                 self._calibrate(phase, result, deadline)
@@ -277,14 +282,16 @@ class Trainer:
         result.train_passes = self.passes(sum(result.actual_epochs))
         return result
 
-    def _start_phase(self, phase: PhaseConfig, index: int, mid_resume: bool) -> None:
-        """Freeze and unfreeze for the phase, cache its features if it may, compile it; a phase resumed
-        mid-way continues the optimizer its last checkpoint saved (schedule position, moments, rate)."""
+    def _start_phase(self, phase: PhaseConfig, index: int, resume_state: dict | None = None) -> bool | None:
+        """Freeze and unfreeze for the phase, cache its features if it may, compile it. A phase resumed
+        mid-way (``resume_state``) continues the optimizer its last checkpoint saved (schedule position,
+        moments, rate): whether it could, or None when there was nothing to continue."""
         apply_phase_trainability(self.model, phase.train, phase.band, pretrained=self.pretrained)
         self._prepare_phase(phase)
         self._compile(phase, self.plan[index])
-        if mid_resume and self.checkpoint_dir is not None:
-            cb.restore_optimizer(self._target, self.checkpoint_dir)
+        if resume_state is None or self.checkpoint_dir is None:
+            return None
+        return cb.restore_optimizer(self._target, self.checkpoint_dir, resume_state)
 
     def _calibrate(self, phase: PhaseConfig, result: TrainResult, deadline: float) -> None:
         """Train the first epoch, time it, and shrink the plan so every phase fits the budget.
@@ -299,6 +306,9 @@ class Trainer:
         self.plan[:] = fit_plan(epochs, 0, 1, seconds, deadline - time.perf_counter())
         self._target.optimizer.learning_rate = make_schedule(phase, self.steps_per_epoch, self.plan[0])
         self._target.train_function = None
+        if self.checkpoint_dir is not None and (self.checkpoint_dir / "state.json").exists():
+            # epoch 1's checkpoint holds the plan before this fit: a resume must get the shrunk one
+            cb.write_state(self.checkpoint_dir, {**read_resume_state(self.checkpoint_dir), "plan": self.plan})
         if hit:
             result.budget_hit = True
 
@@ -315,7 +325,7 @@ class Trainer:
         one that could grow grows only when that gains :data:`REPLAN_MIN_EPOCHS` epochs or 10 % of those
         left, whichever is more, so timing noise does not rebuild the graph every epoch (at the plan's
         last epoch, any epoch more is worth a rebuild). Under XLA
-        (``run.jit_compile``; always under JAX) a rebuild costs tens of seconds, a share of a short budget
+        (``run.jit_compile``; by default under JAX) a rebuild costs tens of seconds, a share of a short budget
         a re-plan cannot win back on a machine to itself: the plan then stays the first epoch's."""
         done = epoch + 1 - self.phase_start
         if self.jit:
