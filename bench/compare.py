@@ -154,6 +154,11 @@ def variant_differences(frame) -> list[str]:
     from bench.recipe_io import LATER_DEFAULTS
 
     columns = _method_columns(frame)
+    # The run's own record wins (as for a resume): runs logged before the recipe held the head and the
+    # weights logged the recipe's defaults there.
+    own = {f"params.recipe.model.{k}": frame[f"params.{k}"] for k in ("head", "weights") if f"params.{k}" in frame}
+    frame = frame.assign(**own)
+    columns += [c for c in own if c not in columns]
     lines = []
     for recipe, runs in frame.groupby("params.recipe", sort=True):
         first = runs.drop_duplicates("params.recipe_hash").set_index("params.recipe_hash")[columns]

@@ -214,10 +214,12 @@ def test_overridden_recipes_are_separate_rows_and_notes_say_what_each_changed(tm
         "recipe.model.batchnorm": "keras",  # a field the first run predates, at its default
     }
     log_run("ovr", "resnet50", predictions_with_accuracy(0.6, 2), recipe_hash="bbbbbbb", tmp=tmp_path, params=fields)
-    fields |= {"recipe.model.head": "mlp"}
-    log_run("ovr", "resnet50", predictions_with_accuracy(0.6, 3), recipe_hash="ccccccc", tmp=tmp_path, params=fields)
+    fields |= {"recipe.model.head": "hybrid"}  # an older run: the recipe's default, not the head it trained
+    prob = predictions_with_accuracy(0.6, 3)
+    log_run("ovr", "resnet50", prob, head="mlp", recipe_hash="ccccccc", tmp=tmp_path, params=fields)
     board = build_leaderboard(["ovr"], n_boot=20)
     assert len(board.table) == 3 and set(board.table["recipe"]) == {"cpu#aaaaaa", "cpu#bbbbbb", "cpu#cccccc"}
+    # the head comes from the run's own record (its params.head), which wins over a logged recipe default
     # only what the hash covers and differs is named; a field a run lacks shows as "-"
     assert "cpu#aaaaaa: model.head=hybrid, run.budget_minutes=-" in board.footnotes
     assert "cpu#bbbbbb: model.head=hybrid, run.budget_minutes=30.0" in board.footnotes
