@@ -13,7 +13,8 @@ passes ``kernel_regularizer`` to every ``SeparableConv2D``, but Keras 2's separa
 kernel of that name: it forwarded the argument to its base class and regularized its depthwise and
 pointwise kernels with ``depthwise_regularizer``/``pointwise_regularizer`` (unset), so the published model
 trained with no L2 on its separable convolutions. ``separable_l2`` (default 0, as it trained) puts it there.
-Session 4's 48 px run regularized them with 0.01 too (0.579 test accuracy; benchmarks/RESULTS.md).
+Session 4's 48 px run regularized them with 0.01 too (0.579 test accuracy; 0.613 without, session 6;
+benchmarks/RESULTS.md).
 BatchNorm momentum is 0.9, as for bench's other from-scratch backbones (see baseline_cnn).
 """
 
