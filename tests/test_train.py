@@ -137,6 +137,22 @@ def test_budget_shrinks_the_plan(data):
     assert sum(result.actual_epochs) < 10 and result.actual_epochs[0] >= 1
 
 
+def _budgeted(data, epochs: int, **phase) -> Trainer:
+    """A 2-minute budget over one constant-rate phase of ``epochs`` epochs (3 steps each), seeded."""
+    keras.utils.set_random_seed(0)
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    raw = _raw(mini_recipe(budget_minutes=2.0))
+    raw["phases"] = [dict(raw["phases"][1], epochs=epochs, early_stopping_patience=0) | phase]
+    recipe = from_dict(Recipe, raw)
+    return Trainer(model, recipe, prepare_splits(data, recipe))
+
+
+def _first_estimate(monkeypatch, trainer: Trainer, seconds: float) -> None:
+    """The first epoch timed as ``seconds`` (a busy machine); later estimates are the trainer's own."""
+    first, real = iter([seconds]), trainer._epoch_seconds
+    monkeypatch.setattr(trainer, "_epoch_seconds", lambda wall: next(first, None) or real(wall))
+
+
 def _raw(recipe):
     from bench.recipe_io import to_dict
 
@@ -211,9 +227,7 @@ def test_budget_replans_when_the_machine_turns_out_faster_than_the_first_epoch_s
     raw["phases"] = [dict(raw["phases"][0], train="all", epochs=4, warmup_epochs=0, min_lr_fraction=0.1)]
     recipe = from_dict(Recipe, raw)
     trainer = Trainer(model, recipe, prepare_splits(data, recipe))
-    first = iter([60.0])  # the first epoch's estimate only: 120 s left / 60 s, two epochs planned
-    real = trainer._epoch_seconds
-    monkeypatch.setattr(trainer, "_epoch_seconds", lambda wall: next(first, None) or real(wall))
+    _first_estimate(monkeypatch, trainer, 60.0)  # 120 s left / 60 s: two epochs planned
     result = trainer.run()
     assert result.replans >= 1 and not result.budget_hit
     assert result.actual_epochs == [4] and result.planned_epochs == [4]
@@ -235,8 +249,7 @@ def test_budget_replans_the_phase_after_a_cached_head_phase(data, monkeypatch):
     recipe = from_dict(Recipe, raw)
     trainer = Trainer(model, recipe, prepare_splits(data, recipe))
     assert trainer._cacheable(recipe.phases[0])
-    first, real = iter([60.0]), trainer._epoch_seconds  # 120 s / 60 s for the 5 epochs left: [1, 1]
-    monkeypatch.setattr(trainer, "_epoch_seconds", lambda wall: next(first, None) or real(wall))
+    _first_estimate(monkeypatch, trainer, 60.0)  # 120 s / 60 s for the 5 epochs left: [1, 1]
     result = trainer.run()
     assert result.actual_epochs == [1, 3] and result.planned_epochs == [1, 3] and result.replans >= 1
     assert result.history["learning_rate"][-1] == pytest.approx(1e-4 * 0.1, rel=1e-3)
@@ -271,12 +284,7 @@ def test_a_schedule_swapped_at_an_epoch_end_reaches_the_compiled_step_only_when_
 
 
 def test_budget_replanning_shrinks_and_stops_when_epochs_take_longer(data, monkeypatch):
-    keras.utils.set_random_seed(0)
-    model, _ = build_model(backbone="baseline_cnn", head="linear")
-    raw = _raw(mini_recipe(budget_minutes=2.0))
-    raw["phases"] = [dict(raw["phases"][1], epochs=6, early_stopping_patience=0)]
-    recipe = from_dict(Recipe, raw)
-    trainer = Trainer(model, recipe, prepare_splits(data, recipe))
+    trainer = _budgeted(data, epochs=6)
     seen = []
 
     def slow(phase, index, epoch, epoch_seconds, deadline):  # as if every epoch after the first took 50 s
@@ -294,15 +302,8 @@ def test_budget_replanning_shrinks_and_stops_when_epochs_take_longer(data, monke
 def test_budget_grows_a_plan_mid_way_by_two_epochs_or_more_and_at_its_end_by_one(data, monkeypatch):
     import time
 
-    keras.utils.set_random_seed(0)
-    model, _ = build_model(backbone="baseline_cnn", head="linear")
-    raw = _raw(mini_recipe(budget_minutes=2.0))
-    raw["phases"] = [dict(raw["phases"][1], epochs=6, early_stopping_patience=0)]
-    recipe = from_dict(Recipe, raw)
-    trainer = Trainer(model, recipe, prepare_splits(data, recipe))
-    first = iter([30.0])  # the first epoch's estimate: ~119 s left / 30 s plans 4 of the 6 epochs
-    real = trainer._epoch_seconds
-    monkeypatch.setattr(trainer, "_epoch_seconds", lambda wall: next(first, None) or real(wall))
+    trainer = _budgeted(data, epochs=6)
+    _first_estimate(monkeypatch, trainer, 30.0)  # ~119 s left / 30 s plans 4 of the 6 epochs
 
     plans = []
 
