@@ -157,6 +157,7 @@ def profile(
     from bench.config import load_recipe
     from bench.models import build_model
     from bench.runtime import onednn_enabled, set_threads
+    from bench.train.known_faults import refuse_onednn_faults
 
     recipe = load_recipe(recipe_name)
     set_threads(recipe.run.threads_intra, recipe.run.threads_inter)
@@ -169,6 +170,7 @@ def profile(
         batchnorm=recipe.model.batchnorm,  # "fused" changes the step's cost, not its math
         precision=precision,
     )
+    refuse_onednn_faults(model)  # its training steps would crash the process
     flops = forward_flops(model)
     train_ips, infer_ips = throughput(
         model, train_batch=train_batch, infer_batch=infer_batch, warmup=warmup, steps=steps

@@ -257,3 +257,30 @@ def test_backbone_options_reach_the_backbone_and_unknown_ones_fail_in_one_line()
     with pytest.raises(BenchError, match="backbone 'mini_xception' has no option 'dropout'; accepted: .*separable_l2"):
         build_model(backbone="mini_xception", head="linear", backbone_options={"dropout": 0.1})
     keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("size", [64, 47])
+def test_mini_xception_shortcut_is_the_authors_strided_pointwise_convolution(size):
+    """Subsample + 1x1 convolution (written so to dodge a oneDNN crash) = the authors' 1x1 stride-2
+    convolution with "same" padding, on even and odd maps alike."""
+    backbone = BACKBONES.create("mini_xception", input_shape=(size, size, 1))
+    shortcut = backbone.get_layer("module1_shortcut")
+    probe = keras.Model(backbone.input, [backbone.get_layer("stem_relu2").output, shortcut.output])
+    stem, ours = probe(np.random.default_rng(0).normal(size=(2, size, size, 1)).astype("float32"))
+    authors = keras.ops.conv(stem, shortcut.kernel, strides=2, padding="same")
+    assert ours.shape == authors.shape
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(authors), atol=1e-5)
+
+
+def test_mini_xception_trains_at_its_authors_64_px():
+    """At 64 px its first module's 60x60x8 map crashed TensorFlow's oneDNN gradient of a 1x1 stride-2
+    convolution within two steps (bench.train.known_faults); a crash here would end the test process."""
+    from bench.train.known_faults import strided_pointwise_faults
+
+    model, _ = build_model(backbone="mini_xception", head="conv_gap", image_size=64)
+    assert strided_pointwise_faults(model) == []
+    model.compile("adam", "sparse_categorical_crossentropy")
+    images = faces(8)  # 48x48 faces, resized to 64 px inside the model
+    history = model.fit(images, np.arange(8) % 7, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    keras.backend.clear_session()

@@ -37,12 +37,14 @@ def resolve_precision(precision: str) -> str:
 
 def build_for_recipe(recipe: Recipe, class_names: tuple[str, ...] | None = None):
     """Set TensorFlow's threads, seed, resolve the precision policy and build the model a recipe asks for:
-    (model, spec, precision).
+    (model, spec, precision). Refuses a model whose training would crash TensorFlow's oneDNN kernels
+    (:mod:`bench.train.known_faults`).
 
     ``class_names``: the data's classes (FER+ has 8); the head outputs one probability each and the saved
     model keeps the names. None: FER2013's 7."""
     from bench.models import build_model
     from bench.runtime import set_threads
+    from bench.train.known_faults import refuse_onednn_faults
 
     set_threads(recipe.run.threads_intra, recipe.run.threads_inter)  # before the first op starts TensorFlow
     seed_everything(recipe.run.seed, recipe.run.deterministic)
@@ -64,4 +66,5 @@ def build_for_recipe(recipe: Recipe, class_names: tuple[str, ...] | None = None)
         from bench.backbones._keras_apps import set_batchnorm_momentum
 
         set_batchnorm_momentum(model.backbone, recipe.model.batchnorm_momentum)
+    refuse_onednn_faults(model)  # a one-line error now, not a crash in the first training step
     return model, spec, precision
