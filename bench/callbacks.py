@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -13,6 +14,7 @@ import keras
 import numpy as np
 
 from bench.errors import BenchError
+from bench.monitors import BEST_WEIGHTS
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -246,18 +248,29 @@ class Checkpointer(keras.callbacks.Callback):
     that ReduceLROnPlateau had cut (see :func:`restore_optimizer`).
 
     ``train_seconds`` (optional) says how much training time the run has spent so far, resumed parts
-    included: a resumed run with a wall-clock budget gets what is left of it, not a new one."""
+    included: a resumed run with a wall-clock budget gets what is left of it, not a new one.
+    ``monitors`` (optional): ``{"early_stopping": ..., "plateau": ...}`` (:mod:`bench.monitors`), whose
+    counters go into state.json and whose best epoch's weights into ``best.weights.h5``."""
 
-    def __init__(self, folder: Path, state: dict, target: keras.Model | None = None, train_seconds=None):
+    def __init__(self, folder: Path, state: dict, target: keras.Model | None = None, train_seconds=None, monitors=None):
         super().__init__()
         self.folder, self.state, self.target = Path(folder), state, target
         self.train_seconds = train_seconds
+        self.monitors = monitors or {}
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def on_epoch_end(self, epoch, logs=None):
         # ``target``: the whole model, also when fit trains only its head on cached features.
-        (self.target or self.model).save_weights(self.folder / "weights.weights.h5")
+        weights = self.folder / "weights.weights.h5"
+        (self.target or self.model).save_weights(weights)
         state = {**self.state, "next_epoch": epoch + 1}
+        if self.monitors:
+            state["monitors"] = {name: monitor.monitor_state() for name, monitor in self.monitors.items()}
+            stopper = self.monitors.get("early_stopping")
+            if stopper is not None and stopper.best_epoch == epoch and stopper.best_weights is not None:
+                partial = self.folder / f"partial-{BEST_WEIGHTS}"
+                shutil.copyfile(weights, partial)  # this epoch is the best so far
+                partial.replace(self.folder / BEST_WEIGHTS)
         values = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self.model.optimizer.variables)}
         # the position it belongs to: restore_optimizer refuses it for another one
         values["position"] = np.array([state["phase"], state["next_epoch"]])
@@ -282,7 +295,7 @@ def restore_optimizer(model: keras.Model, folder: Path, state: dict) -> bool:
     epoch) saved into ``model``'s compiled optimizer, built for its trainable variables first; False,
     with no variable assigned, when there is no such file, it was saved at another position, or its
     variables do not match (a checkpoint from before bench saved optimizers, another precision).
-    What is not restored: callbacks' counters (early stopping's and the plateau's patience restart)."""
+    Early stopping's and the plateau's counters come back through :mod:`bench.monitors`."""
     path = Path(folder) / OPTIMIZER_STATE
     if not path.exists():
         return False

@@ -20,6 +20,7 @@ from bench.data.augment import build_augmenter
 from bench.data.batches import make_stream, steps_per_pass
 from bench.data.pipeline import oversample_indices
 from bench.freezing import apply_phase_trainability
+from bench.monitors import ResumableEarlyStopping, ResumablePlateau, best_weights_loader
 from bench.train.features import CachedFeatures, cache_features
 from bench.train.optim import compile_phase, fit_plan, make_schedule
 from bench.train.splits import Splits
@@ -130,6 +131,7 @@ class Trainer:
         self.plan: list[int] = [p.epochs for p in recipe.phases]  # epochs per phase; a budget re-fits it
         self.phase_start, self.replans, self.spent_before = 0, 0, 0.0
         self._progress_cb: cb.Progress | None = None
+        self._resume_monitors: dict | None = None
 
     def _cacheable(self, phase: PhaseConfig) -> bool:
         """Head-only phases without augmentation see the same backbone features every epoch."""
@@ -156,32 +158,44 @@ class Trainer:
             steps_per_execution=self.recipe.run.steps_per_execution,
         )
 
+    def _monitors(self, phase: PhaseConfig) -> dict:
+        """Early stopping (which also keeps the best epoch) and the plateau's rate cuts, by name; a phase
+        resumed mid-way continues their counters and best epoch (:mod:`bench.monitors`), once."""
+        monitor = self.recipe.run.monitor
+        patience = phase.early_stopping_patience or 10**9  # 0 = no early stop, but still keep the best epoch
+        resumed, self._resume_monitors = self._resume_monitors or {}, None
+        monitors = {
+            "early_stopping": ResumableEarlyStopping(
+                monitor=monitor,
+                mode="min" if monitor == "val_loss" else "max",
+                patience=patience,
+                restore_best_weights=True,
+                resume=resumed.get("early_stopping"),
+                load_best=best_weights_loader(self.checkpoint_dir, self.model, self._target)
+                if self.checkpoint_dir is not None
+                else None,
+            )
+        }
+        if phase.reduce_on_plateau:
+            monitors["plateau"] = ResumablePlateau(
+                monitor="val_loss",
+                factor=phase.plateau_factor,
+                patience=phase.plateau_patience,
+                min_lr=phase.min_lr,
+                resume=resumed.get("plateau"),
+            )
+        return monitors
+
     def _callbacks(
         self, phase: PhaseConfig, phase_index: int, plan: list[int], deadline: float | None, replan: bool = True
     ):
-        monitor = self.recipe.run.monitor
-        patience = phase.early_stopping_patience or 10**9  # 0 = no early stop, but still keep the best epoch
         cbs = [
             cb.NanGuard(self.recipe.run.steps_per_execution),
             self.cached.validation if self.cached is not None else self.validation,
             cb.LearningRate(),
             self.timer,
-            keras.callbacks.EarlyStopping(
-                monitor=monitor,
-                mode="min" if monitor == "val_loss" else "max",
-                patience=patience,
-                restore_best_weights=True,
-            ),
+            *(monitors := self._monitors(phase)).values(),
         ]
-        if phase.reduce_on_plateau:
-            cbs.append(
-                keras.callbacks.ReduceLROnPlateau(
-                    monitor="val_loss",
-                    factor=phase.plateau_factor,
-                    patience=phase.plateau_patience,
-                    min_lr=phase.min_lr,
-                )
-            )
         if deadline is not None:
             cbs.append(cb.Deadline(deadline))
             if replan:  # not while calibrating: the first epoch's plan is _calibrate's
@@ -207,6 +221,7 @@ class Trainer:
                     {"phase": phase_index, "plan": plan},
                     target=self.model,
                     train_seconds=lambda: self.spent_before + time.perf_counter() - self.started,
+                    monitors=monitors,
                 )
             )
         return cbs + self.extra_callbacks
@@ -285,12 +300,14 @@ class Trainer:
     def _start_phase(self, phase: PhaseConfig, index: int, resume_state: dict | None = None) -> bool | None:
         """Freeze and unfreeze for the phase, cache its features if it may, compile it. A phase resumed
         mid-way (``resume_state``) continues the optimizer its last checkpoint saved (schedule position,
-        moments, rate): whether it could, or None when there was nothing to continue."""
+        moments, rate) and its early stopping and plateau counters: whether the optimizer could be
+        continued, or None when there was nothing to continue."""
         apply_phase_trainability(self.model, phase.train, phase.band, pretrained=self.pretrained)
         self._prepare_phase(phase)
         self._compile(phase, self.plan[index])
         if resume_state is None or self.checkpoint_dir is None:
             return None
+        self._resume_monitors = resume_state.get("monitors")  # for this phase's first fit
         return cb.restore_optimizer(self._target, self.checkpoint_dir, resume_state)
 
     def _calibrate(self, phase: PhaseConfig, result: TrainResult, deadline: float) -> None:
