@@ -274,13 +274,14 @@ def test_mini_xception_shortcut_is_the_authors_strided_pointwise_convolution(siz
 
 def test_mini_xception_trains_at_its_authors_64_px():
     """At 64 px its first module's 60x60x8 map crashed TensorFlow's oneDNN gradient of a 1x1 stride-2
-    convolution within two steps (bench.train.known_faults); a crash here would end the test process."""
+    convolution within two steps (bench.train.known_faults); a crash here ends the test process (pytest
+    prints this test in its fault traceback)."""
     from bench.train.known_faults import strided_pointwise_faults
 
     model, _ = build_model(backbone="mini_xception", head="conv_gap", image_size=64)
     assert strided_pointwise_faults(model) == []
     model.compile("adam", "sparse_categorical_crossentropy")
-    images = faces(8)  # 48x48 faces, resized to 64 px inside the model
-    history = model.fit(images, np.arange(8) % 7, batch_size=4, epochs=1, verbose=0)
+    images = faces(16)  # 48x48 faces, resized to 64 px inside the model
+    history = model.fit(images, np.arange(16) % 7, batch_size=4, epochs=2, verbose=0)  # 8 steps
     assert np.isfinite(history.history["loss"][0])
     keras.backend.clear_session()
