@@ -199,7 +199,7 @@ def test_failed_trials_do_not_stop_the_study_and_pruning_prunes(recipe_path, tmp
         "--data",
         "synthetic:300:1",
         "--trials",
-        "4",
+        "2",
         "--storage",
         storage,
         "--study",
@@ -220,7 +220,7 @@ def test_failed_trials_do_not_stop_the_study_and_pruning_prunes(recipe_path, tmp
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2 and "no trial completed" in result.output
     trials = _trials(storage, "bad")
-    assert len(trials) == 4 and all(t.state == optuna.trial.TrialState.FAIL for t in trials)
+    assert len(trials) == 2 and all(t.state == optuna.trial.TrialState.FAIL for t in trials)
     assert "TrainingDiverged" in trials[0].user_attrs["failure"]
     # A pruner that always prunes after the first report.
     from bench import tune as tune_mod
