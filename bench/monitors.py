@@ -4,8 +4,8 @@ Keras' callbacks start from scratch in every ``fit``: a run resumed after its be
 epoch's weights and value, and both patience counters restarted, so a run split across sessions stopped
 later, cut its rate later and could end on weights worse than ones it had already seen. Their counters
 and best value go into the epoch checkpoint's ``state.json`` (:meth:`monitor_state`), the best epoch's
-weights into ``best.weights.h5`` (:class:`bench.callbacks.Checkpointer`), and a resumed phase hands them
-back (``resume=``)."""
+weights into a file the state names (:class:`bench.callbacks.Checkpointer`), and a resumed phase hands
+them back (``resume=``)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import keras
-
-BEST_WEIGHTS = "best.weights.h5"
 
 
 class _Resumable:
@@ -42,17 +40,20 @@ class _Resumable:
 
 class ResumableEarlyStopping(_Resumable, keras.callbacks.EarlyStopping):
     """``keras.callbacks.EarlyStopping`` that can continue a resumed run's best value, best epoch,
-    patience count and (``load_best``, called at the start of training) best weights. Without best
-    weights to load it starts afresh: a best value without its weights would restore the wrong epoch."""
+    patience count and best weights (``load_best``, called at the start of training with the file name
+    the checkpoint's state gave as ``resume["weights_file"]``). Without best weights to load it starts
+    afresh: a best value without its weights would restore the wrong epoch."""
 
     fields = ("best", "wait", "best_epoch")
 
-    def __init__(self, *args, resume: dict | None = None, load_best: Callable[[], list] | None = None, **kwargs):
+    def __init__(
+        self, *args, resume: dict | None = None, load_best: Callable[[str | None], list | None] | None = None, **kwargs
+    ):
         super().__init__(*args, resume=resume, **kwargs)
         self.load_best = load_best
 
     def on_train_begin(self, logs=None):
-        weights = self.load_best() if self.resume and self.load_best else None
+        weights = self.load_best(self.resume.get("weights_file")) if self.resume and self.load_best else None
         if weights is None:
             self.resume = None
         super().on_train_begin(logs)
@@ -68,13 +69,14 @@ class ResumablePlateau(_Resumable, keras.callbacks.ReduceLROnPlateau):
     fields = ("best", "wait", "cooldown_counter")
 
 
-def best_weights_loader(folder: Path, model: keras.Model, target: keras.Model) -> Callable[[], list | None]:
-    """A function giving ``target``'s weights as ``model`` had them in ``folder``'s best-epoch file
-    (``target`` is ``model`` or its head), ``model``'s own weights left as they were; None if no file."""
+def best_weights_loader(folder: Path, model: keras.Model, target: keras.Model) -> Callable[[str | None], list | None]:
+    """A function of a weights file name in ``folder`` (the whole ``model``'s, as checkpoints save it)
+    giving ``target``'s weights in it (``target`` is ``model`` or its head), ``model``'s own weights left
+    as they were; None for no name or no such file."""
 
-    def load() -> list | None:
-        path = Path(folder) / BEST_WEIGHTS
-        if not path.exists():
+    def load(name: str | None) -> list | None:
+        path = Path(folder) / name if name else None
+        if path is None or not path.exists():
             return None
         current = model.get_weights()
         model.load_weights(path)

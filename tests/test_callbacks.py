@@ -1,5 +1,7 @@
 """bench's Keras callbacks, driven by hand: what they count when Keras calls them once per N steps."""
 
+import keras
+import numpy as np
 import pytest
 
 from bench import callbacks
@@ -114,3 +116,45 @@ def test_replanner_times_whole_epochs_skips_traced_ones_and_stops_when_told(monk
     # epoch 0 (10 s) untimed: its own wall; 1 timed (20); 2 timed (30); 3 after the retrace, untimed;
     # 4 timed (50): the mean of 30 and 50
     assert asked == [(0, 10.0), (1, 20.0), (2, 25.0), (3, 25.0), (4, 40.0)]
+
+
+def test_checkpoints_name_the_best_epoch_s_file_and_a_finished_phase_resumes_with_the_next(tmp_path):
+    """The state names the best epoch's weights file (written before it, older ones removed after it);
+    once early stopping ends the phase and restores its best epoch, the checkpoint holds those weights
+    and the next phase's first epoch as its position."""
+    import json
+
+    from bench.monitors import ResumableEarlyStopping
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("adam", "mse")
+    model.optimizer.build(model.trainable_variables)
+    stopper = ResumableEarlyStopping(patience=1, restore_best_weights=True)
+    checkpointer = callbacks.Checkpointer(tmp_path, {"phase": 0, "plan": [5, 3]}, monitors={"early_stopping": stopper})
+    for callback in (stopper, checkpointer):
+        callback.set_model(model)
+        callback.on_train_begin()
+
+    def epoch(index, val_loss):
+        model.set_weights([w + 1 for w in model.get_weights()])  # a step of training
+        stopper.on_epoch_end(index, {"val_loss": val_loss})
+        checkpointer.on_epoch_end(index)
+        return json.loads((tmp_path / "state.json").read_text())
+
+    assert epoch(0, 0.6)["monitors"]["early_stopping"]["weights_file"] == "best-0-0.weights.h5"
+    state = epoch(1, 0.5)  # better: its file replaces epoch 0's
+    assert state["monitors"]["early_stopping"]["weights_file"] == "best-0-1.weights.h5"
+    assert sorted(p.name for p in tmp_path.glob("best-*")) == ["best-0-1.weights.h5"]
+    best = model.get_weights()
+    state = epoch(2, 0.7)  # worse, and patience 1 is spent: early stopping ends the phase
+    assert model.stop_training and state["next_epoch"] == 3
+    assert state["monitors"]["early_stopping"]["weights_file"] == "best-0-1.weights.h5"
+    stopper.on_train_end()  # restores epoch 1; the checkpoint follows it
+    checkpointer.on_train_end()
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["next_epoch"] == 5  # phase 1's first epoch
+    model.set_weights([w * 0 for w in best])
+    model.load_weights(tmp_path / "weights.weights.h5")
+    for a, b in zip(model.get_weights(), best, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from bench.monitors import BEST_WEIGHTS, ResumableEarlyStopping, ResumablePlateau, best_weights_loader
+from bench.monitors import ResumableEarlyStopping, ResumablePlateau, best_weights_loader
 
 
 def tiny_model(seed=0):
@@ -17,7 +17,10 @@ def tiny_model(seed=0):
 def test_early_stopping_continues_a_resumed_patience_and_restores_the_earlier_best_weights():
     model, best = tiny_model(), tiny_model(seed=1).get_weights()
     stopper = ResumableEarlyStopping(
-        patience=3, restore_best_weights=True, resume={"best": 0.5, "wait": 2, "best_epoch": 4}, load_best=lambda: best
+        patience=3,
+        restore_best_weights=True,
+        resume={"best": 0.5, "wait": 2, "best_epoch": 4, "weights_file": "best-0-4.weights.h5"},
+        load_best=lambda name: best if name == "best-0-4.weights.h5" else None,
     )
     stopper.set_model(model)
     stopper.on_train_begin()
@@ -31,7 +34,10 @@ def test_early_stopping_continues_a_resumed_patience_and_restores_the_earlier_be
 def test_early_stopping_without_the_best_weights_starts_afresh():
     model = tiny_model()
     stopper = ResumableEarlyStopping(
-        patience=3, restore_best_weights=True, resume={"best": 0.5, "wait": 2, "best_epoch": 4}, load_best=lambda: None
+        patience=3,
+        restore_best_weights=True,
+        resume={"best": 0.5, "wait": 2, "best_epoch": 4},
+        load_best=lambda name: None,
     )
     stopper.set_model(model)
     stopper.on_train_begin()
@@ -51,13 +57,20 @@ def test_the_plateau_continues_its_patience_and_its_state_is_plain_json():
     assert plateau.monitor_state() == {"best": None, "wait": 0, "cooldown_counter": 0}
 
 
-def test_best_weights_loader_reads_the_file_and_keeps_the_model_s_weights(tmp_path):
-    model = tiny_model()
-    assert best_weights_loader(tmp_path, model, model)() is None
-    saved = model.get_weights()
-    model.save_weights(tmp_path / BEST_WEIGHTS)
-    model.set_weights([w + 1 for w in saved])
-    loaded = best_weights_loader(tmp_path, model, model)()
-    for a, b, c in zip(loaded, saved, model.get_weights(), strict=True):
+def test_best_weights_loader_gives_the_trained_part_s_weights_and_keeps_the_model_s(tmp_path):
+    """A head-only phase trains ``model.head`` on cached features; the checkpoint holds the whole model."""
+    from bench.models import build_model
+
+    model, _ = build_model(backbone="baseline_cnn", head="linear", image_size=8)
+    assert best_weights_loader(tmp_path, model, model.head)(None) is None
+    assert best_weights_loader(tmp_path, model, model.head)("best-0-1.weights.h5") is None
+    saved, saved_head = model.get_weights(), model.head.get_weights()
+    model.save_weights(tmp_path / "best-0-1.weights.h5")
+    changed = [w + 1 for w in saved]
+    model.set_weights(changed)
+    head = best_weights_loader(tmp_path, model, model.head)("best-0-1.weights.h5")
+    assert len(head) == len(saved_head) < len(saved)
+    for a, b in zip(head, saved_head, strict=True):
         np.testing.assert_array_equal(a, b)
-        np.testing.assert_array_equal(c, b + 1)
+    for a, b in zip(model.get_weights(), changed, strict=True):
+        np.testing.assert_array_equal(a, b)

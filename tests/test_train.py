@@ -417,7 +417,7 @@ def test_a_resumed_phase_continues_early_stopping_and_ends_on_its_best_epoch_bef
     assert stopper["best"] == pytest.approx(min(first.history["val_loss"]), rel=1e-6)
     assert stopper["best_epoch"] == int(np.argmin(first.history["val_loss"]))
     best, _ = build_model(backbone="baseline_cnn", head="linear")
-    best.load_weights(tmp_path / "best.weights.h5")
+    best.load_weights(tmp_path / stopper["weights_file"])
     # resumed into a 4-epoch phase whose best epoch (an unbeatable loss) came before the break, with one
     # epoch of patience left: it trains one epoch, stops, and ends on the best epoch's weights
     stopper.update(best=0.0, wait=1)

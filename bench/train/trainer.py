@@ -221,7 +221,8 @@ class Trainer:
                     {"phase": phase_index, "plan": plan},
                     target=self.model,
                     train_seconds=lambda: self.spent_before + time.perf_counter() - self.started,
-                    monitors=monitors,
+                    # not the budget's one-epoch calibration fit: its monitors, like Keras', end with it
+                    monitors=monitors if replan else None,
                 )
             )
         return cbs + self.extra_callbacks
