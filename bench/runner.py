@@ -169,9 +169,9 @@ def _has_checkpoint(folder: Path) -> bool:
 def save_trained(folder: Path, model, result) -> None:
     """The trained model's weights and its training record (history, epoch counts, throughput) beside the
     epoch checkpoints, before anything is logged: a run whose logging fails resumes straight to
-    evaluation with the same model and figures. (The epoch checkpoint is not that model: early stopping
-    restores the best weights after it was written.) Temporary names, then renames: a full disk leaves
-    the epoch checkpoint intact."""
+    evaluation with the same model and figures, not only the same weights (the epoch checkpoint's last
+    write already holds the weights early stopping restored). Temporary names, then renames: a full disk
+    leaves the epoch checkpoint intact."""
     from dataclasses import fields
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -404,29 +404,33 @@ def test_a_phase_resumed_mid_way_continues_its_optimizer(data, tmp_path):
 def test_a_resumed_phase_continues_early_stopping_and_ends_on_its_best_epoch_before_the_break(data, tmp_path):
     """Early stopping's best value, epoch and patience and the plateau's counters are checkpointed with
     the best epoch's weights: a run split across sessions stops and restores as one run would."""
+
+    class KilledAfterEpoch2(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
     keras.utils.set_random_seed(0)
     model, _ = build_model(backbone="baseline_cnn", head="linear")
     raw = _raw(mini_recipe())
-    raw["phases"] = [dict(raw["phases"][1], epochs=2, early_stopping_patience=2, reduce_on_plateau=True)]
-    two = from_dict(Recipe, raw)
-    splits = prepare_splits(data, two)
-    first = Trainer(model, two, splits, checkpoint_dir=tmp_path).run()
+    raw["phases"] = [dict(raw["phases"][1], epochs=4, early_stopping_patience=2, reduce_on_plateau=True)]
+    recipe = from_dict(Recipe, raw)
+    splits = prepare_splits(data, recipe)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(model, recipe, splits, checkpoint_dir=tmp_path, callbacks=[KilledAfterEpoch2()]).run()
     state = callbacks.json.loads((tmp_path / "state.json").read_text())
     stopper = state["monitors"]["early_stopping"]
-    assert set(state["monitors"]) == {"early_stopping", "plateau"}
-    assert stopper["best"] == pytest.approx(min(first.history["val_loss"]), rel=1e-6)
-    assert stopper["best_epoch"] == int(np.argmin(first.history["val_loss"]))
+    assert state["next_epoch"] == 2 and set(state["monitors"]) == {"early_stopping", "plateau"}
+    assert stopper["weights_file"] == f"best-0-{stopper['best_epoch']}.weights.h5" and stopper["best_epoch"] < 2
     best, _ = build_model(backbone="baseline_cnn", head="linear")
     best.load_weights(tmp_path / stopper["weights_file"])
-    # resumed into a 4-epoch phase whose best epoch (an unbeatable loss) came before the break, with one
-    # epoch of patience left: it trains one epoch, stops, and ends on the best epoch's weights
+    # Resumed from weights unlike the best epoch's, whose loss (made unbeatable) came before the break,
+    # with one epoch of patience left: it trains one epoch, stops, and ends on the best epoch's weights.
     stopper.update(best=0.0, wait=1)
-    state["plan"] = [4]  # as if the phase had 4 epochs from the start
-    raw["phases"][0]["epochs"] = 4
-    four = from_dict(Recipe, raw)
     resumed, _ = build_model(backbone="baseline_cnn", head="linear")
     resumed.load_weights(tmp_path / "weights.weights.h5")
-    result = Trainer(resumed, four, splits, checkpoint_dir=tmp_path).run(state)
+    resumed.set_weights([w + 1 for w in resumed.get_weights()])
+    result = Trainer(resumed, recipe, splits, checkpoint_dir=tmp_path).run(state)
     assert result.actual_epochs == [3]
     for a, b in zip(resumed.get_weights(), best.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)

@@ -325,8 +325,10 @@ class Trainer:
         self._target.optimizer.learning_rate = make_schedule(phase, self.steps_per_epoch, self.plan[0])
         self._target.train_function = None
         if self.checkpoint_dir is not None and (self.checkpoint_dir / "state.json").exists():
-            # epoch 1's checkpoint holds the plan before this fit: a resume must get the shrunk one
-            cb.write_state(self.checkpoint_dir, {**read_resume_state(self.checkpoint_dir), "plan": self.plan})
+            # epoch 1's checkpoint holds the plan before this fit (and, were the phase over, its end as
+            # the position): a resume must get the shrunk plan and continue after epoch 1
+            state = {**read_resume_state(self.checkpoint_dir), "plan": self.plan, "next_epoch": 1}
+            cb.write_state(self.checkpoint_dir, state)
         if hit:
             result.budget_hit = True
 
