@@ -363,6 +363,7 @@ def test_checkpoints_record_the_training_time_and_a_resume_gets_what_is_left_of_
     # with a moment of it left: one more epoch, in which the deadline passes
     resumed = Trainer(model, recipe, splits).run({"phase": 0, "plan": [3], "next_epoch": 1, "train_seconds": 119.9})
     assert resumed.budget_hit and resumed.actual_epochs == [2] and len(resumed.history["loss"]) == 1
+    assert resumed.train_seconds > 119.9  # the whole run's, not only this part's (a few seconds)
 
 
 def test_a_phase_resumed_mid_way_continues_its_optimizer(data, tmp_path):

@@ -33,7 +33,7 @@ class TrainResult:
     phase_starts: list[int] = field(default_factory=list)  # phase_starts[i]: the epoch phase i began at
     planned_epochs: list[int] = field(default_factory=list)
     actual_epochs: list[int] = field(default_factory=list)
-    train_seconds: float = 0.0
+    train_seconds: float = 0.0  # resumed runs: the parts before the resume included
     images_per_second: float = float("nan")
     input_wait_fraction: float = float("nan")
     budget_hit: bool = False
@@ -290,7 +290,8 @@ class Trainer:
             if result.budget_hit:
                 break
         self.cached = None
-        result.train_seconds = time.perf_counter() - t0
+        # a resumed run's whole training time: the parts before the resume are in its checkpoint
+        result.train_seconds = self.spent_before + time.perf_counter() - t0
         result.images_per_second = self.timer.images_per_second
         result.input_wait_fraction = self.timer.input_wait_fraction
         result.planned_epochs = list(plan) if budget else result.planned_epochs
