@@ -29,8 +29,9 @@ def _module(x, filters: int, index: int, separable_l2):
     name = f"module{index}"
     # The authors' 1x1 convolution with stride 2, written as "keep every second pixel, then a 1x1
     # convolution": the same outputs and the same kernel (old checkpoints load), but TensorFlow 2.21's
-    # oneDNN gradient of a 1x1 stride-2 convolution corrupts the heap for inputs with < 16 channels and an
-    # even side >= 56 (module 1 at 64 px: 60x60x8), which killed the 64 px runs (benchmarks/RESULTS.md).
+    # oneDNN gradient of a strided 1x1 convolution corrupts the heap for inputs with < 16 channels, even
+    # sides and > 768 output pixels (module 1 at 64 px: 60x60x8), which killed the 64 px runs
+    # (bench/train/known_faults.py, benchmarks/RESULTS.md).
     shortcut = layers.MaxPooling2D(1, strides=2, name=f"{name}_shortcut_subsample")(x)
     shortcut = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_shortcut")(shortcut)
     shortcut = layers.BatchNormalization(momentum=0.9, name=f"{name}_shortcut_bn")(shortcut)
