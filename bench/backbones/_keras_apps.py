@@ -81,18 +81,18 @@ def set_batchnorm_momentum(model, momentum: float) -> int:
     import keras
 
     changed = 0
-    for layer in _all_layers(model):
+    for layer in all_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = momentum
             changed += 1
     return changed
 
 
-def _all_layers(model):
+def all_layers(model):
     """Every layer of ``model``, descending into nested models (public ``layers`` only, no private API)."""
     import keras
 
     for layer in model.layers:
         yield layer
         if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
+            yield from all_layers(layer)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import keras
 
+from bench.backbones._keras_apps import all_layers
 from bench.errors import BenchError
 
 MIN_SAFE_CHANNELS = 16
@@ -30,7 +31,7 @@ def strided_pointwise_faults(model: keras.Model) -> list[str]:
     """Describe every strided 1x1 ``Conv2D`` in ``model`` (nested models included) whose input shape is
     one oneDNN's gradient crashes on (see the module docstring); [] when none."""
     found = []
-    for layer in _all_layers(model):
+    for layer in all_layers(model):
         if not isinstance(layer, keras.layers.Conv2D) or tuple(layer.kernel_size) != (1, 1):
             continue
         strides = tuple(layer.strides)
@@ -69,10 +70,3 @@ def refuse_onednn_faults(model: keras.Model) -> None:
             f"process; run with {ONEDNN_VARIABLE}=0 (slower), use another image size, or write the layer as "
             "MaxPooling2D(1, strides=...) followed by a 1x1 convolution (same outputs)"
         )
-
-
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _all_layers(layer)
