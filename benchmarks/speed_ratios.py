@@ -6,6 +6,9 @@
 - baseline_cnn+hybrid over baseline_cnn+mlp at each steps_per_execution (target: at most 1.5);
 - baseline_cnn+hybrid with the hybrid head's ``formulation = "matmul"`` (the attention layers' same math as
   fewer ops, ``bench/heads/layers.py``) vs its default ``"keras"``, and over baseline_cnn+mlp;
+- each pair with ``model.batchnorm = "fused"`` (TensorFlow's fused BatchNorm kernel, the same math), with
+  ``model.precision = "mixed_bfloat16"``, and with both, against its default (Keras' BatchNorm, float32);
+  and baseline_cnn+hybrid over baseline_cnn+mlp with fused BatchNorm on both;
 - a bare Keras CNN (baseline_cnn's four conv blocks, GAP, softmax) with Keras' BatchNormalization vs the
   same with bench's fused BatchNorm (:class:`bench.batchnorm.FusedBatchNormalization`, what
   ``model.batchnorm = "fused"`` swaps in) vs no BatchNorm. (Session 5's figures in RESULTS.md came from
@@ -29,11 +32,13 @@ or, as before this moved out of cpu_speed.py, ``python benchmarks/cpu_speed.py -
 
 ``--cases`` keeps only the cases whose name matches (``re.search``) and the cases they are divided by, e.g.
 the formulation comparison alone (3 cases, about 2-3 minutes idle: 3 prepares of 5-16 s, then 3 rounds of
-3 blocks of 18 steps at 130-210 ms):
+3 blocks of 18 steps at 130-210 ms), or the BatchNorm kernel and precision cases alone (16 cases):
 
     python benchmarks/speed_ratios.py --cases "formulation|mlp spe1$" --json benchmarks/formulation.json
+    python benchmarks/speed_ratios.py --cases "fused|bf16" --skip-bare --json benchmarks/batchnorm.json
 
-Duration of the default run on an idle 2-core machine, estimated from step counts: 24 cases.
+Duration of the default run on an idle 2-core machine, estimated from step counts: 24 cases before the
+BatchNorm/precision cases (36 with them: add about half again).
 Preparing them (build, trace, the warm-up steps) took 2-40 s each, 350 s in all, in a ``--quick`` smoke
 run at nice 19 beside a training job (mobilenet_v3_small+hybrid ~35 s each, the baseline and
 mini_xception 5-16 s, the bare CNN 2-6 s): at most ~6 minutes idle. Then 3 rounds of ~106 steps per
@@ -65,6 +70,8 @@ BARE = ("keras", "fused", "none")  # the bare CNN's BatchNorm: Keras' layer, fus
 SYNTHETIC = "synthetic:1200:0"
 STEPS_PER_EPOCH = 144  # the schedule's epoch length: --spe must divide it (1, 4 and 16 do; the cpu recipe's 150 not)
 FORMULATION_PAIRS = ("baseline_cnn+hybrid",)  # also timed with the head's formulation = "matmul"
+KERNEL_PRECISION = (("fused", "float32"), ("keras", "mixed_bfloat16"), ("fused", "mixed_bfloat16"))  # per pair
+PRECISION_LABELS = {"float32": "", "mixed_bfloat16": "bf16"}
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,8 @@ class Case:
     threads: tuple[int, int]  # (intra, inter); 0 = TensorFlow's default
     reference: str  # the case this one is divided by
     formulation: str = "keras"  # the hybrid head's formulation option ("keras" is its default)
+    batchnorm: str = "keras"  # model.batchnorm: Keras' layer (the default) or TensorFlow's fused kernel
+    precision: str = "float32"  # model.precision: a Keras dtype policy (float32 = the CPU default)
 
     @property
     def threads_label(self) -> str:
@@ -90,6 +99,9 @@ def ratio_cases(pairs, spes, threads, bare: bool) -> list[Case]:
         cases += [Case(f"{pair} threads {i}/{j}", pair, 1, (i, j), default) for i, j in threads]
         if pair in FORMULATION_PAIRS:
             cases.append(Case(f"{pair} formulation matmul", pair, 1, (0, 0), default, formulation="matmul"))
+        for bn, precision in KERNEL_PRECISION:
+            label = " ".join(p for p in ("fused BN" if bn == "fused" else "", PRECISION_LABELS[precision]) if p)
+            cases.append(Case(f"{pair} {label}", pair, 1, (0, 0), default, batchnorm=bn, precision=precision))
     if bare:
         keras_bn = "bare CNN, keras BatchNorm"
         cases += [Case(f"bare CNN, {bn} BatchNorm", f"bare:{bn}", 1, (0, 0), keras_bn) for bn in BARE]
@@ -148,6 +160,7 @@ class Prepared:
         overrides += [f"run.threads_intra={case['threads'][0]}", f"run.threads_inter={case['threads'][1]}"]
         if case["formulation"] != "keras":  # only then: the default leaves the recipe (and its hash) as it is
             overrides.append(f"model.head_options.{head}.formulation={case['formulation']}")
+        overrides += [f"model.batchnorm={case['batchnorm']}", f"model.precision={case['precision']}"]
         values = {"model.backbone": backbone, "model.head": head, "data.source": SYNTHETIC}
         recipe = load_recipe("cpu", overrides, values)
         if bare:
@@ -308,6 +321,11 @@ def formulations_over_mlp(results: dict[str, list[dict]]) -> dict[str, float]:
     return {f: ratio for f, ratio in ratios.items() if not math.isnan(ratio)}
 
 
+def fused_hybrid_over_mlp(results: dict[str, list[dict]]) -> float:
+    """baseline_cnn+hybrid's step over baseline_cnn+mlp's, both with fused BatchNorm, float32 (NaN if missing)."""
+    return same_round_ratio(results, "baseline_cnn+hybrid fused BN", "baseline_cnn+mlp fused BN")
+
+
 def print_table(cases: list[Case], rows: list[dict], hybrid: dict[int, float], formulations: dict[str, float]):
     """One line per case (``rows`` as :func:`summarize` returns them, in the order of ``cases``), then the
     hybrid / mlp ratios."""
@@ -337,11 +355,15 @@ def ratios_mode(args, spes: list[int]) -> None:
     rows, hybrid = summarize(cases, results), hybrid_over_mlp(results, spes)
     formulations = formulations_over_mlp(results)
     print_table(cases, rows, hybrid, formulations)
+    fused = fused_hybrid_over_mlp(results)
+    if not math.isnan(fused):
+        print(f"baseline_cnn hybrid / mlp step, both with fused BatchNorm: {fused:.3f} (target <= 1.5)")
     print(f"total {time.perf_counter() - tic:.0f} s")
     if args.json:
         settings = {"batch": args.batch, "warmup": args.warmup, "steps": steps, "rounds": rounds, "quick": args.quick}
         payload = {"settings": settings, "cases": rows, "hybrid_over_mlp": hybrid, "cpu_count": os.cpu_count()}
         payload["hybrid_over_mlp_by_formulation"] = formulations
+        payload["hybrid_over_mlp_fused_batchnorm"] = fused
         Path(args.json).write_text(json.dumps(payload, indent=1))
 
 

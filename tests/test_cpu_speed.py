@@ -29,11 +29,17 @@ def ratios():
 
 def test_the_default_cases_vary_one_factor_at_a_time(ratios):
     cases = ratios.ratio_cases(ratios.PAIRS, [1, 4, 16], [(2, 1), (1, 1)], bare=True)
-    assert len(cases) == 4 * 5 + 1 + 3 and len({c.name for c in cases}) == len(cases)
+    assert len(cases) == 4 * 8 + 1 + 3 and len({c.name for c in cases}) == len(cases)
     names = {c.name: c for c in cases}
     assert all(c.reference in names for c in cases)
     mlp = [c for c in cases if c.model == "baseline_cnn+mlp"]
-    assert [(c.spe, c.threads) for c in mlp] == [(1, (0, 0)), (4, (0, 0)), (16, (0, 0)), (1, (2, 1)), (1, (1, 1))]
+    assert [(c.spe, c.threads) for c in mlp][:5] == [(1, (0, 0)), (4, (0, 0)), (16, (0, 0)), (1, (2, 1)), (1, (1, 1))]
+    assert [(c.name, c.spe, c.threads, c.batchnorm, c.precision, c.reference) for c in mlp[5:]] == [
+        ("baseline_cnn+mlp fused BN", 1, (0, 0), "fused", "float32", "baseline_cnn+mlp spe1"),
+        ("baseline_cnn+mlp bf16", 1, (0, 0), "keras", "mixed_bfloat16", "baseline_cnn+mlp spe1"),
+        ("baseline_cnn+mlp fused BN bf16", 1, (0, 0), "fused", "mixed_bfloat16", "baseline_cnn+mlp spe1"),
+    ]
+    assert all(c.batchnorm == "keras" and c.precision == "float32" for c in mlp[:5])
     assert names["bare CNN, fused BatchNorm"].reference == "bare CNN, keras BatchNorm"
     matmul = [c for c in cases if c.formulation != "keras"]
     assert [(c.name, c.spe, c.threads, c.reference) for c in matmul] == [
@@ -46,7 +52,8 @@ def test_cases_selects_by_name_and_keeps_what_they_are_divided_by(ratios):
     chosen = [c.name for c in ratios.select(cases, "formulation|mlp spe1$")]
     assert chosen == ["baseline_cnn+mlp spe1", "baseline_cnn+hybrid spe1", "baseline_cnn+hybrid formulation matmul"]
     fused = [c.name for c in ratios.select(cases, "fused")]
-    assert fused == ["bare CNN, keras BatchNorm", "bare CNN, fused BatchNorm"]
+    assert fused[-2:] == ["bare CNN, keras BatchNorm", "bare CNN, fused BatchNorm"]
+    assert fused[:3] == ["baseline_cnn+mlp spe1", "baseline_cnn+mlp fused BN", "baseline_cnn+mlp fused BN bf16"]
 
 
 def test_blocks_are_whole_calls(ratios):
@@ -72,6 +79,10 @@ def test_ratios_pair_rounds_and_take_the_median(ratios):
     assert ratios.formulations_over_mlp(results) == {"keras": pytest.approx(1.5)}  # no matmul figures
     results["baseline_cnn+hybrid formulation matmul"] = rounds(120.0, None, 130.0)
     assert ratios.formulations_over_mlp(results) == {"keras": pytest.approx(1.5), "matmul": pytest.approx(1.25)}
+    assert math.isnan(ratios.fused_hybrid_over_mlp(results))
+    results["baseline_cnn+mlp fused BN"] = rounds(80.0, 160.0, 80.0)
+    results["baseline_cnn+hybrid fused BN"] = rounds(100.0, 240.0, 120.0)
+    assert ratios.fused_hybrid_over_mlp(results) == pytest.approx(1.5)  # median of 1.25, 1.5, 1.5
 
 
 def test_the_bare_cnn_s_fused_variant_holds_bench_s_fused_batch_norm(ratios):
@@ -88,9 +99,12 @@ def test_the_table_names_each_case_s_threads(ratios, capsys):
     rows = ratios.summarize(cases, {c.name: [] for c in cases})
     ratios.print_table(cases, rows, {}, {})
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(" | ")[:2] for line in lines[-2:]] == [
+    assert [line.split(" | ")[:2] for line in lines[-5:]] == [
         ["baseline_cnn+mlp spe1", "default"],
         ["baseline_cnn+mlp threads 2/1", "2/1"],
+        ["baseline_cnn+mlp fused BN", "default"],
+        ["baseline_cnn+mlp bf16", "default"],
+        ["baseline_cnn+mlp fused BN bf16", "default"],
     ]
 
 
