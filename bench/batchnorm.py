@@ -25,8 +25,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     """``keras.layers.BatchNormalization`` computed by ``tf.compat.v1.nn.fused_batch_norm`` where it can be.
 
     Fused: TensorFlow backend, 4-D channels-last input normalised over the last axis, float16, bfloat16 or
-    float32 compute (the kernel takes all three on CPU, statistics in float32), no mask, ``center`` and ``scale`` on, no renorm, not synchronized, epsilon >= 1.001e-5.
-    Anything else runs Keras' own ``call``. Training updates the moving statistics exactly as Keras does
+    float32 compute (the kernel takes all three on CPU, statistics in float32), no mask, ``center`` and
+    ``scale`` on, no renorm, not synchronized, epsilon >= 1.001e-5. Anything else runs Keras' own ``call``. Training updates the moving statistics exactly as Keras does
     (``moving * momentum + batch * (1 - momentum)``, with the biased batch variance); inference uses the
     moving statistics. Same arguments, shapes and variables as ``BatchNormalization``.
 
