@@ -26,9 +26,10 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
     Fused: TensorFlow backend, 4-D channels-last input normalised over the last axis, float16, bfloat16 or
     float32 compute (the kernel takes all three on CPU, statistics in float32), no mask, ``center`` and
-    ``scale`` on, no renorm, not synchronized, epsilon >= 1.001e-5. Anything else runs Keras' own ``call``. Training updates the moving statistics exactly as Keras does
-    (``moving * momentum + batch * (1 - momentum)``, with the biased batch variance); inference uses the
-    moving statistics. Same arguments, shapes and variables as ``BatchNormalization``.
+    ``scale`` on, no renorm, not synchronized, epsilon >= 1.001e-5. Anything else runs Keras' own ``call``.
+    Training updates the moving statistics exactly as Keras does (``moving * momentum + batch * (1 -
+    momentum)``, with the biased batch variance); inference uses the moving statistics. Same arguments,
+    shapes and variables as ``BatchNormalization``.
 
     Example:
     >>> layer = FusedBatchNormalization(momentum=0.9)
