@@ -15,6 +15,12 @@ import keras
 from bench.errors import BenchError
 
 BATCHNORMS = ("keras", "fused")
+BATCHNORM_STATS = ("moving", "recomputed")
+"""``model.batchnorm_stats``: Keras' moving averages over the training batches as they trained, or
+statistics recomputed after training on the un-augmented training images (:func:`recompute_statistics`)."""
+
+RECOMPUTE_BATCH = 256
+"""Images per forward pass when recomputing statistics (the measured setting; see benchmarks/RESULTS.md)."""
 
 _MIN_EPSILON = 1.001e-5
 """cuDNN's fused kernel rejects smaller epsilons; below it the layer keeps Keras' path."""
@@ -109,3 +115,53 @@ def fuse_batchnorm(model: keras.Model) -> keras.Model:
     fused = keras.models.clone_model(model, clone_function=clone, recursive=True)
     fused.set_weights(model.get_weights())
     return fused
+
+
+def recompute_statistics(model: keras.Model, images, batch_size: int = RECOMPUTE_BATCH) -> int:
+    """Set the moving mean and variance of every trainable ``BatchNormalization`` in ``model`` (nested
+    models included) to the mean of its batch statistics over ``images``, in order, in whole batches (all
+    of them at once if fewer than ``batch_size``); the weights are not touched. Returns how many layers
+    were set.
+
+    Why: Keras' moving averages follow the training batches, which are augmented when the recipe augments,
+    while evaluation and inference see clean faces. mini_xception trained with its authors' augmentation
+    (rotations, shifts, zooms, nearest fill) scored 0.613 PrivateTest accuracy with those averages and
+    0.646 with statistics recomputed on the clean training images, its weights unchanged; recomputing on
+    augmented batches gained nothing (benchmarks/RESULTS.md, "BatchNorm statistics"). Re-estimating
+    BatchNorm statistics under the evaluation's preprocessing is the remedy of FixRes (Touvron et al.,
+    2019) and of "precise BN" (Wu & Johnson, 2021).
+
+    How: one forward pass in training mode per batch (each BatchNorm normalises with its batch's own
+    statistics, as in training) with momentum 0, so each call leaves that batch's mean and biased variance
+    in the moving variables — Keras' own update, so it holds on every backend and for
+    :class:`FusedBatchNormalization`; they are summed here and their means written back. Layers that are
+    not trainable (a frozen pretrained backbone's, which run in inference mode) keep theirs.
+    """
+    import numpy as np
+
+    from bench.backbones._keras_apps import all_layers
+
+    norms = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    norms = [layer for layer in norms if layer.trainable]
+    if not norms or len(images) == 0:
+        return 0
+    step = min(batch_size, len(images))
+    batches = len(images) // step
+    sums = [[np.zeros(layer.moving_mean.shape), np.zeros(layer.moving_variance.shape)] for layer in norms]
+    momenta = [layer.momentum for layer in norms]
+    try:
+        for layer in norms:
+            layer.momentum = 0.0
+        for b in range(batches):
+            faces = np.asarray(images[b * step : (b + 1) * step], "float32")
+            model(faces[..., None] if faces.ndim == 3 else faces, training=True)  # (N, H, W) gray faces
+            for (mean, variance), layer in zip(sums, norms, strict=True):
+                mean += keras.ops.convert_to_numpy(layer.moving_mean)
+                variance += keras.ops.convert_to_numpy(layer.moving_variance)
+    finally:
+        for layer, momentum in zip(norms, momenta, strict=True):
+            layer.momentum = momentum
+    for (mean, variance), layer in zip(sums, norms, strict=True):
+        layer.moving_mean.assign((mean / batches).astype(layer.moving_mean.dtype))
+        layer.moving_variance.assign((variance / batches).astype(layer.moving_variance.dtype))
+    return len(norms)

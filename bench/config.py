@@ -92,6 +92,13 @@ class ModelConfig:
         doc="BatchNormalization of the backbone: keras (Keras' layer) or fused (TensorFlow's fused kernel, "
         "the same function and weights, faster; TensorFlow backend only)",
     )
+    batchnorm_stats: str = _opt(
+        "moving",
+        choices=("moving", "recomputed"),
+        doc="the BatchNorm statistics the trained model keeps: moving (Keras' averages over the training "
+        "batches, augmented when augmentation is on) or recomputed (after training, averaged over one pass "
+        "of the un-augmented training images, as evaluation and inference see faces)",
+    )
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,7 @@ LATER_DEFAULTS = {
     "model.batchnorm_momentum": 0.0,
     "model.backbone_options": {},
     "model.batchnorm": "keras",
+    "model.batchnorm_stats": "moving",
 }
 """Fields added after runs were logged, left out of :func:`recipe_hash` at their defaults: a FER2013 run
 hashes as it did before label sets existed, so old and new runs of one recipe still pool."""

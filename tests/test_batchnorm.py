@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import bench.backend
-from bench.batchnorm import FusedBatchNormalization, check_batchnorm, fuse_batchnorm
+from bench.batchnorm import FusedBatchNormalization, check_batchnorm, fuse_batchnorm, recompute_statistics
 from bench.errors import BenchError
 from bench.models import build_model
 
@@ -110,3 +110,60 @@ def test_fused_matches_keras_under_mixed_precision(policy):
     assert out_fused.dtype == out_plain.dtype == plain16.compute_dtype
     np.testing.assert_allclose(np.asarray(out_fused, "float32"), np.asarray(out_plain, "float32"), atol=1e-2)
     np.testing.assert_allclose(fused16.moving_variance, plain16.moving_variance, atol=1e-4)
+
+
+def small_net(momentum=0.9):
+    """conv -> BatchNorm -> a nested model with a BatchNorm and a frozen BatchNorm."""
+    inner_in = keras.Input((4, 4, 3))
+    y = keras.layers.BatchNormalization(momentum=momentum, name="inner_bn")(inner_in)
+    y = keras.layers.BatchNormalization(momentum=momentum, name="frozen_bn")(y)
+    inner = keras.Model(inner_in, y, name="inner")
+    inner.get_layer("frozen_bn").trainable = False
+    inputs = keras.Input((4, 4, 1))
+    x = keras.layers.Conv2D(3, 1, use_bias=False, kernel_initializer="ones", name="conv")(inputs)
+    x = keras.layers.BatchNormalization(momentum=momentum, name="outer_bn")(x)
+    return keras.Model(inputs, inner(x))
+
+
+def test_recompute_statistics_writes_the_mean_of_the_batch_statistics():
+    """Gray (N, H, W) faces, two whole batches (the remainder dropped): each trainable BatchNorm gets the
+    mean over batches of its batch mean and biased batch variance; a frozen one keeps its own; the
+    weights and momenta are untouched."""
+    model = small_net()
+    rng = np.random.default_rng(4)
+    faces = rng.uniform(0, 255, (9, 4, 4)).astype("float32")
+    frozen = model.get_layer("inner").get_layer("frozen_bn")
+    frozen.moving_mean.assign(np.full(3, 7.0, "float32"))
+    weights = [w.copy() for w in model.get_layer("conv").get_weights()]
+    assert recompute_statistics(model, faces, batch_size=4) == 2
+    batches = [faces[:4], faces[4:8]]  # the conv's ones kernel copies the face into each of 3 channels
+    means = [b.mean() for b in batches]
+    variances = [b.var() for b in batches]
+    outer = model.get_layer("outer_bn")
+    np.testing.assert_allclose(outer.moving_mean, np.full(3, np.mean(means)), rtol=1e-5)
+    np.testing.assert_allclose(outer.moving_variance, np.full(3, np.mean(variances)), rtol=1e-4)
+    inner = model.get_layer("inner").get_layer("inner_bn")  # its input is outer_bn's normalised output
+    np.testing.assert_allclose(inner.moving_mean, np.zeros(3), atol=1e-4)
+    np.testing.assert_allclose(frozen.moving_mean, np.full(3, 7.0))
+    np.testing.assert_allclose(model.get_layer("conv").get_weights()[0], weights[0])
+    assert outer.momentum == inner.momentum == 0.9
+
+
+def test_recompute_statistics_with_fewer_images_than_a_batch_uses_them_all_and_no_layers_is_a_no_op():
+    model = small_net()
+    faces = np.random.default_rng(5).uniform(0, 255, (3, 4, 4, 1)).astype("float32")
+    assert recompute_statistics(model, faces, batch_size=256) == 2
+    np.testing.assert_allclose(model.get_layer("outer_bn").moving_mean, np.full(3, faces.mean()), rtol=1e-5)
+    plain = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 1)])
+    assert recompute_statistics(plain, faces) == 0
+
+
+def test_recompute_statistics_sets_fused_layers_the_same_way():
+    model = build_model(backbone="baseline_cnn", image_size=48, head_options=TINY_HYBRID)[0]
+    fused = build_model(backbone="baseline_cnn", image_size=48, head_options=TINY_HYBRID, batchnorm="fused")[0]
+    fused.set_weights(model.get_weights())
+    faces = np.random.default_rng(6).integers(0, 256, (20, 48, 48)).astype("float32")
+    assert recompute_statistics(model, faces, batch_size=8) == recompute_statistics(fused, faces, batch_size=8) > 0
+    for a, b in zip(model.get_weights(), fused.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    keras.backend.clear_session()

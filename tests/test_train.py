@@ -578,3 +578,26 @@ def test_recipe_fused_batchnorm_reaches_the_backbone_with_the_recipe_momentum():
     found = [layer for layer in model.backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert found and all(isinstance(layer, FusedBatchNormalization) for layer in found)
     assert all(layer.momentum == pytest.approx(0.99) for layer in found)
+
+
+@pytest.mark.parametrize("stats", ["moving", "recomputed"])
+def test_batchnorm_stats_recomputed_after_training_on_the_clean_training_images(data, stats):
+    """recomputed: after the last phase the backbone's BatchNorm statistics are those of the un-augmented
+    training split (recomputing again changes nothing); moving: the trained moving averages stay."""
+    from dataclasses import replace
+
+    from bench.batchnorm import recompute_statistics
+    from bench.train import Fit
+
+    recipe = mini_recipe()
+    recipe = replace(recipe, model=replace(recipe.model, backbone="baseline_cnn", head="linear", batchnorm_stats=stats))
+    fit = Fit.build(recipe, data)
+    result = fit.train()
+    norms = [layer for layer in fit.model.backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    kept = [keras.ops.convert_to_numpy(layer.moving_variance).copy() for layer in norms]
+    assert recompute_statistics(fit.model, fit.splits.x_train) == len(norms) > 0
+    again = [keras.ops.convert_to_numpy(layer.moving_variance) for layer in norms]
+    same = all(np.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(kept, again, strict=True))
+    assert same == (stats == "recomputed")
+    assert result.batchnorm_recomputed == (len(norms) if stats == "recomputed" else 0)
+    assert (result.batchnorm_seconds > 0) == (stats == "recomputed")

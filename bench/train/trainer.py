@@ -15,6 +15,7 @@ from pathlib import Path
 import keras
 
 from bench import callbacks as cb
+from bench.batchnorm import recompute_statistics
 from bench.config import PhaseConfig, Recipe
 from bench.data.augment import build_augmenter
 from bench.data.batches import make_stream, steps_per_pass
@@ -40,6 +41,8 @@ class TrainResult:
     replans: int = 0  # times a budgeted run re-fitted its epoch plan to the machine's speed after epoch 1
     optimizer_restarted: bool = False  # a mid-phase resume found no optimizer state to continue
     train_passes: float = 0.0  # training images seen / training split size (resumed epochs included)
+    batchnorm_recomputed: int = 0  # BatchNorm layers whose statistics were recomputed after training
+    batchnorm_seconds: float = 0.0  # the time that took (not training time: outside the budget)
 
 
 REPLAN_MIN_EPOCHS = 2
@@ -292,6 +295,10 @@ class Trainer:
         self.cached = None
         # a resumed run's whole training time: the parts before the resume are in its checkpoint
         result.train_seconds = self.spent_before + time.perf_counter() - t0
+        if self.recipe.model.batchnorm_stats == "recomputed":
+            tic = time.perf_counter()
+            result.batchnorm_recomputed = recompute_statistics(self.model, self.splits.x_train)
+            result.batchnorm_seconds = time.perf_counter() - tic
         result.images_per_second = self.timer.images_per_second
         result.input_wait_fraction = self.timer.input_wait_fraction
         result.planned_epochs = list(plan) if budget else result.planned_epochs
