@@ -80,11 +80,12 @@ def measure(run_dir: Path, data) -> list[dict]:
                 print(f"{run_dir.name} {setting}: the recipe does not augment; skipped", flush=True)
                 continue
             layers = recompute_statistics(model, augmented_copy(splits.x_train, augment, RECOMPUTE_BATCH))
-        row = {"run": str(run_dir), "setting": setting, "layers": layers, **score(model, splits)}
+        row = {"run": str(run_dir), "model": model.name, "setting": setting, "layers": layers}
+        row.update(score(model, splits))
         row["seconds"] = time.perf_counter() - tic
         rows.append(row)
         print(
-            f"{run_dir.parent.name[:8]} {recipe.model.backbone}+{recipe.model.head} {setting:21s} "
+            f"{run_dir.parent.name[:8]} {model.name} {setting:21s} "
             f"val acc {row['val_accuracy']:.4f} F1 {row['val_macro_f1']:.4f} | "
             f"test acc {row['test_accuracy']:.4f} F1 {row['test_macro_f1']:.4f} | {layers} layers, "
             f"{row['seconds']:.0f} s",
