@@ -77,7 +77,7 @@ def measure(run_dir: Path, data) -> list[dict]:
         elif setting == "recomputed_augmented":
             augment = build_augmenter(recipe.data.augment, 0)
             if augment is None:
-                print(f"{run_dir.name} {setting}: the recipe does not augment; skipped", flush=True)
+                print(f"{run_dir.parent.name[:8]} {setting}: the recipe does not augment; skipped", flush=True)
                 continue
             layers = recompute_statistics(model, augmented_copy(splits.x_train, augment, RECOMPUTE_BATCH))
         row = {"run": str(run_dir), "model": model.name, "setting": setting, "layers": layers}
