@@ -10,6 +10,8 @@ or PyTorch: this is the one bench layer that calls ``tf.*``, and only where Tens
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
 
 from bench.errors import BenchError
@@ -117,11 +119,27 @@ def fuse_batchnorm(model: keras.Model) -> keras.Model:
     return fused
 
 
-def recompute_statistics(model: keras.Model, images, batch_size: int = RECOMPUTE_BATCH) -> int:
+def recompute_statistics(
+    model: keras.Model,
+    images,
+    batch_size: int = RECOMPUTE_BATCH,
+    seed: int = 0,
+    transform: Callable | None = None,
+) -> int:
     """Set the moving mean and variance of every trainable ``BatchNormalization`` in ``model`` (nested
-    models included) to the mean of its batch statistics over ``images``, in order, in whole batches (all
-    of them at once if fewer than ``batch_size``); the weights are not touched. Returns how many layers
-    were set.
+    models included) to the average of its batch statistics over all of ``images``, the weights untouched;
+    returns how many layers were set.
+
+    Args:
+        model: a bench model; it takes raw 0-255 faces.
+        images: the faces, ``(N, H, W)`` gray or ``(N, H, W, C)``, raw 0-255 like the model's input.
+        batch_size: images per forward pass (all of them at once when there are fewer).
+        seed: the shuffle's seed. The images are read in a seeded random order so that every batch mixes
+            the classes: an image folder's faces come grouped by class, and statistics from one-class
+            batches are not the population's.
+        transform: applied to each batch before the model, e.g. an augmenter (``benchmarks/
+            batchnorm_stats.py`` measures statistics on augmented faces that way); None for the faces as
+            given.
 
     Why: Keras' moving averages follow the training batches, which are augmented when the recipe augments,
     while evaluation and inference see clean faces. mini_xception trained with its authors' augmentation
@@ -134,8 +152,9 @@ def recompute_statistics(model: keras.Model, images, batch_size: int = RECOMPUTE
     How: one forward pass in training mode per batch (each BatchNorm normalises with its batch's own
     statistics, as in training) with momentum 0, so each call leaves that batch's mean and biased variance
     in the moving variables — Keras' own update, so it holds on every backend and for
-    :class:`FusedBatchNormalization`; they are summed here and their means written back. Layers that are
-    not trainable (a frozen pretrained backbone's, which run in inference mode) keep theirs.
+    :class:`FusedBatchNormalization`; their batch-size-weighted means are written back. Layers that are
+    not trainable (a frozen pretrained backbone's, which run in inference mode) keep theirs. If a pass
+    fails, every layer gets its statistics from before the call back, and the error propagates.
     """
     import numpy as np
 
@@ -145,23 +164,31 @@ def recompute_statistics(model: keras.Model, images, batch_size: int = RECOMPUTE
     norms = [layer for layer in norms if layer.trainable]
     if not norms or len(images) == 0:
         return 0
-    step = min(batch_size, len(images))
-    batches = len(images) // step
+    count = len(images)
+    order = np.random.default_rng(seed).permutation(count)
+    batches = np.array_split(order, -(-count // min(batch_size, count)))  # sizes differ by one at most
+    before = [(np.array(layer.moving_mean), np.array(layer.moving_variance)) for layer in norms]
     sums = [[np.zeros(layer.moving_mean.shape), np.zeros(layer.moving_variance.shape)] for layer in norms]
     momenta = [layer.momentum for layer in norms]
     try:
         for layer in norms:
             layer.momentum = 0.0
-        for b in range(batches):
-            faces = np.asarray(images[b * step : (b + 1) * step], "float32")
-            model(faces[..., None] if faces.ndim == 3 else faces, training=True)  # (N, H, W) gray faces
+        for index in batches:
+            faces = np.asarray(images[np.sort(index)], "float32")
+            faces = faces[..., None] if faces.ndim == 3 else faces
+            model(transform(faces) if transform else faces, training=True)
             for (mean, variance), layer in zip(sums, norms, strict=True):
-                mean += keras.ops.convert_to_numpy(layer.moving_mean)
-                variance += keras.ops.convert_to_numpy(layer.moving_variance)
+                mean += len(index) * keras.ops.convert_to_numpy(layer.moving_mean)
+                variance += len(index) * keras.ops.convert_to_numpy(layer.moving_variance)
+    except BaseException:
+        for (mean, variance), layer in zip(before, norms, strict=True):
+            layer.moving_mean.assign(mean)
+            layer.moving_variance.assign(variance)
+        raise
     finally:
         for layer, momentum in zip(norms, momenta, strict=True):
             layer.momentum = momentum
     for (mean, variance), layer in zip(sums, norms, strict=True):
-        layer.moving_mean.assign((mean / batches).astype(layer.moving_mean.dtype))
-        layer.moving_variance.assign((variance / batches).astype(layer.moving_variance.dtype))
+        layer.moving_mean.assign((mean / count).astype(layer.moving_mean.dtype))
+        layer.moving_variance.assign((variance / count).astype(layer.moving_variance.dtype))
     return len(norms)

@@ -327,9 +327,13 @@ def _train_and_log(run: trk.TrackedRun, req: RunRequest, fit, data: FerData, ckp
             "budget_replans": result.replans,
         }
     )
-    if result.batchnorm_recomputed:
-        run.metrics({"batchnorm_layers_recomputed": result.batchnorm_recomputed})
-        run.metrics({"batchnorm_recompute_seconds": result.batchnorm_seconds})
+    if fit.recipe.model.batchnorm_stats == "recomputed":  # logged even when no layer qualified (0)
+        run.metrics(
+            {
+                "batchnorm_layers_recomputed": result.batchnorm_recomputed,
+                "batchnorm_recompute_seconds": result.batchnorm_seconds,
+            }
+        )
     run.set_tags(
         {
             "epochs_planned_per_phase": result.planned_epochs,

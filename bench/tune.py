@@ -4,7 +4,8 @@ The only module that imports optuna. The search space is data (the recipe's ``[t
 tables, each with the recipe ``path`` it sets); :func:`suggest` turns it into values for one trial.
 Trials are nested MLflow runs under one parent run per study (glue written here: Optuna's
 MLflowCallback misbehaves with nested runs and parallel workers). The objective is validation
-macro-F1, never the test split.
+macro-F1, never the test split: a trial's best epoch as it trained, so with the moving BatchNorm
+statistics even when the recipe recomputes them after training (``model.batchnorm_stats``).
 """
 
 from __future__ import annotations

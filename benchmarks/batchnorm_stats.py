@@ -6,8 +6,9 @@ their weights unchanged (issue 12; ``model.batchnorm_stats``).
 - ``recomputed``: averaged over one pass of the un-augmented training images
   (:func:`bench.batchnorm.recompute_statistics`, what ``model.batchnorm_stats = "recomputed"`` does after
   training);
-- ``recomputed_augmented``: the same pass, each batch augmented as the run's recipe augments (seed 0) — so
-  a gain of ``recomputed`` over ``moving`` can be told apart from averaging over a whole pass at all.
+- ``recomputed_augmented``: the same pass in the same shuffled order, each batch augmented as the run's
+  recipe augments (augmentation seed 0) — so a gain of ``recomputed`` over ``moving`` can be told apart
+  from averaging over a whole pass at all.
 
 Each RUN_DIR is a folder with the run's ``model.keras`` and ``recipe.toml`` (a bench run's MLflow artifacts
 folder); the splits are the recipe's (``dedupe``, ``max_train``, ``max_eval`` honoured) of ``--data``.
@@ -23,27 +24,13 @@ images, then the two evaluation splits).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 SETTINGS = ("moving", "recomputed", "recomputed_augmented")
-
-
-def augmented_copy(images: np.ndarray, augment, batch_size: int) -> np.ndarray:
-    """``images`` augmented batch by batch in the order :func:`recompute_statistics` reads them, so each of
-    its batches is one call of ``augment`` (as in training)."""
-    import keras
-
-    faces = images[..., None] if images.ndim == 3 else images
-    out = [
-        keras.ops.convert_to_numpy(augment(faces[i : i + batch_size].astype("float32"), training=True))
-        for i in range(0, len(faces), batch_size)
-    ]
-    return np.concatenate(out)
 
 
 def score(model, splits) -> dict[str, float]:
@@ -60,7 +47,7 @@ def score(model, splits) -> dict[str, float]:
 
 def measure(run_dir: Path, data) -> list[dict]:
     """The three settings for one run, each from the saved weights."""
-    from bench.batchnorm import RECOMPUTE_BATCH, recompute_statistics
+    from bench.batchnorm import recompute_statistics
     from bench.config import load_recipe
     from bench.data.augment import build_augmenter
     from bench.inference.classifier import load_keras_model
@@ -73,13 +60,15 @@ def measure(run_dir: Path, data) -> list[dict]:
         model = load_keras_model(run_dir / "model.keras")
         tic, layers = time.perf_counter(), 0
         if setting == "recomputed":
-            layers = recompute_statistics(model, splits.x_train)
+            layers = recompute_statistics(model, splits.x_train, seed=recipe.run.seed)
         elif setting == "recomputed_augmented":
             augment = build_augmenter(recipe.data.augment, 0)
             if augment is None:
                 print(f"{run_dir.parent.name[:8]} {setting}: the recipe does not augment; skipped", flush=True)
                 continue
-            layers = recompute_statistics(model, augmented_copy(splits.x_train, augment, RECOMPUTE_BATCH))
+            layers = recompute_statistics(
+                model, splits.x_train, seed=recipe.run.seed, transform=functools.partial(augment, training=True)
+            )
         row = {"run": str(run_dir), "model": model.name, "setting": setting, "layers": layers}
         row.update(score(model, splits))
         row["seconds"] = time.perf_counter() - tic

@@ -125,28 +125,74 @@ def small_net(momentum=0.9):
     return keras.Model(inputs, inner(x))
 
 
-def test_recompute_statistics_writes_the_mean_of_the_batch_statistics():
-    """Gray (N, H, W) faces, two whole batches (the remainder dropped): each trainable BatchNorm gets the
-    mean over batches of its batch mean and biased batch variance; a frozen one keeps its own; the
-    weights and momenta are untouched."""
+def test_recompute_statistics_writes_the_size_weighted_mean_of_the_batch_statistics():
+    """Gray (N, H, W) faces in a seeded random order, all of them (9 images, batch 4: three batches of
+    three): each trainable BatchNorm gets the size-weighted mean over batches of its batch mean and biased
+    batch variance; a frozen one keeps its own; the weights and momenta are untouched."""
     model = small_net()
     rng = np.random.default_rng(4)
     faces = rng.uniform(0, 255, (9, 4, 4)).astype("float32")
     frozen = model.get_layer("inner").get_layer("frozen_bn")
     frozen.moving_mean.assign(np.full(3, 7.0, "float32"))
     weights = [w.copy() for w in model.get_layer("conv").get_weights()]
-    assert recompute_statistics(model, faces, batch_size=4) == 2
-    batches = [faces[:4], faces[4:8]]  # the conv's ones kernel copies the face into each of 3 channels
-    means = [b.mean() for b in batches]
-    variances = [b.var() for b in batches]
+    assert recompute_statistics(model, faces, batch_size=4, seed=3) == 2
+    # the conv's ones kernel copies the face into each of 3 channels
+    batches = [faces[index] for index in np.array_split(np.random.default_rng(3).permutation(9), 3)]
+    variance = sum(len(b) * b.var() for b in batches) / 9  # within-batch: less than faces.var()
     outer = model.get_layer("outer_bn")
-    np.testing.assert_allclose(outer.moving_mean, np.full(3, np.mean(means)), rtol=1e-5)
-    np.testing.assert_allclose(outer.moving_variance, np.full(3, np.mean(variances)), rtol=1e-4)
+    np.testing.assert_allclose(outer.moving_mean, np.full(3, faces.mean()), rtol=1e-5)
+    np.testing.assert_allclose(outer.moving_variance, np.full(3, variance), rtol=1e-4)
     inner = model.get_layer("inner").get_layer("inner_bn")  # its input is outer_bn's normalised output
     np.testing.assert_allclose(inner.moving_mean, np.zeros(3), atol=1e-4)
     np.testing.assert_allclose(frozen.moving_mean, np.full(3, 7.0))
     np.testing.assert_allclose(model.get_layer("conv").get_weights()[0], weights[0])
     assert outer.momentum == inner.momentum == 0.9
+
+
+def test_recompute_statistics_mixes_class_grouped_images():
+    """An image folder lists its faces class by class. Read in that order, each batch would hold one
+    class and the averaged batch variance would miss the variance between classes (here: two groups of
+    faces at 0 and 200, batch 8 -> zero variance in order); shuffled, the batches mix them."""
+    model = small_net()
+    faces = np.concatenate([np.zeros((32, 4, 4)), np.full((32, 4, 4), 200.0)]).astype("float32")
+    recompute_statistics(model, faces, batch_size=8)
+    population = faces.var()  # 10,000
+    variance = keras.ops.convert_to_numpy(model.get_layer("outer_bn").moving_variance)
+    assert np.all(variance > 0.7 * population) and np.all(variance <= population * 1.0001)
+
+
+def test_recompute_statistics_applies_the_transform_to_each_batch():
+    model = small_net()
+    faces = np.random.default_rng(7).uniform(0, 255, (6, 4, 4)).astype("float32")
+    sizes = []
+
+    def halve(batch):
+        sizes.append(batch.shape)
+        return batch / 2
+
+    recompute_statistics(model, faces, batch_size=4, transform=halve)
+    assert sizes == [(3, 4, 4, 1), (3, 4, 4, 1)]
+    np.testing.assert_allclose(model.get_layer("outer_bn").moving_mean, np.full(3, faces.mean() / 2), rtol=1e-5)
+
+
+def test_recompute_statistics_that_fails_mid_way_leaves_the_statistics_as_they_were():
+    model = small_net()
+    outer = model.get_layer("outer_bn")
+    outer.moving_mean.assign(np.full(3, 5.0, "float32"))
+    faces = np.random.default_rng(8).uniform(0, 255, (8, 4, 4)).astype("float32")
+    calls = []
+
+    def fail_on_second(batch):
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemoryError("out of memory")
+        return batch
+
+    with pytest.raises(MemoryError):
+        recompute_statistics(model, faces, batch_size=4, transform=fail_on_second)
+    np.testing.assert_allclose(outer.moving_mean, np.full(3, 5.0))
+    np.testing.assert_allclose(outer.moving_variance, np.ones(3))
+    assert outer.momentum == 0.9
 
 
 def test_recompute_statistics_with_fewer_images_than_a_batch_uses_them_all_and_no_layers_is_a_no_op():

@@ -1,10 +1,8 @@
 """benchmarks/batchnorm_stats.py: three sets of BatchNorm statistics for a saved run, weights unchanged."""
 
 import importlib.util
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -46,20 +44,7 @@ def test_each_setting_scores_the_saved_weights_with_its_statistics(script, run_d
     assert len(capsys.readouterr().out.strip().splitlines()) == 3
 
 
-def test_augmented_copy_augments_batch_by_batch_in_order(script):
-    calls = []
-
-    def augment(batch, training):
-        calls.append(len(batch))
-        return batch + 1
-
-    images = np.zeros((10, 4, 4), "uint8")
-    out = script.augmented_copy(images, augment, batch_size=4)
-    assert calls == [4, 4, 2] and out.shape == (10, 4, 4, 1) and (out == 1).all()
-
-
 def test_a_folder_without_a_model_is_refused_in_one_line(script, tmp_path, capsys):
     with pytest.raises(SystemExit):
         script.main(["--data", "synthetic:200:1", str(tmp_path)])
     assert "no model.keras; pass a bench run's artifacts folder" in capsys.readouterr().err
-    sys.modules.pop("batchnorm_stats", None)

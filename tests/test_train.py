@@ -595,9 +595,28 @@ def test_batchnorm_stats_recomputed_after_training_on_the_clean_training_images(
     result = fit.train()
     norms = [layer for layer in fit.model.backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
     kept = [keras.ops.convert_to_numpy(layer.moving_variance).copy() for layer in norms]
-    assert recompute_statistics(fit.model, fit.splits.x_train) == len(norms) > 0
+    assert recompute_statistics(fit.model, fit.splits.x_train, seed=recipe.run.seed) == len(norms) > 0
     again = [keras.ops.convert_to_numpy(layer.moving_variance) for layer in norms]
     same = all(np.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(kept, again, strict=True))
     assert same == (stats == "recomputed")
     assert result.batchnorm_recomputed == (len(norms) if stats == "recomputed" else 0)
     assert (result.batchnorm_seconds > 0) == (stats == "recomputed")
+
+
+def test_a_resumed_run_with_nothing_left_recomputes_only_what_its_last_phase_trained(data):
+    """Resumed with its budget spent, a run starts no phase; the fresh model it was given has every layer
+    trainable, but its last phase trained the head only, so the backbone's statistics stay as loaded."""
+    keras.utils.set_random_seed(0)
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    raw = _raw(mini_recipe(budget_minutes=2.0))
+    raw["phases"] = [dict(raw["phases"][0], epochs=3)]  # head only
+    raw["model"]["batchnorm_stats"] = "recomputed"
+    recipe = from_dict(Recipe, raw)
+    norms = [layer for layer in model.backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    loaded = [keras.ops.convert_to_numpy(layer.moving_mean).copy() for layer in norms]
+    result = Trainer(model, recipe, prepare_splits(data, recipe)).run(
+        {"phase": 0, "plan": [3], "next_epoch": 1, "train_seconds": 120.0}
+    )
+    assert result.budget_hit and result.batchnorm_recomputed == 0
+    for layer, before in zip(norms, loaded, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.moving_mean), before)

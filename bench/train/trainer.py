@@ -267,8 +267,9 @@ class Trainer:
         # phase_starts[i] is always phase i's start (the plots name phases by position), resumed or not
         result.phase_starts = [sum(plan[:i]) for i in range(first_phase)]
         result.actual_epochs = [plan[i] if i < first_phase else 0 for i in range(len(phases))]
+        ended_in = min(first_phase, len(phases) - 1)  # the phase training ended in
         for i in range(first_phase, len(phases)):
-            phase = phases[i]
+            phase, ended_in = phases[i], i
             epoch = max(epoch, phase_start)
             result.phase_starts.append(epoch)
             if not result.budget_hit:  # else a resume whose budget was already spent: nothing to train
@@ -296,15 +297,23 @@ class Trainer:
         # a resumed run's whole training time: the parts before the resume are in its checkpoint
         result.train_seconds = self.spent_before + time.perf_counter() - t0
         if self.recipe.model.batchnorm_stats == "recomputed":
-            tic = time.perf_counter()
-            result.batchnorm_recomputed = recompute_statistics(self.model, self.splits.x_train)
-            result.batchnorm_seconds = time.perf_counter() - tic
+            self._recompute_batchnorm(phases[ended_in], result)
         result.images_per_second = self.timer.images_per_second
         result.input_wait_fraction = self.timer.input_wait_fraction
         result.planned_epochs = list(plan) if budget else result.planned_epochs
         result.replans = self.replans
         result.train_passes = self.passes(sum(result.actual_epochs))
         return result
+
+    def _recompute_batchnorm(self, last_phase: PhaseConfig, result: TrainResult) -> None:
+        """``model.batchnorm_stats = "recomputed"``: the BatchNorm layers the last phase trained get
+        statistics from the clean training images. Its trainability is set again first: a resumed run
+        with nothing left to train never started a phase, and a fresh model has every layer trainable."""
+        apply_phase_trainability(self.model, last_phase.train, last_phase.band, pretrained=self.pretrained)
+        tic = time.perf_counter()
+        seed = self.recipe.run.seed
+        result.batchnorm_recomputed = recompute_statistics(self.model, self.splits.x_train, seed=seed)
+        result.batchnorm_seconds = time.perf_counter() - tic
 
     def _start_phase(self, phase: PhaseConfig, index: int, resume_state: dict | None = None) -> bool | None:
         """Freeze and unfreeze for the phase, cache its features if it may, compile it. A phase resumed
