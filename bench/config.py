@@ -44,6 +44,13 @@ class AugmentConfig:
     contrast: float = _opt(0.0, range=(0, 1))
     occlusion: float = _opt(0.0, range=(0, 1), doc="probability of a random occlusion box per image")
     fill_mode: str = _opt("constant", choices=("constant", "reflect", "nearest", "wrap"))
+    resample: str = _opt(
+        "per_layer",
+        choices=("per_layer", "once"),
+        doc="per_layer: Keras' RandomRotation, RandomTranslation, RandomZoom and RandomShear, each resampling "
+        "the face; once: the same kinds of draw as one affine resampling (ImageDataGenerator's way; sharper "
+        "faces, benchmarks/RESULTS.md 'One resampling'; its shear is one angle, not an x and a y factor)",
+    )
 
 
 @dataclass(frozen=True)
@@ -96,8 +103,9 @@ class ModelConfig:
         "moving",
         choices=("moving", "recomputed"),
         doc="the BatchNorm statistics the trained model keeps: moving (Keras' averages over the training "
-        "batches, augmented when augmentation is on) or recomputed (after training, averaged over one pass "
-        "of the un-augmented training images, as evaluation and inference see faces)",
+        "batches, augmented when augmentation is on) or recomputed (after training, the last phase's trainable "
+        "BatchNorm layers get averages over one shuffled pass of the un-augmented training images, as "
+        "evaluation and inference see faces; bench tune scores trials on their training history, before it)",
     )
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from typing import Any
 
@@ -43,9 +44,10 @@ def recipe_hash(recipe: Recipe) -> str:
         section, key = path.split(".")
         del neutral[section][key]
     for path, default in LATER_DEFAULTS.items():
-        section, key = path.split(".")
-        if neutral[section][key] == default:
-            del neutral[section][key]
+        *sections, key = path.split(".")
+        table = functools.reduce(dict.__getitem__, sections, neutral)
+        if table[key] == default:
+            del table[key]
     for options in neutral["model"]["head_options"].values():
         for key in SPEED_HEAD_OPTIONS:
             options.pop(key, None)
@@ -79,6 +81,7 @@ LATER_DEFAULTS = {
     "model.backbone_options": {},
     "model.batchnorm": "keras",
     "model.batchnorm_stats": "moving",
+    "data.augment.resample": "per_layer",
 }
 """Fields added after runs were logged, left out of :func:`recipe_hash` at their defaults: a FER2013 run
 hashes as it did before label sets existed, so old and new runs of one recipe still pool."""
