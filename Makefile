@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # GPU machine without TensorFlow has, so a stray TensorFlow import fails here first.
 JAX_VENV := .venv-jax
 JAX_STAMP := $(JAX_VENV)/.installed
-JAX_TESTS := tests/test_batches.py tests/test_backend.py tests/test_jax_backend.py
+JAX_TESTS := tests/test_batches.py tests/test_backend.py tests/test_augment_affine.py tests/test_jax_backend.py
 
 .PHONY: demo test test-jax browser lint clean
 
@@ -40,7 +40,7 @@ demo: $(STAMP)
 # modules' tests again under JAX.
 test: $(STAMP) $(JAX_STAMP) browser
 	BENCH_JAX_PYTHON=$(CURDIR)/$(JAX_VENV)/bin/python $(BIN)/python -m pytest -q
-	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m pytest -q tests/test_batches.py tests/test_backend.py
+	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m pytest -q tests/test_batches.py tests/test_backend.py tests/test_augment_affine.py
 
 # Only the JAX checks: the smoke recipe end to end (run, compare, tune, profile, predict) and the tests
 # of the backend-neutral modules, all in .venv-jax.
