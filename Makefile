@@ -40,7 +40,7 @@ demo: $(STAMP)
 # modules' tests again under JAX.
 test: $(STAMP) $(JAX_STAMP) browser
 	BENCH_JAX_PYTHON=$(CURDIR)/$(JAX_VENV)/bin/python $(BIN)/python -m pytest -q
-	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m pytest -q tests/test_batches.py tests/test_backend.py tests/test_augment_affine.py
+	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m pytest -q $(filter-out tests/test_jax_backend.py,$(JAX_TESTS))
 
 # Only the JAX checks: the smoke recipe end to end (run, compare, tune, profile, predict) and the tests
 # of the backend-neutral modules, all in .venv-jax.

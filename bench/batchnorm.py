@@ -166,7 +166,10 @@ def recompute_statistics(
         return 0
     count = len(images)
     order = np.random.default_rng(seed).permutation(count)
-    batches = np.array_split(order, -(-count // min(batch_size, count)))  # sizes differ by one at most
+    # Every image counts (sizes differ by one at most). Unequal batch sizes are safe here: these are
+    # forward passes, and the oneDNN crash on a smaller batch needs a training step (RESULTS.md, "The
+    # oneDNN crashes"); mini_xception, fused or not, ran forward at 256, 255, 5 and 1 images.
+    batches = np.array_split(order, -(-count // min(batch_size, count)))
     before = [(np.array(layer.moving_mean), np.array(layer.moving_variance)) for layer in norms]
     sums = [[np.zeros(layer.moving_mean.shape), np.zeros(layer.moving_variance.shape)] for layer in norms]
     momenta = [layer.momentum for layer in norms]

@@ -105,7 +105,7 @@ class ModelConfig:
         doc="the BatchNorm statistics the trained model keeps: moving (Keras' averages over the training "
         "batches, augmented when augmentation is on) or recomputed (after training, the last phase's trainable "
         "BatchNorm layers get averages over one shuffled pass of the un-augmented training images, as "
-        "evaluation and inference see faces; bench tune scores trials on their training history, before it)",
+        "evaluation and inference see faces; bench tune then scores each trial's shipped model after it)",
     )
 
 

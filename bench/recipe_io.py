@@ -41,17 +41,22 @@ def recipe_hash(recipe: Recipe) -> str:
     by seed or by speed settings (:data:`SPEED_FIELDS`), so a leaderboard may pool them."""
     neutral = to_dict(dataclasses.replace(recipe, name="", description="", run=dataclasses.replace(recipe.run, seed=0)))
     for path in RUN_FIELDS + SPEED_FIELDS:  # what a run trains, not on what, where it logs or how fast
-        section, key = path.split(".")
-        del neutral[section][key]
+        table, key = _table_and_key(neutral, path)
+        del table[key]
     for path, default in LATER_DEFAULTS.items():
-        *sections, key = path.split(".")
-        table = functools.reduce(dict.__getitem__, sections, neutral)
+        table, key = _table_and_key(neutral, path)
         if table[key] == default:
             del table[key]
     for options in neutral["model"]["head_options"].values():
         for key in SPEED_HEAD_OPTIONS:
             options.pop(key, None)
     return hashlib.sha256(_dict_to_toml(neutral).encode()).hexdigest()[:12]
+
+
+def _table_and_key(recipe: dict, path: str) -> tuple[dict, str]:
+    """The table holding a dotted field (``data.augment.resample``) of a recipe dict, and its key."""
+    *sections, key = path.split(".")
+    return functools.reduce(dict.__getitem__, sections, recipe), key
 
 
 RUN_FIELDS = ("model.backbone", "data.source", "run.experiment", "data.votes")

@@ -12,8 +12,11 @@ the clean faces as the reference:
 - ``per_layer``: bench's ``resample = "per_layer"`` (Keras' layers, chained);
 - ``once``: bench's ``resample = "once"`` (:class:`bench.data.augment.RandomAffine`);
 - ``scipy_once``: an independent reference for ``once``, written without Keras — ImageDataGenerator's math
-  (rotation, shift, zoom per axis drawn uniformly; no shear) as one ``scipy.ndimage.affine_transform``
+  (rotation @ shift @ shear @ zoom, zoom drawn per axis) as one ``scipy.ndimage.affine_transform``
   (order 1, the recipe's fill).
+
+All three apply the recipe's geometric ranges and horizontal flips only (its brightness, contrast and
+occlusion are left out), so they differ in how they resample and in nothing else.
 
 Also the mean absolute change per pixel (how far each way moves a face: equal ranges should move it about
 equally) and the eager seconds per way.
@@ -62,12 +65,15 @@ def scipy_once(faces: np.ndarray, cfg, seed: int = 0) -> np.ndarray:
     for i, face in enumerate(faces):
         theta = np.deg2rad(rng.uniform(-cfg.rotation_degrees, cfg.rotation_degrees))
         shift = rng.uniform(-cfg.shift, cfg.shift, 2) * (height, width)
+        shear = np.deg2rad(rng.uniform(-cfg.shear_degrees, cfg.shear_degrees))
         zoom = rng.uniform(1 - cfg.zoom, 1 + cfg.zoom, 2)
         if cfg.horizontal_flip and rng.random() < 0.5:
             face = face[:, ::-1]
         rotation = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
-        matrix = rotation @ np.diag(zoom)  # (row, col) coordinates: output -> input, about the centre
-        offset = centre - matrix @ centre + shift
+        shearing = np.array([[1.0, -np.sin(shear)], [0.0, np.cos(shear)]])
+        # (row, col) coordinates, output -> input about the centre: rotation @ shift @ shear @ zoom
+        matrix = rotation @ shearing @ np.diag(zoom)
+        offset = centre - matrix @ centre + rotation @ shift
         out[i] = ndimage.affine_transform(face, matrix, offset=offset, order=1, mode=cfg.fill_mode)
     return out
 
@@ -78,6 +84,8 @@ def measure(faces: np.ndarray, cfg, seed: int = 0) -> list[dict]:
 
     from bench.data.augment import build_augmenter
 
+    # geometry and flips only: the reference has no brightness, contrast or occlusion
+    cfg = dataclasses.replace(cfg, brightness=(1.0, 1.0), contrast=0.0, occlusion=0.0)
     rows = [{"way": "clean", **sharpness(faces), "mean_abs_change": 0.0, "seconds": 0.0}]
     for way in ("per_layer", "once", "scipy_once"):
         tic = time.perf_counter()

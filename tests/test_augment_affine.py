@@ -40,6 +40,37 @@ def test_zoom_and_shear_compose_in_one_matrix():
     np.testing.assert_allclose([a0 * centre + a1 * centre + a2, b0 * centre + b1 * centre + b2], [2.0, 2.0], atol=1e-5)
 
 
+def test_the_rows_are_rotation_shift_shear_zoom_in_image_data_generators_order():
+    """All four at once against the 3x3 product ImageDataGenerator's apply_affine_transform builds
+    (rotation @ shift @ shear @ zoom, about the centre): the shift turns with the rotation."""
+    angle, tx, ty, zx, zy, shear, size = 0.3, 2.0, -1.5, 1.1, 0.9, 0.2, 9
+    rows = keras.ops.convert_to_numpy(_rows(angle, tx, ty, zx, zy, shear, size=size))[0]
+    rotation = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    shift = np.array([[1, 0, tx], [0, 1, ty], [0, 0, 1]])
+    shearing = np.array([[1, -np.sin(shear), 0], [0, np.cos(shear), 0], [0, 0, 1]])
+    zooming = np.diag([zx, zy, 1.0])
+    c = (size - 1) / 2
+    to_centre, back = np.array([[1, 0, -c], [0, 1, -c], [0, 0, 1]]), np.array([[1, 0, c], [0, 1, c], [0, 0, 1]])
+    expected = back @ rotation @ shift @ shearing @ zooming @ to_centre
+    np.testing.assert_allclose(rows[:6], expected[:2].ravel(), atol=1e-5)
+
+
+def test_random_affine_refuses_bad_ranges_and_unbatched_input_in_one_line():
+    with pytest.raises(ValueError, match="zoom < 1. Received: zoom=1.0"):
+        RandomAffine(zoom=1.0)
+    with pytest.raises(ValueError, match="Received: rotation_degrees=-5"):
+        RandomAffine(rotation_degrees=-5)
+    with pytest.raises(ValueError, match="fill_mode must be one of"):
+        RandomAffine(fill_mode="mirror")
+    with pytest.raises(ValueError, match=r"\(batch, H, W, C\).*Received: shape \(8, 8, 1\)"):
+        RandomAffine(rotation_degrees=5, seed=0)(np.zeros((8, 8, 1), "float32"), training=True)
+
+
+def test_once_without_geometric_ranges_adds_no_affine_layer_and_keeps_the_others():
+    cfg = AugmentConfig(rotation_degrees=0.0, shift=0.0, zoom=0.0, shear_degrees=0.0, resample="once")
+    assert [type(layer).__name__ for layer in build_augmenter(cfg, 0).layers] == ["RandomFlip", "RandomBrightnessScale"]
+
+
 def test_random_affine_is_the_identity_in_inference_and_without_ranges():
     faces = np.random.default_rng(0).uniform(0, 255, (4, 8, 8, 1)).astype("float32")
     layer = RandomAffine(rotation_degrees=10, shift=0.1, zoom=0.1, seed=1)

@@ -102,15 +102,20 @@ def test_augmentation_is_applied_per_batch_and_deterministic_for_a_seed(arrays):
     assert a.min() >= 0 and a.max() <= 255
 
 
-def test_the_compiled_augmenter_draws_what_the_layers_draw_eagerly(arrays):
+@pytest.mark.parametrize("resample", ["per_layer", "once"])
+def test_the_compiled_augmenter_draws_what_the_layers_draw_eagerly(arrays, resample):
     import keras
 
     x = arrays[0][:16, ..., None].astype(np.float32)
-    cfg = AugmentConfig(rotation_degrees=20.0, shift=0.1, horizontal_flip=True, occlusion=0.5, brightness=(0.8, 1.2))
+    cfg = AugmentConfig(
+        rotation_degrees=20.0, shift=0.1, horizontal_flip=True, occlusion=0.5, brightness=(0.8, 1.2), resample=resample
+    )
     eager, compiled = build_augmenter(cfg, 5), compiled_augmenter(build_augmenter(cfg, 5), compile=True)
     for _ in range(3):  # the first call builds the layers; later ones must keep the same random stream
         expected = keras.ops.convert_to_numpy(eager(x, training=True))
-        assert np.allclose(compiled(x), expected, atol=1e-3)
+        # jit and eager round the affine's sample coordinates differently (<= 0.002 gray levels seen on
+        # JAX); another draw would differ by tens
+        assert np.allclose(compiled(x), expected, atol=1e-2)
 
 
 def test_batch_size_must_be_positive(arrays):

@@ -7,7 +7,7 @@ import pytest
 from bench.config import load_recipe
 from bench.errors import BenchError
 from bench.plan import OPTION_FIELDS, backbone_names, check_runnable, expand, resolve_recipe
-from bench.recipe_io import recipe_hash, to_toml
+from bench.recipe_io import LATER_DEFAULTS, recipe_hash, to_toml
 
 
 @pytest.fixture
@@ -105,6 +105,10 @@ def test_label_sets_hash_apart_and_fer2013_hashes_as_before_label_sets_existed(t
     assert recipe_hash(load_recipe(str(path), ["model.batchnorm_momentum=0.99"])) != recipe_hash(fer2013)
     assert recipe_hash(load_recipe(str(path), ['model.batchnorm="keras"'])) == recipe_hash(fer2013)
     assert recipe_hash(load_recipe(str(path), ['model.batchnorm="fused"'])) != recipe_hash(fer2013)
+    for field, later in (("model.batchnorm_stats", "recomputed"), ("data.augment.resample", "once")):
+        default = LATER_DEFAULTS[field]  # a nested path (data.augment.resample) as well as a two-level one
+        assert recipe_hash(load_recipe(str(path), [f'{field}="{default}"'])) == recipe_hash(fer2013)
+        assert recipe_hash(load_recipe(str(path), [f'{field}="{later}"'])) != recipe_hash(fer2013)
     separable = load_recipe(str(path), ["model.backbone_options.mini_xception.separable_l2=0.01"])
     assert recipe_hash(separable) != recipe_hash(fer2013)
     # the hybrid head's formulation computes the same function on the same variables: it pools

@@ -408,3 +408,27 @@ def postgres_url():
 @pytest.mark.slow
 def test_two_workers_share_one_postgresql_study(recipe_path, tmp_path, postgres_url):
     _two_workers_complete_the_study(recipe_path, tmp_path, postgres_url, "pg")
+
+
+@pytest.mark.parametrize("stats", ["moving", "recomputed"])
+def test_a_trial_is_scored_on_the_model_it_ships(stats):
+    """moving: the best epoch's validation macro-F1 as it trained; recomputed: the validation macro-F1 of
+    the final model (restored epoch, recomputed statistics), which the history never saw."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    import keras
+    import numpy as np
+
+    from bench.tune import trial_score
+
+    recipe = load_recipe("smoke")
+    recipe = replace(recipe, model=replace(recipe.model, batchnorm_stats=stats))
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(7, "softmax")])
+    kernel, bias = model.layers[-1].get_weights()
+    model.layers[-1].set_weights([np.zeros_like(kernel), np.eye(7)[2] * 5])  # always class 2
+    y_val = np.array([2, 2, 2, 0])  # macro-F1 of always-2: classes {0, 2} -> (0 + 2*3/7) / 2
+    fit = SimpleNamespace(recipe=recipe, model=model, splits=SimpleNamespace(x_val=np.zeros((4, 4, 4)), y_val=y_val))
+    result = SimpleNamespace(history={"val_macro_f1": [0.2, 0.9, 0.5]})
+    expected = 0.9 if stats == "moving" else (6 / 7) / 2
+    assert trial_score(fit, result) == pytest.approx(expected)

@@ -37,11 +37,12 @@ class RandomBrightnessScale(layers.Layer):
 
 def affine_rows(angle, shift_x, shift_y, zoom_x, zoom_y, shear, height: int, width: int):
     """``keras.ops.image.affine_transform``'s rows ``[a0, a1, a2, b0, b1, b2, 0, 0]``, one per image, for a
-    rotation (radians), shear (radians), zoom (1 = none) and shift (pixels), each a tensor of shape
+    rotation (radians), shift (pixels), shear (radians) and zoom (1 = none), each a tensor of shape
     ``(batch,)``, about the image centre.
 
-    The rows map an output pixel to the input point it samples, as ImageDataGenerator's
-    ``apply_affine_transform`` did: input = rotation @ shear @ zoom @ (output - centre) + centre + shift.
+    The rows map an output pixel to the input point it samples, composed in ImageDataGenerator's order
+    (``apply_affine_transform``: rotation @ shift @ shear @ zoom, so the shift turns with the rotation):
+    input = rotation @ (shear @ zoom @ (output - centre) + shift) + centre.
     """
     cos, sin = ops.cos(angle), ops.sin(angle)
     shear_sin, shear_cos = ops.sin(shear), ops.cos(shear)
@@ -51,8 +52,8 @@ def affine_rows(angle, shift_x, shift_y, zoom_x, zoom_y, shear, height: int, wid
     b0 = sin * zoom_x
     b1 = (-sin * shear_sin + cos * shear_cos) * zoom_y
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
-    a2 = cx - a0 * cx - a1 * cy + shift_x
-    b2 = cy - b0 * cx - b1 * cy + shift_y
+    a2 = cx - a0 * cx - a1 * cy + cos * shift_x - sin * shift_y
+    b2 = cy - b0 * cx - b1 * cy + sin * shift_x + cos * shift_y
     zeros = ops.zeros_like(a0)
     return ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
 
@@ -65,14 +66,31 @@ class RandomAffine(layers.Layer):
     bilinear interpolation, so chained they blur it three or four times. On 4,096 FER2013 faces under
     arriaga.toml's ranges the chain kept 39 % of the clean faces' gradient energy and 18 % of their Laplacian
     variance; one resampling of the same kind of draw (ImageDataGenerator's way, which the mini-Xception
-    authors trained with) kept 63 % and 47 % (benchmarks/RESULTS.md, "One resampling"). Training on faces
-    blurrier than the test faces is a train/test mismatch that the BatchNorm statistics showed.
+    authors trained with) kept 63 % and 47 % (benchmarks/RESULTS.md, "One resampling"). Evaluation sees
+    clean faces, so blurrier training faces are a train/test mismatch.
 
     Draws per image, uniform: angle in +-``rotation_degrees``; shift in +-``shift`` of the width and of the
     height; zoom in ``[1 - zoom, 1 + zoom]`` for x and y independently (ImageDataGenerator's
     ``zoom_range``); one shear angle in +-``shear_degrees`` (ImageDataGenerator's ``shear_range``).
-    Input/output: (batch, H, W, C) float.
+
+    Args:
+        rotation_degrees: the largest rotation either way, 0-180.
+        shift: the largest shift either way, as a fraction of the width (x) and the height (y), 0-1.
+        zoom: the zoom range's half width, 0 <= zoom < 1 (1 would allow a zero scale).
+        shear_degrees: the largest shear angle either way, 0-45.
+        fill_mode: how points outside the face are filled: ``constant`` (0), ``nearest``, ``reflect`` or
+            ``wrap``.
+        seed: the draws' seed.
+
+    Input/output: a batch, (batch, H, W, C) float, H and W known.
+
+    Example:
+    >>> layer = RandomAffine(rotation_degrees=10, shift=0.1, zoom=0.1, fill_mode="nearest", seed=0)
+    >>> layer(np.zeros((2, 48, 48, 1), "float32"), training=True).shape
+    (2, 48, 48, 1)
     """
+
+    FILL_MODES = ("constant", "nearest", "reflect", "wrap")
 
     def __init__(
         self,
@@ -85,6 +103,18 @@ class RandomAffine(layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        limits = {
+            "rotation_degrees": (rotation_degrees, 180),
+            "shift": (shift, 1),
+            "shear_degrees": (shear_degrees, 45),
+        }
+        for name, (value, top) in limits.items():
+            if not 0 <= value <= top:
+                raise ValueError(f"RandomAffine needs 0 <= {name} <= {top}. Received: {name}={value}")
+        if not 0 <= zoom < 1:
+            raise ValueError(f"RandomAffine needs 0 <= zoom < 1. Received: zoom={zoom}")
+        if fill_mode not in self.FILL_MODES:
+            raise ValueError(f"RandomAffine's fill_mode must be one of {self.FILL_MODES}. Received: {fill_mode!r}")
         self.rotation_degrees, self.shift, self.zoom, self.shear_degrees = rotation_degrees, shift, zoom, shear_degrees
         self.fill_mode, self.seed = fill_mode, seed
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -95,6 +125,11 @@ class RandomAffine(layers.Layer):
     def call(self, images, training=True):
         if not training:
             return images
+        if len(images.shape) != 4 or images.shape[1] is None or images.shape[2] is None:
+            raise ValueError(
+                f"RandomAffine takes a batch of images, (batch, H, W, C) with H and W known. Received: shape "
+                f"{tuple(images.shape)}"
+            )
         batch, height, width = ops.shape(images)[0], images.shape[1], images.shape[2]
         angle = self._uniform(batch, math.radians(self.rotation_degrees))
         shift_x = self._uniform(batch, self.shift * width)
@@ -102,9 +137,9 @@ class RandomAffine(layers.Layer):
         zoom_x = 1.0 + self._uniform(batch, self.zoom)
         zoom_y = 1.0 + self._uniform(batch, self.zoom)
         shear = self._uniform(batch, math.radians(self.shear_degrees))
-        rows = affine_rows(angle, shift_x, shift_y, zoom_x, zoom_y, shear, height, width)
+        rows = affine_rows(angle, shift_x, shift_y, zoom_x, zoom_y, shear, height, width)  # float32, never cast
         return ops.image.affine_transform(
-            images, ops.cast(rows, images.dtype), interpolation="bilinear", fill_mode=self.fill_mode, fill_value=0
+            images, rows, interpolation="bilinear", fill_mode=self.fill_mode, fill_value=0
         )
 
     def get_config(self):
@@ -135,9 +170,10 @@ def build_augmenter(cfg, seed: int) -> keras.Sequential | None:
     if cfg.horizontal_flip:
         stack.append(layers.RandomFlip("horizontal", seed=seeded()))
     geometric = (cfg.rotation_degrees, cfg.shift, cfg.zoom, cfg.shear_degrees)
-    if cfg.resample == "once" and any(geometric):
-        stack.append(RandomAffine(*geometric, fill_mode=cfg.fill_mode, seed=seeded()))
-    elif cfg.resample == "per_layer":
+    if cfg.resample == "once":
+        if any(geometric):
+            stack.append(RandomAffine(*geometric, fill_mode=cfg.fill_mode, seed=seeded()))
+    else:
         if cfg.rotation_degrees:
             stack.append(layers.RandomRotation(cfg.rotation_degrees / 360.0, fill_mode=cfg.fill_mode, seed=seeded()))
         if cfg.shift:
