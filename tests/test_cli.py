@@ -178,6 +178,8 @@ def test_run_end_to_end_logs_everything_to_mlflow(mini, tmp_path):
         "e2e",
         "--set",
         "data.batch_size=16",
+        "--set",
+        'model.batchnorm_stats="recomputed"',
     )
     assert result.exit_code == 0, result.output
     assert "macro_f1=" in result.output and "mlflow ui --backend-store-uri sqlite:///" in result.output
@@ -219,8 +221,10 @@ def test_run_end_to_end_logs_everything_to_mlflow(mini, tmp_path):
         "train_images_per_second",
         "input_wait_fraction",
         "epochs_actual",
+        "batchnorm_recompute_seconds",
     ):
         assert key in metrics, key
+    assert metrics["batchnorm_layers_recomputed"] >= 4  # baseline_cnn's, trained by the last phase ("all")
     history = client.get_metric_history(run.info.run_id, "val_loss")
     assert [m.step for m in history] == [0, 1]
     assert {"hardware", "tensorflow", "keras", "precision", "onednn"} <= set(run.data.tags)
