@@ -3,7 +3,10 @@ private), and tiny data written by the tests themselves."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -39,3 +42,21 @@ def write_rows(path, rows, header="emotion,pixels,Usage"):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name: str):
+    """``benchmarks/NAME.py`` as a module (the scripts are not a package), executed as when it runs: its
+    folder on ``sys.path`` while it loads (scripts import their neighbours), and the module registered in
+    ``sys.modules`` under ``name`` (dataclasses look their module up there)."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return module

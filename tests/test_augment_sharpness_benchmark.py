@@ -1,20 +1,15 @@
 """benchmarks/augment_sharpness.py: detail left in faces by chained vs single-resampling augmentation."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("augment_sharpness", BENCHMARKS / "augment_sharpness.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("augment_sharpness")
 
 
 def test_one_resampling_keeps_more_detail_and_matches_the_scipy_reference(script, tmp_path, capsys):

@@ -1,19 +1,13 @@
 """benchmarks/batchnorm_stats.py: three sets of BatchNorm statistics for a saved run, weights unchanged."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("batchnorm_stats", BENCHMARKS / "batchnorm_stats.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("batchnorm_stats")
 
 
 @pytest.fixture(scope="module")

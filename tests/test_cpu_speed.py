@@ -1,28 +1,18 @@
 """benchmarks/speed_ratios.py (also run as benchmarks/cpu_speed.py --ratios): the cases it times, how it
 reduces them, and its fused BatchNorm."""
 
-import importlib.util
 import math
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import BENCHMARKS, load_benchmark
 
 
 @pytest.fixture(scope="module")
 def ratios():
     try:
-        yield _load("speed_ratios")
+        yield load_benchmark("speed_ratios")
     finally:
         sys.modules.pop("speed_ratios", None)
 
@@ -112,7 +102,7 @@ def test_the_table_names_each_case_s_threads(ratios, capsys):
 def test_a_steps_per_execution_that_does_not_divide_the_epoch_is_refused(script, argv, monkeypatch, capsys):
     """Before any worker starts; also through cpu_speed.py --ratios, which hands its arguments over."""
     monkeypatch.syspath_prepend(str(BENCHMARKS))  # as when the script runs: its folder is on sys.path
-    module = _load(script)
+    module = load_benchmark(script)
     try:
         with pytest.raises(SystemExit) as exit_info:
             module.main([*argv, "--spe", "4", "--spe", "5", "--quick"])

@@ -1,25 +1,12 @@
 """benchmarks/fer_carry.py and benchmarks/device_check.py: the packed data comes back bit for bit, and
 the check's data keeps PrivateTest as test and carves validation out of Training only."""
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _module(name):
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+from tests.conftest import BENCHMARKS, load_benchmark
 
 
 @pytest.fixture
@@ -27,12 +14,12 @@ def packed(tmp_path, rng):
     images = rng.integers(0, 256, (50, 48, 48), dtype=np.uint8)
     labels = rng.integers(0, 7, 50)
     splits = np.array(["train"] * 30 + ["val"] * 10 + ["test"] * 10)
-    return images, labels, splits, _module("fer_carry").pack(images, labels, splits, tmp_path / "fer.u8.xz")
+    return images, labels, splits, load_benchmark("fer_carry").pack(images, labels, splits, tmp_path / "fer.u8.xz")
 
 
 def test_pack_round_trips_train_and_test_rows_and_leaves_out_the_rest(packed):
     images, labels, splits, path = packed
-    got_images, got_labels, got_splits = _module("fer_carry").unpack(path)
+    got_images, got_labels, got_splits = load_benchmark("fer_carry").unpack(path)
     keep = splits != "val"
     assert np.array_equal(got_images, images[keep]) and got_images.dtype == np.uint8
     assert np.array_equal(got_labels, labels[keep])
@@ -41,7 +28,7 @@ def test_pack_round_trips_train_and_test_rows_and_leaves_out_the_rest(packed):
 
 def test_device_check_data_validates_on_training_rows_only(packed):
     *_, path = packed
-    data = _module("device_check").load(path, 0)
+    data = load_benchmark("device_check").load(path, 0)
     sizes = data.split_sizes()
     assert sizes["test"] == 10 and sizes["train"] + sizes["val"] == 30 and sizes["val"] >= 1
 

@@ -1,19 +1,13 @@
 """benchmarks/step_profile.py: the trace it reads back must account for the step's ops."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "step_profile.py"
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def step_profile():
-    spec = importlib.util.spec_from_file_location("step_profile", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("step_profile")
 
 
 def test_op_types_fall_in_their_categories(step_profile):
