@@ -190,10 +190,9 @@ def trial_score(fit, result) -> float:
     if fit.recipe.model.batchnorm_stats != "recomputed":
         return max(result.history["val_macro_f1"])
     from bench.callbacks import macro_f1
+    from bench.runner import predict_probs
 
-    x, y = fit.splits.x_val, fit.splits.y_val
-    probs = fit.model.predict(x[..., None].astype("float32") if x.ndim == 3 else x, batch_size=256, verbose=0)
-    return macro_f1(y, probs.argmax(1))
+    return macro_f1(fit.splits.y_val, predict_probs(fit.model, fit.splits.x_val).argmax(1))
 
 
 def _objective(req: TuneRequest, data: FerData, space: list[Param], experiment_id: str, parent_id: str):

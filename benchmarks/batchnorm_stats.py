@@ -36,10 +36,11 @@ SETTINGS = ("moving", "recomputed", "recomputed_augmented")
 def score(model, splits) -> dict[str, float]:
     """Accuracy and macro-F1 on the validation and test splits."""
     from bench.metrics import evaluate
+    from bench.runner import predict_probs
 
     figures = {}
     for name, x, y in (("val", splits.x_val, splits.y_val), ("test", splits.x_test, splits.y_test)):
-        probs = model.predict(x[..., None].astype("float32") if x.ndim == 3 else x, batch_size=256, verbose=0)
+        probs = predict_probs(model, x)
         metrics = evaluate(y, probs, splits.class_names)
         figures[f"{name}_accuracy"], figures[f"{name}_macro_f1"] = metrics["accuracy"], metrics["macro_f1"]
     return figures
