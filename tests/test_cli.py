@@ -468,8 +468,11 @@ train = "all"
 )
 
 
+# Two of the four Keras-application backbones: xception, whose 71 px minimum raises the input size, and
+# mobilenet_v3_small, the cheapest. ResNet50 and EfficientNetB3 go through the same application wrapper
+# and run path (100 s of the suite between them); every backbone is built, run and saved in test_models.
 @pytest.mark.slow
-@pytest.mark.parametrize("backbone", ["resnet50", "mobilenet_v3_small", "efficientnet_b3", "xception"])
+@pytest.mark.parametrize("backbone", ["mobilenet_v3_small", "xception"])
 def test_keras_application_backbones_train_end_to_end(tmp_path, backbone):
     recipe = tmp_path / "one_phase.toml"
     recipe.write_text(ONE_PHASE_TOML)

@@ -150,23 +150,23 @@ def test_study_nests_trials_writes_a_runnable_recipe_and_resumes(recipe_path, tm
             "none",
         ]
 
-    result = CliRunner().invoke(cli, args(3), catch_exceptions=False)
+    result = CliRunner().invoke(cli, args(2), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "best trial" in result.output and "experiments/tuned/s1.toml" in result.output
-    assert len(_trials(storage, "s1")) == 3
+    assert len(_trials(storage, "s1")) == 2
     runs = _mlflow_runs(tmp_path)
     parents = [r for r in runs if r.data.tags.get("bench.kind") == "study"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    assert len(parents) == 1 and len(children) == 3
+    assert len(parents) == 1 and len(children) == 2
     assert parents[0].info.status == "FINISHED" and "best_val_macro_f1" in parents[0].data.metrics
     tuned = load_recipe("experiments/tuned/s1.toml")
     assert tuned.name == "s1"
     best = optuna.load_study(study_name="s1", storage=storage).best_params
     assert tuned.phases[0].learning_rate == pytest.approx(best["lr"])
-    # Resume: asking for 4 trials in the same study runs exactly one more.
-    again = CliRunner().invoke(cli, args(4), catch_exceptions=False)
+    # Resume: asking for 3 trials in the same study runs exactly one more.
+    again = CliRunner().invoke(cli, args(3), catch_exceptions=False)
     assert again.exit_code == 0, again.output
-    assert len(_trials(storage, "s1")) == 4
+    assert len(_trials(storage, "s1")) == 3
     run = CliRunner().invoke(
         cli,
         [
