@@ -33,7 +33,14 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 
 class TrainingDiverged(BenchError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN or infinite, or sat at cross-entropy's clipped maximum for an epoch."""
+
+
+# Keras clips probabilities at epsilon (1e-7), so cross-entropy never passes -log(1e-7) = 16.1. An epoch's
+# mean training loss above 80 % of that means nearly every face got a probability near 1e-7 for its own
+# class: a saturated, diverged model. Untrained models start near log(classes), about 2, class weights
+# scaling it by their mean (about 1); none of this project's runs has come near 13.
+SATURATED_LOSS = 0.8 * -math.log(1e-7)
 
 
 class ValidationMetrics(keras.callbacks.Callback):
@@ -72,7 +79,12 @@ def call_end(first: int, steps_per_execution: int, epoch_steps: int | None) -> i
 
 
 class NanGuard(keras.callbacks.Callback):
-    """Raises :class:`TrainingDiverged` as soon as the training loss is NaN or infinite.
+    """Raises :class:`TrainingDiverged` as soon as the training loss is NaN or infinite, and at the end of
+    an epoch whose mean training loss is above :data:`SATURATED_LOSS`.
+
+    The second check is for backends whose diverged models stay finite: under PyTorch, SGD at a learning
+    rate of 1e5 left the loss at 16.1, the clipped maximum, for five epochs where TensorFlow's became NaN
+    in the first (tests/test_train.py); without it that run would end as a normal one, at chance.
 
     With ``steps_per_execution`` N > 1 Keras sees the loss once per call of N steps, so the message names
     the call (by the epoch step it ends at), not a batch it cannot tell apart."""
@@ -96,6 +108,15 @@ class NanGuard(keras.callbacks.Callback):
             raise TrainingDiverged(
                 f"training loss became {float(loss)} {where}; lower the learning rate "
                 "(--set phases.*.learning_rate=...) or check the data"
+            )
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and float(loss) > SATURATED_LOSS:
+            raise TrainingDiverged(
+                f"training loss averaged {float(loss):.1f} over epoch {epoch + 1}, the clipped maximum: the model "
+                "saturated on wrong answers; lower the learning rate (--set phases.*.learning_rate=...) "
+                "or check the data"
             )
 
 

@@ -154,6 +154,7 @@ def profile(
     the threads are set before the model's build runs TensorFlow's first op, as ``bench run`` sets them."""
     import keras
 
+    from bench.backend import is_tensorflow
     from bench.config import load_recipe
     from bench.models import build_model
     from bench.runtime import onednn_enabled, set_threads
@@ -182,7 +183,7 @@ def profile(
         "head": head,
         "image_size": spec.image_size,
         "precision": precision,
-        "onednn": onednn_enabled(),
+        "onednn": onednn_enabled() and is_tensorflow(),  # TensorFlow's option: false under JAX or PyTorch
         "params_total": int(model.count_params()),
         "params_trainable_per_phase": trainable_per_phase(model, recipe, pretrained=False),
         "flops_per_image": flops,

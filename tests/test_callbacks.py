@@ -5,7 +5,16 @@ import numpy as np
 import pytest
 
 from bench import callbacks
-from bench.callbacks import Execution, NanGuard, Progress, Replanner, StepTimer, TrainingDiverged, call_end
+from bench.callbacks import (
+    SATURATED_LOSS,
+    Execution,
+    NanGuard,
+    Progress,
+    Replanner,
+    StepTimer,
+    TrainingDiverged,
+    call_end,
+)
 
 # The index Keras passes to on_train_batch_end for a call of N steps that began at ``first``:
 # older Keras 3 releases pass ``first`` again, Keras 3.15 passes first + N - 1 (past a short last call's end).
@@ -89,6 +98,14 @@ def test_nan_guard_names_the_call_that_diverged(end_index):
         guard.on_train_batch_end(end_index(8, 4), {"loss": float("inf")})
     with pytest.raises(TrainingDiverged, match="became nan at batch 0; lower"):
         _epoch(NanGuard(), steps=10, per_call=1, end_index=end_index, loss=float("nan"))
+
+
+def test_nan_guard_stops_an_epoch_saturated_at_the_clipped_loss_and_passes_a_bad_but_learning_one():
+    guard = NanGuard()
+    guard.on_epoch_end(0, {"loss": 9.0})  # far worse than chance (about 2), yet not saturated: no error
+    guard.on_epoch_end(1, {"loss": SATURATED_LOSS})
+    with pytest.raises(TrainingDiverged, match="averaged 16.1 over epoch 3, the clipped maximum.*lower the learning"):
+        guard.on_epoch_end(2, {"loss": 16.118})  # what PyTorch's SGD at 1e5 logged, epoch after epoch
 
 
 class _Model:

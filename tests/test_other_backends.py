@@ -1,8 +1,9 @@
-"""The smoke recipe end to end under KERAS_BACKEND=jax: run, compare, tune (one trial), profile and
-predict, in a child Python that must never import TensorFlow.
+"""The smoke recipe end to end under KERAS_BACKEND=jax and =torch: run, compare, tune (one trial),
+profile and predict, in a child Python that must never import TensorFlow.
 
-The child is ``$BENCH_JAX_PYTHON`` (``make test`` points it at .venv-jax, which has jax[cpu] and no
-TensorFlow), else this Python when it has JAX; without either the test skips."""
+The child is ``$BENCH_JAX_PYTHON`` / ``$BENCH_TORCH_PYTHON`` (``make test`` points the first at .venv-jax,
+which has jax[cpu] and no TensorFlow; ``make test-torch`` the second at .venv-torch), else this Python when
+it has that backend's library; without either the backend's test skips."""
 
 from __future__ import annotations
 
@@ -15,7 +16,17 @@ import textwrap
 
 import pytest
 
-JAX_PYTHON = os.environ.get("BENCH_JAX_PYTHON") or (sys.executable if importlib.util.find_spec("jax") else None)
+
+def backend_python(backend: str, library: str) -> str | None:
+    """The Python that runs ``backend``'s checks: ``$BENCH_<BACKEND>_PYTHON``, else this one if it has
+    ``library``, else None (skip)."""
+    found = os.environ.get(f"BENCH_{backend.upper()}_PYTHON")
+    return found or (sys.executable if importlib.util.find_spec(library) else None)
+
+
+JAX_PYTHON = backend_python("jax", "jax")
+PYTHONS = {"jax": JAX_PYTHON, "torch": backend_python("torch", "torch")}
+VENVS = {"jax": "make test-jax creates .venv-jax", "torch": "make test-torch creates .venv-torch"}
 
 SCRIPT = textwrap.dedent(
     """
@@ -57,21 +68,25 @@ SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(JAX_PYTHON is None, reason="no Python with JAX (make test-jax creates .venv-jax)")
-def test_run_compare_tune_profile_predict_under_jax_without_tensorflow(tmp_path):
-    env = {**os.environ, "KERAS_BACKEND": "jax", "BENCH_CACHE_DIR": str(tmp_path / "cache")}
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_run_compare_tune_profile_predict_without_tensorflow(tmp_path, backend):
+    if PYTHONS[backend] is None:
+        pytest.skip(f"no Python with {backend} ({VENVS[backend]})")
+    env = {**os.environ, "KERAS_BACKEND": backend, "BENCH_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("MLFLOW_TRACKING_URI", None)
     done = subprocess.run(
-        [JAX_PYTHON, "-c", SCRIPT], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200
+        [PYTHONS[backend], "-c", SCRIPT], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = json.loads(done.stdout.split("RESULT", 1)[1])
     assert out["tensorflow_imported"] is False
-    assert out["tags"]["bench.backend"] == "jax" and out["tags"]["epochs_actual_per_phase"] == "[1, 1, 1, 1, 1]"
+    assert out["tags"]["bench.backend"] == backend and out["tags"]["epochs_actual_per_phase"] == "[1, 1, 1, 1, 1]"
+    assert out["tags"]["onednn"] == "false" and backend in out["tags"]  # the backend library's version
     assert "baseline_cnn+hybrid" in out["compare"]
     assert "trial" in out["tune"].lower()
     profile = json.loads(out["profile"])[0]
     assert profile["flops_per_image"] is None and profile["train_images_per_second"] > 0
+    assert profile["onednn"] is False  # TensorFlow's option, not this backend's
     assert json.loads(out["predict"])["faces"][0]["emotion"]
     assert "needs the TensorFlow backend" in out["export"]
 
