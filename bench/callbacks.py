@@ -112,9 +112,15 @@ class NanGuard(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get("loss")
-        if loss is not None and float(loss) > SATURATED_LOSS:
+        if loss is None:
+            return
+        # Keras' loss includes the weight penalties (L2), which are not bounded: judge the data term alone.
+        # The penalties at the epoch's end stand in for their mean over it (they change slowly).
+        penalties = self.model.losses if self.model is not None else []
+        data_loss = float(loss) - sum(float(keras.ops.convert_to_numpy(p)) for p in penalties)
+        if data_loss > SATURATED_LOSS:
             raise TrainingDiverged(
-                f"training loss averaged {float(loss):.1f} over epoch {epoch + 1}, the clipped maximum: the model "
+                f"training loss averaged {data_loss:.1f} over epoch {epoch + 1}, the clipped maximum: the model "
                 "saturated on wrong answers; lower the learning rate (--set phases.*.learning_rate=...) "
                 "or check the data"
             )

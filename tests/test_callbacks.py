@@ -106,6 +106,15 @@ def test_nan_guard_stops_an_epoch_saturated_at_the_clipped_loss_and_passes_a_bad
     guard.on_epoch_end(1, {"loss": SATURATED_LOSS})
     with pytest.raises(TrainingDiverged, match="averaged 16.1 over epoch 3, the clipped maximum.*lower the learning"):
         guard.on_epoch_end(2, {"loss": 16.118})  # what PyTorch's SGD at 1e5 logged, epoch after epoch
+    # Weight penalties are part of Keras' loss but not bounded by the clip: only the data term counts.
+    dense = keras.layers.Dense(2, kernel_initializer="ones", kernel_regularizer=keras.regularizers.L2(2.0))
+    model = keras.Sequential([keras.Input((4,)), dense])
+    penalty = float(sum(keras.ops.convert_to_numpy(p) for p in model.losses))
+    assert penalty == pytest.approx(16.0)  # 2.0 * eight weights of 1
+    guard.set_model(model)
+    guard.on_epoch_end(3, {"loss": 2.0 + penalty})
+    with pytest.raises(TrainingDiverged, match="averaged 16.1 over epoch 5"):
+        guard.on_epoch_end(4, {"loss": 16.118 + penalty})
 
 
 class _Model:
