@@ -36,11 +36,11 @@ class TrainingDiverged(BenchError):
     """The loss became NaN or infinite, or sat at cross-entropy's clipped maximum for an epoch."""
 
 
-# Keras clips probabilities at epsilon (1e-7), so cross-entropy never passes -log(1e-7) = 16.1. An epoch's
+# Keras clips probabilities at its epsilon (1e-7), so cross-entropy never passes -log(1e-7) = 16.1. An epoch's
 # mean training loss above 80 % of that means nearly every face got a probability near 1e-7 for its own
 # class: a saturated, diverged model. Untrained models start near log(classes), about 2, class weights
 # scaling it by their mean (about 1); none of this project's runs has come near 13.
-SATURATED_LOSS = 0.8 * -math.log(1e-7)
+SATURATED_LOSS = 0.8 * -math.log(keras.config.epsilon())
 
 
 class ValidationMetrics(keras.callbacks.Callback):
