@@ -6,6 +6,9 @@
 - baseline_cnn+hybrid over baseline_cnn+mlp at each steps_per_execution (target: at most 1.5);
 - baseline_cnn+hybrid with the hybrid head's ``formulation = "matmul"`` (the attention layers' same math as
   fewer ops, ``bench/heads/layers.py``) vs its default ``"keras"``, and over baseline_cnn+mlp;
+- baseline_cnn+hybrid with smaller hybrid heads (``HEAD_SIZES``: FFN multiplier 2 or 1, projection width 128)
+  vs the cpu recipe's head, and each over baseline_cnn+mlp (target: at most 1.5). These change the model,
+  so a size that meets the target still needs its own accuracy evidence before a recipe takes it;
 - each pair with ``model.batchnorm = "fused"`` (TensorFlow's fused BatchNorm kernel, the same math), with
   ``model.precision = "mixed_bfloat16"``, and with both, against its default (Keras' BatchNorm, float32);
   and baseline_cnn+hybrid over baseline_cnn+mlp with fused BatchNorm on both;
@@ -36,6 +39,7 @@ the formulation comparison alone (3 cases, about 2-3 minutes idle: 3 prepares of
 
     python benchmarks/speed_ratios.py --cases "formulation|mlp spe1$" --json benchmarks/formulation.json
     python benchmarks/speed_ratios.py --cases "fused|bf16" --skip-bare --json benchmarks/batchnorm.json
+    python benchmarks/speed_ratios.py --cases "head |mlp spe1$" --skip-bare --json benchmarks/head_sizes.json
 
 Duration of the default run on an idle 2-core machine, estimated from step counts: 24 cases before the
 BatchNorm/precision cases (36 with them: add about half again).
@@ -70,6 +74,16 @@ BARE = ("keras", "fused", "none")  # the bare CNN's BatchNorm: Keras' layer, fus
 SYNTHETIC = "synthetic:1200:0"
 STEPS_PER_EPOCH = 144  # the schedule's epoch length: --spe must divide it (1, 4 and 16 do; the cpu recipe's 150 not)
 FORMULATION_PAIRS = ("baseline_cnn+hybrid",)  # also timed with the head's formulation = "matmul"
+# Smaller hybrid heads, timed on baseline_cnn (issue 13: the head's step at most 1.5x the mlp head's). The
+# cpu recipe's head is projection_dim 256, ffn_multiplier 4; the head's FLOPs are mostly its FFN and its
+# attention projections, both quadratic in the projection width.
+HEAD_SIZES = {
+    "ffn 2": (("projection_dim", 256), ("ffn_multiplier", 2.0)),
+    "ffn 1": (("projection_dim", 256), ("ffn_multiplier", 1.0)),
+    "projection 128": (("projection_dim", 128),),
+    "projection 128 ffn 2": (("projection_dim", 128), ("ffn_multiplier", 2.0)),
+}
+HEAD_SIZE_PAIR = "baseline_cnn+hybrid"
 KERNEL_PRECISION = (("fused", "float32"), ("keras", "mixed_bfloat16"), ("fused", "mixed_bfloat16"))  # per pair
 PRECISION_LABELS = {"float32": "", "mixed_bfloat16": "bf16"}
 
@@ -84,6 +98,7 @@ class Case:
     formulation: str = "keras"  # the hybrid head's formulation option ("keras" is its default)
     batchnorm: str = "keras"  # model.batchnorm: Keras' layer (the default) or TensorFlow's fused kernel
     precision: str = "float32"  # model.precision: a Keras dtype policy (float32 = the CPU default)
+    head_options: tuple = ()  # (name, value) pairs set on the head on top of the recipe's
 
     @property
     def threads_label(self) -> str:
@@ -99,6 +114,8 @@ def ratio_cases(pairs, spes, threads, bare: bool) -> list[Case]:
         cases += [Case(f"{pair} threads {i}/{j}", pair, 1, (i, j), default) for i, j in threads]
         if pair in FORMULATION_PAIRS:
             cases.append(Case(f"{pair} formulation matmul", pair, 1, (0, 0), default, formulation="matmul"))
+        if pair == HEAD_SIZE_PAIR:
+            cases += [Case(f"{pair} head {s}", pair, 1, (0, 0), default, head_options=o) for s, o in HEAD_SIZES.items()]
         for bn, precision in KERNEL_PRECISION:
             label = " ".join(p for p in ("fused BN" if bn == "fused" else "", PRECISION_LABELS[precision]) if p)
             cases.append(Case(f"{pair} {label}", pair, 1, (0, 0), default, batchnorm=bn, precision=precision))
@@ -161,6 +178,7 @@ class Prepared:
         if case["formulation"] != "keras":  # only then: the default leaves the recipe (and its hash) as it is
             overrides.append(f"model.head_options.{head}.formulation={case['formulation']}")
         overrides += [f"model.batchnorm={case['batchnorm']}", f"model.precision={case['precision']}"]
+        overrides += [f"model.head_options.{head}.{name}={value}" for name, value in case["head_options"]]
         values = {"model.backbone": backbone, "model.head": head, "data.source": SYNTHETIC}
         recipe = load_recipe("cpu", overrides, values)
         if bare:
@@ -321,6 +339,14 @@ def formulations_over_mlp(results: dict[str, list[dict]]) -> dict[str, float]:
     return {f: ratio for f, ratio in ratios.items() if not math.isnan(ratio)}
 
 
+def head_sizes_over_mlp(results: dict[str, list[dict]]) -> dict[str, float]:
+    """baseline_cnn+hybrid's step over baseline_cnn+mlp's at steps_per_execution 1, per head size
+    (``"recipe"`` = the cpu recipe's head), for the sizes that were timed."""
+    cases = {"recipe": f"{HEAD_SIZE_PAIR} spe1"} | {s: f"{HEAD_SIZE_PAIR} head {s}" for s in HEAD_SIZES}
+    ratios = {s: same_round_ratio(results, name, "baseline_cnn+mlp spe1") for s, name in cases.items()}
+    return {s: ratio for s, ratio in ratios.items() if not math.isnan(ratio)}
+
+
 def fused_hybrid_over_mlp(results: dict[str, list[dict]]) -> float:
     """baseline_cnn+hybrid's step over baseline_cnn+mlp's, both with fused BatchNorm, float32 (NaN if missing)."""
     return same_round_ratio(results, "baseline_cnn+hybrid fused BN", "baseline_cnn+mlp fused BN")
@@ -355,6 +381,9 @@ def ratios_mode(args, spes: list[int]) -> None:
     rows, hybrid = summarize(cases, results), hybrid_over_mlp(results, spes)
     formulations = formulations_over_mlp(results)
     print_table(cases, rows, hybrid, formulations)
+    sizes = head_sizes_over_mlp(results)
+    for size, ratio in sizes.items():
+        print(f"baseline_cnn hybrid head ({size}) / mlp step, steps_per_execution 1: {ratio:.3f} (target <= 1.5)")
     fused = fused_hybrid_over_mlp(results)
     if not math.isnan(fused):
         print(f"baseline_cnn hybrid / mlp step, both with fused BatchNorm: {fused:.3f} (target <= 1.5)")
@@ -364,6 +393,7 @@ def ratios_mode(args, spes: list[int]) -> None:
         payload = {"settings": settings, "cases": rows, "hybrid_over_mlp": hybrid, "cpu_count": os.cpu_count()}
         payload["hybrid_over_mlp_by_formulation"] = formulations
         payload["hybrid_over_mlp_fused_batchnorm"] = fused
+        payload["hybrid_over_mlp_by_head_size"] = sizes
         Path(args.json).write_text(json.dumps(payload, indent=1))
 
 
