@@ -19,7 +19,7 @@ def ratios():
 
 def test_the_default_cases_vary_one_factor_at_a_time(ratios):
     cases = ratios.ratio_cases(ratios.PAIRS, [1, 4, 16], [(2, 1), (1, 1)], bare=True)
-    assert len(cases) == 4 * 8 + 1 + len(ratios.HEAD_SIZES) + 3 and len({c.name for c in cases}) == len(cases)
+    assert len(cases) == 4 * 8 + 1 + 2 * len(ratios.HEAD_SIZES) + 3 and len({c.name for c in cases}) == len(cases)
     names = {c.name: c for c in cases}
     assert all(c.reference in names for c in cases)
     mlp = [c for c in cases if c.model == "baseline_cnn+mlp"]
@@ -36,20 +36,21 @@ def test_the_default_cases_vary_one_factor_at_a_time(ratios):
         ("baseline_cnn+hybrid formulation matmul", 1, (0, 0), "baseline_cnn+hybrid spe1")
     ]
     sized = [c for c in cases if c.head_options]
-    assert [(c.name, c.model, c.spe, c.formulation, c.batchnorm, c.reference) for c in sized[:1]] == [
-        ("baseline_cnn+hybrid head ffn 2", "baseline_cnn+hybrid", 1, "keras", "keras", "baseline_cnn+hybrid spe1")
+    assert [(c.name, c.model, c.spe, c.formulation, c.batchnorm, c.reference) for c in sized[:2]] == [
+        ("baseline_cnn+hybrid head ffn 2", "baseline_cnn+hybrid", 1, "keras", "keras", "baseline_cnn+hybrid spe1"),
+        ("baseline_cnn+hybrid head ffn 2 fused BN", "baseline_cnn+hybrid", 1, "keras", "fused", "baseline_cnn+hybrid spe1"),
     ]
-    assert [c.head_options for c in sized] == list(ratios.HEAD_SIZES.values())
+    assert [c.head_options for c in sized[::2]] == [c.head_options for c in sized[1::2]] == list(ratios.HEAD_SIZES.values())
 
 
 def test_cases_selects_by_name_and_keeps_what_they_are_divided_by(ratios):
     cases = ratios.ratio_cases(ratios.PAIRS, [1, 4, 16], [(2, 1), (1, 1)], bare=True)
     chosen = [c.name for c in ratios.select(cases, "formulation|mlp spe1$")]
     assert chosen == ["baseline_cnn+mlp spe1", "baseline_cnn+hybrid spe1", "baseline_cnn+hybrid formulation matmul"]
-    sized = [c.name for c in ratios.select(cases, "head |mlp spe1$")]
-    assert sized == ["baseline_cnn+mlp spe1", "baseline_cnn+hybrid spe1"] + [
-        f"baseline_cnn+hybrid head {s}" for s in ratios.HEAD_SIZES
-    ]
+    sized = [c.name for c in ratios.select(cases, "head |baseline_cnn.(mlp|hybrid) fused BN$")]
+    heads = [f"baseline_cnn+hybrid head {s}{f}" for s in ratios.HEAD_SIZES for f in ("", " fused BN")]
+    mlp, hybrid = ["baseline_cnn+mlp spe1", "baseline_cnn+mlp fused BN"], ["baseline_cnn+hybrid spe1"]
+    assert sized == mlp + hybrid + heads + ["baseline_cnn+hybrid fused BN"]
     fused = [c.name for c in ratios.select(cases, "fused")]
     assert fused[-2:] == ["bare CNN, keras BatchNorm", "bare CNN, fused BatchNorm"]
     assert fused[:3] == ["baseline_cnn+mlp spe1", "baseline_cnn+mlp fused BN", "baseline_cnn+mlp fused BN bf16"]
@@ -82,10 +83,17 @@ def test_ratios_pair_rounds_and_take_the_median(ratios):
     results["baseline_cnn+mlp fused BN"] = rounds(80.0, 160.0, 80.0)
     results["baseline_cnn+hybrid fused BN"] = rounds(100.0, 240.0, 120.0)
     assert ratios.fused_hybrid_over_mlp(results) == pytest.approx(1.5)  # median of 1.25, 1.5, 1.5
-    assert ratios.head_sizes_over_mlp(results) == {"recipe": pytest.approx(1.5)}  # no smaller head timed
+    no_small_heads = {"recipe": pytest.approx(1.5), "recipe fused BN": pytest.approx(1.5)}
+    assert ratios.head_sizes_over_mlp(results) == no_small_heads
     results["baseline_cnn+hybrid head projection 128"] = rounds(110.0, 260.0, 130.0)
+    results["baseline_cnn+hybrid head projection 128 fused BN"] = rounds(100.0, 200.0, 96.0)
     sizes = ratios.head_sizes_over_mlp(results)
-    assert sizes == {"recipe": pytest.approx(1.5), "projection 128": pytest.approx(1.3)}  # 1.1, 1.3, 1.3
+    assert sizes == {
+        "recipe": pytest.approx(1.5),
+        "recipe fused BN": pytest.approx(1.5),
+        "projection 128": pytest.approx(1.3),  # median of 1.1, 1.3, 1.3
+        "projection 128 fused BN": pytest.approx(1.25),  # median of 1.25, 1.25, 1.2
+    }
 
 
 def test_the_bare_cnn_s_fused_variant_holds_bench_s_fused_batch_norm(ratios):
