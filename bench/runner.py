@@ -76,7 +76,11 @@ def _log_evaluation(run: trk.TrackedRun, fit, result, folder: Path) -> dict[str,
     for split in ("val", "test"):
         if len(truth[split]):
             metrics.update({f"{split}_{k}": v for k, v in evaluate(truth[split], probs[split], names).items()})
-    run.metrics(metrics)
+    # val_macro_f1 and val_accuracy are also per-epoch curves (steps 0 .. end_epoch - 1), and MLflow shows a
+    # run's value at its highest step: logged at step 0 the evaluated (restored) model's values were hidden
+    # behind the last epoch's and drew a second point at epoch 0 of the curve. After the curves they are
+    # the run's values and the curve's last point.
+    run.metrics(metrics, step=result.end_epoch)
     np.savez_compressed(
         folder / "predictions.npz",
         test_y_true=truth["test"],

@@ -227,6 +227,9 @@ def test_run_end_to_end_logs_everything_to_mlflow(mini, tmp_path):
     assert metrics["batchnorm_layers_recomputed"] >= 4  # baseline_cnn's, trained by the last phase ("all")
     history = client.get_metric_history(run.info.run_id, "val_loss")
     assert [m.step for m in history] == [0, 1]
+    f1_history = client.get_metric_history(run.info.run_id, "val_macro_f1")
+    assert sorted(m.step for m in f1_history) == [0, 1, 2]  # the two epochs', then the evaluated model's
+    assert metrics["val_macro_f1"] == pytest.approx(next(m.value for m in f1_history if m.step == 2))
     assert {"hardware", "tensorflow", "keras", "precision", "onednn"} <= set(run.data.tags)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert artifacts >= {

@@ -108,7 +108,7 @@ def test_phases_freeze_and_unfreeze_and_train_the_right_weights(data):
     assert result.actual_epochs == [1]
     trainer = Trainer(model, recipe, prepare_splits(data, recipe))
     result = trainer.run()
-    assert result.actual_epochs == [1, 1] and result.phase_starts == [0, 1]
+    assert result.actual_epochs == [1, 1] and result.phase_starts == [0, 1] and result.end_epoch == 2
     assert any(not np.array_equal(backbone_after[i], model.backbone.get_weights()[i]) for i in conv_kernels)
     assert set(result.history) >= {"loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1", "learning_rate"}
     assert len(result.history["val_macro_f1"]) == 2
@@ -360,9 +360,11 @@ def test_checkpoints_record_the_training_time_and_a_resume_gets_what_is_left_of_
     # resumed after epoch 1 with the whole budget already spent: nothing more trains
     resumed = Trainer(model, recipe, splits).run({"phase": 0, "plan": [3], "next_epoch": 1, "train_seconds": 120.0})
     assert resumed.budget_hit and resumed.actual_epochs == [1] and "loss" not in resumed.history
+    assert resumed.end_epoch == 1  # where the run's epochs end: its evaluation is logged after them
     # with a moment of it left: one more epoch, in which the deadline passes
     resumed = Trainer(model, recipe, splits).run({"phase": 0, "plan": [3], "next_epoch": 1, "train_seconds": 119.9})
     assert resumed.budget_hit and resumed.actual_epochs == [2] and len(resumed.history["loss"]) == 1
+    assert resumed.end_epoch == 2
     assert resumed.train_seconds > 119.9  # the whole run's, not only this part's (a few seconds)
 
 

@@ -43,6 +43,7 @@ class TrainResult:
     train_passes: float = 0.0  # training images seen / training split size (resumed epochs included)
     batchnorm_recomputed: int = 0  # BatchNorm layers whose statistics were recomputed after training
     batchnorm_seconds: float = 0.0  # the time that took (not training time: outside the budget)
+    end_epoch: int = 0  # one past the last epoch index trained (the per-epoch curves' steps are below it)
 
 
 REPLAN_MIN_EPOCHS = 2
@@ -294,6 +295,7 @@ class Trainer:
             if result.budget_hit:
                 break
         self.cached = None
+        result.end_epoch = epoch
         # a resumed run's whole training time: the parts before the resume are in its checkpoint
         result.train_seconds = self.spent_before + time.perf_counter() - t0
         if self.recipe.model.batchnorm_stats == "recomputed":
