@@ -40,7 +40,7 @@ the formulation comparison alone (3 cases, about 2-3 minutes idle: 3 prepares of
 
     python benchmarks/speed_ratios.py --cases "formulation|mlp spe1$" --json benchmarks/formulation.json
     python benchmarks/speed_ratios.py --cases "fused|bf16" --skip-bare --json benchmarks/batchnorm.json
-    python benchmarks/speed_ratios.py --cases "head |baseline_cnn.(mlp|hybrid) fused BN$" --skip-bare --json benchmarks/heads.json
+    python benchmarks/speed_ratios.py --cases "head |baseline_cnn.(mlp|hybrid) fused BN$" --skip-bare --json heads.json
 
 Duration of the default run on an idle 2-core machine, estimated from step counts: 24 cases before the
 BatchNorm/precision cases (36 with them: add about half again).
@@ -117,9 +117,9 @@ def ratio_cases(pairs, spes, threads, bare: bool) -> list[Case]:
             cases.append(Case(f"{pair} formulation matmul", pair, 1, (0, 0), default, formulation="matmul"))
         if pair == HEAD_SIZE_PAIR:
             for size, options in HEAD_SIZES.items():
-                cases.append(Case(f"{pair} head {size}", pair, 1, (0, 0), default, head_options=options))
-                fused = Case(f"{pair} head {size} fused BN", pair, 1, (0, 0), default, "keras", "fused", "float32", options)
-                cases.append(fused)
+                for bn, label in (("keras", ""), ("fused", " fused BN")):
+                    name = f"{pair} head {size}{label}"
+                    cases.append(Case(name, pair, 1, (0, 0), default, batchnorm=bn, head_options=options))
         for bn, precision in KERNEL_PRECISION:
             label = " ".join(p for p in ("fused BN" if bn == "fused" else "", PRECISION_LABELS[precision]) if p)
             cases.append(Case(f"{pair} {label}", pair, 1, (0, 0), default, batchnorm=bn, precision=precision))
