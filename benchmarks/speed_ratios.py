@@ -329,18 +329,22 @@ def summarize(cases: list[Case], results: dict[str, list[dict]]) -> list[dict]:
     return rows
 
 
+def timed_ratios(results: dict[str, list[dict]], pairs: dict) -> dict:
+    """``{label: (case, reference)}`` -> ``{label: same-round ratio}``, for the pairs that were both timed."""
+    ratios = {label: same_round_ratio(results, *names) for label, names in pairs.items()}
+    return {label: ratio for label, ratio in ratios.items() if not math.isnan(ratio)}
+
+
 def hybrid_over_mlp(results: dict[str, list[dict]], spes) -> dict[int, float]:
     """baseline_cnn+hybrid's step over baseline_cnn+mlp's, same round, median over rounds, per spe."""
-    spe = {n: (f"baseline_cnn+hybrid spe{n}", f"baseline_cnn+mlp spe{n}") for n in sorted({1, *spes})}
-    ratios = {n: same_round_ratio(results, *names) for n, names in spe.items()}
-    return {n: ratio for n, ratio in ratios.items() if not math.isnan(ratio)}
+    pairs = {n: (f"baseline_cnn+hybrid spe{n}", f"baseline_cnn+mlp spe{n}") for n in sorted({1, *spes})}
+    return timed_ratios(results, pairs)
 
 
 def formulations_over_mlp(results: dict[str, list[dict]]) -> dict[str, float]:
     """baseline_cnn+hybrid's step over baseline_cnn+mlp's at steps_per_execution 1, per formulation."""
     cases = {"keras": "baseline_cnn+hybrid spe1", "matmul": "baseline_cnn+hybrid formulation matmul"}
-    ratios = {f: same_round_ratio(results, name, "baseline_cnn+mlp spe1") for f, name in cases.items()}
-    return {f: ratio for f, ratio in ratios.items() if not math.isnan(ratio)}
+    return timed_ratios(results, {f: (name, "baseline_cnn+mlp spe1") for f, name in cases.items()})
 
 
 def head_sizes_over_mlp(results: dict[str, list[dict]]) -> dict[str, float]:
@@ -352,8 +356,7 @@ def head_sizes_over_mlp(results: dict[str, list[dict]]) -> dict[str, float]:
     for size in HEAD_SIZES:
         pairs[size] = (f"{HEAD_SIZE_PAIR} head {size}", mlp)
         pairs[f"{size} fused BN"] = (f"{HEAD_SIZE_PAIR} head {size} fused BN", mlp_fused)
-    ratios = {label: same_round_ratio(results, *names) for label, names in pairs.items()}
-    return {label: ratio for label, ratio in ratios.items() if not math.isnan(ratio)}
+    return timed_ratios(results, pairs)
 
 
 def fused_hybrid_over_mlp(results: dict[str, list[dict]]) -> float:
