@@ -59,7 +59,7 @@ class ValidationMetrics(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         tic = time.perf_counter()
-        probs = self.model.predict(self.val_dataset, verbose=0)
+        probs = self.model.predict(self.val_dataset, verbose=0)[: len(self.y_val)]  # a padded last batch's rows
         self.seconds = time.perf_counter() - tic
         picked = np.clip(probs[np.arange(len(self.y_val)), self.y_val], 1e-7, 1.0)
         logs["val_loss"] = float(-np.mean(np.log(picked)))

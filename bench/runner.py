@@ -56,13 +56,11 @@ class RunSummary:
 
 def predict_probs(model, images: np.ndarray) -> np.ndarray:
     """Class probabilities of every image in one prediction pass (not a Python loop of predicts)."""
-    from bench.data.batches import make_stream  # imports Keras: not before a command's names are checked
+    from bench.data.batches import predict_all  # imports Keras: not before a command's names are checked
 
     if len(images) == 0:
         return np.zeros((0, model.output.shape[-1]), dtype=np.float32)
-    return model.predict(
-        make_stream(images, np.zeros(len(images), dtype=np.int64), batch_size=256, inputs_only=True), verbose=0
-    )
+    return predict_all(model, images)
 
 
 def _log_evaluation(run: trk.TrackedRun, fit, result, folder: Path) -> dict[str, float]:

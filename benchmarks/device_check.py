@@ -1,20 +1,27 @@
-"""The GPU check of experiments/gpu.toml, sized for ~8 minutes of device time.
+"""The GPU check of experiments/gpu.toml: each backbone trains a fixed number of epochs, one call per
+~8 minutes of device time.
 
-    KERAS_BACKEND=jax python -u benchmarks/device_check.py [--data .carry/fer2013.u8.xz] [--minutes 5]
+    KERAS_BACKEND=jax python -u benchmarks/device_check.py [--data .carry/fer2013.u8.xz] [--epochs 30]
+        [--backbone NAME ...]
 
 First the augmentation's speed on the device (eager and jit-compiled layers, a few seconds), then a
-60-second probe (baseline_cnn, two epochs) that shows whether an epoch fits at all (compile
-time, input feeding) before the budget is spent; then every backbone in turn with an equal share of
-``--minutes`` (the trainer times the first epoch and shrinks the planned epochs to fit; under jit it keeps
-that plan, as a re-plan's rebuilt step would cost more than it wins). Every epoch is
-printed as it ends, flushed; ``$OUT/device_check.json`` is rewritten after the probe and after each
-backbone, so a run cut off by the device's time limit still returns what it finished.
+probe (baseline_cnn, two epochs) that shows whether an epoch fits at all (compile time, input feeding)
+before the rest is spent; then each ``--backbone`` (default: all) for ``--epochs`` epochs, with no time
+budget. Fixed epochs, not a share of minutes: on the H200 (session 12, benchmarks/RESULTS.md) compiling a
+backbone's steps took 20-100+ s against 1-2 s for an epoch of training, so a time share went to the
+compiler and a budgeted run's plan, made from its first epoch, was far too short. Every epoch is printed
+as it ends, flushed, and ``$OUT/device_check.json`` is rewritten after the probe and after each backbone,
+so a run cut off by the device's time limit still returns what it finished. Each backbone's figures
+include ``compile_seconds``: its first epoch's wall time less a steady epoch's.
+
+Compiled programs are kept in ``JAX_COMPILATION_CACHE_DIR`` (default ``/tmp/bench-jax-cache``), so a
+second call on the same warm machine, or the full run after the probe, does not compile baseline_cnn again.
 
 On the lent GPU machine (JAX with CUDA, no TensorFlow, no package registry), after
 ``python benchmarks/fer_carry.py --wheels`` here and with ``.carry`` carried:
 
-    pip install --no-deps .carry/wheels/*.whl  # only where keras/namex/optree are missing
-    KERAS_BACKEND=jax timeout 540 python -u benchmarks/device_check.py
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .carry/wheels/*.whl
+    PYTHONPATH=/tmp/site KERAS_BACKEND=jax timeout 520 python3 -u benchmarks/device_check.py --backbone ...
 
 It needs only NumPy, Keras and the backend: no MLflow, scikit-learn, pandas or OpenCV.
 
@@ -64,13 +71,21 @@ def load(data: Path | None, synthetic: int):
     return FerData(images, labels, splits, source=source, protocol="Training 90/10 train/val; PrivateTest test")
 
 
+def compile_seconds(epoch_walls: list[float]) -> float | None:
+    """The first epoch's wall time less a steady epoch's (the median of the rest): what tracing and
+    compiling the steps cost. None with fewer than two epochs."""
+    if len(epoch_walls) < 2:
+        return None
+    return round(epoch_walls[0] - float(np.median(epoch_walls[1:])), 1)
+
+
 def train_one(backbone: str, data, overrides: list[str]) -> dict:
     """Train ``backbone`` under the gpu recipe with ``overrides``; its timings and test figures."""
     import keras
 
     from bench.callbacks import macro_f1
     from bench.config import load_recipe
-    from bench.data.batches import make_stream
+    from bench.data.batches import predict_all
     from bench.reports import format_progress
     from bench.train import Fit
 
@@ -78,18 +93,26 @@ def train_one(backbone: str, data, overrides: list[str]) -> dict:
     tic = time.perf_counter()
     fit = Fit.build(recipe, data)
     built = time.perf_counter() - tic
+    walls, last = [], [time.perf_counter()]
 
     def progress(status):
         if status["epoch_end"]:
-            say(f"  {backbone} | {format_progress(status)}")
+            now = time.perf_counter()
+            walls.append(now - last[0])
+            last[0] = now
+            say(f"  {backbone} | {format_progress(status)} | epoch {walls[-1]:.1f} s")
 
     result = fit.train(progress=progress)
     y = fit.splits.y_test
-    probs = fit.model.predict(make_stream(fit.splits.x_test, y, batch_size=512, inputs_only=True), verbose=0)
+    tic = time.perf_counter()
+    probs = predict_all(fit.model, fit.splits.x_test, batch_size=max(recipe.data.batch_size, 256))
     figures = {
         "backbone": backbone,
         "build_seconds": round(built, 1),
         "train_seconds": round(result.train_seconds, 1),
+        "compile_seconds": compile_seconds(walls),
+        "epoch_seconds": [round(w, 2) for w in walls],
+        "test_seconds": round(time.perf_counter() - tic, 1),
         "epochs": int(sum(result.actual_epochs)),
         "passes": round(result.train_passes, 2),
         "images_per_second": round(result.images_per_second, 1),
@@ -107,13 +130,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(".carry/fer2013.u8.xz"))
     parser.add_argument("--synthetic", type=int, default=0, help="N made-up faces instead of --data.")
-    parser.add_argument("--minutes", type=float, default=5.0, help="Training budget, all backbones together.")
-    parser.add_argument("--probe-seconds", type=float, default=60.0)
+    parser.add_argument("--epochs", type=int, default=30, help="Epochs per backbone (gpu.toml's: 30).")
+    parser.add_argument("--probe-epochs", type=int, default=2, help="baseline_cnn's epochs first; 0: no probe.")
     parser.add_argument("--backbone", action="append", help=f"Repeatable (default: {', '.join(BACKBONES)}).")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="Recipe override KEY=VALUE.")
     args = parser.parse_args()
     out = Path(os.environ.get("OUT", "outputs/device_check"))
     out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", "/tmp/bench-jax-cache")  # read when JAX is imported
 
     from bench.runtime import environment_tags
 
@@ -131,17 +155,17 @@ def main() -> None:
     report["augmented_images_per_second"] = measure(n_batches=20, batch_size=256)
     say(f"augmentation: {json.dumps(report['augmented_images_per_second'])}")
     save()
-    say(f"probe: baseline_cnn, 2 epochs, {args.probe_seconds:.0f} s budget")
-    probe = ["phases.0.epochs=2", f"run.budget_minutes={args.probe_seconds / 60}", *args.overrides]
-    report["probe"] = train_one("baseline_cnn", data, probe)
-    say(f"probe: {json.dumps(report['probe'])}")
-    save()
-    backbones = args.backbone or list(BACKBONES)
-    share = args.minutes / len(backbones)
-    for name in backbones:
-        say(f"== {name}: {share:.1f} min budget")
+    fixed = ["run.budget_minutes=0"]
+    if args.probe_epochs:
+        say(f"probe: baseline_cnn, {args.probe_epochs} epochs")
+        report["probe"] = train_one("baseline_cnn", data, [*fixed, f"phases.0.epochs={args.probe_epochs}"])
+        say(f"probe: {json.dumps(report['probe'])}")
+        save()
+    for name in args.backbone or BACKBONES:
+        say(f"== {name}: {args.epochs} epochs")
         try:
-            report["backbones"].append(train_one(name, data, [f"run.budget_minutes={share}", *args.overrides]))
+            overrides = [*fixed, f"phases.0.epochs={args.epochs}", *args.overrides]
+            report["backbones"].append(train_one(name, data, overrides))
         except Exception as exc:  # one failing backbone must not cost the others' results
             report["backbones"].append({"backbone": name, "error": f"{type(exc).__name__}: {exc}"})
         say(f"{name}: {json.dumps(report['backbones'][-1])}")

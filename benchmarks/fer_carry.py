@@ -50,11 +50,24 @@ def unpack(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return images, labels, splits
 
 
+def wheel_download_command(folder: Path, python_version: str) -> list[str]:
+    """``pip download`` of binary wheels for the GPU machine's Python, whatever Python runs here: optree is
+    compiled, so a wheel built for this machine's interpreter would not install there."""
+    platforms = [f"manylinux_2_{n}_x86_64" for n in (28, 27, 17)] + ["manylinux2014_x86_64", "manylinux1_x86_64"]
+    return [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        "--python-version", python_version, "--implementation", "cp",
+        *(arg for platform in platforms for arg in ("--platform", platform)),
+        "-d", str(folder),
+    ]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
     parser.add_argument("--out", type=Path, default=Path(".carry"))
     parser.add_argument("--wheels", action="store_true", help="Also download the keras/namex/optree wheels.")
+    parser.add_argument("--python-version", default="3.12", help="The GPU machine's Python, for --wheels.")
     args = parser.parse_args()
     from bench.data import load_data
 
@@ -66,17 +79,7 @@ def main() -> None:
         import keras
 
         wheels = [f"keras=={keras.__version__}", "namex", "optree"]
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "-d",
-            str(args.out / "wheels"),
-        ]
-        subprocess.run(cmd + wheels, check=True)
+        subprocess.run(wheel_download_command(args.out / "wheels", args.python_version) + wheels, check=True)
 
 
 if __name__ == "__main__":

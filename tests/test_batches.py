@@ -8,7 +8,7 @@ import pytest
 
 from bench.config import AugmentConfig
 from bench.data.augment import build_augmenter
-from bench.data.batches import ArrayBatches, compiled_augmenter, make_stream, steps_per_pass
+from bench.data.batches import ArrayBatches, compiled_augmenter, make_stream, predict_all, steps_per_pass
 
 
 @pytest.fixture
@@ -136,6 +136,7 @@ def test_make_stream_matches_the_backend_and_its_batch_sizes(arrays):
     else:
         assert isinstance(stream, ArrayBatches) and len(stream) == 3
         assert isinstance(eval_stream, ArrayBatches) and eval_stream.inputs_only
+        assert [len(eval_stream[i]) for i in range(len(eval_stream))] == [32, 32, 32, 32]  # one shape: one compile
 
 
 def test_fit_and_predict_read_array_batches(arrays):
@@ -151,3 +152,19 @@ def test_fit_and_predict_read_array_batches(arrays):
     assert len(history.history["loss"]) == 2
     probs = model.predict(ArrayBatches(x, y, batch_size=32, inputs_only=True), verbose=0)
     assert probs.shape == (100, 7)
+
+
+def test_a_padded_last_batch_is_black_and_predict_all_keeps_one_row_per_image(arrays):
+    """The padding only fills the last batch up to the batch shape; predict_all drops its rows, so the
+    outputs are those of an unpadded pass under every backend."""
+    import keras
+
+    x, y = arrays
+    padded = ArrayBatches(x, y, batch_size=32, inputs_only=True, pad_last=True)
+    last = padded[len(padded) - 1]
+    assert last.shape == (32, 48, 48, 1) and np.array_equal(last[:4, ..., 0], x[96:]) and not last[4:].any()
+    assert len(ArrayBatches(x, y, batch_size=32, pad_last=True)[3][0]) == 4  # training batches: never padded
+    model = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(), keras.layers.Dense(7, "softmax")])
+    unpadded = model.predict(ArrayBatches(x, y, batch_size=32, inputs_only=True), verbose=0)
+    got = predict_all(model, x, batch_size=32)
+    assert got.shape == (100, 7) and np.allclose(got, unpadded, atol=1e-6)

@@ -34,6 +34,13 @@ def test_device_check_data_validates_on_training_rows_only(packed):
 
 
 @pytest.mark.parametrize(
+    "walls, expected", [([40.0, 1.0, 1.5, 1.0], 39.0), ([5.0, 2.0], 3.0), ([12.0], None), ([], None)]
+)
+def test_compile_seconds_is_the_first_epoch_less_a_steady_one(walls, expected):
+    assert load_benchmark("device_check").compile_seconds(walls) == expected
+
+
+@pytest.mark.parametrize(
     "y_true, y_pred",
     [([0, 1, 2, 2, 3], [0, 2, 2, 2, 1]), ([0, 0, 0], [1, 1, 1]), ([4, 4, 5], [4, 4, 5]), ([0, 1, 6, 6], [6, 6, 6, 6])],
 )
@@ -65,3 +72,9 @@ assert tags["bench.backend"] and tags["mlflow"], tags
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_wheels_are_fetched_for_the_gpu_machines_python_not_this_one(tmp_path):
+    command = load_benchmark("fer_carry").wheel_download_command(tmp_path, "3.12")
+    assert command[command.index("--python-version") + 1] == "3.12" and "--only-binary=:all:" in command
+    assert "manylinux_2_28_x86_64" in command and command[command.index("-d") + 1] == str(tmp_path)

@@ -68,6 +68,8 @@ class ArrayBatches(keras.utils.PyDataset):
 
     Args: as :func:`bench.data.pipeline.make_dataset`, plus
         inputs_only: yield ``x`` only (what ``predict`` reads).
+        pad_last: with ``inputs_only``, fill the last partial batch up with black images so every batch
+            has one shape; the caller drops the extra predictions (:func:`predict_all` does).
         repeat: never end (``fit`` with a fixed ``steps_per_epoch``); pass ``p`` of an endless stream is
             shuffled with ``seed + p``, so where an epoch boundary falls does not change the stream.
 
@@ -91,6 +93,7 @@ class ArrayBatches(keras.utils.PyDataset):
         repeat: bool = False,
         targets: np.ndarray | None = None,
         num_classes: int | None = None,
+        pad_last: bool = False,
     ):
         super().__init__(workers=1, use_multiprocessing=False)
         if batch_size < 1:
@@ -104,7 +107,7 @@ class ArrayBatches(keras.utils.PyDataset):
         self.one_hot = np.eye(num_classes, dtype=np.float32)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.augment = None if augmenter is None else compiled_augmenter(augmenter)
-        self.inputs_only, self.repeat = inputs_only, repeat
+        self.inputs_only, self.repeat, self.pad_last = inputs_only, repeat, pad_last and inputs_only
         self.per_pass = steps_per_pass(len(self.index), batch_size, shuffle)
         self.epoch = 0
         self._order_pass, self._order = -1, self.index
@@ -130,6 +133,8 @@ class ArrayBatches(keras.utils.PyDataset):
         if self.augment is not None:
             x = self.augment(x)
         if self.inputs_only:
+            if self.pad_last and len(x) < self.batch_size:
+                x = np.concatenate([x, np.zeros((self.batch_size - len(x), *x.shape[1:]), x.dtype)])
             return x
         y = self.one_hot[self.labels[picked]] if self.targets is None else self.targets[picked]
         return (x, y) if self.sample_weights is None else (x, y, self.sample_weights[picked])
@@ -143,14 +148,33 @@ def make_stream(images, labels, *, batch_size: int, inputs_only: bool = False, r
     """The input stream ``fit``/``predict`` read, for the backend in use.
 
     TensorFlow: the tf.data pipeline of :func:`bench.data.pipeline.make_dataset` (``.map`` to inputs,
-    ``.repeat()``); any other backend: :class:`ArrayBatches`. ``options`` are make_dataset's keywords."""
+    ``.repeat()``); any other backend: :class:`ArrayBatches`. ``options`` are make_dataset's keywords.
+
+    Under JAX and PyTorch an ``inputs_only`` stream ends in a padded full batch (``pad_last``), so
+    ``predict`` returns ``ceil(n / batch_size) * batch_size`` rows and the caller keeps the first ``n``
+    (:func:`predict_all`): XLA compiles the prediction step once per input shape, and on a GPU each
+    compile autotunes every convolution again (benchmarks/RESULTS.md, "GPU check")."""
     from bench.backend import is_tensorflow
 
     if not is_tensorflow():
-        return ArrayBatches(images, labels, batch_size=batch_size, inputs_only=inputs_only, repeat=repeat, **options)
+        return ArrayBatches(
+            images,
+            labels,
+            batch_size=batch_size,
+            inputs_only=inputs_only,
+            repeat=repeat,
+            pad_last=inputs_only,
+            **options,
+        )
     from bench.data.pipeline import make_dataset
 
     ds = make_dataset(images, labels, batch_size=batch_size, **options)
     if inputs_only:
         ds = ds.map(lambda x, *rest: x)
     return ds.repeat() if repeat else ds
+
+
+def predict_all(model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """``model``'s outputs for every image of ``images``, in order, in one prediction pass."""
+    stream = make_stream(images, np.zeros(len(images), np.int64), batch_size=batch_size, inputs_only=True)
+    return model.predict(stream, verbose=0)[: len(images)]

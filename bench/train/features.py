@@ -9,7 +9,7 @@ import numpy as np
 
 from bench import callbacks as cb
 from bench.config import Recipe
-from bench.data.batches import make_stream
+from bench.data.batches import make_stream, predict_all
 from bench.train.splits import Splits
 
 CACHE_LIMIT_BYTES = 6 * 2**30
@@ -41,9 +41,7 @@ def cache_features(model, splits: Splits, recipe: Recipe, fixed_steps: int | Non
     tic = time.perf_counter()
 
     def features(x):  # the same input pipeline, unaugmented and in order
-        return extractor.predict(
-            make_stream(x, np.zeros(len(x), np.int64), batch_size=256, inputs_only=True), verbose=0
-        )
+        return predict_all(extractor, x)
 
     bs, seed = recipe.data.batch_size, recipe.run.seed
     train = make_stream(
