@@ -184,3 +184,36 @@ def test_checkpoints_name_the_best_epoch_s_file_and_a_finished_phase_resumes_wit
     model.load_weights(tmp_path / "weights.weights.h5")
     for a, b in zip(model.get_weights(), best, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+class _Predictor:
+    """What ValidationMetrics asks of a model: its jit_compile flag, predict and predict_on_batch."""
+
+    def __init__(self, jit_compile: bool, probs: np.ndarray):
+        self.jit_compile, self.probs, self.calls = jit_compile, probs, []
+
+    def predict_on_batch(self, x):
+        self.calls.append(("one batch", len(x)))
+
+    def predict(self, stream, verbose=0):
+        self.calls.append(("pass", len(stream)))
+        return self.probs
+
+
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_validation_compiles_its_prediction_step_before_the_first_timed_pass_only_under_xla(jit_compile):
+    """Under XLA the first pass would time the compiler too, and a budget's plan reads that time as every
+    validation's; with a padded last batch the extra rows are dropped."""
+    from bench.data.batches import ArrayBatches
+
+    y = np.array([0, 1, 2, 1, 0])
+    stream = ArrayBatches(np.zeros((5, 48, 48), np.uint8), y, batch_size=4, inputs_only=True, pad_last=True)
+    model = _Predictor(jit_compile, np.eye(7, dtype=np.float32)[[0, 1, 2, 1, 0, 6, 6, 6]])
+    validation = callbacks.ValidationMetrics(stream, y)
+    validation.set_model(model)
+    for epoch in range(2):
+        logs = {}
+        validation.on_epoch_end(epoch, logs)
+        assert logs["val_accuracy"] == 1.0 and logs["val_macro_f1"] == 1.0
+    warm_up = [("one batch", 4)] if jit_compile else []
+    assert model.calls == [*warm_up, ("pass", 2), ("pass", 2)]

@@ -462,6 +462,33 @@ def test_a_checkpoint_taken_before_the_budget_s_plan_holds_the_plan(data, tmp_pa
     assert state["plan"] == trainer.plan == [3] and state["next_epoch"] == 1
 
 
+@pytest.mark.parametrize("jit, deadline, plan", [(False, 100.0, [8]), (True, 100.0, [6]), (True, 1000.0, [20])])
+def test_calibration_under_xla_sets_the_recompile_against_the_budget(data, monkeypatch, jit, deadline, plan):
+    """A plan that changes rebuilds the training step around its schedule: under XLA that is another
+    compile, about what the first epoch spent beyond a steady epoch, so the plan leaves room for it. A plan
+    that does not change keeps its compiled step."""
+    import time
+
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    raw = _raw(mini_recipe(budget_minutes=2.0))
+    raw["phases"] = [dict(raw["phases"][1], epochs=20)]
+    recipe = from_dict(Recipe, raw)
+    trainer = Trainer(model, recipe, prepare_splits(data, recipe))
+    trainer._start_phase(recipe.phases[0], 0)
+    model.make_train_function()
+    traced = model.train_function
+    trainer.jit = jit
+    clock = iter([0.0, 30.0, 30.0])  # epoch 1 from 0 to 30 s: 10 s of steady epoch, 20 s of compiling
+    monkeypatch.setattr(time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(trainer, "_fit", lambda *args, **kwargs: (keras.callbacks.History(), False))
+    monkeypatch.setattr(trainer, "_merge", lambda result, hist: None)
+    monkeypatch.setattr(trainer, "_epoch_seconds", lambda wall: 10.0)
+    trainer._calibrate(recipe.phases[0], None, deadline=deadline)
+    # 70 s left at 10 s an epoch: 1 + 7 epochs; under XLA 70 - 20 s of recompiling: 1 + 5; 970 s: all 20
+    assert trainer.plan == plan
+    assert (model.train_function is traced) == (plan == [20]) and traced is not None
+
+
 def _head_phase_weights(data, cache: bool):
     """Head weights after 2 epochs of a head-only, unaugmented phase (6 steps), from the same start."""
     keras.utils.set_random_seed(5)

@@ -339,10 +339,16 @@ class Trainer:
         hist, hit = self._fit(phase, 0, self.plan, 0, 1, deadline, replan=False)
         self._merge(result, hist)
         epochs = [p.epochs for p in self.recipe.phases]
-        seconds = self._epoch_seconds(time.perf_counter() - tic)
-        self.plan[:] = fit_plan(epochs, 0, 1, seconds, deadline - time.perf_counter())
-        self._target.optimizer.learning_rate = make_schedule(phase, self.steps_per_epoch, self.plan[0])
-        self._target.train_function = None
+        wall = time.perf_counter() - tic
+        seconds = self._epoch_seconds(wall)
+        left = deadline - time.perf_counter()
+        plan = fit_plan(epochs, 0, 1, seconds, left)
+        if plan[0] != self.plan[0] and self.jit:  # the new schedule needs a new step: a compile, as epoch 1's
+            plan = fit_plan(epochs, 0, 1, seconds, left - max(0.0, wall - seconds))
+        if plan[0] != self.plan[0]:  # an unchanged plan keeps its schedule and its compiled step
+            self._target.optimizer.learning_rate = make_schedule(phase, self.steps_per_epoch, plan[0])
+            self._target.train_function = None
+        self.plan[:] = plan
         if self.checkpoint_dir is not None and (self.checkpoint_dir / "state.json").exists():
             # epoch 1's checkpoint holds the plan before this fit (and, were the phase over, its end as
             # the position): a resume must get the shrunk plan and continue after epoch 1
