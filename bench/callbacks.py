@@ -59,9 +59,10 @@ class ValidationMetrics(keras.callbacks.Callback):
         self.compiled = False
 
     def _compile_prediction(self) -> None:
-        """Under XLA, predict one batch before the first timed pass: compiling the prediction step took
-        ~20 s on an H200 against 0.1 s for the pass, and a budget's plan reads ``seconds`` as what every
-        validation costs (benchmarks/RESULTS.md, "GPU check")."""
+        """Under XLA, predict one batch before the first timed pass, which would otherwise time the compiler
+        too: on an H200 compiling took seconds to tens of seconds per step against well under a second
+        for a validation pass, and a budget's plan reads ``seconds`` as what every validation costs
+        (benchmarks/RESULTS.md, "GPU check")."""
         self.compiled = True
         if not self.model.jit_compile:
             return
