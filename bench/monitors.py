@@ -4,7 +4,7 @@ Keras' callbacks start from scratch in every ``fit``: a run resumed after its be
 epoch's weights and value, and both patience counters restarted, so a run split across sessions stopped
 later, cut its rate later and could end on weights worse than ones it had already seen. Their counters
 and best value go into the epoch checkpoint's ``state.json`` (:meth:`monitor_state`), the best epoch's
-weights into a file the state names (:class:`bench.callbacks.Checkpointer`), and a resumed phase hands
+weights into a file the state names (:class:`bench.train.checkpoints.Checkpointer`), and a resumed phase hands
 them back (``resume=``)."""
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from bench.callbacks import (
     TrainingDiverged,
     call_end,
 )
+from bench.train import checkpoints
 
 # The index Keras passes to on_train_batch_end for a call of N steps that began at ``first``:
 # older Keras 3 releases pass ``first`` again, Keras 3.15 passes first + N - 1 (past a short last call's end).
@@ -157,7 +158,9 @@ def test_checkpoints_name_the_best_epoch_s_file_and_a_finished_phase_resumes_wit
     model.compile("adam", "mse")
     model.optimizer.build(model.trainable_variables)
     stopper = ResumableEarlyStopping(patience=1, restore_best_weights=True)
-    checkpointer = callbacks.Checkpointer(tmp_path, {"phase": 0, "plan": [5, 3]}, monitors={"early_stopping": stopper})
+    checkpointer = checkpoints.Checkpointer(
+        tmp_path, {"phase": 0, "plan": [5, 3]}, monitors={"early_stopping": stopper}
+    )
     for callback in (stopper, checkpointer):
         callback.set_model(model)
         callback.on_train_begin()

@@ -1,15 +1,15 @@
+import json
 import math
 
 import keras
 import numpy as np
 import pytest
 
-from bench import callbacks
 from bench.callbacks import Execution, TrainingDiverged
 from bench.config import PhaseConfig, Recipe, from_dict, load_recipe
 from bench.data import load_data
 from bench.models import build_model
-from bench.train import Trainer, compile_phase, fit_plan, make_schedule, prepare_splits
+from bench.train import Trainer, checkpoints, compile_phase, fit_plan, make_schedule, prepare_splits
 
 
 def mini_recipe(**run):
@@ -379,7 +379,7 @@ def test_a_phase_resumed_mid_way_continues_its_optimizer(data, tmp_path):
     splits = prepare_splits(data, two)
     Trainer(model, two, splits, checkpoint_dir=tmp_path).run()
     model.optimizer.learning_rate = 5e-5  # as ReduceLROnPlateau would have cut it: a variable, saved too
-    checkpointer = callbacks.Checkpointer(tmp_path, {"phase": 0, "plan": [3]})
+    checkpointer = checkpoints.Checkpointer(tmp_path, {"phase": 0, "plan": [3]})
     checkpointer.set_model(model)
     checkpointer.on_epoch_end(1)  # the checkpoint after 2 of 3 epochs
     moments = [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables[2:]]
@@ -387,7 +387,7 @@ def test_a_phase_resumed_mid_way_continues_its_optimizer(data, tmp_path):
     three = from_dict(Recipe, raw)
     fresh, _ = build_model(backbone="baseline_cnn", head="linear")
     fresh.load_weights(tmp_path / "weights.weights.h5")
-    state = callbacks.json.loads((tmp_path / "state.json").read_text())
+    state = json.loads((tmp_path / "state.json").read_text())
     assert state == {"phase": 0, "plan": [3], "next_epoch": 2}
     trainer = Trainer(fresh, three, splits, checkpoint_dir=tmp_path)
     assert trainer._start_phase(three.phases[0], 0, state) is True
@@ -397,10 +397,10 @@ def test_a_phase_resumed_mid_way_continues_its_optimizer(data, tmp_path):
     assert int(keras.ops.convert_to_numpy(fresh.optimizer.iterations)) == 9 and not result.optimizer_restarted
     assert float(fresh.optimizer.learning_rate) == pytest.approx(5e-5) and result.actual_epochs == [3]
     # a checkpoint of another position, or of other variables, is not restored
-    assert not callbacks.restore_optimizer(fresh, tmp_path, {"phase": 0, "next_epoch": 2})  # now saved at 3
+    assert not checkpoints.restore_optimizer(fresh, tmp_path, {"phase": 0, "next_epoch": 2})  # now saved at 3
     other, _ = build_model(backbone="baseline_cnn", head="mlp")
     compile_phase(other, three.phases[0], steps_per_epoch=3, epochs=1, jit_compile=False)
-    assert not callbacks.restore_optimizer(other, tmp_path, {"phase": 0, "next_epoch": 3})
+    assert not checkpoints.restore_optimizer(other, tmp_path, {"phase": 0, "next_epoch": 3})
     assert int(keras.ops.convert_to_numpy(other.optimizer.iterations)) == 0
 
 
@@ -421,7 +421,7 @@ def test_a_resumed_phase_continues_early_stopping_and_ends_on_its_best_epoch_bef
     splits = prepare_splits(data, recipe)
     with pytest.raises(KeyboardInterrupt):
         Trainer(model, recipe, splits, checkpoint_dir=tmp_path, callbacks=[KilledAfterEpoch2()]).run()
-    state = callbacks.json.loads((tmp_path / "state.json").read_text())
+    state = json.loads((tmp_path / "state.json").read_text())
     stopper = state["monitors"]["early_stopping"]
     assert state["next_epoch"] == 2 and set(state["monitors"]) == {"early_stopping", "plateau"}
     assert stopper["weights_file"] == f"best-0-{stopper['best_epoch']}.weights.h5" and stopper["best_epoch"] < 2
@@ -458,7 +458,7 @@ def test_a_checkpoint_taken_before_the_budget_s_plan_holds_the_plan(data, tmp_pa
     monkeypatch.setattr(trainer, "_fit", killed_after_calibration)
     with pytest.raises(KeyboardInterrupt):
         trainer.run()
-    state = callbacks.json.loads((tmp_path / "state.json").read_text())
+    state = json.loads((tmp_path / "state.json").read_text())
     assert state["plan"] == trainer.plan == [3] and state["next_epoch"] == 1
 
 

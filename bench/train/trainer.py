@@ -6,7 +6,6 @@ through the ``callbacks`` argument.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from bench.data.batches import make_stream, steps_per_pass
 from bench.data.pipeline import oversample_indices
 from bench.freezing import apply_phase_trainability
 from bench.monitors import ResumableEarlyStopping, ResumablePlateau, best_weights_loader
+from bench.train import checkpoints as ckpt
 from bench.train.features import CachedFeatures, cache_features
 from bench.train.optim import compile_phase, fit_plan, make_schedule
 from bench.train.splits import Splits
@@ -62,25 +62,6 @@ def _resolve_jit(recipe: Recipe) -> bool:
     if backend == "torch":
         return False  # Keras' own default there; torch.compile is untested with these models
     return bool(accelerators())  # TensorFlow: XLA was 2-9x slower on the CPUs measured
-
-
-def read_resume_state(checkpoint_dir: Path) -> dict | None:
-    """Where an interrupted run stopped (phase, plan, next epoch, training seconds spent), as its last
-    epoch checkpoint wrote it."""
-    state = Path(checkpoint_dir) / "state.json"
-    return json.loads(state.read_text()) if state.exists() else None
-
-
-def resume_position(resume_state: dict | None, plan: list[int]) -> tuple[int, int, int]:
-    """``(epoch, phase, phase_start)`` to continue from: the next epoch, its phase and the phase's first
-    epoch. A checkpoint written after a phase's last epoch continues with the next phase."""
-    if not resume_state:
-        return 0, 0, 0
-    epoch, phase = resume_state["next_epoch"], resume_state["phase"]
-    phase_start = sum(plan[:phase])
-    if epoch >= phase_start + plan[phase]:
-        phase, phase_start = phase + 1, phase_start + plan[phase]
-    return epoch, phase, phase_start
 
 
 class Trainer:
@@ -220,7 +201,7 @@ class Trainer:
             cbs.append(self._progress_cb)
         if self.checkpoint_dir is not None:
             cbs.append(
-                cb.Checkpointer(
+                ckpt.Checkpointer(
                     self.checkpoint_dir,
                     {"phase": phase_index, "plan": plan},
                     target=self.model,
@@ -263,7 +244,7 @@ class Trainer:
         deadline = t0 + budget - self.spent_before if budget else None
         result = TrainResult(self.model, planned_epochs=[p.epochs for p in phases])
         result.budget_hit = bool(budget) and self.spent_before >= budget
-        epoch, first_phase, phase_start = resume_position(resume_state, plan)
+        epoch, first_phase, phase_start = ckpt.resume_position(resume_state, plan)
         self.first_epoch = epoch
         # phase_starts[i] is always phase i's start (the plots name phases by position), resumed or not
         result.phase_starts = [sum(plan[:i]) for i in range(first_phase)]
@@ -328,7 +309,7 @@ class Trainer:
         if resume_state is None or self.checkpoint_dir is None:
             return None
         self._resume_monitors = resume_state.get("monitors")  # for this phase's first fit
-        return cb.restore_optimizer(self._target, self.checkpoint_dir, resume_state)
+        return ckpt.restore_optimizer(self._target, self.checkpoint_dir, resume_state)
 
     def _calibrate(self, phase: PhaseConfig, result: TrainResult, deadline: float) -> None:
         """Train the first epoch, time it, and shrink the plan so every phase fits the budget.
@@ -352,8 +333,8 @@ class Trainer:
         if self.checkpoint_dir is not None and (self.checkpoint_dir / "state.json").exists():
             # epoch 1's checkpoint holds the plan before this fit (and, were the phase over, its end as
             # the position): a resume must get the shrunk plan and continue after epoch 1
-            state = {**read_resume_state(self.checkpoint_dir), "plan": self.plan, "next_epoch": 1}
-            cb.write_state(self.checkpoint_dir, state)
+            state = {**ckpt.read_resume_state(self.checkpoint_dir), "plan": self.plan, "next_epoch": 1}
+            ckpt.write_state(self.checkpoint_dir, state)
         if hit:
             result.budget_hit = True
 

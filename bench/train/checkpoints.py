@@ -1,0 +1,141 @@
+"""Epoch checkpoints for ``bench run --resume``: the weights, the optimizer's variables and the trainer's
+position (state.json), each written whole so that a run killed at any moment resumes from the last
+complete epoch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+
+OPTIMIZER_STATE = "optimizer.npz"
+"""The optimizer's variables in an epoch checkpoint (step count, moments, a plateau-cut rate)."""
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Saves weights, the optimizer's variables and the trainer's position every epoch, so
+    ``bench run --resume`` can continue: the schedule where it was, Adam's moments, a learning rate
+    that ReduceLROnPlateau had cut (see :func:`restore_optimizer`).
+
+    ``train_seconds`` (optional) says how much training time the run has spent so far, resumed parts
+    included: a resumed run with a wall-clock budget gets what is left of it, not a new one.
+    ``monitors`` (optional): ``{"early_stopping": ..., "plateau": ...}`` (:mod:`bench.monitors`), whose
+    counters go into state.json and whose best epoch's weights into ``best-PHASE-EPOCH.weights.h5``
+    (named in the state, so a kill between the two writes leaves a state and a file that agree).
+
+    When ``fit`` ends (after early stopping restored the best epoch's weights, which it does first) the
+    checkpoint is written again with those weights, and, when the phase is over — early-stopped, stopped
+    by the budget, or at its planned end — with the next phase's first epoch as the position: a run
+    killed before the next phase's first checkpoint resumes there, from the weights it would have used."""
+
+    def __init__(self, folder: Path, state: dict, target: keras.Model | None = None, train_seconds=None, monitors=None):
+        super().__init__()
+        self.folder, self.state, self.target = Path(folder), state, target
+        self.train_seconds = train_seconds
+        self.monitors = monitors or {}
+        self.next_epoch: int | None = None
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.next_epoch = epoch + 1
+        self._write(epoch + 1, ended=epoch)
+
+    def on_train_end(self, logs=None):
+        if self.next_epoch is None:
+            return  # no epoch ended: the last checkpoint stands
+        plan, phase = self.state.get("plan"), self.state["phase"]
+        phase_end = sum(plan[: phase + 1]) if plan else self.next_epoch
+        over = self.model.stop_training or self.next_epoch >= phase_end
+        self._write(phase_end if over else self.next_epoch, ended=None)
+
+    def _write(self, next_epoch: int, ended: int | None) -> None:
+        # ``target``: the whole model, also when fit trains only its head on cached features.
+        weights = self.folder / "weights.weights.h5"
+        partial = self.folder / "partial-weights.weights.h5"
+        (self.target or self.model).save_weights(partial)
+        partial.replace(weights)
+        state = {**self.state, "next_epoch": next_epoch}
+        best = self._save_best(weights, ended)
+        if self.monitors:
+            state["monitors"] = {name: monitor.monitor_state() for name, monitor in self.monitors.items()}
+            if best is not None:
+                state["monitors"]["early_stopping"]["weights_file"] = best
+        values = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self.model.optimizer.variables)}
+        # the position it belongs to: restore_optimizer refuses it for another one
+        values["position"] = np.array([state["phase"], next_epoch])
+        partial = self.folder / f"partial-{OPTIMIZER_STATE}"
+        np.savez(partial, **values)
+        partial.replace(self.folder / OPTIMIZER_STATE)  # a kill mid-write never leaves half a file
+        if self.train_seconds is not None:
+            state["train_seconds"] = self.train_seconds()
+        write_state(self.folder, state)
+        for stale in self.folder.glob("best-*.weights.h5"):
+            if stale.name != best:
+                stale.unlink()  # only now: the state written before named the file it replaces
+
+    def _save_best(self, weights: Path, ended: int | None) -> str | None:
+        """Copy the weights just saved to the best epoch's file when the epoch that ``ended`` is early
+        stopping's best; the best epoch's file name (None before any)."""
+        stopper = self.monitors.get("early_stopping")
+        if stopper is None or stopper.best_weights is None:
+            return None
+        name = f"best-{self.state['phase']}-{stopper.best_epoch}.weights.h5"
+        # at the end of fit the weights are the best epoch's (restored): save them if nothing did
+        if stopper.best_epoch == ended or (ended is None and not (self.folder / name).exists()):
+            partial = self.folder / f"partial-{name}"
+            shutil.copyfile(weights, partial)
+            partial.replace(self.folder / name)
+        return name if (self.folder / name).exists() else None
+
+
+def write_state(folder: Path, state: dict) -> None:
+    """``state.json``, the position a resume continues from, written last and whole (a kill mid-write
+    leaves the previous one)."""
+    partial = Path(folder) / "partial-state.json"
+    partial.write_text(json.dumps(state))
+    partial.replace(Path(folder) / "state.json")
+
+
+def restore_optimizer(model: keras.Model, folder: Path, state: dict) -> bool:
+    """Load the optimizer variables the epoch checkpoint at ``state`` (state.json's phase and next
+    epoch) saved into ``model``'s compiled optimizer, built for its trainable variables first; False,
+    with no variable assigned, when there is no such file, it was saved at another position, or its
+    variables do not match (a checkpoint from before bench saved optimizers, another precision).
+    Early stopping's and the plateau's counters come back through :mod:`bench.monitors`."""
+    path = Path(folder) / OPTIMIZER_STATE
+    if not path.exists():
+        return False
+    with np.load(path) as saved:
+        position = saved["position"].tolist() if "position" in saved.files else None
+        values = [saved[f"v{i}"] for i in range(len(saved.files) - (position is not None))]
+    if position != [state["phase"], state["next_epoch"]]:
+        return False
+    optimizer = model.optimizer
+    optimizer.build(model.trainable_variables)
+    if [tuple(v.shape) for v in optimizer.variables] != [v.shape for v in values]:
+        return False
+    for variable, value in zip(optimizer.variables, values, strict=True):
+        variable.assign(value)
+    return True
+
+
+def read_resume_state(checkpoint_dir: Path) -> dict | None:
+    """Where an interrupted run stopped (phase, plan, next epoch, training seconds spent), as its last
+    epoch checkpoint wrote it."""
+    state = Path(checkpoint_dir) / "state.json"
+    return json.loads(state.read_text()) if state.exists() else None
+
+
+def resume_position(resume_state: dict | None, plan: list[int]) -> tuple[int, int, int]:
+    """``(epoch, phase, phase_start)`` to continue from: the next epoch, its phase and the phase's first
+    epoch. A checkpoint written after a phase's last epoch continues with the next phase."""
+    if not resume_state:
+        return 0, 0, 0
+    epoch, phase = resume_state["next_epoch"], resume_state["phase"]
+    phase_start = sum(plan[:phase])
+    if epoch >= phase_start + plan[phase]:
+        phase, phase_start = phase + 1, phase_start + plan[phase]
+    return epoch, phase, phase_start
