@@ -64,10 +64,11 @@ class ValidationMetrics(keras.callbacks.Callback):
         if not self.model.jit_compile:
             return
         if isinstance(self.val_dataset, keras.utils.PyDataset):
-            batch = self.val_dataset[0]
+            batch = self.val_dataset[0] if len(self.val_dataset) else None
         else:  # a tf.data stream
-            batch = next(iter(self.val_dataset.take(1)))
-        self.model.predict_on_batch(batch)
+            batch = next(iter(self.val_dataset.take(1)), None)
+        if batch is not None:
+            self.model.predict_on_batch(batch)
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.compiled:

@@ -203,14 +203,19 @@ class _Predictor:
         return self.probs
 
 
+@pytest.mark.parametrize("stream_kind", ["ArrayBatches", "make_stream"])
 @pytest.mark.parametrize("jit_compile", [True, False])
-def test_validation_compiles_its_prediction_step_before_the_first_timed_pass_only_under_xla(jit_compile):
+def test_validation_compiles_its_prediction_step_before_the_first_timed_pass_only_under_xla(jit_compile, stream_kind):
     """Under XLA the first pass would time the compiler too, and a budget's plan reads that time as every
-    validation's; with a padded last batch the extra rows are dropped."""
-    from bench.data.batches import ArrayBatches
+    validation's; with a padded last batch the extra rows are dropped. make_stream is tf.data under
+    TensorFlow."""
+    from bench.data.batches import ArrayBatches, make_stream
 
-    y = np.array([0, 1, 2, 1, 0])
-    stream = ArrayBatches(np.zeros((5, 48, 48), np.uint8), y, batch_size=4, inputs_only=True, pad_last=True)
+    y, x = np.array([0, 1, 2, 1, 0]), np.zeros((5, 48, 48), np.uint8)
+    if stream_kind == "ArrayBatches":
+        stream = ArrayBatches(x, y, batch_size=4, inputs_only=True, pad_last=True)
+    else:
+        stream = make_stream(x, y, batch_size=4, inputs_only=True)
     model = _Predictor(jit_compile, np.eye(7, dtype=np.float32)[[0, 1, 2, 1, 0, 6, 6, 6]])
     validation = callbacks.ValidationMetrics(stream, y)
     validation.set_model(model)
