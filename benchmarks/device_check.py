@@ -158,7 +158,8 @@ def main() -> None:
     fixed = ["run.budget_minutes=0"]
     if args.probe_epochs:
         say(f"probe: baseline_cnn, {args.probe_epochs} epochs")
-        report["probe"] = train_one("baseline_cnn", data, [*fixed, f"phases.0.epochs={args.probe_epochs}"])
+        probe = [*fixed, f"phases.0.epochs={args.probe_epochs}", *args.overrides]
+        report["probe"] = train_one("baseline_cnn", data, probe)
         say(f"probe: {json.dumps(report['probe'])}")
         save()
     for name in args.backbone or BACKBONES:
