@@ -53,14 +53,12 @@ class ValidationMetrics(keras.callbacks.Callback):
         super().__init__()
         self.val_dataset, self.y_val = val_dataset, y_val
         self.seconds = 0.0  # duration of the latest validation pass (the budget estimate needs it)
-        self.compiled = False
 
-    def _compile_prediction(self) -> None:
-        """Under XLA, predict one batch before the first timed pass, which would otherwise time the compiler
-        too: on an H200 compiling took seconds to tens of seconds per step against well under a second
-        for a validation pass, and a budget's plan reads ``seconds`` as what every validation costs
-        (benchmarks/RESULTS.md, "GPU check")."""
-        self.compiled = True
+    def on_train_begin(self, logs=None):
+        """Under XLA, predict one batch before the first timed pass of each ``fit`` (a phase's compile
+        resets the prediction step), which would otherwise time the compiler too: on an H200 compiling
+        took seconds to tens of seconds per step against well under a second for a validation pass, and a
+        budget's plan reads ``seconds`` as what every validation costs (benchmarks/RESULTS.md, "GPU check")."""
         if not self.model.jit_compile:
             return
         if isinstance(self.val_dataset, keras.utils.PyDataset):
@@ -71,8 +69,6 @@ class ValidationMetrics(keras.callbacks.Callback):
             self.model.predict_on_batch(batch)
 
     def on_epoch_end(self, epoch, logs=None):
-        if not self.compiled:
-            self._compile_prediction()
         tic = time.perf_counter()
         probs = self.model.predict(self.val_dataset, verbose=0)[: len(self.y_val)]  # a padded last batch's rows
         self.seconds = time.perf_counter() - tic

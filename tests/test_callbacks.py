@@ -219,6 +219,7 @@ def test_validation_compiles_its_prediction_step_before_the_first_timed_pass_onl
     model = _Predictor(jit_compile, np.eye(7, dtype=np.float32)[[0, 1, 2, 1, 0, 6, 6, 6]])
     validation = callbacks.ValidationMetrics(stream, y)
     validation.set_model(model)
+    validation.on_train_begin()
     for epoch in range(2):
         logs = {}
         validation.on_epoch_end(epoch, logs)
