@@ -16,7 +16,8 @@ import keras
 
 from bench.errors import BenchError
 
-BATCHNORMS = ("keras", "fused")
+BATCHNORMS = ("keras", "fused", "auto")
+"""``model.batchnorm``: Keras' layer, TensorFlow's fused kernel, or ``auto`` (:func:`resolve_batchnorm`)."""
 BATCHNORM_STATS = ("moving", "recomputed")
 """``model.batchnorm_stats``: Keras' moving averages over the training batches as they trained, or
 statistics recomputed after training on the un-augmented training images (:func:`recompute_statistics`)."""
@@ -97,7 +98,23 @@ def check_batchnorm(batchnorm: str) -> str:
     if batchnorm not in BATCHNORMS:
         raise BenchError(f"model.batchnorm must be one of {', '.join(BATCHNORMS)}; received {batchnorm!r}")
     if batchnorm == "fused" and not is_tensorflow():
-        raise BenchError('fused BatchNorm needs KERAS_BACKEND=tensorflow; set model.batchnorm = "keras"')
+        raise BenchError('fused BatchNorm needs KERAS_BACKEND=tensorflow; set model.batchnorm = "keras" or "auto"')
+    return batchnorm
+
+
+def resolve_batchnorm(batchnorm: str) -> str:
+    """The kernel a model is built with: ``auto`` is ``fused`` where TensorFlow runs the model and ``keras``
+    under JAX or PyTorch (where Keras' layer is the only one); ``keras`` and ``fused`` as asked (checked by
+    :func:`check_batchnorm`).
+
+    Why ``auto`` exists: the fused kernel computes the same function on the same variables (tests/
+    test_batchnorm.py), so a recipe may ask for the faster kernel wherever it exists without tying itself to
+    one backend; the recipe hash leaves ``model.batchnorm`` out for that reason (``SPEED_FIELDS`` in
+    :mod:`bench.recipe_io`)."""
+    from bench.backend import is_tensorflow
+
+    if check_batchnorm(batchnorm) == "auto":
+        return "fused" if is_tensorflow() else "keras"
     return batchnorm
 
 

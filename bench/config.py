@@ -95,9 +95,10 @@ class ModelConfig:
     )
     batchnorm: str = _opt(
         "keras",
-        choices=("keras", "fused"),
-        doc="BatchNormalization of the backbone: keras (Keras' layer) or fused (TensorFlow's fused kernel, "
-        "the same function and weights, faster; TensorFlow backend only)",
+        choices=("keras", "fused", "auto"),
+        doc="BatchNormalization of the backbone: keras (Keras' layer), fused (TensorFlow's fused kernel, "
+        "the same function and weights, faster; TensorFlow backend only) or auto (fused under TensorFlow, "
+        "keras under JAX or PyTorch); a speed setting, left out of the recipe hash",
     )
     batchnorm_stats: str = _opt(
         "moving",

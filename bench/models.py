@@ -15,7 +15,7 @@ import numpy as np
 from keras import layers, ops
 
 from bench import CLASS_NAMES, INPUT_SHAPE
-from bench.batchnorm import check_batchnorm, fuse_batchnorm
+from bench.batchnorm import fuse_batchnorm, resolve_batchnorm
 from bench.errors import BenchError
 from bench.registry import BACKBONES, HEADS
 
@@ -42,6 +42,7 @@ class ModelSpec:
     image_size: int
     requested_image_size: int
     feature_shape: tuple[int, int, int]
+    batchnorm: str = "keras"  # the BatchNorm kernel built: what model.batchnorm = "auto" resolved to
 
     @property
     def note(self) -> str:
@@ -189,14 +190,15 @@ def build_model(
         precision: a Keras dtype policy; set before any layer is built (the seed set it afterwards).
         class_names: the classes the head predicts, from the data (None: FER2013's 7).
         batchnorm: ``keras``, or ``fused`` for the backbone's BatchNorm as TensorFlow's fused kernel
-            (:mod:`bench.batchnorm`; same function and weights, faster, TensorFlow only).
+            (:mod:`bench.batchnorm`; same function and weights, faster, TensorFlow only), or ``auto``
+            (fused where TensorFlow runs the model, Keras' layer elsewhere).
 
     Returns:
         (model, spec): a :class:`FaceModel` and the sizes it was built with.
     """
     if channel_adapter not in ("repeat", "learned"):
         raise BenchError(f"channel_adapter must be repeat or learned; received {channel_adapter!r}")
-    check_batchnorm(batchnorm)
+    batchnorm = resolve_batchnorm(batchnorm)
     class_names = tuple(class_names or CLASS_NAMES)
     options = dict(head_options or {})
     _check_options(HEADS, "head", head, options, ("feature_shape", "num_classes"))
@@ -235,7 +237,7 @@ def build_model(
         kernel[1, 1, 0, :] = 1.0
         conv = next(layer for layer in adapter if isinstance(layer, layers.Conv2D))
         conv.set_weights([kernel, np.zeros(3, dtype="float32")])
-    return model, ModelSpec(backbone, head, size, int(image_size), feature_shape)
+    return model, ModelSpec(backbone, head, size, int(image_size), feature_shape, batchnorm)
 
 
 def register_serializable_layers() -> None:

@@ -63,17 +63,19 @@ RUN_FIELDS = ("model.backbone", "data.source", "run.experiment", "data.votes")
 """Recipe fields that name the run's subject rather than its method; :func:`recipe_hash` leaves them out,
 so runs of one recipe on several backbones pool, and hashes match those logged before these fields existed."""
 
-SPEED_FIELDS = ("run.steps_per_execution", "run.threads_intra", "run.threads_inter")
+SPEED_FIELDS = ("run.steps_per_execution", "run.threads_intra", "run.threads_inter", "model.batchnorm")
 """Recipe fields that set how fast a run trains, never what it trains; :func:`recipe_hash` leaves them
 out at every value, not only at their defaults (as :data:`LATER_DEFAULTS` would), so runs that differ
 only in these pool on a leaderboard, as runs on a faster machine do.
 
 The same steps, in the same order, on the same batches: ``steps_per_execution`` only groups them into
-fewer calls from Python, and the thread counts only split each op's work differently (float sums may
-then round differently in the last bits, as they do between machines). A wall-clock budget may fit more
-epochs when training is faster; that holds for faster hardware too, which the hash does not record
-either. ``run.jit_compile`` is of this kind too but stays hashed: every run logged so far hashed it,
-so leaving it out now would change every logged hash."""
+fewer calls from Python, the thread counts only split each op's work differently (float sums may
+then round differently in the last bits, as they do between machines), and ``model.batchnorm`` only picks
+the kernel that computes BatchNorm (the fused one is tested equal to Keras' layer in inference and in
+training steps; runs logged with ``fused`` before it joined this tuple keep the hashes they logged). A
+wall-clock budget may fit more epochs when training is faster; that holds for faster hardware too, which
+the hash does not record either. ``run.jit_compile`` is of this kind too but stays hashed: every run
+logged so far hashed it, so leaving it out now would change every logged hash."""
 
 SPEED_HEAD_OPTIONS = ("formulation",)
 """Head options of the same kind as :data:`SPEED_FIELDS`: the hybrid head's ``formulation`` computes the
@@ -84,7 +86,6 @@ LATER_DEFAULTS = {
     "data.targets": "majority",
     "model.batchnorm_momentum": 0.0,
     "model.backbone_options": {},
-    "model.batchnorm": "keras",
     "model.batchnorm_stats": "moving",
     "data.augment.resample": "per_layer",
 }

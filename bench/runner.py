@@ -232,6 +232,7 @@ def run_one(req: RunRequest, data: FerData) -> RunSummary:
     experiment_id = trk.ensure_experiment(recipe.run.experiment, uri)
     fit = Fit.build(recipe, data)
     tags = {**environment_tags(fit.precision), "backbone": backbone, "head": head, "recipe": recipe.name}
+    tags["batchnorm"] = fit.spec.batchnorm  # the kernel built: what "auto" picked on this backend
     run = trk.TrackedRun(
         experiment_id,
         run_name=f"{backbone}+{head}/{recipe.name}/s{recipe.run.seed}",

@@ -116,9 +116,12 @@ def apply_values(recipe: Recipe, space: list[Param], values: dict[str, Any]) -> 
 
 
 def without_speed_settings(recipe: Recipe) -> Recipe:
-    """``recipe`` with its :data:`~bench.recipe_io.SPEED_FIELDS` at their defaults: the recipe a study writes
-    says what was tuned, not the tuning machine's steps_per_execution and thread counts."""
-    names, default = [path.removeprefix("run.") for path in SPEED_FIELDS], type(recipe.run)()
+    """``recipe`` with its run-table :data:`~bench.recipe_io.SPEED_FIELDS` at their defaults: the recipe a
+    study writes says what was tuned, not the tuning machine's steps_per_execution and thread counts. The
+    BatchNorm kernel (``model.batchnorm``) stays as the recipe chose it: ``auto`` is no machine's setting, it
+    picks the kernel on whichever backend the written recipe runs."""
+    names = [path.removeprefix("run.") for path in SPEED_FIELDS if path.startswith("run.")]
+    default = type(recipe.run)()
     return replace(recipe, run=replace(recipe.run, **{name: getattr(default, name) for name in names}))
 
 

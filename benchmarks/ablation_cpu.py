@@ -46,6 +46,7 @@ BASE = (
     "phases.0.early_stopping_patience=0",
     "model.head_options.mlp.dropout=0.5",
     "run.monitor=val_loss",
+    'model.batchnorm="keras"',  # the ablation's kernel (cpu.toml's "auto" came later; the fused arm sets it)
 )
 """The ablation's starting point ("base"): Adam at a constant 1e-3, batch 64, no augmentation, no class
 weights, the seed heads' dropout, no early stopping (the best epoch by validation loss is restored)."""

@@ -11,7 +11,13 @@ the figure to read, and "host gap" (the share of the timed ``fit`` call's wall t
 ran) is the dispatch, input and Python overhead between ops.
 
     python benchmarks/step_profile.py [--model baseline_cnn+hybrid ...] [--batch 64] [--steps 6]
-        [--top 8] [--json FILE]
+        [--set model.batchnorm=keras ...] [--top 8] [--json FILE]
+
+The model is the cpu recipe's, built by ``bench.train.build_for_recipe`` as ``bench run`` builds it (its
+precision, backbone and head options, BatchNorm kernel and thread counts); ``--set`` takes bench's recipe
+overrides, so a candidate such as ``model.head_options.hybrid.projection_dim=128`` is profiled as bench
+would train it. The cpu recipe's BatchNorm is ``auto`` (TensorFlow's fused kernel) since session 13;
+``--set model.batchnorm=keras`` profiles Keras' layer, as the figures before it did.
 
 Measure on an idle machine (or read shares only): other jobs stretch every op alike, but not the gaps.
 """
@@ -129,6 +135,14 @@ def layer_kinds(model) -> dict[str, str]:
     return kinds
 
 
+def sublayer_names(layer) -> set[str]:
+    """The names of the layers a custom layer holds as attributes (``SpatialTransformerBlock.attention``
+    is "mhsa"): Keras lists a model's layers, not those of a layer's own sub-layers."""
+    import keras
+
+    return {value.name for value in vars(layer).values() if isinstance(value, keras.layers.Layer)}
+
+
 def attribute(scope: str, kinds: dict[str, str]) -> str:
     """The class of the innermost layer named in an op's scope ("optimizer" for the update, "other")."""
     parts = scope.split("/")
@@ -141,22 +155,18 @@ def attribute(scope: str, kinds: dict[str, str]) -> str:
     return "other"
 
 
-def profile_model(backbone: str, head: str, batch: int, warmup: int, steps: int) -> dict:
+def profile_model(
+    backbone: str, head: str, batch: int, warmup: int, steps: int, overrides: tuple[str, ...] = ()
+) -> dict:
     import keras
     import numpy as np
     import tensorflow as tf
 
     from bench.config import load_recipe
-    from bench.models import build_model
+    from bench.train import build_for_recipe
 
-    recipe = load_recipe("cpu")
-    model, spec = build_model(
-        backbone=backbone,
-        head=head,
-        image_size=recipe.data.image_size,
-        head_options=recipe.model.head_options.get(head, {}),
-        precision="float32",
-    )
+    recipe = load_recipe("cpu", overrides, {"model.backbone": backbone, "model.head": head})
+    model, spec, _ = build_for_recipe(recipe)
     model.compile(keras.optimizers.AdamW(1e-3, weight_decay=1e-3), "categorical_crossentropy", jit_compile=False)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (batch * (warmup + steps), 48, 48, 1)).astype("float32")
@@ -179,16 +189,42 @@ def profile_model(backbone: str, head: str, batch: int, warmup: int, steps: int)
     per_layer: dict[str, float] = collections.defaultdict(float)
     for scope, seconds in per_scope.items():
         per_layer[attribute(scope, kinds)] += seconds
+    blocks = [layer for layer in model.head.layers if layer.name in BLOCKS] if hasattr(model, "head") else []
+    names = set().union(*(sublayer_names(block) for block in blocks))
+    per_part: dict[str, float] = collections.defaultdict(float)
+    for scope, seconds in per_scope.items():
+        per_part[head_part(scope, names)] += seconds
     return {
-        "model": f"{backbone}+{head}",
+        "model": f"{backbone}+{head}" + "".join(f" {o}" for o in overrides),
         "size": spec.image_size,
         "step_ms": 1e3 * wall / steps,
         "op_ms_per_step": 1e3 * total / steps,
         "host_gap": max(0.0, 1 - covered / wall) if wall else 0.0,
         "categories": {k: v / total for k, v in sorted(per_category.items(), key=lambda kv: -kv[1])},
         "layers": {k: v / total for k, v in sorted(per_layer.items(), key=lambda kv: -kv[1])},
+        "head_parts": {k: v / total for k, v in sorted(per_part.items(), key=lambda kv: -kv[1]) if k},
         "top_ops": {k: v / total for k, v in sorted(per_type.items(), key=lambda kv: -kv[1])},
     }
+
+
+BLOCKS = ("transformer", "channel_spatial_attention")  # the hybrid head's custom layers, split by sub-layer
+
+
+def head_part(scope: str, sublayers: set[str]) -> str:
+    """The part of the hybrid head an op's scope names: its layer ("fusion"), or inside the custom blocks
+    of :data:`BLOCKS` their sub-layer ("transformer/mhsa"; the block's own ops, its residual adds and
+    reshapes, as "transformer/(own ops)"); "" outside the head. :func:`attribute`'s layer classes stop at a
+    custom layer (the transformer block is one class); these names go one level into it. ``sublayers``: the
+    blocks' sub-layer names (:func:`sublayer_names`)."""
+    parts = [re.sub(r"_\d+$", "", p) for p in scope.split("/")]
+    if "head" not in parts:
+        return ""
+    inner = parts[parts.index("head") + 1 :]
+    if not inner:
+        return ""
+    if inner[0] in BLOCKS:
+        return f"{inner[0]}/{inner[1]}" if len(inner) > 2 and inner[1] in sublayers else f"{inner[0]}/(own ops)"
+    return inner[0]
 
 
 def render(result: dict, top: int) -> str:
@@ -197,6 +233,7 @@ def render(result: dict, top: int) -> str:
         f"{result['op_ms_per_step']:.1f} ms of op time, host gap {result['host_gap']:.0%}",
         "   by op: " + ", ".join(f"{k} {v:.0%}" for k, v in result["categories"].items() if v >= 0.01),
         "   by layer: " + ", ".join(f"{k} {v:.0%}" for k, v in result["layers"].items() if v >= 0.01),
+        "   head parts: " + ", ".join(f"{k} {v:.1%}" for k, v in list(result["head_parts"].items())[:top]),
         "   top ops: " + ", ".join(f"{k} {v:.0%}" for k, v in list(result["top_ops"].items())[:top]),
     ]
     return "\n".join(lines)
@@ -209,13 +246,16 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--top", type=int, default=8)
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a cpu-recipe override (model.batchnorm=fused)"
+    )
     parser.add_argument("--json", default=None, help="also write every result to this file")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     results = []
     for pair in args.model or DEFAULT_MODELS:
         backbone, _, head = pair.partition("+")
-        result = profile_model(backbone, head or "hybrid", args.batch, args.warmup, args.steps)
+        result = profile_model(backbone, head or "hybrid", args.batch, args.warmup, args.steps, tuple(args.set))
         print(render(result, args.top), flush=True)
         results.append(result)
         if args.json:

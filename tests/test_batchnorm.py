@@ -3,7 +3,13 @@ import numpy as np
 import pytest
 
 import bench.backend
-from bench.batchnorm import FusedBatchNormalization, check_batchnorm, fuse_batchnorm, recompute_statistics
+from bench.batchnorm import (
+    FusedBatchNormalization,
+    check_batchnorm,
+    fuse_batchnorm,
+    recompute_statistics,
+    resolve_batchnorm,
+)
 from bench.errors import BenchError
 from bench.models import build_model
 
@@ -87,6 +93,22 @@ def test_fused_needs_tensorflow(monkeypatch):
     assert check_batchnorm("keras") == "keras"
     with pytest.raises(BenchError, match="KERAS_BACKEND=tensorflow"):
         check_batchnorm("fused")
+
+
+def test_auto_builds_the_fused_kernel_under_tensorflow():
+    model, spec = build_model(backbone="baseline_cnn", image_size=48, head_options=TINY_HYBRID, batchnorm="auto")
+    assert spec.batchnorm == "fused" and not native_batchnorms(model.backbone)
+    assert any(isinstance(layer, FusedBatchNormalization) for layer in model.backbone.layers)
+    keras.backend.clear_session()
+
+
+@pytest.mark.parametrize(("backend", "kernel"), [("tensorflow", "fused"), ("jax", "keras"), ("torch", "keras")])
+def test_auto_picks_the_fused_kernel_only_where_tensorflow_runs(monkeypatch, backend, kernel):
+    monkeypatch.setattr(bench.backend, "backend_name", lambda: backend)
+    assert resolve_batchnorm("auto") == kernel
+    assert resolve_batchnorm("keras") == "keras"
+    with pytest.raises(BenchError, match="model.batchnorm must be one of keras, fused, auto"):
+        resolve_batchnorm("fast")
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])

@@ -180,6 +180,8 @@ def test_run_end_to_end_logs_everything_to_mlflow(mini, tmp_path):
         "data.batch_size=16",
         "--set",
         'model.batchnorm_stats="recomputed"',
+        "--set",
+        'model.batchnorm="auto"',
     )
     assert result.exit_code == 0, result.output
     assert "macro_f1=" in result.output and "mlflow ui --backend-store-uri sqlite:///" in result.output
@@ -231,6 +233,7 @@ def test_run_end_to_end_logs_everything_to_mlflow(mini, tmp_path):
     assert sorted(m.step for m in f1_history) == [0, 1, 2]  # the two epochs', then the evaluated model's
     assert metrics["val_macro_f1"] == pytest.approx(next(m.value for m in f1_history if m.step == 2))
     assert {"hardware", "tensorflow", "keras", "precision", "onednn"} <= set(run.data.tags)
+    assert run.data.tags["batchnorm"] == "fused" and params["recipe.model.batchnorm"] == "auto"  # auto, resolved
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert artifacts >= {
         "confusion_matrix.png",

@@ -211,7 +211,7 @@ def test_overridden_recipes_are_separate_rows_and_notes_say_what_each_changed(tm
         "recipe.run.seed": 1,  # not an override: seeds pool
         "recipe.run.budget_minutes": 30.0,
         "recipe.model.head_options.hybrid.formulation": "matmul",  # speed only: hashes alike
-        "recipe.model.batchnorm": "keras",  # a field the first run predates, at its default
+        "recipe.model.batchnorm_stats": "moving",  # a field the first run predates, at its default
     }
     log_run("ovr", "resnet50", predictions_with_accuracy(0.6, 2), recipe_hash="bbbbbbb", tmp=tmp_path, params=fields)
     fields |= {"recipe.model.head": "hybrid"}  # an older run: the recipe's default, not the head it trained

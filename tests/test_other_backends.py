@@ -45,7 +45,7 @@ SCRIPT = textwrap.dedent(
 
     out = {}
     out["run"] = bench("run", "--recipe", "smoke", "--backbone", "baseline_cnn", "--data", "synthetic:400:1",
-                       "--experiment", "smoke")
+                       "--experiment", "smoke", "--set", 'model.batchnorm="auto"')
     out["compare"] = bench("compare", "--experiment", "smoke")
     out["tune"] = bench("tune", "--recipe", "smoke", "--backbone", "baseline_cnn", "--data", "synthetic:400:1",
                         "--trials", "1", "--experiment", "tuned")
@@ -82,6 +82,7 @@ def test_run_compare_tune_profile_predict_without_tensorflow(tmp_path, backend):
     assert out["tensorflow_imported"] is False
     assert out["tags"]["bench.backend"] == backend and out["tags"]["epochs_actual_per_phase"] == "[1, 1, 1, 1, 1]"
     assert out["tags"]["onednn"] == "false" and backend in out["tags"]  # the backend library's version
+    assert out["tags"]["batchnorm"] == "keras"  # "auto": the fused kernel is TensorFlow's
     assert "baseline_cnn+hybrid" in out["compare"]
     assert "trial" in out["tune"].lower()
     profile = json.loads(out["profile"])[0]

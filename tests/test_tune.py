@@ -92,11 +92,12 @@ def test_set_narrows_the_default_space():
 
 
 def test_a_tuned_recipe_leaves_the_speed_settings_at_their_defaults(recipe_path):
-    speed = ["run.steps_per_execution=2", "run.threads_intra=2", "run.threads_inter=1"]
+    speed = ["run.steps_per_execution=2", "run.threads_intra=2", "run.threads_inter=1", 'model.batchnorm="auto"']
     recipe = load_recipe(recipe_path, ["run.seed=7", *speed])
     tuned = without_speed_settings(recipe)
     assert (tuned.run.steps_per_execution, tuned.run.threads_intra, tuned.run.threads_inter) == (1, 0, 0)
     assert tuned.run.seed == 7 and tuned.phases == recipe.phases and tuned.model == recipe.model
+    assert tuned.model.batchnorm == "auto"  # the recipe's kernel choice, not the tuning machine's
 
 
 def test_space_respects_the_recipe_and_set_narrowing(recipe_path):
