@@ -151,7 +151,7 @@ def variant_differences(frame) -> list[str]:
     logged recipe fields (``recipe.*`` params) whose values differ between its variants, so a reader
     knows what each ``#hash`` row changed without opening MLflow. A field that runs logged before it
     existed lack counts as its default (:data:`bench.recipe_io.LATER_DEFAULTS`), or shows as ``-``."""
-    from bench.recipe_io import LATER_DEFAULTS
+    from bench.recipe_io import LATER_DEFAULTS, SPEED_FIELDS
 
     columns = _method_columns(frame)
     # The run's own record wins (as for a resume): runs logged before the recipe held the head and the
@@ -170,9 +170,14 @@ def variant_differences(frame) -> list[str]:
                 first[f"params.recipe.{path}"] = first[f"params.recipe.{path}"].fillna(str(default))
         first = first.where(first.notna(), "-").astype(str)
         varying = sorted(c for c in columns if first[c].nunique() > 1)  # the store's column order varies
+        speed = [f"params.recipe.{f}" for f in SPEED_FIELDS if f"params.recipe.{f}" in runs.columns]
+        speeds = runs.drop_duplicates("params.recipe_hash").set_index("params.recipe_hash")[speed].astype(str)
         for recipe_hash, values in first[varying].iterrows():
             changed = ", ".join(f"{c[len('params.recipe.') :]}={v}" for c, v in values.items())
-            lines.append(f"{recipe}#{str(recipe_hash)[:6]}: {changed or 'no recipe field differs (older runs)'}")
+            if not changed:  # hashed apart before a speed field left the hash (model.batchnorm, session 13)
+                settings = ", ".join(f"{c[len('params.recipe.') :]}={v}" for c, v in speeds.loc[recipe_hash].items())
+                changed = f"no recipe field differs (older runs; speed settings: {settings or 'none logged'})"
+            lines.append(f"{recipe}#{str(recipe_hash)[:6]}: {changed}")
     return lines
 
 

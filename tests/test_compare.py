@@ -226,6 +226,17 @@ def test_overridden_recipes_are_separate_rows_and_notes_say_what_each_changed(tm
     assert "cpu#cccccc: model.head=mlp, run.budget_minutes=30.0" in board.footnotes
 
 
+def test_runs_hashed_apart_only_by_a_speed_setting_say_so(tmp_path):
+    """Runs logged with model.batchnorm = "fused" before the kernel left the hash keep their own hash."""
+    fields = {"recipe.data.batch_size": 64, "recipe.model.batchnorm": "fused"}
+    log_run("kern", "resnet50", predictions_with_accuracy(0.7, 1), recipe_hash="ddddddd", tmp=tmp_path, params=fields)
+    fields |= {"recipe.model.batchnorm": "auto"}
+    log_run("kern", "resnet50", predictions_with_accuracy(0.6, 2), recipe_hash="eeeeeee", tmp=tmp_path, params=fields)
+    notes = build_leaderboard(["kern"], n_boot=20).footnotes
+    assert any(n.startswith("cpu#dddddd: no recipe field differs") and "model.batchnorm=fused" in n for n in notes)
+    assert any(n.startswith("cpu#eeeeee: no recipe field differs") and "model.batchnorm=auto" in n for n in notes)
+
+
 def test_empty_and_unknown_experiments_are_clear_errors():
     trk.ensure_experiment("empty", trk.connect(None))
     with pytest.raises(BenchError, match="no finished runs"):
