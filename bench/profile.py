@@ -183,6 +183,7 @@ def profile(
         "head": head,
         "image_size": spec.image_size,
         "precision": precision,
+        "batchnorm": spec.batchnorm,  # the kernel built ("auto" resolved): it changes the step's cost
         "onednn": onednn_enabled() and is_tensorflow(),  # TensorFlow's option: false under JAX or PyTorch
         "params_total": int(model.count_params()),
         "params_trainable_per_phase": trainable_per_phase(model, recipe, pretrained=False),

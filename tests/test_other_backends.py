@@ -88,6 +88,7 @@ def test_run_compare_tune_profile_predict_without_tensorflow(tmp_path, backend):
     profile = json.loads(out["profile"])[0]
     assert profile["flops_per_image"] is None and profile["train_images_per_second"] > 0
     assert profile["onednn"] is False  # TensorFlow's option, not this backend's
+    assert profile["batchnorm"] == "keras"
     assert json.loads(out["predict"])["faces"][0]["emotion"]
     assert "needs the TensorFlow backend" in out["export"]
 

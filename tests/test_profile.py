@@ -132,6 +132,7 @@ def test_profile_cli(fmt):
         rows = json.loads(result.output)
         assert rows[0]["backbone"] == "baseline_cnn" and np.isfinite(rows[0]["flops_per_image"])
         assert rows[0]["precision"] == "mixed_bfloat16" and isinstance(rows[0]["onednn"], bool)
+        assert rows[0]["batchnorm"] == "keras"  # the smoke recipe's kernel, as built
     else:
         assert "GFLOPs/img" in result.output and "baseline_cnn+linear" in result.output
 
