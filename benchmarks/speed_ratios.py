@@ -7,7 +7,8 @@
 - baseline_cnn+hybrid with the hybrid head's ``formulation = "matmul"`` (the attention layers' same math as
   fewer ops, ``bench/heads/layers.py``) vs its default ``"keras"``, and over baseline_cnn+mlp;
 - baseline_cnn+hybrid with smaller hybrid heads (``HEAD_SIZES``: FFN multiplier 2 or 1, projection width 128),
-  each also with fused BatchNorm, vs the cpu recipe's head (the speed-up: issue 13 asks 2x for this pair), and
+  each also with fused BatchNorm, vs the reference head (``REFERENCE_HEAD``: 256 wide, the cpu recipe's when
+  issue 13 was filed; the speed-up: issue 13 asks 2x for this pair), and
   each over baseline_cnn+mlp with the same BatchNorm (target: at most 1.5). These change the model,
   so a size that meets the target still needs its own accuracy evidence before a recipe takes it;
 - each pair with ``model.batchnorm = "fused"`` (TensorFlow's fused BatchNorm kernel, the same math), with
@@ -76,8 +77,8 @@ SYNTHETIC = "synthetic:1200:0"
 STEPS_PER_EPOCH = 144  # the schedule's epoch length: --spe must divide it (1, 4 and 16 do; the cpu recipe's 150 not)
 FORMULATION_PAIRS = ("baseline_cnn+hybrid",)  # also timed with the head's formulation = "matmul"
 # Smaller hybrid heads, timed on baseline_cnn (issue 13: the head's step at most 1.5x the mlp head's). The
-# cpu recipe's head is projection_dim 256, ffn_multiplier 4; the head's FLOPs are mostly its FFN and its
-# attention projections, both quadratic in the projection width.
+# reference head is projection_dim 256, ffn_multiplier 4 (the cpu recipe's is 128 wide since session 13); the
+# head's FLOPs are mostly its FFN and its attention projections, both quadratic in the projection width.
 HEAD_SIZES = {
     "ffn 2": (("projection_dim", 256), ("ffn_multiplier", 2.0)),
     "ffn 1": (("projection_dim", 256), ("ffn_multiplier", 1.0)),
@@ -353,8 +354,8 @@ def formulations_over_mlp(results: dict[str, list[dict]]) -> dict[str, float]:
 
 def head_sizes_over_mlp(results: dict[str, list[dict]]) -> dict[str, float]:
     """baseline_cnn+hybrid's step over baseline_cnn+mlp's at steps_per_execution 1, per head size
-    (``"recipe"`` = the cpu recipe's head), with Keras' BatchNorm on both and, as ``"<size> fused BN"``,
-    with the fused kernel on both; for the cases that were timed."""
+    (``"recipe"`` = the reference head, :data:`REFERENCE_HEAD`), with Keras' BatchNorm on both and, as
+    ``"<size> fused BN"``, with the fused kernel on both; for the cases that were timed."""
     mlp, mlp_fused = "baseline_cnn+mlp spe1", "baseline_cnn+mlp fused BN"
     pairs = {"recipe": (f"{HEAD_SIZE_PAIR} spe1", mlp), "recipe fused BN": (f"{HEAD_SIZE_PAIR} fused BN", mlp_fused)}
     for size in HEAD_SIZES:
