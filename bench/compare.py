@@ -171,11 +171,12 @@ def variant_differences(frame) -> list[str]:
         first = first.where(first.notna(), "-").astype(str)
         varying = sorted(c for c in columns if first[c].nunique() > 1)  # the store's column order varies
         speed = [f"params.recipe.{f}" for f in SPEED_FIELDS if f"params.recipe.{f}" in runs.columns]
-        speeds = runs.drop_duplicates("params.recipe_hash").set_index("params.recipe_hash")[speed].astype(str)
+        speeds = runs.drop_duplicates("params.recipe_hash").set_index("params.recipe_hash")[speed]
         for recipe_hash, values in first[varying].iterrows():
             changed = ", ".join(f"{c[len('params.recipe.') :]}={v}" for c, v in values.items())
             if not changed:  # hashed apart before a speed field left the hash (model.batchnorm, session 13)
-                settings = ", ".join(f"{c[len('params.recipe.') :]}={v}" for c, v in speeds.loc[recipe_hash].items())
+                logged = speeds.loc[recipe_hash].dropna().items()  # a field older runs did not log is left out
+                settings = ", ".join(f"{c[len('params.recipe.') :]}={v}" for c, v in logged)
                 changed = f"no recipe field differs (older runs; speed settings: {settings or 'none logged'})"
             lines.append(f"{recipe}#{str(recipe_hash)[:6]}: {changed}")
     return lines

@@ -232,7 +232,10 @@ def test_runs_hashed_apart_only_by_a_speed_setting_say_so(tmp_path):
     log_run("kern", "resnet50", predictions_with_accuracy(0.7, 1), recipe_hash="ddddddd", tmp=tmp_path, params=fields)
     fields |= {"recipe.model.batchnorm": "auto"}
     log_run("kern", "resnet50", predictions_with_accuracy(0.6, 2), recipe_hash="eeeeeee", tmp=tmp_path, params=fields)
+    older = {"recipe.data.batch_size": 64}  # logged before model.batchnorm existed
+    log_run("kern", "resnet50", predictions_with_accuracy(0.5, 3), recipe_hash="fffffff", tmp=tmp_path, params=older)
     notes = build_leaderboard(["kern"], n_boot=20).footnotes
+    assert "cpu#ffffff: no recipe field differs (older runs; speed settings: none logged)" in notes
     assert any(n.startswith("cpu#dddddd: no recipe field differs") and "model.batchnorm=fused" in n for n in notes)
     assert any(n.startswith("cpu#eeeeee: no recipe field differs") and "model.batchnorm=auto" in n for n in notes)
 
