@@ -247,7 +247,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--top", type=int, default=8)
     parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="a cpu-recipe override (model.batchnorm=fused)"
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a cpu-recipe override (model.batchnorm=keras)"
     )
     parser.add_argument("--json", default=None, help="also write every result to this file")
     args = parser.parse_args()
