@@ -82,12 +82,12 @@ def run_once(backend: str, python: str, args) -> dict:
         return {"backend": backend, "error": str(exc)}
 
 
-def medians(results: list[dict]) -> dict[str, tuple[float, int]]:
-    """Per backend: (median images/s over its finished runs, how many finished)."""
+def medians(results: list[dict], key: str = "backend") -> dict[str, tuple[float, int]]:
+    """Per value of ``key`` (the backend): (median images/s over its finished runs, how many finished)."""
     finished: dict[str, list[float]] = {}
     for r in results:
         if "error" not in r:
-            finished.setdefault(r["backend"], []).append(r["images_per_second"])
+            finished.setdefault(r[key], []).append(r["images_per_second"])
     return {backend: (statistics.median(v), len(v)) for backend, v in finished.items()}
 
 
