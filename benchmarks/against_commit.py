@@ -91,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkout", default=None, help="where its worktree goes (default: ../bench-at-COMMIT)")
     parser.add_argument("--backbone", default="baseline_cnn")
     parser.add_argument("--head", default="hybrid")
-    parser.add_argument("--data", default="synthetic:3000:0", help="the same for both (an absolute path)")
+    parser.add_argument(
+        "--data",
+        default="synthetic:3000:0",
+        help="an absolute path, read by both; synthetic faces are made by each side's own code",
+    )
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--steps-per-epoch", type=int, default=150)
     parser.add_argument("--rounds", type=int, default=2)
