@@ -18,7 +18,8 @@ macro-F1, then each side's median images/s and its ratio to the commit's.
 projection_dim=256`` and ``model.batchnorm=keras`` give the filing day's model on today's trainer), which
 splits the ratio into what the code took back and what the recipe's model changed.
 
-Run it on an idle machine: each run is a whole process (imports, data loading, compile, evaluation).
+Run it with the Python bench is installed in (the Makefile's ``.venv``), which runs today's side, on an
+idle machine: each run is a whole process (imports, data loading, compile, evaluation).
 """
 
 from __future__ import annotations
@@ -37,21 +38,31 @@ ROOT = Path(__file__).resolve().parents[1]
 FILING_DAY = "12d6716"  # the last commit before issue 13's first work (2026-11-26 04:18 UTC)
 
 
+def call(command: list[str], cwd: Path) -> str:
+    """``command``'s standard output; a failure is one ``error:`` line naming the command and its own last line."""
+    try:
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    except OSError as exc:
+        raise SystemExit(f"error: cannot run {command[0]} in {cwd}: {exc.strerror}") from None
+    if done.returncode:
+        last = (done.stderr.strip() or done.stdout.strip() or "(no output)").splitlines()[-1]
+        raise SystemExit(f"error: `{' '.join(command)}` failed in {cwd} (exit {done.returncode}): {last}")
+    return done.stdout.strip()
+
+
 def prepare_checkout(commit: str, folder: Path) -> Path:
     """``folder`` holding ``commit`` with its own built environment; its Python. Reuses what is there."""
+    wanted = call(["git", "rev-parse", "--verify", f"{commit}^{{commit}}"], ROOT)
     if not folder.exists():
         print(f"checking {commit} out into {folder}", flush=True)
-        subprocess.run(["git", "worktree", "add", "--detach", str(folder), commit], cwd=ROOT, check=True)
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, check=True)
-    wanted = subprocess.run(["git", "rev-parse", commit], cwd=ROOT, capture_output=True, text=True, check=True)
-    if head.stdout != wanted.stdout:
-        held = head.stdout.strip()[:12]
-        raise SystemExit(f"error: {folder} holds {held}, not {commit}; remove it or pick --checkout")
-    python = folder / ".venv" / "bin" / "python"
+        call(["git", "worktree", "add", "--detach", str(folder), wanted], ROOT)
+    held = call(["git", "rev-parse", "HEAD"], folder)
+    if held != wanted:
+        raise SystemExit(f"error: {folder} holds {held[:12]}, not {commit}; remove it or pick --checkout")
     if not (folder / ".venv" / ".installed").exists():
         print(f"building {folder}/.venv (make .venv/.installed, once)", flush=True)
-        subprocess.run(["make", ".venv/.installed"], cwd=folder, check=True)
-    return python
+        call(["make", ".venv/.installed"], folder)
+    return folder / ".venv" / "bin" / "python"
 
 
 def run_command(python: str, args, store: str, overrides: list[str]) -> list[str]:
@@ -103,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=3600, help="seconds one run may take")
     parser.add_argument("--json", default=None, help="also write every run to this file")
     args = parser.parse_args(argv)
+    if not args.data.startswith("synthetic"):  # the sides run in different folders
+        args.data = str(Path(args.data).resolve())
     then = f"at {args.commit}"
     folder = Path(args.checkout) if args.checkout else ROOT.parent / f"bench-at-{args.commit}"
     sides = {then: (str(prepare_checkout(args.commit, folder)), folder, []), "today": (sys.executable, ROOT, [])}

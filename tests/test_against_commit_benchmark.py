@@ -46,6 +46,20 @@ def test_prepare_checkout_builds_the_commit_once_and_refuses_a_folder_at_another
     assert (root.parent / "builds").read_text() == "built\n"
     with pytest.raises(SystemExit, match="not HEAD; remove it or pick --checkout"):
         script.prepare_checkout("HEAD", folder)
+    with pytest.raises(
+        SystemExit, match=r"^error: `git rev-parse --verify nosuch\^\{commit\}` failed in .*\(exit 128\)"
+    ):
+        script.prepare_checkout("nosuch", root.parent / "never")
+    assert not (root.parent / "never").exists()
+
+
+def test_a_checkout_that_does_not_build_is_one_error_line(script, repo, monkeypatch):
+    root, first = repo
+    monkeypatch.setattr(script, "ROOT", root)
+    (root / "Makefile").write_text(".venv/.installed:\n\t@echo no registry here >&2; exit 3\n")
+    git(root, "commit", "-q", "-am", "broken build")
+    with pytest.raises(SystemExit, match=r"`make .venv/.installed` failed in .*\(exit 2\): .*Error 3"):
+        script.prepare_checkout("HEAD", root.parent / "at-broken")
 
 
 def test_sides_alternate_on_the_same_run_and_the_variant_gets_only_its_overrides(script, monkeypatch, tmp_path, capsys):
@@ -56,13 +70,14 @@ def test_sides_alternate_on_the_same_run_and_the_variant_gets_only_its_overrides
     def fake_run(side, python, cwd, overrides, args):
         calls.append((side, overrides, cwd.name))
         command = script.run_command(python, args, "/store", overrides)
-        assert command[command.index("--data") + 1] == "data.csv"
+        assert command[command.index("--data") + 1] == str(tmp_path / "data.csv")  # both sides, any folder
         sets = [command[i + 1] for i, part in enumerate(command) if part == "--set"]
         assert sets == ["run.budget_minutes=0", "run.steps_per_epoch=5", "phases.0.epochs=2", *overrides]
         assert command[:2] == [str(python), "-m"] and "--no-save-model" in command
         return {"side": side, "macro_f1": 0.5, "fit_seconds": 9.0, "images_per_second": speeds[side].pop()}
 
     monkeypatch.setattr(script, "run_once", fake_run)
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "runs.json"
     argv = ["--commit", "abc", "--checkout", str(tmp_path / "old"), "--data", "data.csv", "--epochs", "2"]
     argv += ["--steps-per-epoch", "5", "--variant", "model.batchnorm=keras", "--json", str(out)]
