@@ -29,10 +29,9 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from backend_speed import medians, parse_summary, rotated
+from backend_speed import bench_figures, medians, rotated
 
 ROOT = Path(__file__).resolve().parents[1]
 FILING_DAY = "12d6716"  # the last commit before issue 13's first work (2026-11-26 04:18 UTC)
@@ -78,22 +77,10 @@ def run_command(python: str, args, store: str, overrides: list[str]) -> list[str
 
 def run_once(side: str, python: str, cwd: Path, overrides: list[str], args) -> dict:
     """One ``bench run`` of one side: its figures, or ``{"error": one line}``."""
-    with tempfile.TemporaryDirectory() as store:
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
-        env.pop("KERAS_BACKEND", None)
-        command = run_command(python, args, store, overrides)
-        try:
-            done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=args.timeout)
-        except subprocess.TimeoutExpired:
-            return {"side": side, "error": f"no result within --timeout {args.timeout} s"}
-    output = done.stdout + done.stderr
-    if done.returncode:
-        tail = output.strip().splitlines()[-1:] or ["(no output)"]
-        return {"side": side, "error": f"exit {done.returncode}: {tail[0]}"}
-    try:
-        return {"side": side, **parse_summary(output)}
-    except ValueError as exc:
-        return {"side": side, "error": str(exc)}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    env.pop("KERAS_BACKEND", None)  # both sides on their default backend, TensorFlow
+    command_in = lambda store: run_command(python, args, store, overrides)  # noqa: E731
+    return {"side": side, **bench_figures(command_in, cwd, env, args.timeout)}
 
 
 def main(argv: list[str] | None = None) -> int:

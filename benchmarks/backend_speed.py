@@ -24,6 +24,7 @@ Run it on an idle machine: each run is a full process (imports, model build, com
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -63,23 +64,31 @@ def parse_summary(output: str) -> dict:
     return {"macro_f1": float(m["f1"]), "fit_seconds": float(m["fit"]), "images_per_second": float(m["ips"])}
 
 
-def run_once(backend: str, python: str, args) -> dict:
-    """One ``bench run`` under ``backend``: its figures, or ``{"error": one line}``."""
+def bench_figures(command_in, cwd: Path, env: dict, timeout: int) -> dict:
+    """Run ``command_in(store)`` (a ``bench run`` logging to a fresh temporary store) in ``cwd``: the figures
+    of its summary line, or ``{"error": one line}`` for a timeout, a failure or a run with no figures."""
     with tempfile.TemporaryDirectory() as store:
-        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
-        command = bench_command(python, args, store)
         try:
-            done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=args.timeout)
+            done = subprocess.run(command_in(store), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            return {"backend": backend, "error": f"no result within --timeout {args.timeout} s"}
+            return {"error": f"no result within --timeout {timeout} s"}
     output = done.stdout + done.stderr
     if done.returncode:
         tail = output.strip().splitlines()[-1:] or ["(no output)"]
-        return {"backend": backend, "error": f"exit {done.returncode}: {tail[0]}"}
+        return {"error": f"exit {done.returncode}: {tail[0]}"}
     try:
-        return {"backend": backend, **parse_summary(output)}
+        return parse_summary(output)
     except ValueError as exc:  # e.g. "img/s not measured": too few steps for a steady state
-        return {"backend": backend, "error": str(exc)}
+        return {"error": str(exc)}
+
+
+def run_once(backend: str, python: str, args) -> dict:
+    """One ``bench run`` under ``backend``: its figures, or ``{"error": one line}``."""
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    return {
+        "backend": backend,
+        **bench_figures(functools.partial(bench_command, python, args), ROOT, env, args.timeout),
+    }
 
 
 def medians(results: list[dict], key: str = "backend") -> dict[str, tuple[float, int]]:
