@@ -13,7 +13,8 @@ TORCH_STAMP := $(TORCH_VENV)/.installed
 # PyPI's default torch is a CUDA build of several GB; a CPU build is enough here, e.g.
 # `make test-torch TORCH_SPEC=torch==2.13.0` where that wheel is on the machine.
 TORCH_SPEC ?=
-BACKEND_TESTS := tests/test_batches.py tests/test_backend.py tests/test_augment_affine.py
+BACKEND_TESTS := tests/test_batches.py tests/test_backend.py tests/test_augment_affine.py tests/test_augment_crop.py \
+	tests/test_mixing.py tests/test_ema.py
 JAX_TESTS := $(BACKEND_TESTS) tests/test_other_backends.py
 
 .PHONY: demo test test-jax test-torch browser lint clean

@@ -151,7 +151,7 @@ def variant_differences(frame) -> list[str]:
     logged recipe fields (``recipe.*`` params) whose values differ between its variants, so a reader
     knows what each ``#hash`` row changed without opening MLflow. A field that runs logged before it
     existed lack counts as its default (:data:`bench.recipe_io.LATER_DEFAULTS`), or shows as ``-``."""
-    from bench.recipe_io import LATER_DEFAULTS, SPEED_FIELDS
+    from bench.recipe_io import LATER_DEFAULTS, SPEED_FIELDS, flatten
 
     columns = _method_columns(frame)
     # The run's own record wins (as for a resume): runs logged before the recipe held the head and the
@@ -165,7 +165,7 @@ def variant_differences(frame) -> list[str]:
         if len(first) < 2:
             continue
         first = first.astype(object)
-        for path, default in LATER_DEFAULTS.items():
+        for path, default in flatten(LATER_DEFAULTS).items():  # a table's fields are logged one by one
             if f"params.recipe.{path}" in first.columns:
                 first[f"params.recipe.{path}"] = first[f"params.recipe.{path}"].fillna(str(default))
         first = first.where(first.notna(), "-").astype(str)
@@ -266,6 +266,7 @@ def build_leaderboard(
             f"{split}_fingerprint; for runs logged before it, another data fingerprint): they are not comparable "
             "and are never tested against the leader"
         )
+    notes.extend(evaluation_notes(table))
     table = _rank(table, preds, sort, n_boot, seed, notes, len(class_names))
     if reference:
         ref = {
@@ -277,6 +278,7 @@ def build_leaderboard(
             "recipe": "paper",
             "n_runs": 0,
             "data": "reported",
+            "tta": "-",
             **{f"{k}_mean": v for k, v in PAPER_REFERENCE.items()},
         }
         table = pd.concat([table, pd.DataFrame([ref])], ignore_index=True)
@@ -287,6 +289,31 @@ def build_leaderboard(
     if label_set != "fer2013":
         notes.append(f"label set: {label_set} ({len(class_names)} classes: {', '.join(class_names)})")
     return Leaderboard(table, notes, split, class_names, label_set)
+
+
+def evaluation_notes(table) -> list[str]:
+    """Footnotes on how rows were evaluated (``recipe.eval``): what the ``tta`` and ``T`` columns mean, and
+    a warning when rows with and without test-time augmentation are ranked together."""
+    notes = []
+    tta = table["tta"].ne("none")
+    if tta.any():
+        notes.append(
+            "tta: the test faces' probabilities averaged over views (flip: the face and its mirror; crops: ten "
+            "crops and mirrors), recipe.eval.tta; the same model costs 2 or 10 forward passes per face"
+        )
+        if (~tta).any():
+            notes.append(
+                "rows with and without test-time augmentation are ranked together: a tta row's rank includes "
+                "TTA's gain, not only its model's (its runs log test_plain_* without TTA); rank like with like "
+                "with --filter recipe.eval.tta=none or =flip"
+            )
+    calibrated = table["temperature"].notna()
+    if calibrated.any():
+        notes.append(
+            "T: the softmax temperature fitted on the validation split after training (recipe.eval.calibrate); "
+            "those rows' logloss and ECE are calibrated" + ("; the other rows' are raw" if (~calibrated).any() else "")
+        )
+    return notes
 
 
 def _class_names(frame) -> tuple[str, ...]:
@@ -337,6 +364,10 @@ def _aggregate(config: dict, group, split: str, folder: Path, notes: list[str], 
     for name in COST_METRICS:
         column = f"metrics.{name}"
         row[name] = float(group[column].mean()) if column in group.columns else np.nan
+    tta = group["params.recipe.eval.tta"].dropna() if "params.recipe.eval.tta" in group.columns else []
+    row["tta"] = str(tta.iat[0]) if len(tta) else "none"  # one recipe hash: one mode; older runs had none
+    column = "metrics.temperature"  # logged by calibrated runs only
+    row["temperature"] = float(group[column].mean()) if column in group.columns else np.nan
     if row["train_passes"] < UNDERTRAINED_PASSES:
         notes.append(
             f"{row['config']} ({config['recipe']}): under-trained, {row['train_passes']:.2f} passes over the "
@@ -349,6 +380,9 @@ def _aggregate(config: dict, group, split: str, folder: Path, notes: list[str], 
         notes.append(f"{row['config']} ({config['recipe']}): predictions.npz missing, so no confidence interval")
         return row, None
     y_true = loaded[0][0]
+    if not len(y_true):  # a data set without this split (a CSV without Usage has no test): nothing to rank on
+        notes.append(f"{row['config']} ({config['recipe']}): its data have no {split} split, so it is not ranked")
+        return row, None
     if any(len(p[0]) != len(y_true) or not np.array_equal(p[0], y_true) for p in loaded):
         notes.append(f"{row['config']}: seeds were tested on different images; no interval")
         return row, None

@@ -42,7 +42,17 @@ class AugmentConfig:
     horizontal_flip: bool = _opt(True)
     brightness: tuple[float, float] = _opt((0.5, 1.5), range=(0, 5), doc="multiplicative brightness range")
     contrast: float = _opt(0.0, range=(0, 1))
-    occlusion: float = _opt(0.0, range=(0, 1), doc="probability of a random occlusion box per image")
+    occlusion: float = _opt(
+        0.0,
+        range=(0, 1),
+        doc="random erasing: probability of erasing one box (2-15 % of the face) per image, filled black",
+    )
+    crop_padding: int = _opt(
+        0,
+        range=(0, 64),
+        doc="random crops: pad each side by this many pixels (reflected) and crop back to the image size at a "
+        "random offset, per image (0 = off); whole-pixel shifts, no resampling",
+    )
     fill_mode: str = _opt("constant", choices=("constant", "reflect", "nearest", "wrap"))
     resample: str = _opt(
         "per_layer",
@@ -54,12 +64,24 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True)
+class MixConfig:
+    """Batch-level mixup / cutmix (timm's ``Mixup``): images and their targets (and sample weights, so class
+    weights still apply) mixed with another image of the same batch."""
+
+    mixup_alpha: float = _opt(0.0, range=(0, 10), doc="Beta(alpha, alpha) mixing weight for mixup; 0 = off")
+    cutmix_alpha: float = _opt(0.0, range=(0, 10), doc="Beta(alpha, alpha) kept area for cutmix; 0 = off")
+    prob: float = _opt(1.0, range=(0, 1), doc="probability that a batch is mixed at all")
+    switch_prob: float = _opt(0.5, range=(0, 1), doc="with both on: probability a mixed batch uses cutmix")
+
+
+@dataclass(frozen=True)
 class DataConfig:
     source: str = _opt("", doc="FER2013 CSV, image-folder root or synthetic[:N[:SEED]]; --data sets it")
     image_size: int = _opt(48, range=(8, 1024), doc="raised to the backbone's minimum if smaller")
     channel_adapter: str = _opt("repeat", choices=("repeat", "learned"))
     batch_size: int = _opt(32, range=(1, 4096))
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    mix: MixConfig = field(default_factory=MixConfig)
     oversample: float = _opt(0.0, range=(0, 1), doc="raise each class to this fraction of the largest (0 = off)")
     dedupe: bool = _opt(False, doc="drop training images that also appear in validation or test")
     max_train: int = _opt(0, range=(0, 10**9), doc="use at most this many training images (0 = all)")
@@ -123,7 +145,11 @@ class PhaseConfig:
     epochs: int = _opt(10, range=(1, 10_000))
     train: str = _opt("all", choices=("head", "all", "band"))
     band: tuple[float, float] = _opt((0.0, 1.0), range=(0, 1), doc="backbone depth fractions from the top")
-    optimizer: str = _opt("adamw", choices=("adamw", "adam", "sgd"))
+    optimizer: str = _opt(
+        "adamw",
+        choices=("adamw", "adam", "sgd", "sgd_nesterov"),
+        doc="sgd: momentum 0.9; sgd_nesterov: Nesterov momentum 0.9 (the published FER2013 recipes')",
+    )
     learning_rate: float = _opt(1e-3, range=(0, 1e6))
     weight_decay: float = _opt(0.0, range=(0, 1))
     schedule: str = _opt("constant", choices=("constant", "cosine", "cosine_restarts"))
@@ -136,7 +162,13 @@ class PhaseConfig:
     plateau_factor: float = _opt(0.5, range=(0.01, 0.99))
     plateau_patience: int = _opt(5, range=(1, 10_000))
     min_lr: float = _opt(1e-7, range=(0, 1))
-    augment: bool = _opt(True, doc="apply the data augmentation in this phase")
+    augment: bool = _opt(True, doc="apply the data augmentation (and mixup/cutmix) in this phase")
+    ema_decay: float = _opt(
+        0.0,
+        range=(0, 0.99999),
+        doc="exponential moving average of the weights (bench.train.ema.WeightEMA, moved every 4 steps); "
+        "the averaged weights are validated, restored, evaluated and saved; 0 = off",
+    )
 
 
 @dataclass(frozen=True)
@@ -178,6 +210,23 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """How the trained model is evaluated (val and test): test-time augmentation and calibration."""
+
+    tta: str = _opt(
+        "none",
+        choices=("none", "flip", "crops"),
+        doc="test-time augmentation: none; flip (the face and its mirror, probabilities averaged); crops "
+        "(the centre and four corner crops of data.augment.crop_padding, each with its mirror: ten views)",
+    )
+    calibrate: bool = _opt(
+        False,
+        doc="fit a softmax temperature on the validation split after training (never the test split); the "
+        "saved model carries it, so predict and export give calibrated probabilities",
+    )
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str = _opt("recipe")
     description: str = _opt("")
@@ -186,6 +235,7 @@ class Recipe:
     class_weights: ClassWeightConfig = field(default_factory=ClassWeightConfig)
     phases: tuple[PhaseConfig, ...] = field(default_factory=lambda: (PhaseConfig(),))
     run: RunConfig = field(default_factory=RunConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     tune: dict[str, Any] = _opt({}, doc="search space for bench tune")
 
     def __post_init__(self) -> None:
@@ -214,6 +264,11 @@ class Recipe:
             )
         if not self.phases:
             raise BenchError("a recipe needs at least one [[phases]] table")
+        if self.eval.tta == "crops" and not self.data.augment.crop_padding:
+            raise BenchError(
+                'eval.tta = "crops" needs data.augment.crop_padding > 0 (the corner crops\' shift in pixels; '
+                'received 0): set it, e.g. --set data.augment.crop_padding=4, or use eval.tta = "flip"'
+            )
         every, chunk = self.run.steps_per_epoch, self.run.steps_per_execution
         if every and every % chunk:
             # Keras would run whole chunks past the epoch's end on a repeating stream: more steps than asked
@@ -376,6 +431,8 @@ def recipe_dirs() -> list[Path]:
 def find_recipe(name_or_path: str) -> Path:
     path = Path(name_or_path).expanduser()
     if path.suffix == ".toml" or path.exists():
+        if path.is_dir():
+            raise BenchError(f"recipe '{path}' is a folder; give a .toml file in it or a recipe name")
         if not path.is_file():
             raise BenchError(f"recipe file '{path}' does not exist")
         return path
@@ -394,9 +451,14 @@ def load_recipe(
     ``values`` (``{"model.backbone": "resnet50", ...}``: command-line options, already typed), validate."""
     path = find_recipe(name_or_path)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise BenchError(f"{path}: not valid TOML ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise BenchError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); TOML files are UTF-8: "
+            "save it as UTF-8"
+        ) from exc
     raw.setdefault("name", path.stem)
     for assignment in overrides:
         apply_override(raw, assignment)

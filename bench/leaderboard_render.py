@@ -27,6 +27,10 @@ def summary_rows(board, wide: bool = False) -> tuple[list[str], list[list[str]]]
     t = board.table
     measured = t[t["n_runs"] > 0]
     vary = [c for c in ("recipe", "data") if c in t.columns and measured[c].nunique() > 1]
+    if "tta" in t.columns and measured["tta"].ne("none").any():  # a TTA row is always labelled as one
+        vary.append("tta")
+    # the temperature with the other secondary columns: the terminal table stays near 120 columns
+    tempered = wide and "temperature" in t.columns and measured["temperature"].notna().any()
     headers = [
         "#",
         "config",
@@ -39,6 +43,7 @@ def summary_rows(board, wide: bool = False) -> tuple[list[str], list[list[str]]]
         "kappa",
         "logloss",
         "ECE",
+        *(["T"] if tempered else []),
         "params",
         "img/s",
         "passes",
@@ -60,6 +65,7 @@ def summary_rows(board, wide: bool = False) -> tuple[list[str], list[list[str]]]
             _num(r.get("kappa_mean")),
             _num(r.get("log_loss_mean")),
             _num(r.get("ece_mean")),
+            *([_num(r.get("temperature"), "{:.2f}")] if tempered else []),
             _num(r.get("params_total", math.nan) / 1e6, "{:.1f}M"),
             _num(r.get("train_images_per_second"), "{:.0f}"),
             _passes(r.get("train_passes", math.nan)),

@@ -46,8 +46,7 @@ def evaluate(y_true: np.ndarray, y_prob: np.ndarray, class_names: tuple[str, ...
 
     labels = np.arange(len(class_names))
     y_pred = y_prob.argmax(axis=1)
-    prob = np.clip(y_prob.astype(np.float64), 1e-12, 1)
-    prob /= prob.sum(axis=1, keepdims=True)
+    prob = _normalized(y_prob)
     out = {
         "macro_f1": skm.f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0),
         "balanced_accuracy": _balanced_accuracy(y_true, y_pred),
@@ -67,6 +66,24 @@ def evaluate(y_true: np.ndarray, y_prob: np.ndarray, class_names: tuple[str, ...
     for i, name in enumerate(class_names):
         out[f"recall_{name}"], out[f"precision_{name}"], out[f"f1_{name}"] = r[i], p[i], f[i]
     return {k: float(v) for k, v in out.items()}
+
+
+def calibration_metrics(y_true: np.ndarray, y_prob: np.ndarray, num_classes: int) -> dict[str, float]:
+    """Log loss and ECE alone, as :func:`evaluate` computes them: what temperature scaling changes (it
+    never changes the predicted class), reported before and after it."""
+    from sklearn.metrics import log_loss
+
+    prob = _normalized(y_prob)
+    return {
+        "log_loss": float(log_loss(y_true, prob, labels=np.arange(num_classes))),
+        "ece": expected_calibration_error(y_true, prob),
+    }
+
+
+def _normalized(y_prob: np.ndarray) -> np.ndarray:
+    """Probabilities clipped away from 0 (log loss stays finite) and renormalised, in float64."""
+    prob = np.clip(np.asarray(y_prob, np.float64), 1e-12, 1)
+    return prob / prob.sum(axis=1, keepdims=True)
 
 
 def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -16,6 +16,7 @@ from keras import layers, ops
 
 from bench import CLASS_NAMES, INPUT_SHAPE
 from bench.batchnorm import fuse_batchnorm, resolve_batchnorm
+from bench.calibration import EPS
 from bench.errors import BenchError
 from bench.registry import BACKBONES, HEADS
 
@@ -92,6 +93,13 @@ class GrayToRGB(layers.Layer):
         return ops.concatenate([x, x, x], axis=-1)
 
 
+def temper(probs, temperature: float):
+    """``softmax(log(probs) / temperature)`` in ``keras.ops`` (computed in float32, returned in the dtype of
+    ``probs``): :func:`bench.calibration.apply_temperature` inside a model."""
+    logits = ops.log(ops.clip(ops.cast(probs, "float32"), EPS, 1.0)) / temperature
+    return ops.cast(ops.softmax(logits, axis=-1), probs.dtype)
+
+
 @keras.saving.register_keras_serializable(package="bench")
 class FaceModel(keras.Model):
     """Raw faces -> class probabilities: input adapter, backbone, head, as attributes.
@@ -111,9 +119,13 @@ class FaceModel(keras.Model):
         class_names: what each output column means, saved with the model so ``bench predict`` and
             ``bench export`` name a FER+ model's 8 classes; files saved before it existed load with
             FER2013's 7.
+        temperature: the softmax temperature fitted after training (``recipe.eval.calibrate``,
+            :mod:`bench.calibration`): the model returns ``softmax(log(p) / temperature)`` of the head's
+            probabilities ``p``; 1 (the default, and what files saved before it existed load with)
+            returns ``p`` itself. A config float, not a weight, so weight files stay as they were.
     """
 
-    def __init__(self, *, adapter_layers, backbone, head, class_names=CLASS_NAMES, **kwargs):
+    def __init__(self, *, adapter_layers, backbone, head, class_names=CLASS_NAMES, temperature=1.0, **kwargs):
         inputs = keras.Input(INPUT_SHAPE, name="faces")
         x = inputs
         for layer in adapter_layers:
@@ -129,6 +141,22 @@ class FaceModel(keras.Model):
             )
         self.adapter = keras.Model(inputs, x, name="adapter")
         self.features = keras.Model(inputs, features, name="features")
+        self.temperature = 1.0
+        self.set_temperature(temperature)
+
+    def set_temperature(self, temperature: float) -> None:
+        """Calibrate the model's output (see the class docstring); what it predicts afterwards, and saves,
+        is tempered. The compiled predict and test steps read the old value when they were traced, so they
+        are dropped."""
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0. Received: temperature={temperature}")
+        if float(temperature) != self.temperature:
+            self.temperature = float(temperature)
+            self.predict_function = self.test_function = None
+
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        probs = super().call(inputs, training=training, mask=mask, **kwargs)
+        return probs if self.temperature == 1.0 else temper(probs, self.temperature)
 
     def get_config(self):
         return {
@@ -138,6 +166,7 @@ class FaceModel(keras.Model):
             "backbone": keras.saving.serialize_keras_object(self.backbone),
             "head": keras.saving.serialize_keras_object(self.head),
             "class_names": list(self.class_names),
+            "temperature": self.temperature,
         }
 
     @classmethod

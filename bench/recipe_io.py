@@ -47,6 +47,10 @@ def recipe_hash(recipe: Recipe) -> str:
         table, key = _table_and_key(neutral, path)
         if table[key] == default:
             del table[key]
+    for phase in neutral["phases"]:
+        for key, default in LATER_PHASE_DEFAULTS.items():
+            if phase.get(key) == default:
+                del phase[key]
     for options in neutral["model"]["head_options"].values():
         for key in SPEED_HEAD_OPTIONS:
             options.pop(key, None)
@@ -88,9 +92,15 @@ LATER_DEFAULTS = {
     "model.backbone_options": {},
     "model.batchnorm_stats": "moving",
     "data.augment.resample": "per_layer",
+    "data.augment.crop_padding": 0,
+    "data.mix": {"mixup_alpha": 0.0, "cutmix_alpha": 0.0, "prob": 1.0, "switch_prob": 0.5},
+    "eval": {"tta": "none", "calibrate": False},
 }
 """Fields added after runs were logged, left out of :func:`recipe_hash` at their defaults: a FER2013 run
 hashes as it did before label sets existed, so old and new runs of one recipe still pool."""
+
+LATER_PHASE_DEFAULTS = {"ema_decay": 0.0}
+"""The same for fields of every ``[[phases]]`` table."""
 
 
 def _toml_value(value: Any) -> str:
@@ -124,8 +134,9 @@ def _dict_to_toml(data: dict[str, Any]) -> str:
         for k, v in nested.items():
             table(f"{name}.{k}", v)
 
-    for key in ("data", "model", "class_weights", "run", "tune"):
-        table(key, data[key])
+    for key in ("data", "model", "class_weights", "run", "eval", "tune"):
+        if key in data:  # recipe_hash leaves tables added later out at their defaults
+            table(key, data[key])
     for phase in data["phases"]:
         lines.append("\n[[phases]]")
         lines.extend(f"{k} = {_toml_value(v)}" for k, v in phase.items())

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -16,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import interrupts
 from bench import tracking as trk
+from bench.claims import claim, holds, release
 from bench.config import Recipe
 from bench.data.dataset import FerData, split_fingerprint
 from bench.errors import BenchError, Interrupted, os_error_text
@@ -64,16 +65,26 @@ def predict_probs(model, images: np.ndarray) -> np.ndarray:
 
 
 def _log_evaluation(run: trk.TrackedRun, fit, result, folder: Path) -> dict[str, float]:
+    """Evaluate the trained model on val and test as ``recipe.eval`` says (TTA views, then a temperature
+    fitted on val), log the metrics, predictions and figures; returns the test metrics without prefix."""
     from bench import plots
+    from bench.evaluation import PLAIN_METRICS, calibrate_views, evaluation_views
+    from bench.inference.tta import TAG as TTA_TAG
 
-    model, splits, spec = fit.model, fit.splits, fit.spec
+    model, splits, spec, recipe = fit.model, fit.splits, fit.spec, fit.recipe
     names = splits.class_names
-    probs = {"val": predict_probs(model, splits.x_val), "test": predict_probs(model, splits.x_test)}
     truth = {"val": splits.y_val, "test": splits.y_test}
-    metrics: dict[str, float] = {}
+    images = {"val": splits.x_val, "test": splits.x_test}
+    views = {split: evaluation_views(recipe, x, lambda v: predict_probs(model, v)) for split, x in images.items()}
+    views, metrics = calibrate_views(model, recipe, views, truth, len(names))
+    probs = {split: v.mean(axis=0).astype(np.float32) for split, v in views.items()}
     for split in ("val", "test"):
         if len(truth[split]):
             metrics.update({f"{split}_{k}": v for k, v in evaluate(truth[split], probs[split], names).items()})
+    if recipe.eval.tta != "none" and len(truth["test"]):
+        plain = evaluate(truth["test"], views["test"][0], names)
+        metrics.update({f"test_plain_{k}": plain[k] for k in PLAIN_METRICS})
+    run.set_tags({TTA_TAG: recipe.eval.tta})
     # val_macro_f1 and val_accuracy are also per-epoch curves (steps 0 .. end_epoch - 1), and MLflow shows a
     # run's value at its highest step: logged at step 0 the evaluated (restored) model's values were hidden
     # behind the last epoch's and drew a second point at epoch 0 of the curve. After the curves they are
@@ -173,15 +184,15 @@ def save_trained(folder: Path, model, result) -> None:
     epoch checkpoints, before anything is logged: a run whose logging fails resumes straight to
     evaluation with the same model and figures, not only the same weights (the epoch checkpoint's last
     write already holds the weights early stopping restored). Temporary names, then renames: a full disk
-    leaves the epoch checkpoint intact."""
+    leaves the epoch checkpoint intact (the weights first: the record says the weights are there)."""
     from dataclasses import fields
 
+    from bench.train.checkpoints import write_weights, write_whole
+
     folder.mkdir(parents=True, exist_ok=True)
-    model.save_weights(folder / f"tmp-{TRAINED_WEIGHTS}")
-    record = {f.name: getattr(result, f.name) for f in fields(result) if f.name != "model"}
-    (folder / f"tmp-{TRAINED_STATE}").write_text(json.dumps(record))
-    os.replace(folder / f"tmp-{TRAINED_WEIGHTS}", folder / TRAINED_WEIGHTS)
-    os.replace(folder / f"tmp-{TRAINED_STATE}", folder / TRAINED_STATE)
+    write_weights(model, folder / TRAINED_WEIGHTS)
+    text = json.dumps({f.name: getattr(result, f.name) for f in fields(result) if f.name != "model"})
+    write_whole(folder / TRAINED_STATE, lambda partial: partial.write_text(text))
 
 
 def load_trained(folder: Path, model):
@@ -200,21 +211,30 @@ CURVES = ("loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1", "learn
 def _kept_message(run_id: str | None, exc: Exception, folder: Path | None, uri: str) -> str:
     """One line for a run the disk or the store failed: the path and cause, what survives, how to go on."""
     cause = os_error_text(exc) if isinstance(exc, OSError) else str(exc)
+    fix = getattr(exc, "fix", None) or "free space or fix permissions"
     if folder is not None and (folder / TRAINED_STATE).is_file():
         kept = f"the trained model is kept in {folder}"
     elif folder is not None and (folder / "state.json").is_file():
         kept = f"its last epoch checkpoint is kept in {folder}"
     else:
-        return f"run {run_id or '(not started)'} failed: {cause}; free space or fix permissions, then run it again"
-    return f"run {run_id} failed: {cause}; {kept}: free space or fix permissions, then `{resume_command(run_id, uri)}`"
+        return f"run {run_id or '(not started)'} failed: {cause}; {fix}, then run it again"
+    return f"run {run_id} failed: {cause}; {kept}: {fix}, then `{resume_command(run_id, uri)}`"
 
 
 def _interrupted(run_id: str | None, folder: Path | None, uri: str) -> Interrupted:
+    why = interrupts.reason()  # names the signal received: "interrupted (SIGTERM)"
     if run_id is None:
-        return Interrupted("interrupted before the run started; nothing to resume")
+        return Interrupted(f"{why} before the run started; nothing to resume")
     if folder is None or not _has_checkpoint(folder):
-        return Interrupted(f"interrupted: run {run_id} is KILLED before its first epoch ended; run the command again")
-    return Interrupted(f"interrupted: run {run_id} is KILLED; continue it with `{resume_command(run_id, uri)}`")
+        return Interrupted(f"{why}: run {run_id} is KILLED before its first epoch ended; run the command again")
+    return Interrupted(f"{why}: run {run_id} is KILLED; continue it with `{resume_command(run_id, uri)}`")
+
+
+def _drop_if_unresumable(folder: Path | None) -> None:
+    """Remove a checkpoint folder that holds nothing to resume from (a run stopped before its first
+    epoch ended): an empty folder per failed start would pile up beside the store."""
+    if folder is not None and holds(folder) and not _has_checkpoint(folder):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_one(req: RunRequest, data: FerData) -> RunSummary:
@@ -243,11 +263,21 @@ def run_one(req: RunRequest, data: FerData) -> RunSummary:
     try:
         with run:
             folder["path"] = folder["path"] or checkpoint_root(uri) / run.run_id
+            claim(folder["path"], f"run {run.run_id}")  # a resume claimed it before the run started
             result, test_metrics = _train_and_log(run, req, fit, data, folder["path"])
     except (OSError, trk.StoreError) as exc:
+        _drop_if_unresumable(folder["path"])
         raise BenchError(_kept_message(run.run_id, exc, folder["path"], uri)) from exc
     except KeyboardInterrupt as exc:
+        interrupts.acknowledge()  # the run is marked KILLED: this stop is handled
+        _drop_if_unresumable(folder["path"])
         raise _interrupted(run.run_id, folder["path"], uri) from exc
+    except BaseException:
+        _drop_if_unresumable(folder["path"])
+        raise
+    finally:
+        if folder["path"] is not None:
+            release(folder["path"])
     shutil.rmtree(folder["path"], ignore_errors=True)
     keras.backend.clear_session()
     notes = [n for n in (fit.spec.note,) if n]
@@ -319,6 +349,14 @@ def _train_and_log(run: trk.TrackedRun, req: RunRequest, fit, data: FerData, ckp
             logged_epochs=run.epoch_history(CURVES) if resume_state is not None else None,
         )
         save_trained(ckpt_dir, fit.model, result)
+    # From here on a stop signal waits for the next logging call (a safe point) instead of landing in
+    # whatever TensorFlow or MLflow runs, e.g. a weakref callback that would swallow it.
+    with interrupts.held():
+        return _log_results(run, req, fit, result)
+
+
+def _log_results(run: trk.TrackedRun, req: RunRequest, fit, result):
+    """Log the training figures, the evaluation and the artifacts of a trained model."""
     run.metrics(
         {
             "fit_seconds": result.train_seconds,
@@ -360,16 +398,31 @@ def resume_request(run_id: str, tracking_uri: str | None, save_model: bool = Tru
     """Rebuild the request of an interrupted run from its logged recipe; returns (request, data source).
 
     Everything a resume needs (the run, its recipe, its checkpoint) is checked here, before the run is
-    touched: a resume that cannot start leaves the run's status as it was (KILLED stays KILLED)."""
+    touched: a resume that cannot start leaves the run's status as it was (KILLED stays KILLED). The
+    run's checkpoint folder is claimed here (:mod:`bench.claims`), held until :func:`run_one` ends: a
+    run still training in another process is refused, one whose process died is taken over."""
     uri = trk.connect(tracking_uri, create=False)
     logged = trk.find_run(run_id)
     if logged.info.status == "FINISHED":
         raise BenchError(f"run {run_id} already finished; nothing to resume")
-    tags, params = logged.data.tags, logged.data.params
+    tags = logged.data.tags
     folder = Path(tags.get(CHECKPOINT_TAG) or checkpoint_root(uri) / run_id)
     legacy = Path(trk.DEFAULT_DIR) / "checkpoints" / run_id  # where bench kept them before the tag existed
     if CHECKPOINT_TAG not in tags and not _has_checkpoint(folder) and _has_checkpoint(legacy):
         folder = legacy
+    if folder.is_dir():
+        claim(folder, f"run {run_id}")
+    try:
+        return _resume_request(trk.find_run(run_id), uri, folder, tracking_uri, save_model)  # read after the claim
+    except BaseException:
+        release(folder)
+        raise
+
+
+def _resume_request(logged, uri: str, folder: Path, tracking_uri: str | None, save_model: bool):
+    run_id, tags, params = logged.info.run_id, logged.data.tags, logged.data.params
+    if logged.info.status == "FINISHED":  # its owner finished it while this process waited for the claim
+        raise BenchError(f"run {run_id} already finished; nothing to resume")
     if not _has_checkpoint(folder):
         raise BenchError(
             f"run {run_id} has no checkpoint in {folder} (it stopped before its first epoch ended, or the "

@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError, probe_folder
+from bench import interrupts
+from bench.errors import BenchError, first_line, probe_folder
 
 LABEL_SET_TAG = "bench.label_set"  # fer2013 or ferplus: bench compare never ranks the two together
 DEFAULT_DIR = "mlruns"
@@ -38,17 +39,70 @@ def connect(uri: str | None = None, *, create: bool = True):
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     resolved = resolve_uri(uri)
+    check_scheme(resolved)
     if create and resolved == default_uri():
         Path(DEFAULT_DIR).mkdir(exist_ok=True)
     check_sqlite_store(resolved, create=create)
+    _quiet_store_logs()
     mlflow.set_tracking_uri(resolved)
     return resolved
+
+
+def _quiet_store_logs() -> None:
+    """MLflow logs a full SQLAlchemy traceback (at ERROR) for every failed database call, then raises
+    the same failure as an MlflowException, which bench reports in one line: the log is only noise
+    before that line (a full disk, a locked database)."""
+    import logging
+
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+
+
+LOCKED = "database is locked: another process holds it; retry when it is done, or use a tracking server"
+
+
+def _is_locked(exc: BaseException) -> bool:
+    return "database is locked" in str(exc)
+
+
+STORE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "file", "databricks", "databricks-uc", "uc")
+"""The URI schemes MLflow opens a tracking store for (``postgresql+psycopg`` names a driver of one)."""
+URI_FIX = "fix --tracking-uri (or MLFLOW_TRACKING_URI)"
+
+
+def check_scheme(uri: str) -> None:
+    """A mistyped scheme (``sqlit:///...``) is one line naming the scheme meant, not MLflow's traceback
+    about its model registry."""
+    import difflib
+    from urllib.parse import urlparse
+
+    scheme = urlparse(uri).scheme.lower()
+    if not scheme or scheme.split("+", 1)[0] in STORE_SCHEMES or len(scheme) == 1:  # a path, C:\ on Windows
+        return
+    close = difflib.get_close_matches(scheme, STORE_SCHEMES, n=1)
+    meant = f"; did you mean {close[0]}{uri[len(scheme) :]}?" if close else ""
+    raise BenchError(
+        f"the tracking store URI {uri} has an unknown scheme '{scheme}'{meant} "
+        f"(use sqlite:///PATH.db, http(s)://HOST:PORT, postgresql://...): {URI_FIX}"
+    )
+
+
+def store_unreachable(uri: str, exc: Exception) -> BenchError:
+    """The one line for a store that did not answer: the cause (``Connection refused``) and the fix."""
+    import re
+
+    text = str(exc)
+    cause = re.search(r"\[Errno -?\d+\] ([^\"')(]+)", text)
+    detail = cause.group(1).strip() if cause else (text.splitlines() or [type(exc).__name__])[0][:200]
+    return BenchError(
+        f"cannot reach the MLflow tracking store {uri} ({detail}): start the tracking server or {URI_FIX}"
+    )
 
 
 def check_store(uri: str | None) -> None:
     """The checks :func:`connect` makes, without importing mlflow or creating anything: commands call it
     before loading TensorFlow and data, so a bad --tracking-uri fails in a second, not after them."""
     resolved = resolve_uri(uri)
+    check_scheme(resolved)
     if resolved != default_uri():  # the default folder is created on connect
         check_sqlite_store(resolved, create=True)
 
@@ -85,6 +139,8 @@ def check_sqlite_store(uri: str, *, create: bool) -> None:
             with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
                 db.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
         except sqlite3.Error as exc:
+            if _is_locked(exc):
+                raise BenchError(f"cannot open the tracking store {path}: {LOCKED}") from exc
             raise BenchError(
                 f"cannot open the tracking store {path}: {exc}; fix --tracking-uri or restore the file"
             ) from exc
@@ -126,26 +182,37 @@ def ensure_experiment(name: str, uri: str, attempts: int = 3) -> str:
             raise
         except Exception as exc:
             if attempt + 1 == attempts:
-                raise BenchError(
-                    f"cannot reach the MLflow tracking store {uri}: {str(exc).splitlines()[0][:200]}"
-                ) from exc
+                cause = LOCKED if _is_locked(exc) else first_line(exc)
+                raise BenchError(f"cannot reach the MLflow tracking store {uri}: {cause}") from exc
             time.sleep(1 + attempt)
     raise AssertionError("unreachable")
 
 
 class StoreError(BenchError):
-    """The tracking store refused a write (full disk under a SQLite store, a server error): the caller
-    decides what is kept and how to continue."""
+    """The tracking store refused a write (full disk under a SQLite store, a locked database, a server
+    error): the caller decides what is kept and how to continue; ``fix`` says what to do first."""
+
+    def __init__(self, message: str, fix: str = "free space or fix permissions"):
+        super().__init__(message)
+        self.fix = fix
 
 
 @contextlib.contextmanager
 def _store_errors(what: str):
+    """MLflow's failures as a :class:`StoreError`. A stop signal that arrived since the last call is
+    raised first (:func:`bench.interrupts.check`): logging calls are the run's safe points."""
     from mlflow.exceptions import MlflowException
 
+    interrupts.check()
     try:
         yield
     except MlflowException as exc:
-        raise StoreError(f"cannot log {what} to the tracking store: {str(exc).splitlines()[0][:200]}") from exc
+        if _is_locked(exc):
+            raise StoreError(
+                f"cannot log {what} to the tracking store: database is locked: another process holds it",
+                fix="retry when that process is done, or use a tracking server",
+            ) from exc
+        raise StoreError(f"cannot log {what} to the tracking store: {first_line(exc)}") from exc
 
 
 class TrackedRun:
@@ -188,12 +255,14 @@ class TrackedRun:
                 mlflow.end_run("FINISHED")
             return False
         status = "KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED"
-        reason = "interrupted (Ctrl-C)" if status == "KILLED" else f"{exc_type.__name__}: {exc}"
-        # A store that failed the run may fail these too; the exception that ended the run is what to report.
-        with contextlib.suppress(Exception):
-            mlflow.set_tag("failure_reason", reason[:5000])
-        with contextlib.suppress(Exception):
-            mlflow.end_run(status)
+        reason = interrupts.reason() if status == "KILLED" else f"{exc_type.__name__}: {exc}"
+        # A store that failed the run may fail these too; the exception that ended the run is what to
+        # report. A second Ctrl-C waits (held) so that the run is marked before the command ends.
+        with interrupts.held(check_after=False):
+            with contextlib.suppress(Exception):
+                mlflow.set_tag("failure_reason", reason[:5000])
+            with contextlib.suppress(Exception):
+                mlflow.end_run(status)
         return False
 
     # -- logging helpers (all go to this run)
@@ -247,16 +316,31 @@ class TrackedRun:
 
 
 def find_run(run_id: str):
-    """The MLflow run with this id, or a one-line error."""
+    """The MLflow run with this id, or a one-line error: a run the store does not hold, or a store that
+    did not answer (a server that is not listening is not a missing run)."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     try:
         return mlflow.get_run(run_id)
-    except Exception as exc:
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise _unreachable(exc) from exc
         raise BenchError(
             f"no MLflow run '{run_id}' in {mlflow.get_tracking_uri()}: check the id "
             "(mlflow ui shows it) or --tracking-uri"
         ) from exc
+    except Exception as exc:
+        raise _unreachable(exc) from exc
+
+
+def _unreachable(exc: Exception) -> BenchError:
+    import mlflow
+
+    uri = mlflow.get_tracking_uri()
+    if _is_locked(exc):
+        return BenchError(f"cannot read the tracking store {uri}: {LOCKED}")
+    return store_unreachable(uri, exc)
 
 
 def experiment_name(experiment_id: str) -> str:
@@ -271,7 +355,7 @@ def download_artifact(run_id: str, path: str, dst: Path) -> Path:
     try:
         return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst)))
     except Exception as exc:
-        raise BenchError(f"run {run_id} has no artifact '{path}': {str(exc).splitlines()[0][:160]}") from exc
+        raise BenchError(f"run {run_id} has no artifact '{path}': {first_line(exc)}") from exc
 
 
 def ui_command(uri: str) -> str:
@@ -292,9 +376,7 @@ def search_runs(experiments: list[str], uri: str | None = None):
         try:
             exp = mlflow.get_experiment_by_name(name)
         except Exception as exc:
-            raise BenchError(
-                f"cannot reach the MLflow tracking store {resolved}: {str(exc).splitlines()[0][:200]}"
-            ) from exc
+            raise store_unreachable(resolved, exc) from exc
         if exp is None:
             known = [e.name for e in mlflow.search_experiments()]
             raise BenchError(
@@ -313,7 +395,10 @@ def latest_experiment(uri: str | None = None) -> str:
     import mlflow
 
     resolved = connect(uri, create=False)
-    latest = mlflow.search_runs(search_all_experiments=True, max_results=1, order_by=["start_time DESC"])
+    try:
+        latest = mlflow.search_runs(search_all_experiments=True, max_results=1, order_by=["start_time DESC"])
+    except Exception as exc:
+        raise store_unreachable(resolved, exc) from exc
     if not len(latest):
         raise BenchError(f"no runs in {resolved} yet; run `bench run` first or fix --tracking-uri")
     return mlflow.get_experiment(latest["experiment_id"].iat[0]).name

@@ -1,134 +1,57 @@
 """``bench tune``: Optuna search over class weights, learning rates and regularization.
 
-The only module that imports optuna. The search space is data (the recipe's ``[tune.<name>]``
-tables, each with the recipe ``path`` it sets); :func:`suggest` turns it into values for one trial.
-Trials are nested MLflow runs under one parent run per study (glue written here: Optuna's
-MLflowCallback misbehaves with nested runs and parallel workers). The objective is validation
-macro-F1, never the test split (:func:`trial_score`).
+The only module that imports optuna. The search space and the recipes a study makes are pure recipe
+logic in :mod:`bench.tune_space` (re-exported here); this module runs the study. Trials are nested
+MLflow runs under one parent run per study (glue written here: Optuna's MLflowCallback misbehaves with
+nested runs and parallel workers). The objective is validation macro-F1, never the test split
+(:func:`trial_score`).
+
+A study never makes a recipe worse: its first trial trains the recipe's own values (the *baseline*,
+at the same fidelity as every other trial), and a tuned recipe is written only when a trial beats it.
 """
 
 from __future__ import annotations
 
 import math
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from bench import tracking as trk
-from bench.config import Recipe, apply_override, from_dict
+from bench.config import Recipe
 from bench.data.dataset import FerData
 from bench.errors import BenchError, Interrupted
-from bench.recipe_io import SPEED_FIELDS, to_dict, to_toml
+from bench.recipe_io import to_toml
+from bench.tune_space import (  # the space's public names stay importable from bench.tune
+    TUNED_DIR,
+    Param,
+    apply_values,
+    baseline_params,
+    check_study_name,
+    head_defaults,
+    recipe_values,
+    search_space,
+    suggest,
+    without_speed_settings,
+    write_new,
+)
+from bench.tune_space import default_space as default_space
+from bench.tune_space import has_field as has_field
+from bench.tune_space import within as within
 
-TUNED_DIR = Path("experiments") / "tuned"
-
-
-@dataclass(frozen=True)
-class Param:
-    """One searched value: a recipe ``path``; a float/int range (``log`` for log-uniform) or ``choices``."""
-
-    name: str
-    path: str
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    integer: bool = False
-    choices: tuple | None = None
-
-
-def default_space(recipe: Recipe, head: str) -> dict[str, dict]:
-    """Each phase's learning rate (log-uniform, /10 to x10), the class-weight exponent (0 = none,
-    1 = balanced, up to 1.5), boosts for disgust and fear (1-5), label smoothing (0-0.2) and head dropout."""
-    space: dict[str, dict] = {}
-    for i, phase in enumerate(recipe.phases):
-        lr = phase.learning_rate
-        space[f"lr_{phase.name}"] = {"path": f"phases.{i}.learning_rate", "low": lr / 10, "high": lr * 10, "log": True}
-    space["class_weight_power"] = {"path": "class_weights.power", "low": 0.0, "high": 1.5}
-    space["boost_disgust"] = {"path": "class_weights.boost.disgust", "low": 1.0, "high": 5.0}
-    space["boost_fear"] = {"path": "class_weights.boost.fear", "low": 1.0, "high": 5.0}
-    space["label_smoothing"] = {"path": "phases.*.label_smoothing", "low": 0.0, "high": 0.2}
-    space["head_dropout"] = {"path": f"model.head_options.{head}.dropout", "low": 0.1, "high": 0.6}
-    return space
-
-
-def search_space(recipe: Recipe, head: str) -> list[Param]:
-    """The default space merged with the recipe's ``[tune.<name>]`` tables, validated.
-
-    A table named like a default entry changes it (``--set tune.boost_fear.high=3``); ``enabled = false``
-    drops an entry; ``use_defaults = false`` in ``[tune]`` keeps only the recipe's own entries.
-    """
-    own = dict(recipe.tune)
-    use_defaults = own.pop("use_defaults", True)
-    raw = default_space(recipe, head) if use_defaults else {}
-    for name, spec in own.items():
-        raw[name] = {**raw.get(name, {}), **spec} if isinstance(spec, dict) else spec
-    params = []
-    for name, spec in raw.items():
-        if not isinstance(spec, dict) or "path" not in spec:
-            raise BenchError(f"tune.{name} must be a table with path and low/high or choices; received {spec!r}")
-        unknown = set(spec) - {"path", "low", "high", "log", "integer", "choices", "enabled"}
-        if unknown:
-            raise BenchError(
-                f"tune.{name}: unknown key {sorted(unknown)[0]}; accepted: path, low, high, log, "
-                "integer, choices, enabled"
-            )
-        if not spec.get("enabled", True):
-            continue
-        if "choices" in spec:
-            params.append(Param(name, spec["path"], choices=tuple(spec["choices"])))
-            continue
-        low, high = spec.get("low"), spec.get("high")
-        if not isinstance(low, int | float) or not isinstance(high, int | float) or low > high:
-            raise BenchError(f"tune.{name}: needs numbers low <= high; received low={low!r}, high={high!r}")
-        if spec.get("log") and low <= 0:
-            raise BenchError(f"tune.{name}: log = true needs low > 0; received low={low}")
-        params.append(
-            Param(name, spec["path"], float(low), float(high), bool(spec.get("log")), bool(spec.get("integer")))
-        )
-    return params
-
-
-def suggest(trial, space: list[Param]) -> dict[str, Any]:
-    """The whole search space as a function of the trial: name -> value."""
-    values = {}
-    for p in space:
-        if p.choices is not None:
-            values[p.name] = trial.suggest_categorical(p.name, list(p.choices))
-        elif p.integer:
-            values[p.name] = trial.suggest_int(p.name, int(p.low), int(p.high), log=p.log)
-        else:
-            values[p.name] = trial.suggest_float(p.name, p.low, p.high, log=p.log)
-    return values
-
-
-def apply_values(recipe: Recipe, space: list[Param], values: dict[str, Any]) -> Recipe:
-    """A new recipe with the trial's values set (validated like ``--set``)."""
-    raw = to_dict(recipe)
-    for p in space:
-        value = values[p.name]
-        text = repr(value) if not isinstance(value, str) else f'"{value}"'
-        apply_override(raw, f"{p.path}={'true' if value is True else 'false' if value is False else text}")
-        if p.path == "class_weights.power":
-            raw["class_weights"]["scheme"] = "power"
-    return from_dict(Recipe, raw)
-
-
-def without_speed_settings(recipe: Recipe) -> Recipe:
-    """``recipe`` with its run-table :data:`~bench.recipe_io.SPEED_FIELDS` at their defaults: the recipe a
-    study writes says what was tuned, not the tuning machine's steps_per_execution and thread counts. The
-    BatchNorm kernel (``model.batchnorm``) stays as the recipe chose it: ``auto`` is no machine's setting, it
-    picks the kernel on whichever backend the written recipe runs."""
-    names = [path.removeprefix("run.") for path in SPEED_FIELDS if path.startswith("run.")]
-    default = type(recipe.run)()
-    return replace(recipe, run=replace(recipe.run, **{name: getattr(default, name) for name in names}))
+BASELINE = "baseline"  # user attribute of the trials that train the recipe's own values
+HEARTBEAT_SECONDS = 10  # a live worker records each running trial's heartbeat this often
+STALE_SECONDS = 60  # a running trial without a heartbeat this long belongs to a dead worker: failed, retried once
 
 
 class _PruningCallback:
-    """Reports validation macro-F1 every epoch and stops a trial the pruner gives up on."""
+    """Reports validation macro-F1 every epoch and stops a trial the pruner gives up on, unless ``prune``
+    is false (the baseline: the value every tuned recipe must beat is never cut short)."""
 
-    def __new__(cls, trial):
+    def __new__(cls, trial, prune: bool = True):
         import keras
         import optuna
 
@@ -138,7 +61,7 @@ class _PruningCallback:
                 if value is None or not math.isfinite(value):
                     return
                 trial.report(value, step=epoch)
-                if trial.should_prune():
+                if prune and trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at epoch {epoch} (val macro-F1 {value:.4f})")
 
         return Callback()
@@ -198,7 +121,11 @@ def trial_score(fit, result) -> float:
     return macro_f1(fit.splits.y_val, predict_probs(fit.model, fit.splits.x_val).argmax(1))
 
 
-def _objective(req: TuneRequest, data: FerData, space: list[Param], experiment_id: str, parent_id: str):
+def _objective(
+    req: TuneRequest, data: FerData, space: list[Param], experiment_id: str, parent_id: str, own: dict[str, Any]
+):
+    """The study's objective. A baseline trial trains ``req.recipe`` itself, not its values as the space
+    holds them (``own`` clipped): what a tuned recipe must beat is the recipe, whatever the space."""
     import keras
     import optuna
 
@@ -208,13 +135,15 @@ def _objective(req: TuneRequest, data: FerData, space: list[Param], experiment_i
 
     def objective(trial) -> float:
         values = suggest(trial, space)
-        recipe = apply_values(req.recipe, space, values)
+        baseline = bool(trial.user_attrs.get(BASELINE))
+        recipe = req.recipe if baseline else apply_values(req.recipe, space, values)
         tags = {"mlflow.parentRunId": parent_id, "optuna.study": req.study, "optuna.trial": str(trial.number), **names}
         try:
             with trk.TrackedRun(experiment_id, run_name=f"trial-{trial.number}", tags=tags) as run:
-                run.params({**values, **names, "trial": trial.number})
+                run.params({**(own if baseline else values), **names, "trial": trial.number, BASELINE: baseline})
                 fit = Fit.build(recipe, data)
-                result = fit.train(callbacks=[run.epoch_callback(), _PruningCallback(trial)], progress=req.progress)
+                callbacks = [run.epoch_callback(), _PruningCallback(trial, prune=not baseline)]
+                result = fit.train(callbacks=callbacks, progress=req.progress)
                 score = trial_score(fit, result)
                 run.metrics({"val_macro_f1_best": score})
                 return score
@@ -237,6 +166,7 @@ def trial_status(study, trial, total: int) -> dict[str, Any]:
     best = max(complete, key=lambda t: t.value) if complete else None
     return {
         "number": trial.number,
+        "baseline": bool(trial.user_attrs.get(BASELINE)),
         "state": trial.state.name.lower(),
         "value": trial.value,
         "params": dict(trial.params),
@@ -250,33 +180,40 @@ def trial_status(study, trial, total: int) -> dict[str, Any]:
 
 
 def run_study(req: TuneRequest, data: FerData) -> dict[str, Any]:
-    """Run (or continue) a study; returns the best trial's value and params and the tuned recipe path.
+    """Run (or continue) a study; returns the best and the baseline trial's values and the tuned recipe's
+    path (``None`` when no trial beat the baseline).
 
     Optuna's own log stays quiet (a failed trial is a warning with a traceback, Ctrl-C one of ~200
     lines): ``req.on_trial`` gets one status per finished trial, failures with their reason, instead."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    space = search_space(req.recipe, req.recipe.model.head)
+    check_study_name(req.study)
+    head_options = head_defaults(req.recipe.model.head)
+    space = search_space(req.recipe, req.recipe.model.head, head_options)
     if not space:
         raise BenchError("the search space is empty: every [tune] entry is disabled")
-    storage = req.storage or default_storage()
-    study = _open_study(req, storage)
+    own = recipe_values(req.recipe, space, head_options)
+    study = _open_study(req, req.storage or default_storage())
+    _fail_stale(study)
     uri = trk.connect(req.tracking_uri)
     experiment_id = trk.ensure_experiment(req.recipe.run.experiment, uri)
     parent_id = _parent_run(study, experiment_id, req)
     remaining = max(0, req.trials - _counted(study, running=False))
+    if remaining:
+        _enqueue_baseline(study, baseline_params(space, own))
 
     def after_trial(study, trial) -> None:
         if req.on_trial is not None:
             req.on_trial(trial_status(study, trial, req.trials))
+        _fail_stale(study)  # a worker killed since this trial began must not count as running
         if _counted(study, running=True) >= req.trials:
             study.stop()
 
     try:
         if remaining:
             study.optimize(
-                _objective(req, data, space, experiment_id, parent_id),
+                _objective(req, data, space, experiment_id, parent_id, own),
                 n_trials=remaining,
                 timeout=req.timeout_minutes * 60 if req.timeout_minutes else None,
                 catch=(Exception,),
@@ -292,6 +229,73 @@ def run_study(req: TuneRequest, data: FerData) -> dict[str, Any]:
     return _finish(study, req, space, parent_id)
 
 
+def _enqueue_baseline(study, params: dict[str, Any]) -> None:
+    """Queue the recipe's own values as the next trial, unless the study already holds that baseline
+    (finished, running, queued, or failed with a reason): a rerun of the same study does not repeat it.
+    A baseline killed with its worker is queued again (by the stale-trial retry, or here)."""
+    import optuna
+
+    states = optuna.trial.TrialState
+    for trial in study.get_trials(deepcopy=False):
+        held = trial.state != states.FAIL or "failure" in trial.user_attrs
+        if trial.user_attrs.get(BASELINE) and held and trial.system_attrs.get("fixed_params", trial.params) == params:
+            return
+    study.enqueue_trial(params, user_attrs={BASELINE: True})
+
+
+def _storage(url: str):
+    """The Optuna storage at ``url``, with heartbeats: a trial whose worker died (SIGKILL, a lost machine)
+    stays RUNNING for ever otherwise and counts as running for every later worker; with them it is failed
+    after :data:`STALE_SECONDS` without a heartbeat and queued once more with the same values."""
+    import optuna
+
+    check_storage(url)
+    retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+    with warnings.catch_warnings():  # the heartbeat arguments and the retry callback are "experimental"
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if retry is not None:  # optuna >= 5
+            callback = {"heartbeat_stale_trial_callback": retry(max_retry=1)}
+        else:
+            callback = {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=1)}
+        return optuna.storages.RDBStorage(
+            url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=STALE_SECONDS, **callback
+        )
+
+
+def _fail_stale(study) -> None:
+    """Fail (and queue again) the study's running trials whose worker stopped sending heartbeats."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def check_storage(url: str) -> None:
+    """A one-line error, before Optuna touches it, when ``url`` is an MLflow tracking database: Optuna
+    reads MLflow's ``alembic_version`` as a newer Optuna schema ("pip install -U optuna") and adds its
+    own tables beside MLflow's. A database that cannot be inspected is left to Optuna to report."""
+    import sqlalchemy
+
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+        if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or ":memory:").is_file():
+            return  # a new file (or memory): inspecting would create it
+        engine = sqlalchemy.create_engine(parsed)
+        try:
+            tables = set(sqlalchemy.inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+    except Exception:
+        return
+    if {"experiments", "runs"} <= tables:
+        raise BenchError(
+            f"--storage {parsed.render_as_string(hide_password=True)} is an MLflow tracking database (it holds "
+            "MLflow's experiments and runs tables); give Optuna a database of its own, e.g. --storage "
+            f"sqlite:///{Path(trk.DEFAULT_DIR) / 'optuna.db'}"
+        )
+
+
 def _open_study(req: TuneRequest, storage: str, attempts: int = 4):
     """Create or load the study; retried because workers started together on a fresh storage race to
     create its tables (seen with SQLite: a UNIQUE constraint on alembic_version)."""
@@ -303,12 +307,14 @@ def _open_study(req: TuneRequest, storage: str, attempts: int = 4):
         try:
             return optuna.create_study(
                 study_name=req.study,
-                storage=storage,
+                storage=_storage(storage),
                 direction="maximize",
                 sampler=_sampler(req.sampler, req.seed),
                 pruner=_pruner(req.pruner),
                 load_if_exists=True,
             )
+        except BenchError:
+            raise
         except Exception as exc:
             if attempt + 1 == attempts:
                 raise BenchError(f"cannot open the Optuna storage {storage}: {str(exc).splitlines()[0][:200]}") from exc
@@ -349,15 +355,19 @@ def _parent_run(study, experiment_id: str, req: TuneRequest) -> str:
 
 
 def _finish(study, req: TuneRequest, space: list[Param], parent_id: str) -> dict[str, Any]:
+    """The study's summary; the tuned recipe written (never over an existing file) only when its best
+    trial beats the baseline's value strictly, or the baseline itself failed (diverged, raised)."""
     import optuna
 
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    states = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == states.COMPLETE]
     summary = {
         "study": req.study,
         "n_complete": len(complete),
         "parent_run_id": parent_id,
-        "n_pruned": len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))),
-        "n_failed": len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))),
+        "n_pruned": sum(t.state == states.PRUNED for t in trials),
+        "n_failed": sum(t.state == states.FAIL for t in trials),
     }
     if not complete:
         trk.set_run_status(parent_id, "FAILED", "no trial completed")
@@ -365,32 +375,54 @@ def _finish(study, req: TuneRequest, space: list[Param], parent_id: str) -> dict
             f"study '{req.study}': no trial completed ({summary['n_failed']} failed, "
             f"{summary['n_pruned']} pruned); see the trial runs in MLflow for reasons"
         )
-    best = study.best_trial
-    tuned = replace(
-        without_speed_settings(apply_values(req.recipe, space, best.params)),
-        name=req.study,
-        description=f"tuned by bench tune (study {req.study}, "
-        f"best val macro-F1 {best.value:.4f}, trial {best.number}) from recipe {req.recipe.name}",
-    )
-    (path := Path(req.out_dir) / f"{req.study}.toml").parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(to_toml(tuned))
-    with tempfile.TemporaryDirectory() as tmp:
-        files = [path, *_study_plots(study, Path(tmp))]
-        trk.log_to_run(
-            parent_id,
-            {"best_val_macro_f1": best.value, "n_complete": len(complete)},
-            {f"best.{k}": v for k, v in best.params.items()},
-            files,
-        )
+    baselines = [t for t in complete if t.user_attrs.get(BASELINE)]
+    baseline = max(baselines, key=lambda t: t.value) if baselines else None
+    baseline_failed = any(t.user_attrs.get(BASELINE) and "failure" in t.user_attrs for t in trials)
+    challengers = [t for t in complete if not t.user_attrs.get(BASELINE)]
+    best = max(challengers, key=lambda t: t.value) if challengers else None
+    beaten = best is not None and (best.value > baseline.value if baseline else baseline_failed)
+    top = best if beaten else study.best_trial
     summary.update(
-        best_value=best.value, best_params=best.params, best_trial=best.number, recipe_path=str(path), tuned=tuned
+        best_value=top.value,
+        best_params=top.params,
+        best_trial=top.number,
+        best_is_baseline=bool(top.user_attrs.get(BASELINE)),
+        baseline_value=baseline.value if baseline else None,
+        baseline_trial=baseline.number if baseline else None,
+        baseline_failed=baseline_failed and baseline is None,
+        best_other_value=best.value if best else None,  # the best trial that did not train the recipe itself
+        beaten=beaten,
+        recipe_path=None,
+        tuned=None,
     )
+    metrics = {"best_val_macro_f1": top.value, "n_complete": len(complete)}
+    if baseline is not None:
+        metrics["baseline_val_macro_f1"] = baseline.value
+    with tempfile.TemporaryDirectory() as tmp:
+        files = _study_plots(study, Path(tmp))
+        if beaten:
+            tuned = replace(
+                without_speed_settings(apply_values(req.recipe, space, best.params)),
+                name=req.study,
+                description=f"tuned by bench tune (study {req.study}, best val macro-F1 {best.value:.4f}, trial "
+                f"{best.number}; the recipe's own values {_value(baseline)}) from recipe {req.recipe.name}",
+            )
+            path = write_new(Path(req.out_dir), req.study, to_toml(tuned))
+            summary.update(recipe_path=str(path), tuned=tuned)
+            files.insert(0, path)
+        params = {f"best.{k}": v for k, v in top.params.items()} | {"tuned_recipe": summary["recipe_path"] or "none"}
+        trk.log_to_run(parent_id, metrics, params, files)
     return summary
+
+
+def _value(trial) -> str:
+    return f"{trial.value:.4f}" if trial is not None else "failed"
 
 
 def _study_plots(study, folder: Path) -> list[Path]:
     """Optimization history, parameter importances and slice plot (skipped when too few trials)."""
     import matplotlib
+    import optuna
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -403,11 +435,16 @@ def _study_plots(study, folder: Path) -> list[Path]:
         ("slice", ovm.plot_slice),
     ):
         try:
-            result = fn(study)
-            fig = (result.flat[0] if hasattr(result, "flat") else result).figure
-            fig.set_size_inches(12, 5)
-            fig.tight_layout()
-            fig.savefig(folder / f"{name}.png", dpi=100)
+            with warnings.catch_warnings():
+                # Optuna's matplotlib plots are "experimental" (ExperimentalWarning on every call), and
+                # matplotlib warns when a slice plot's many axes do not fit tight_layout: neither is the user's
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                warnings.simplefilter("ignore", UserWarning)
+                result = fn(study)
+                fig = (result.flat[0] if hasattr(result, "flat") else result).figure
+                fig.set_size_inches(12, 5)
+                fig.tight_layout()
+                fig.savefig(folder / f"{name}.png", dpi=100)
             paths.append(folder / f"{name}.png")
         except Exception:  # importances need >= 2 complete trials with varied values
             pass

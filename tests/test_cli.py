@@ -391,7 +391,7 @@ def test_interrupted_run_is_killed_and_resumes_to_finished(mini, monkeypatch):
     run_id = runs[0].info.run_id
     assert result.exit_code == 130 and "Traceback" not in result.output
     assert result.output.strip().splitlines()[-1] == (
-        f"interrupted: run {run_id} is KILLED; continue it with `bench run --resume {run_id}`"
+        f"interrupted (Ctrl-C): run {run_id} is KILLED; continue it with `bench run --resume {run_id}`"
     )
     assert runs[0].info.status == "KILLED" and "Ctrl-C" in runs[0].data.tags["failure_reason"]
     store = Path("mlruns/mlflow.db").resolve()
@@ -511,16 +511,20 @@ def test_sigterm_is_handled_like_ctrl_c():
     import os
     import signal
 
+    from bench import interrupts
     from bench.cli import _terminate_like_ctrl_c
 
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         _terminate_like_ctrl_c()
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt, match=r"^interrupted \(SIGTERM\)$"):
             os.kill(os.getpid(), signal.SIGTERM)
             signal.sigtimedwait([], 0.5) if hasattr(signal, "sigtimedwait") else None
+        assert interrupts.exit_code() == 143
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        interrupts.reset()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class _Terminal:

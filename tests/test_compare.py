@@ -436,3 +436,36 @@ def test_bootstrap_counts_every_class_of_the_label_set():
     np.testing.assert_allclose(
         macro_f1_resamples(Y_TRUE, pred, index, num_classes=8), macro_f1_resamples(Y_TRUE, pred, index) * 7 / 8
     )
+
+
+def test_tta_and_calibrated_rows_are_labelled_and_mixed_rankings_footnoted(tmp_path):
+    from bench.leaderboard_render import render_markdown, render_terminal
+
+    plain = {"recipe.eval.tta": "none", "recipe.eval.calibrate": False}
+    log_run("tta", "resnet50", predictions_with_accuracy(0.7, 1), recipe_hash="aaaaaaa", tmp=tmp_path, params=plain)
+    flip = {"recipe.eval.tta": "flip", "recipe.eval.calibrate": True}
+    run_id = log_run(
+        "tta", "resnet50", predictions_with_accuracy(0.75, 2), recipe_hash="bbbbbbb", tmp=tmp_path, params=flip
+    )
+    with trk.TrackedRun(None, run_id=run_id) as run:
+        run.metrics({"temperature": 1.8})
+    log_run("tta", "xception", predictions_with_accuracy(0.6, 3), tmp=tmp_path)  # logged before recipe.eval
+    board = build_leaderboard(["tta"], n_boot=20)
+    t = board.table.set_index("recipe")
+    assert t.loc["cpu#bbbbbb", "tta"] == "flip" and t.loc["cpu#bbbbbb", "temperature"] == pytest.approx(1.8)
+    assert t.loc["cpu#aaaaaa", "tta"] == "none" and np.isnan(t.loc["cpu#aaaaaa", "temperature"])
+    assert t.loc["cpu#h1", "tta"] == "none"  # a run logged before recipe.eval: no TTA
+    notes = board.footnotes
+    assert any(n.startswith("tta: the test faces' probabilities averaged") for n in notes)
+    assert any(n.startswith("rows with and without test-time augmentation are ranked together") for n in notes)
+    assert any(n.startswith("T: the softmax temperature") and n.endswith("the other rows' are raw") for n in notes)
+    # the variant footnote names what changed; a run logged before recipe.eval counts as its defaults
+    assert "cpu#aaaaaa: eval.calibrate=False, eval.tta=none" in notes
+    assert "cpu#bbbbbb: eval.calibrate=True, eval.tta=flip" in notes
+    header = next(line for line in render_terminal(board).splitlines() if line.startswith("#"))
+    assert " tta " in header and " T " not in header  # the temperature is a --wide column
+    assert "| tta |" in render_markdown(board) and "| T |" in render_markdown(board)
+    # one kind of row only: no mixed-ranking warning, and no tta column without a TTA row
+    untouched = build_leaderboard(["tta"], n_boot=20, filters={"recipe.eval.tta": "none"})
+    assert not any("ranked together" in n or n.startswith("tta:") for n in untouched.footnotes)
+    assert " tta " not in next(line for line in render_terminal(untouched).splitlines() if line.startswith("#"))

@@ -44,6 +44,8 @@ def test_paper_recipe_is_the_seed_recipe():
         ({"run": {"steps_per_execution": 0}}, "'run.steps_per_execution': received 0"),
         ({"run": {"steps_per_epoch": 10, "steps_per_execution": 4}}, "set run.steps_per_epoch = 12 or"),
         ({"run": {"threads_intra": -1}}, "'run.threads_intra': received -1"),
+        ({"eval": {"tta": "crops"}}, 'eval.tta = "crops" needs data.augment.crop_padding > 0'),
+        ({"eval": {"tta": "ten"}}, "'eval.tta': received 'ten'; expected one of none, flip, crops"),
     ],
 )
 def test_bad_recipes_raise_one_line_errors_naming_key_and_value(raw, message):

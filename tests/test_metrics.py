@@ -67,3 +67,11 @@ def test_a_predicted_class_missing_from_y_true_warns_nothing():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert evaluate(y_true, y_prob)["balanced_accuracy"] == pytest.approx(0.75)
+
+
+def test_calibration_metrics_are_evaluates_log_loss_and_ece(predictions):
+    from bench.metrics import calibration_metrics
+
+    y, p = predictions
+    full = evaluate(y, p)
+    assert calibration_metrics(y, p, 7) == pytest.approx({"log_loss": full["log_loss"], "ece": full["ece"]})

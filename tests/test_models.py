@@ -285,3 +285,45 @@ def test_mini_xception_trains_at_its_authors_64_px():
     history = model.fit(images, np.arange(16) % 7, batch_size=4, epochs=2, verbose=0)  # 8 steps
     assert np.isfinite(history.history["loss"][0])
     keras.backend.clear_session()
+
+
+def test_a_temperature_tempers_the_output_and_travels_with_the_saved_model(tmp_path):
+    from bench.calibration import apply_temperature
+
+    keras.utils.set_random_seed(0)
+    model, _ = build_model(backbone="baseline_cnn", head="hybrid", head_options=TINY_HYBRID)
+    x = faces(4)
+    raw = model.predict(x, verbose=0)  # compiles the predict step before the temperature is set
+    model.set_temperature(2.5)
+    tempered = model.predict(x, verbose=0)
+    np.testing.assert_allclose(tempered, apply_temperature(raw, 2.5), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(model(x, training=False)), tempered, atol=1e-6)
+    assert (tempered.argmax(1) == raw.argmax(1)).all() and tempered.max(1).mean() < raw.max(1).mean()
+    model.save(tmp_path / "t.keras")
+    loaded = keras.models.load_model(tmp_path / "t.keras")
+    assert loaded.temperature == 2.5
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), tempered, atol=1e-6)
+    model.set_temperature(1.0)
+    np.testing.assert_allclose(model.predict(x, verbose=0), raw, atol=1e-6)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        model.set_temperature(0.0)
+
+
+def test_a_model_saved_before_temperatures_existed_loads_untempered(tmp_path):
+    """A config without the ``temperature`` key (every .keras file written before calibration) gives T = 1."""
+    import json
+    import zipfile
+
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    model.save(tmp_path / "new.keras")
+    with zipfile.ZipFile(tmp_path / "new.keras") as src, zipfile.ZipFile(tmp_path / "old.keras", "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                assert config["config"].pop("temperature") == 1.0
+                data = json.dumps(config).encode()
+            dst.writestr(item, data)
+    loaded = keras.models.load_model(tmp_path / "old.keras")
+    assert loaded.temperature == 1.0
+    np.testing.assert_allclose(loaded.predict(faces(2), verbose=0), model.predict(faces(2), verbose=0), atol=1e-6)

@@ -140,3 +140,45 @@ def test_budget_keeps_its_first_plan_under_jax(tmp_path):
     # under jit a rebuild costs more than a re-plan wins: the plan stays the first epoch's two, on its floor
     assert out["replans"] == 0 and out["epochs"] == [2]
     assert out["rates"][-1] == pytest.approx(1e-3 * 0.1, rel=1e-3)
+
+
+CALIBRATION_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import keras
+    import numpy as np
+    from bench.calibration import apply_temperature
+    from bench.inference.classifier import FaceClassifier
+    from bench.inference.tta import tta_probs
+    from bench.models import build_model
+
+    keras.utils.set_random_seed(0)
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    x = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 1)).astype("float32")
+    raw = model.predict(x, verbose=0)  # compiles the predict step before the temperature is set
+    model.set_temperature(0.3)
+    tempered = model.predict(x, verbose=0)
+    flip = FaceClassifier(model, "flip")(x)
+    expected = tta_probs(lambda v: apply_temperature(model.predict(v, verbose=0), 1.0), x, "flip")
+    model.save("t.keras")
+    loaded = keras.models.load_model("t.keras")
+    print("RESULT" + json.dumps({
+        "tempered": float(np.abs(tempered - apply_temperature(raw, 0.3)).max()),
+        "flip": float(np.abs(flip - expected).max()),
+        "loaded": [loaded.temperature, float(np.abs(loaded.predict(x, verbose=0) - tempered).max())],
+        "tensorflow_imported": "tensorflow" in sys.modules}))
+    """
+)
+
+
+@pytest.mark.skipif(JAX_PYTHON is None, reason="no Python with JAX (make test-jax creates .venv-jax)")
+def test_temperature_and_tta_under_jax(tmp_path):
+    env = {**os.environ, "KERAS_BACKEND": "jax", "BENCH_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run(
+        [JAX_PYTHON, "-c", CALIBRATION_SCRIPT], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = json.loads(done.stdout.split("RESULT", 1)[1])
+    assert out["tensorflow_imported"] is False
+    assert out["tempered"] < 1e-5 and out["flip"] < 1e-5
+    assert out["loaded"][0] == 0.3 and out["loaded"][1] < 1e-5

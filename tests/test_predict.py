@@ -398,3 +398,56 @@ def test_export_to_an_unwritable_place_is_one_line(model_file, tmp_path):
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr.startswith(f"error: cannot write --out {tmp_path / 'file' / 'm.tflite'}")
     assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize(("image_size", "fmt"), [(64, "saved_model"), (48, "tflite")])
+def test_a_calibrated_model_exports_with_its_temperature(tmp_path, image_size, fmt):
+    """Upscaling models are cloned for export (a plain Functional: FaceModel.call is lost) and get the
+    temperature back as a layer; others are exported as they are."""
+    from bench.calibration import apply_temperature
+    from bench.inference.export import _saved_model_runner, _tflite_runner, sample_faces
+
+    keras.utils.set_random_seed(2)
+    model, _ = build_model(backbone="baseline_cnn", head="linear", image_size=image_size)
+    x = sample_faces(8)
+    raw = model.predict(x, verbose=0)
+    model.set_temperature(0.2)  # sharpen: an untrained model's outputs are near-uniform
+    out = tmp_path / ("m.tflite" if fmt == "tflite" else "sm")
+    report = export_model(model, fmt, out)
+    assert report.agrees, report.failure
+    exported = (_tflite_runner if fmt == "tflite" else _saved_model_runner)(out)(x)
+    np.testing.assert_allclose(exported, apply_temperature(raw, 0.2), atol=1e-4)
+    assert np.abs(exported - raw).max() > 1e-2  # the temperature changed what is exported
+    keras.backend.clear_session()
+
+
+def test_predict_tta_follows_the_run_or_the_option(tmp_path):
+    from bench import tracking as trk
+    from bench.cli.predict_cmd import tta_settings
+
+    experiment = trk.ensure_experiment("tta", trk.connect(None))
+    with trk.TrackedRun(experiment) as run:
+        run.params({"recipe.eval.tta": "crops", "recipe.data.augment.crop_padding": 4})
+    with trk.TrackedRun(experiment) as older:  # logged before recipe.eval existed
+        older.params({"backbone": "baseline_cnn"})
+    assert tta_settings(None, run.run_id, None) == ("crops", 4)
+    assert tta_settings("flip", run.run_id, None) == ("flip", 4)
+    assert tta_settings(None, older.run_id, None) == ("none", 0)
+    assert tta_settings(None, None, None) == ("none", 0) and tta_settings("flip", None, None) == ("flip", 0)
+    with pytest.raises(BenchError, match="--tta crops needs --run"):
+        tta_settings("crops", None, None)
+
+
+def test_predict_with_flip_tta_averages_the_face_and_its_mirror(model_file, tmp_path):
+    cv2.imwrite(str(tmp_path / "crop.png"), synthetic_face())
+    result = invoke(
+        "predict", "--model", model_file, "--no-detect", "--tta", "flip", "--format", "json", tmp_path / "crop.png"
+    )
+    assert result.exit_code == 0, result.output
+    (face,) = json.loads(result.stdout)["faces"]
+    x = synthetic_face()[None, ..., None].astype("float32")
+    model = keras.models.load_model(model_file)
+    expected = (model.predict(x, verbose=0)[0] + model.predict(x[:, :, ::-1], verbose=0)[0]) / 2
+    np.testing.assert_allclose([face["probabilities"][c] for c in CLASS_NAMES], expected, atol=1e-5)
+    result = invoke("predict", "--model", model_file, "--tta", "crops", tmp_path / "crop.png")
+    assert result.exit_code == 2 and "--tta crops needs --run" in result.stderr

@@ -1,47 +1,20 @@
+import os
 import shlex
+import signal
 import subprocess
 import sys
+import time
+import warnings
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 from click.testing import CliRunner
 
 from bench.cli import cli
 from bench.config import load_recipe
-from bench.errors import BenchError
-from bench.tune import apply_values, default_space, search_space, suggest, without_speed_settings
-
-TUNE_TOML = """
-description = "one short phase on tiny data (tune tests)"
-[data]
-max_train = 64
-max_eval = 48
-[data.augment]
-enabled = false
-[[phases]]
-name = "all"
-epochs = 2
-train = "all"
-optimizer = "adam"
-learning_rate = 1e-3
-[tune]
-use_defaults = false
-[tune.lr]
-path = "phases.0.learning_rate"
-low = 1e-4
-high = 1e-2
-log = true
-[tune.boost_disgust]
-path = "class_weights.boost.disgust"
-low = 1.0
-high = 5.0
-[tune.smoothing]
-path = "phases.*.label_smoothing"
-low = 0.0
-high = 0.2
-enabled = false
-"""
+from tests.test_tune_space import TUNE_TOML  # the tiny recipe with a [tune] space; test_ferplus_run reads it here
 
 
 @pytest.fixture
@@ -73,46 +46,6 @@ def test_format_trial_says_outcome_best_so_far_and_params():
     assert "fail: TrainingDiverged: NaN | no trial complete yet" in failed
 
 
-def test_default_space_covers_rates_weights_smoothing_and_dropout():
-    recipe = load_recipe("smoke")
-    space = {p.name: p for p in search_space(recipe, "hybrid")}
-    assert {f"lr_{ph.name}" for ph in recipe.phases} <= set(space)
-    assert space["lr_frozen"].log and space["lr_frozen"].low == pytest.approx(1e-4)
-    assert (space["class_weight_power"].low, space["class_weight_power"].high) == (0.0, 1.5)
-    assert space["boost_disgust"].path == "class_weights.boost.disgust"
-    assert space["head_dropout"].path == "model.head_options.hybrid.dropout"
-    assert set(default_space(recipe, "mlp")) == set(space)
-
-
-def test_set_narrows_the_default_space():
-    recipe = load_recipe("cpu", ["tune.boost_fear.high=2.0", "tune.head_dropout.enabled=false"])
-    space = {p.name: p for p in search_space(recipe, "hybrid")}
-    assert space["boost_fear"].high == 2.0 and space["boost_fear"].low == 1.0
-    assert "head_dropout" not in space and "lr_train" in space
-
-
-def test_a_tuned_recipe_leaves_the_speed_settings_at_their_defaults(recipe_path):
-    speed = ["run.steps_per_execution=2", "run.threads_intra=2", "run.threads_inter=1", 'model.batchnorm="auto"']
-    recipe = load_recipe(recipe_path, ["run.seed=7", *speed])
-    tuned = without_speed_settings(recipe)
-    assert (tuned.run.steps_per_execution, tuned.run.threads_intra, tuned.run.threads_inter) == (1, 0, 0)
-    assert tuned.run.seed == 7 and tuned.phases == recipe.phases and tuned.model == recipe.model
-    assert tuned.model.batchnorm == "auto"  # the recipe's kernel choice, not the tuning machine's
-
-
-def test_space_respects_the_recipe_and_set_narrowing(recipe_path):
-    recipe = load_recipe(recipe_path, ["tune.lr.high=2e-3"])
-    space = search_space(recipe, "linear")
-    assert [p.name for p in space] == ["lr", "boost_disgust"]  # disabled entries drop out
-    assert space[0].high == 2e-3
-    trial = optuna.trial.FixedTrial({"lr": 5e-4, "boost_disgust": 2.5})
-    tuned = apply_values(recipe, space, suggest(trial, space))
-    assert tuned.phases[0].learning_rate == 5e-4 and tuned.class_weights.boost == {"disgust": 2.5}
-    assert tuned.phases[0].label_smoothing == 0.0  # fixed values stay fixed
-    with pytest.raises(BenchError, match="low <= high"):
-        search_space(load_recipe(recipe_path, ["tune.lr.low=1.0"]), "linear")
-
-
 def _trials(storage, study):
     return optuna.load_study(study_name=study, storage=storage).trials
 
@@ -125,7 +58,18 @@ def _mlflow_runs(tmp_path):
     return mlflow.search_runs([exp.experiment_id], output_format="list")
 
 
-def test_study_nests_trials_writes_a_runnable_recipe_and_resumes(recipe_path, tmp_path):
+@pytest.fixture
+def baseline_trails(monkeypatch):
+    """Every trial but the baseline (the tiny recipe's own learning rate, 1e-3) scores higher than it, so
+    whether a tuned recipe is written does not hang on training noise."""
+    from bench import tune as tune_mod
+
+    monkeypatch.setattr(
+        tune_mod, "trial_score", lambda fit, result: 0.1 if fit.recipe.phases[0].learning_rate == 1e-3 else 0.9
+    )
+
+
+def test_study_nests_trials_writes_a_runnable_recipe_and_resumes(recipe_path, tmp_path, baseline_trails):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
 
     def args(trials):
@@ -153,8 +97,11 @@ def test_study_nests_trials_writes_a_runnable_recipe_and_resumes(recipe_path, tm
 
     result = CliRunner().invoke(cli, args(2), catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "best trial" in result.output and "experiments/tuned/s1.toml" in result.output
-    assert len(_trials(storage, "s1")) == 2
+    assert "best trial 1: val macro-F1 0.9000; the recipe's own 0.1000 (trial 0)" in result.output
+    assert "tuned recipe written to experiments/tuned/s1.toml" in result.output
+    trials = _trials(storage, "s1")
+    assert len(trials) == 2 and trials[0].user_attrs == {"baseline": True}  # the recipe's own values come first
+    assert trials[0].params == {"lr": 1e-3, "boost_disgust": 1.0} and "(the recipe's own values)" in result.output
     runs = _mlflow_runs(tmp_path)
     parents = [r for r in runs if r.data.tags.get("bench.kind") == "study"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
@@ -164,10 +111,15 @@ def test_study_nests_trials_writes_a_runnable_recipe_and_resumes(recipe_path, tm
     assert tuned.name == "s1"
     best = optuna.load_study(study_name="s1", storage=storage).best_params
     assert tuned.phases[0].learning_rate == pytest.approx(best["lr"])
-    # Resume: asking for 3 trials in the same study runs exactly one more.
+    # Resume: asking for 3 trials in the same study runs exactly one more, not the baseline again, and
+    # writes a second file beside the first instead of over it.
+    written = Path("experiments/tuned/s1.toml").read_text()
     again = CliRunner().invoke(cli, args(3), catch_exceptions=False)
     assert again.exit_code == 0, again.output
-    assert len(_trials(storage, "s1")) == 3
+    trials = _trials(storage, "s1")
+    assert len(trials) == 3 and sum(bool(t.user_attrs.get("baseline")) for t in trials) == 1
+    assert "tuned recipe written to experiments/tuned/s1-2.toml" in again.output
+    assert Path("experiments/tuned/s1.toml").read_text() == written
     run = CliRunner().invoke(
         cli,
         [
@@ -211,6 +163,8 @@ def test_failed_trials_do_not_stop_the_study_and_pruning_prunes(recipe_path, tmp
         "random",
         "--set",
         'phases.0.optimizer="sgd"',
+        "--set",
+        "phases.0.learning_rate=1e5",  # the baseline trains the recipe's own rate: it diverges too
         "--set",
         "phases.0.epochs=4",
         "--set",
@@ -257,9 +211,11 @@ def test_failed_trials_do_not_stop_the_study_and_pruning_prunes(recipe_path, tmp
         )
     finally:
         tune_mod._pruner = original
-    states = {t.state for t in _trials(storage, "pruned")}
-    assert states == {optuna.trial.TrialState.PRUNED}
-    assert result.exit_code == 2 and "2 pruned" in result.output
+    # the baseline is never pruned: it is what every other trial must beat
+    states = [t.state for t in _trials(storage, "pruned")]
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED]
+    assert result.exit_code == 0 and "1 complete, 1 pruned" in result.output
+    assert "no trial beat the recipe's own values" in result.output and not Path("experiments/tuned").exists()
 
 
 def _two_workers_complete_the_study(recipe_path, tmp_path, storage, study):
@@ -308,7 +264,7 @@ def test_two_workers_share_one_sqlite_study(recipe_path, tmp_path):
     _two_workers_complete_the_study(recipe_path, tmp_path, f"sqlite:///{tmp_path / 'shared.db'}", "shared")
 
 
-def test_ctrl_c_marks_the_parent_killed_and_a_rerun_continues(recipe_path, tmp_path, monkeypatch):
+def test_ctrl_c_marks_the_parent_killed_and_a_rerun_continues(recipe_path, tmp_path, monkeypatch, baseline_trails):
     from bench import tune as tune_mod
 
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
@@ -379,7 +335,6 @@ def postgres_url():
     """A throwaway PostgreSQL server on 127.0.0.1, started as the postgres user (it refuses root);
     skips cleanly where no server can be started."""
     import glob
-    import os
     import shutil
 
     pytest.importorskip("psycopg")
@@ -419,7 +374,6 @@ def test_a_trial_is_scored_on_the_model_it_ships(stats):
     from types import SimpleNamespace
 
     import keras
-    import numpy as np
 
     from bench.tune import trial_score
 
@@ -433,3 +387,122 @@ def test_a_trial_is_scored_on_the_model_it_ships(stats):
     result = SimpleNamespace(history={"val_macro_f1": [0.2, 0.9, 0.5]})
     expected = 0.9 if stats == "moving" else (6 / 7) / 2
     assert trial_score(fit, result) == pytest.approx(expected)
+
+
+def _tune_args(recipe, study, storage, trials=2, *more):
+    return [
+        "tune",
+        "--backbone",
+        "baseline_cnn",
+        "--head",
+        "linear",
+        "--recipe",
+        recipe,
+        "--data",
+        "synthetic:300:1",
+        "--trials",
+        str(trials),
+        "--storage",
+        storage,
+        "--study",
+        study,
+        "--experiment",
+        "tune",
+        "--pruner",
+        "none",
+        *more,
+    ]
+
+
+@pytest.mark.parametrize("name", ["/some/path", "../up", "a/b", "a\\b", "..", ".hidden"])
+def test_a_study_name_is_a_name_not_a_path(recipe_path, tmp_path, name):
+    result = CliRunner().invoke(cli, _tune_args(recipe_path, name, f"sqlite:///{tmp_path / 'optuna.db'}"))
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: --study") and "a study name is a name, not a path" in line and "--study " in line
+    assert not (tmp_path / "optuna.db").exists() and not Path("experiments").exists()
+
+
+def test_the_mlflow_database_is_refused_as_optuna_storage(recipe_path, tmp_path):
+    """Optuna read MLflow's alembic_version as a newer Optuna ("pip install -U optuna") and added its
+    tables to MLflow's database: the database is refused before Optuna opens it."""
+    import sqlalchemy
+
+    from bench import tracking
+
+    tracking.ensure_experiment("tune", tracking.connect(None))  # MLflow's own store: mlruns/mlflow.db
+    url = f"sqlite:///{(tmp_path / 'mlruns' / 'mlflow.db').resolve()}"
+    engine = sqlalchemy.create_engine(url)
+    before = set(sqlalchemy.inspect(engine).get_table_names())
+    result = CliRunner().invoke(cli, _tune_args(recipe_path, "s", url))
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: --storage") and "MLflow tracking database" in line and "optuna.db" in line
+    assert set(sqlalchemy.inspect(engine).get_table_names()) == before  # no Optuna table added
+    engine.dispose()
+
+
+def test_tune_prints_no_library_warnings(tmp_path, baseline_trails):
+    """Optuna's ExperimentalWarning (its matplotlib plots, the heartbeat) and matplotlib's layout warnings
+    once reached tune's output. pytest records warnings instead of printing them, so the warnings a user
+    would see (Python's default filters) are recorded here and must be none from tune."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    args = _tune_args("smoke", "quiet", storage, 2, "--set", "phases.*.learning_rate=1e-3")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.resetwarnings()
+        warnings.simplefilter("default")
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", category)
+        result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "Warning" not in result.output
+    shown = [f"{w.category.__name__}: {w.message} ({w.filename})" for w in caught]
+    assert not [w for w in shown if "optuna" in w.lower() or "matplotlib" in w.lower() or "bench" in w], shown
+    runs = _mlflow_runs(tmp_path)
+    parent = [r for r in runs if r.data.tags.get("bench.kind") == "study"][0]
+    import mlflow
+
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id)}
+    assert {"optimization_history.png", "slice.png"} <= artifacts  # the plots were drawn, quietly
+
+
+def test_a_trial_killed_with_its_worker_is_failed_and_rerun(recipe_path, tmp_path, monkeypatch):
+    """SIGKILL a real worker mid-trial: its trial stayed RUNNING for ever and counted towards --trials.
+    The rerun fails it (no heartbeat), runs it again with the same values, and completes the trials asked."""
+    from bench import tune as tune_mod
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    args = _tune_args(recipe_path, "killed", storage, 2)
+    CliRunner().invoke(cli, ["data", "check", "--data", "synthetic:300:1"])  # warm the synthetic cache
+    cmd = [sys.executable, "-m", "bench.cli", *args, "--set", "phases.0.epochs=200"]  # long enough to be killed in
+    worker = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        running = []
+        while time.monotonic() < deadline and worker.poll() is None and not running:
+            time.sleep(0.5)
+            try:
+                running = [t for t in _trials(storage, "killed") if t.state == optuna.trial.TrialState.RUNNING]
+            except Exception:  # the worker has not created the study yet
+                running = []
+        assert worker.poll() is None and running, worker.communicate()[0].decode()[-2000:]
+        time.sleep(2)  # inside the trial: building and training the model
+        os.kill(worker.pid, signal.SIGKILL)
+    finally:
+        worker.kill()
+        worker.wait()
+    assert [t.state for t in _trials(storage, "killed")] == [optuna.trial.TrialState.RUNNING]
+    # A worker's heartbeat every 10 s, stale after 60 s: here (the worker is dead) stale after 2 s.
+    monkeypatch.setattr(tune_mod, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(tune_mod, "STALE_SECONDS", 2)
+    time.sleep(3)
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "Warning" not in result.output
+    trials = _trials(storage, "killed")
+    states = [t.state for t in trials]
+    assert states[0] == optuna.trial.TrialState.FAIL and "failure" not in trials[0].user_attrs
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 2 and len(trials) == 3
+    # the killed trial was the baseline: it ran again with the same values, once
+    assert trials[1].user_attrs.get("baseline") and trials[1].params == trials[0].params
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE and bool(t.user_attrs.get("baseline")) for t in trials) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from bench.cli.base import ProgressLine, _terminate_like_ctrl_c, friendly_errors
+from bench.cli.base import BenchGroup, ProgressLine, _terminate_like_ctrl_c, friendly_errors
 from bench.cli.compare_cmd import compare
 from bench.cli.data_cmd import data
 from bench.cli.export_cmd import export
@@ -18,6 +18,7 @@ from bench.cli.tune_cmd import tune
 
 
 @click.group(
+    cls=BenchGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog=examples(
         "bench data check --data fer2013.csv.gz",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -18,16 +19,10 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 def _terminate_like_ctrl_c() -> None:
     """SIGTERM (kill, a scheduler's stop) ends a command like Ctrl-C: runs are marked KILLED, not left
-    RUNNING. Background jobs often ignore SIGINT, so SIGTERM is how they are stopped."""
-    import signal
+    RUNNING. Both go through :mod:`bench.interrupts`, so a stop during logging is not lost."""
+    from bench import interrupts
 
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (e.g. under some test runners)
-        pass
+    interrupts.install()
 
 
 def load_tensorflow(verbose: int = 0) -> None:
@@ -47,7 +42,7 @@ def load_tensorflow(verbose: int = 0) -> None:
 
 def friendly_errors(fn):
     """Turn BenchError and OSError (a full disk, a read-only folder) into one line on stderr (exit 2)
-    and Ctrl-C into exit 130, never a traceback."""
+    and Ctrl-C or SIGTERM into exit 130 or 143, never a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -63,10 +58,62 @@ def friendly_errors(fn):
             click.echo(f"error: {os_error_text(exc)}; check the path, its permissions and free disk space", err=True)
             sys.exit(2)
         except KeyboardInterrupt as exc:
-            click.echo(str(exc) if str(exc) else "interrupted", err=True)
-            sys.exit(130)
+            from bench import interrupts
+
+            interrupts.acknowledge()
+            interrupts.ignore_more()
+            click.echo(str(exc) if str(exc) else interrupts.reason(), err=True)
+            sys.exit(interrupts.exit_code())  # 130 for SIGINT, 143 for SIGTERM
 
     return wrapper
+
+
+class OneLineUsageError(click.UsageError):
+    """A usage error click found (a bad option value, an unknown option or command) shown as bench shows
+    every bad input: one ``error:`` line with where to look, exit status 2 (click's own is four lines)."""
+
+    def show(self, file=None) -> None:
+        where = command_path(self.ctx) if self.ctx is not None else "bench"
+        click.echo(f"error: {self.format_message().rstrip('.')} (see {where} --help)", err=True)
+
+
+def command_path(ctx: click.Context) -> str:
+    """``bench data check``: the command as the user typed it (click names the root after the program
+    or, under a test runner, after the function)."""
+    names = []
+    while ctx is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(["bench", *reversed(names[:-1])])
+
+
+@contextlib.contextmanager
+def one_line_usage_errors():
+    """Re-raise click's usage errors as :class:`OneLineUsageError`; the bare ``bench`` / ``bench data``
+    that shows the help (click's NoArgsIsHelpError) is left alone."""
+    try:
+        yield
+    except click.exceptions.NoArgsIsHelpError:
+        raise
+    except click.UsageError as exc:
+        if isinstance(exc, OneLineUsageError):
+            raise
+        raise OneLineUsageError(exc.format_message(), exc.ctx) from exc
+
+
+class BenchGroup(click.Group):
+    """The ``bench`` group: click's usage errors, at any depth below it, are one ``error:`` line.
+
+    Parsing the group's own options happens in :meth:`make_context`, every subcommand's (and its
+    callbacks', which raise ``BadParameter``) inside :meth:`invoke`."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        with one_line_usage_errors():
+            return super().make_context(info_name, args, parent=parent, **extra)
+
+    def invoke(self, ctx):
+        with one_line_usage_errors():
+            return super().invoke(ctx)
 
 
 class ProgressLine:

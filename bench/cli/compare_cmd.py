@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from bench.cli.base import friendly_errors
-from bench.cli.options import TRACKING_URI_OPTION, choice_option, examples, format_option
+from bench.cli.options import MAX_BOOTSTRAP, TRACKING_URI_OPTION, choice_option, examples, format_option
 
 EXAMPLES = examples(
     "bench compare --experiment fer2013",
@@ -32,7 +32,11 @@ EXAMPLES = examples(
 @click.option("--all", "include_all", is_flag=True, help="Include FAILED / KILLED / unfinished runs.")
 @click.option("--reference", type=click.Choice(["paper"]), default=None, help="Add the paper's reported row.")
 @click.option(
-    "--bootstrap", default=1000, show_default=True, type=click.IntRange(10), help="Bootstrap resamples for the CIs."
+    "--bootstrap",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(10, MAX_BOOTSTRAP),
+    help="Bootstrap resamples for the CIs.",
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap resamples.")
 @format_option("table", "markdown", "csv", "json")

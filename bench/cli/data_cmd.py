@@ -7,7 +7,7 @@ import json
 import click
 
 from bench.cli.base import friendly_errors
-from bench.cli.options import examples, format_option
+from bench.cli.options import MAX_SYNTHETIC_FACES, examples, format_option
 
 
 @click.group()
@@ -54,7 +54,9 @@ def data_check(data_spec, skip_bad, votes, fmt):
 
 @data.command("synth", epilog=examples("bench data synth --out faces.csv --n 4000 --seed 0"))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output CSV (.csv or .csv.gz).")
-@click.option("--n", default=4000, show_default=True, type=click.IntRange(1), help="Number of faces.")
+@click.option(
+    "--n", default=4000, show_default=True, type=click.IntRange(1, MAX_SYNTHETIC_FACES), help="Number of faces."
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same faces.")
 @friendly_errors
 def data_synth(out, n, seed):

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import click
 
+MAX_SYNTHETIC_FACES = 100_000  # bench.data.synthetic.MAX_N (kept here so that `bench --help` imports no numpy)
+MAX_IMAGE_SIZE = 1024  # the largest model.image_size a recipe accepts (bench.config): profile measures what run trains
+MAX_BATCH = 4096  # the largest data.batch_size a recipe accepts (bench.config)
+MAX_BOOTSTRAP = 10_000  # resamples x test images x 8 bytes, several times over: 10,000 on FER2013 is ~1 GB
+
 DATA_HELP = "FER2013 CSV (.csv/.csv.gz), image-folder root, or synthetic[:N[:SEED]] (made-up faces, for trying bench)."
 
 HEAD_OPTION = click.option(

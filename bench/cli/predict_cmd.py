@@ -14,6 +14,7 @@ EXAMPLES = examples(
     "bench predict --run RUN_ID photo.jpg",
     "bench predict --run RUN_ID photos/ clip.mp4 --out annotated/ --format json > predictions.json",
     "bench predict --model model.keras crops/ --no-detect --format csv",
+    "bench predict --run RUN_ID photo.jpg --tta flip",
 )
 
 
@@ -34,8 +35,15 @@ EXAMPLES = examples(
 )
 @click.option("--stride", default=1, show_default=True, type=click.IntRange(1), help="Video: every n-th frame.")
 @click.option("--window", default=10, show_default=True, type=click.IntRange(1), help="Video: label mode window.")
+@click.option(
+    "--tta",
+    default=None,
+    type=click.Choice(["none", "flip", "crops"]),
+    help="Test-time augmentation: average each face over its mirror (flip) or ten crops (crops, --run only). "
+    "Default: the run's recipe.eval.tta with --run, else none.",
+)
 @friendly_errors
-def predict(inputs, run_id, model_path, tracking_uri, out_dir, fmt, no_detect, **options):
+def predict(inputs, run_id, model_path, tracking_uri, out_dir, fmt, no_detect, tta, **options):
     """Emotions of the faces in images, folders and videos.
 
     Predictions go to stdout (--format); per-input notes, errors and video timing go to stderr. The
@@ -45,7 +53,8 @@ def predict(inputs, run_id, model_path, tracking_uri, out_dir, fmt, no_detect, *
     from bench.reports import render_predictions
 
     load_tensorflow()
-    classifier = FaceClassifier(load_saved_model(run_id, model_path, tracking_uri))
+    model = load_saved_model(run_id, model_path, tracking_uri)
+    classifier = FaceClassifier(model, *tta_settings(tta, run_id, tracking_uri))
     out = Path(out_dir) if out_dir else None
     report = predict_files(classifier, list(inputs), PredictOptions(detect=not no_detect, out_dir=out, **options))
     click.echo(render_predictions(report, fmt))
@@ -53,6 +62,20 @@ def predict(inputs, run_id, model_path, tracking_uri, out_dir, fmt, no_detect, *
         click.echo(line, err=True)
     if any(r.error for r in report.inputs):
         sys.exit(1)
+
+
+def tta_settings(tta: str | None, run_id: str | None, tracking_uri: str | None) -> tuple[str, int]:
+    """``(mode, crop padding)`` for the classifier: ``--tta`` or the run's own setting; a model file records
+    no crop padding, so ``--tta crops`` needs ``--run``."""
+    from bench.errors import BenchError
+    from bench.inference.classifier import run_tta_settings
+
+    if run_id:
+        logged, padding = run_tta_settings(run_id, tracking_uri)
+        return tta or logged, padding
+    if tta == "crops":
+        raise BenchError("--tta crops needs --run RUN_ID (a .keras file does not record the crops' padding)")
+    return tta or "none", 0
 
 
 def input_notes(report) -> list[str]:

@@ -7,7 +7,7 @@ import json
 import click
 
 from bench.cli.base import friendly_errors, load_tensorflow
-from bench.cli.options import choice_option, examples, format_option
+from bench.cli.options import MAX_BATCH, MAX_IMAGE_SIZE, choice_option, examples, format_option
 
 EXAMPLES = examples(
     "bench profile --backbone baseline_cnn",
@@ -20,9 +20,13 @@ EXAMPLES = examples(
 @click.option("--backbone", "backbones", multiple=True, required=True, help="Backbone name (repeatable) or 'all'.")
 @click.option("--head", default="hybrid", show_default=True, help="Head name (see bench list).")
 @click.option(
-    "--image-size", default=48, show_default=True, type=click.IntRange(8), help="Input side in pixels (upscaled)."
+    "--image-size",
+    default=48,
+    show_default=True,
+    type=click.IntRange(8, MAX_IMAGE_SIZE),
+    help="Input side in pixels (upscaled).",
 )
-@click.option("--batch", default=32, show_default=True, type=click.IntRange(1), help="Training batch size.")
+@click.option("--batch", default=32, show_default=True, type=click.IntRange(1, MAX_BATCH), help="Training batch size.")
 @click.option("--recipe", default="cpu", show_default=True, help="Recipe: head options, phases, threads.")
 @click.option("--warmup", default=3, show_default=True, type=click.IntRange(0), help="Untimed steps first.")
 @click.option("--steps", default=10, show_default=True, type=click.IntRange(1), help="Timed steps per figure.")

@@ -63,14 +63,17 @@ def _plan(backbones, seeds, tracking_uri, description: dict):
 
 
 def _run_all(requests, data, show_progress: bool) -> None:
-    """Run each request in turn, with a progress line and a summary line each."""
+    """Run each request in turn, with a progress line and a summary line each. A stop signal that came
+    as a run finished (its last logging done) ends the command before the next one starts."""
     from dataclasses import replace
 
+    from bench import interrupts
     from bench.runner import run_one, summary_line
 
     click.echo(f"data: {data.source} ({data.split_sizes()}), {data.protocol}")
     summaries = []
     for i, req in enumerate(requests):
+        interrupts.check()
         recipe = req.recipe
         backbone, head, seed = recipe.model.backbone, recipe.model.head, recipe.run.seed
         click.echo(f"== {backbone} + {head}, recipe {recipe.name}, seed {seed}")
@@ -84,6 +87,7 @@ def _run_all(requests, data, show_progress: bool) -> None:
             click.echo(f"note: {note}")
         click.echo(summary_line(summary))
         summaries.append(summary)
+    interrupts.check()
     if summaries:
         from bench.tracking import ui_command
 

@@ -26,31 +26,46 @@ EXAMPLES = examples(
     help="Stop starting trials after MIN minutes.",
 )
 @click.option("--storage", default=None, help="Optuna storage URL (default: sqlite:///mlruns/optuna.db).")
-@click.option("--study", default=None, help="Study name (default: BACKBONE-HEAD-RECIPE). Same name = same study.")
+@click.option(
+    "--study",
+    default=None,
+    help="Study name, not a path (default: BACKBONE-HEAD-RECIPE). Same name = same study; its tuned recipe is "
+    "experiments/tuned/NAME.toml (NAME-2.toml, ... when taken).",
+)
 @choice_option("--sampler", ["tpe", "random"], "Optuna sampler.")
 @choice_option("--pruner", ["median", "hyperband", "none"], "Stops trials that trail the others.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Sampler seed.")
 @TRACKING_URI_OPTION
-@click.option("--final", is_flag=True, help="Then train the tuned recipe as a normal run and report test metrics.")
+@click.option(
+    "--final",
+    is_flag=True,
+    help="Then train the tuned recipe (the recipe itself when no trial beat it) as a normal run; report test metrics.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress line and no line per trial, only the result.")
 @friendly_errors
 def tune(backbone, recipe, overrides, study, tracking_uri, final, quiet, **settings):
-    """Tune class weights, learning rates and regularization with Optuna (validation macro-F1)."""
+    """Tune class weights, learning rates and regularization with Optuna (validation macro-F1).
+
+    The first trial trains the recipe's own values; the tuned recipe is written only if a trial beats it."""
     from bench.data import load_for_recipe
     from bench.plan import check_runnable, resolve_recipe
     from bench.tracking import check_store
-    from bench.tune import TuneRequest, run_study, search_space
+    from bench.tune import TuneRequest, check_storage, run_study
+    from bench.tune_space import check_study_name, search_space
 
     description = {k: settings.pop(k) for k in ("head", "data", "labels", "experiment")}
     base = resolve_recipe(recipe, overrides, backbone=backbone, **description)
+    study = study or f"{backbone}-{base.model.head}-{base.name}"
+    check_study_name(study)  # bad names, [tune] tables and storages fail before TensorFlow loads
     check_runnable(base)
-    search_space(base, base.model.head)  # a bad [tune] table fails before TensorFlow loads
+    search_space(base, base.model.head)
+    if settings["storage"]:
+        check_storage(settings["storage"])
     check_store(tracking_uri)
     load_tensorflow()
     data = load_for_recipe(base)
-    name = f"{backbone}-{base.model.head}-{base.name}"
     line = None if quiet else ProgressLine(f"tuning {backbone}+{base.model.head}")
-    req = TuneRequest(base, study=study or name, tracking_uri=tracking_uri, **settings, progress=line)
+    req = TuneRequest(base, study=study, tracking_uri=tracking_uri, **settings, progress=line)
     req = _with_reports(req, line, command_line(click.get_current_context()))
     try:
         summary = run_study(req, data)
@@ -61,7 +76,7 @@ def tune(backbone, recipe, overrides, study, tracking_uri, final, quiet, **setti
     if final:
         from bench.runner import RunRequest, run_one, summary_line
 
-        click.echo(summary_line(run_one(RunRequest(summary["tuned"], tracking_uri), data)))
+        click.echo(summary_line(run_one(RunRequest(summary["tuned"] or base, tracking_uri), data)))
 
 
 def _with_reports(req, line, command: str):
@@ -72,21 +87,33 @@ def _with_reports(req, line, command: str):
         from bench.reports import format_trial
 
         line.close()
-        click.echo(format_trial(status), err=True)
+        click.echo(format_trial(status) + (" (the recipe's own values)" if status.get("baseline") else ""), err=True)
 
     return replace(req, on_trial=None if line is None else on_trial, command=command)
 
 
 def _print_summary(summary: dict, base) -> None:
-    """The study's counts, its best trial and values, and the ``bench run`` line for the tuned recipe."""
+    """The study's counts, its best trial beside the baseline, and the ``bench run`` line for the tuned
+    recipe, or one line saying that no trial beat the recipe's own values (and nothing was written)."""
     click.echo(
         f"study {summary['study']}: {summary['n_complete']} complete, {summary['n_pruned']} pruned, "
         f"{summary['n_failed']} failed"
     )
-    click.echo(f"best trial {summary['best_trial']}: val macro-F1 {summary['best_value']:.4f}")
+    baseline = summary["baseline_value"]
+    own = f"{baseline:.4f} (trial {summary['baseline_trial']})" if baseline is not None else "not finished"
+    own = "failed" if summary["baseline_failed"] else own
+    if not summary["beaten"]:
+        other = summary["best_other_value"]
+        best = f"; the best other trial {other:.4f}" if other is not None else ""
+        click.echo(
+            f"no trial beat the recipe's own values (val macro-F1 {own}{best}): no tuned recipe written; "
+            f"the recipe {base.name} stays as it is"
+        )
+        return
+    click.echo(f"best trial {summary['best_trial']}: val macro-F1 {summary['best_value']:.4f}; the recipe's own {own}")
     for name, value in summary["best_params"].items():
         click.echo(f"  {name} = {value:.6g}" if isinstance(value, float) else f"  {name} = {value}")
     click.echo(
-        f"tuned recipe: {summary['recipe_path']} (bench run --recipe {summary['recipe_path']} "
+        f"tuned recipe written to {summary['recipe_path']} (bench run --recipe {summary['recipe_path']} "
         f"--backbone {base.model.backbone} --head {base.model.head})"
     )

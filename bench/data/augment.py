@@ -154,6 +154,49 @@ class RandomAffine(layers.Layer):
         }
 
 
+@keras.saving.register_keras_serializable(package="bench")
+class RandomPadCrop(layers.Layer):
+    """Random crops the way CIFAR/FER recipes take them: pad each side by ``padding`` pixels (reflected) and
+    crop back to the input size at a random offset, drawn per image.
+
+    Why a layer of our own: Keras' ``RandomCrop`` crops to a *smaller* size (and resizes or centre-crops
+    at inference), not pad-and-crop; ``RandomTranslation`` resamples bilinearly at fractional offsets.
+    Whole-pixel offsets through one nearest-neighbour affine map are exactly pad-then-crop, with no blur,
+    in ``keras.ops`` on every backend.
+
+    Args:
+        padding: the largest shift either way, in pixels (>= 0).
+        seed: the draws' seed.
+
+    Input/output: (batch, H, W, C) float, H and W known.
+
+    Example:
+    >>> RandomPadCrop(4, seed=0)(np.zeros((2, 48, 48, 1), "float32"), training=True).shape
+    (2, 48, 48, 1)
+    """
+
+    def __init__(self, padding: int, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if int(padding) != padding or padding < 0:
+            raise ValueError(f"RandomPadCrop needs a whole padding >= 0. Received: padding={padding}")
+        self.padding, self.seed = int(padding), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=True):
+        if not training or not self.padding:
+            return images
+        batch = ops.shape(images)[0]
+        shifts = keras.random.randint((2, batch), -self.padding, self.padding + 1, seed=self.seed_generator)
+        shifts = ops.cast(shifts, "float32")
+        ones, zeros = ops.ones((batch,), "float32"), ops.zeros((batch,), "float32")
+        # output pixel (x, y) samples input (x + dx, y + dy): a crop of the padded face at offset (p + dx, p + dy)
+        rows = ops.stack([ones, zeros, shifts[0], zeros, ones, shifts[1], zeros, zeros], axis=1)
+        return ops.image.affine_transform(images, rows, interpolation="nearest", fill_mode="reflect")
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding, "seed": self.seed}
+
+
 def build_augmenter(cfg, seed: int) -> keras.Sequential | None:
     """A Sequential of augmentation layers for ``AugmentConfig`` ``cfg``; None when nothing is enabled.
 
@@ -183,6 +226,8 @@ def build_augmenter(cfg, seed: int) -> keras.Sequential | None:
         if cfg.shear_degrees:
             factor = math.tan(math.radians(cfg.shear_degrees))
             stack.append(layers.RandomShear(x_factor=factor, y_factor=factor, fill_mode=cfg.fill_mode, seed=seeded()))
+    if cfg.crop_padding:
+        stack.append(RandomPadCrop(cfg.crop_padding, seed=seeded()))
     if tuple(cfg.brightness) != (1.0, 1.0):
         stack.append(RandomBrightnessScale(*cfg.brightness, seed=seeded()))
     if cfg.contrast:

@@ -86,6 +86,7 @@ class ArrayBatches(keras.utils.PyDataset):
         batch_size: int,
         weights: np.ndarray | None = None,
         augmenter=None,
+        mixer=None,
         shuffle: bool = False,
         seed: int = 0,
         oversample: float = 0.0,
@@ -107,6 +108,7 @@ class ArrayBatches(keras.utils.PyDataset):
         self.one_hot = np.eye(num_classes, dtype=np.float32)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.augment = None if augmenter is None else compiled_augmenter(augmenter)
+        self.mixer = mixer
         self.inputs_only, self.repeat, self.pad_last = inputs_only, repeat, pad_last and inputs_only
         self.per_pass = steps_per_pass(len(self.index), batch_size, shuffle)
         self.epoch = 0
@@ -137,7 +139,10 @@ class ArrayBatches(keras.utils.PyDataset):
                 x = np.concatenate([x, np.zeros((self.batch_size - len(x), *x.shape[1:]), x.dtype)])
             return x
         y = self.one_hot[self.labels[picked]] if self.targets is None else self.targets[picked]
-        return (x, y) if self.sample_weights is None else (x, y, self.sample_weights[picked])
+        out = (x, y) if self.sample_weights is None else (x, y, self.sample_weights[picked])
+        if self.mixer is not None:
+            out = tuple(keras.ops.convert_to_numpy(part) for part in self.mixer(*out))
+        return out
 
     def on_epoch_end(self):
         if not self.repeat:

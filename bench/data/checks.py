@@ -45,6 +45,7 @@ def data_report(data: FerData, votes=None, *, votes_required: bool = True) -> di
         votes_required: when False (votes found beside the data, not asked for), votes that do not
             line up leave a ``ferplus.skipped`` reason instead of failing the whole check.
     """
+    train_labels = data.labels[data.splits == "train"]
     counts = {s: np.bincount(data.labels[data.splits == s], minlength=len(data.class_names)).tolist() for s in SPLITS}
     train_counts = np.array(counts["train"])
     nonzero = train_counts[train_counts > 0]
@@ -62,7 +63,7 @@ def data_report(data: FerData, votes=None, *, votes_required: bool = True) -> di
         "class_names": list(data.class_names),
         "class_counts": counts,
         "imbalance_ratio": float(nonzero.max() / nonzero.min()) if len(nonzero) else float("nan"),
-        "balanced_class_weights": [round(float(w), 4) for w in balanced_weights(data.labels[data.splits == "train"])],
+        "balanced_class_weights": [round(float(w), 4) for w in balanced_weights(train_labels, len(data.class_names))],
         "duplicate_groups": len(groups),
         "duplicate_images": int(sum(len(g) for g in groups)),
         "duplicate_groups_across_splits": int(spanning),

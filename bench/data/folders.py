@@ -13,8 +13,13 @@ import numpy as np
 from bench import CLASS_NAMES, FACE_SIZE
 from bench.data.dataset import FER2013_HINT, FerData, stratified_holdout
 from bench.errors import BenchError
+from bench.images import read_image, to_gray
 
 SPLIT_DIRS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+TEST_HINT = (
+    "add test/<class>/ folders of held-out faces (every run is scored and ranked on them), "
+    "e.g. by moving a tenth of each train/<class>/ there"
+)
 
 
 def _subdirs(path: Path) -> list[tuple[str, Path]]:
@@ -23,15 +28,19 @@ def _subdirs(path: Path) -> list[tuple[str, Path]]:
 
 
 def read_face(path: Path) -> tuple[np.ndarray, bool]:
-    """Read one image as uint8 48x48 grayscale; returns (pixels, converted?). Raises on unreadable files."""
+    """Read one image as uint8 48x48 grayscale; returns (pixels, converted?). Pixels are read as
+    ``bench predict`` reads them (:mod:`bench.images`: 16-bit and float images scaled to 0-255), then
+    resized with Pillow's bicubic filter. Raises ``BenchError`` for an unreadable file or pixel type."""
     from PIL import Image
 
-    with Image.open(path) as img:
-        converted = img.mode != "L" or img.size != (FACE_SIZE, FACE_SIZE)
-        gray = img.convert("L")
-        if gray.size != (FACE_SIZE, FACE_SIZE):
-            gray = gray.resize((FACE_SIZE, FACE_SIZE), Image.Resampling.BICUBIC)
-        return np.asarray(gray, dtype=np.uint8), converted
+    frame = read_image(path)
+    if frame is None:
+        raise BenchError(f"{path}: not a readable image")
+    gray = to_gray(frame)
+    converted = frame.dtype != np.uint8 or frame.ndim != 2 or gray.shape != (FACE_SIZE, FACE_SIZE)
+    if gray.shape != (FACE_SIZE, FACE_SIZE):
+        gray = np.asarray(Image.fromarray(gray).resize((FACE_SIZE, FACE_SIZE), Image.Resampling.BICUBIC))
+    return gray, converted
 
 
 def folder_class_names(names: set[str]) -> tuple[str, ...]:
@@ -52,6 +61,8 @@ def load_folder(root: Path, *, skip_bad: bool = False, seed: int = 0) -> FerData
         raise BenchError(
             f"{root}: no 'train/' folder; expected ROOT/train/<class>/ and ROOT/test/<class>/ — {FER2013_HINT}"
         )
+    if "test" not in {s for s, _ in splits_found}:
+        raise BenchError(f"{root} has no test/ folder: {TEST_HINT}")
     train_dir = dict((s, p) for s, p in splits_found)["train"]
     class_names = folder_class_names({name for name, _ in _subdirs(train_dir)})
     images, labels, splits = [], [], []
@@ -71,13 +82,12 @@ def load_folder(root: Path, *, skip_bad: bool = False, seed: int = 0) -> FerData
             for file in sorted(p for p in class_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
                 try:
                     pixels, was_converted = read_face(file)
-                except Exception as exc:
+                except (BenchError, OSError) as exc:
                     if skip_bad:
                         dropped["unreadable image"] = dropped.get("unreadable image", 0) + 1
                         continue
-                    raise BenchError(
-                        f"{file}: not a readable image ({exc.__class__.__name__}); remove it or pass --skip-bad"
-                    ) from exc
+                    detail = str(exc).removeprefix(f"{file}: ") if isinstance(exc, BenchError) else exc.strerror or exc
+                    raise BenchError(f"{file}: {detail}; remove it or pass --skip-bad") from exc
                 images.append(pixels)
                 labels.append(label)
                 splits.append(split)
@@ -86,6 +96,8 @@ def load_folder(root: Path, *, skip_bad: bool = False, seed: int = 0) -> FerData
         raise BenchError(f"{root}: no images found under train/<class>/; {FER2013_HINT}")
     labels_arr = np.array(labels, dtype=np.int64)
     splits_arr = np.array(splits, dtype="<U5")
+    if not (splits_arr == "test").any():
+        raise BenchError(f"{root}: no images under test/<class>/: {TEST_HINT}")
     protocol = "folders: train/ -> train, test/ -> test"
     if "val" in {s for s, _ in splits_found}:
         protocol += ", val/ -> val"

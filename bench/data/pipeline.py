@@ -34,6 +34,7 @@ def make_dataset(
     batch_size: int,
     weights: np.ndarray | None = None,
     augmenter=None,
+    mixer=None,
     shuffle: bool = False,
     seed: int = 0,
     oversample: float = 0.0,
@@ -50,6 +51,7 @@ def make_dataset(
         targets: float (N, K) soft targets (FER+ vote distributions) fed instead of one-hot labels.
         num_classes: K of the one-hot labels; default: the width of ``targets`` or ``weights``, else 7.
         augmenter: a Keras layer applied to each whole batch (float 0-255), or None.
+        mixer: a :class:`bench.data.mixing.BatchMixer` applied after it (mixup/cutmix), or None.
         shuffle: reshuffle every epoch with ``seed``. A shuffled (training) stream also drops each pass's
             last, partial batch, so every training step has the same batch size: with oneDNN on,
             TensorFlow 2.21 crashes (SIGSEGV or ``free(): invalid size``) on the first training step of a
@@ -83,7 +85,9 @@ def make_dataset(
         if augmenter is not None:
             xb = augmenter(xb, training=True)
         out = (xb, tf.one_hot(batch[1], num_classes) if targets is None else batch[1])
-        return out + (batch[2],) if len(batch) == 3 else out
+        out = out + (batch[2],) if len(batch) == 3 else out
+        return mixer(*out) if mixer is not None else out
 
-    ds = ds.map(transform, num_parallel_calls=1 if augmenter is not None else tf.data.AUTOTUNE)
+    seeded = augmenter is not None or mixer is not None  # stateful seed generators: one thread (below)
+    ds = ds.map(transform, num_parallel_calls=1 if seeded else tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)

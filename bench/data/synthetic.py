@@ -23,6 +23,9 @@ from bench.errors import BenchError
 # FER2013's training-split class proportions (angry ... neutral).
 FER2013_PROPORTIONS = np.array([3995, 436, 4097, 7215, 4830, 3171, 4965], dtype=float) / 28709
 DEFAULT_N = 4000
+MIN_N, MAX_N = 50, 100_000
+"""Sizes ``synthetic:N`` accepts: 100,000 faces (~3x FER2013) are ~230 MB as arrays and ~1 GB as CSV text
+while parsed; a typo of a few more digits would exhaust memory rather than fail."""
 
 # Per-class mean expression: mouth curve (+ smile), mouth open, brow angle (+ = inner ends down),
 # brow raise (pixels up), eye openness, nose wrinkle.
@@ -102,8 +105,8 @@ def synthesize(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
     Usage is 80 % Training, 10 % PublicTest, 10 % PrivateTest, assigned at random (seeded).
     """
-    if n < 1:
-        raise ValueError(f"n must be >= 1; received n={n}")
+    if not 1 <= n <= MAX_N:
+        raise ValueError(f"n must be 1-{MAX_N}; received n={n}")
     rng = np.random.default_rng(seed)
     labels = rng.choice(len(CLASS_NAMES), size=n, p=FER2013_PROPORTIONS)
     means = np.array([_EXPRESSIONS[c] for c in CLASS_NAMES])
@@ -138,8 +141,8 @@ def load_synthetic_spec(spec: str, *, cache: bool = True) -> FerData:
         seed = int(parts[2]) if len(parts) > 2 else 0
     except ValueError as exc:
         raise BenchError(f"bad synthetic spec '{spec}'; expected synthetic, synthetic:N or synthetic:N:SEED") from exc
-    if len(parts) > 3 or n < 50:
-        raise BenchError(f"bad synthetic spec '{spec}'; expected synthetic[:N[:SEED]] with N >= 50")
+    if len(parts) > 3 or not MIN_N <= n <= MAX_N:
+        raise BenchError(f"bad synthetic spec '{spec}'; expected synthetic[:N[:SEED]] with N {MIN_N}-{MAX_N}")
     path = cache_dir() / f"synthetic-n{n}-s{seed}.csv.gz"
     if not path.exists() or not cache:
         tmp = path.with_suffix(f".tmp{np.random.randint(1 << 30)}.gz")

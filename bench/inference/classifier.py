@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import CLASS_NAMES, INPUT_SHAPE
-from bench.errors import BenchError
+from bench.errors import BenchError, first_line
 
 EXPECTED_INPUT = INPUT_SHAPE
 
@@ -26,11 +26,18 @@ def load_keras_model(path: str | Path):
 
     register_serializable_layers()
 
+    import zipfile
+
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):  # Keras itself says "File not found"
+        raise BenchError(
+            f"model file '{path}' is not a .keras archive (truncated or corrupt?); pass a .keras file saved "
+            "by bench run, or --run RUN_ID"
+        )
     try:
         # compile=False: inference needs no optimizer, and loading one warns "Skipping variable loading"
         return keras.models.load_model(path, compile=False)
     except Exception as exc:
-        raise BenchError(f"cannot load '{path}' as a Keras model: {str(exc).splitlines()[0][:160]}") from exc
+        raise BenchError(f"cannot load '{path}' as a Keras model: {first_line(exc)}") from exc
 
 
 def model_from_run(run_id: str, tracking_uri: str | None = None):
@@ -65,20 +72,46 @@ def model_class_names(model) -> tuple[str, ...]:
     return tuple(names)
 
 
+def run_tta_settings(run_id: str, tracking_uri: str | None = None) -> tuple[str, int]:
+    """A run's ``recipe.eval.tta`` and ``recipe.data.augment.crop_padding``: ``("none", 0)`` for runs logged
+    before those fields existed."""
+    from bench import tracking
+
+    tracking.connect(tracking_uri, create=False)
+    params = tracking.find_run(run_id).data.params
+    return params.get("recipe.eval.tta", "none"), int(params.get("recipe.data.augment.crop_padding", 0))
+
+
 class FaceClassifier:
-    """Probabilities over the model's classes (FER2013's 7, FER+'s 8) for a batch of uint8 48x48 faces."""
+    """Probabilities over the model's classes (FER2013's 7, FER+'s 8) for a batch of uint8 48x48 faces.
 
-    def __init__(self, model):
+    Args:
+        model: a bench model (a calibrated one returns its tempered probabilities).
+        tta: ``none``, ``flip`` or ``crops``: probabilities averaged over views of each face, as the run's
+            evaluation averaged them (:mod:`bench.inference.tta`); all views go through one call.
+        crop_padding: the corner crops' shift for ``crops`` (the run's ``data.augment.crop_padding``).
+    """
+
+    def __init__(self, model, tta: str = "none", crop_padding: int = 0):
         from bench.backend import inference_function
+        from bench.inference.tta import check_mode
 
+        check_mode(tta, crop_padding)
         check_input_shape(model)
         self.model = model
         self.class_names = model_class_names(model)
+        self.tta, self.crop_padding = tta, crop_padding
         self._call = inference_function(model)
 
     def __call__(self, faces: np.ndarray) -> np.ndarray:
         """``faces``: (n, 48, 48) or (n, 48, 48, 1) uint8; returns (n, len(self.class_names)) probabilities."""
+        from bench.inference.tta import VIEW_COUNTS, views
+
         if len(faces) == 0:
             return np.zeros((0, len(self.class_names)), dtype=np.float32)
         x = np.asarray(faces, dtype=np.float32).reshape(len(faces), *EXPECTED_INPUT)
-        return np.asarray(self._call(x))
+        if self.tta == "none":
+            return np.asarray(self._call(x))
+        stacked = np.concatenate(list(views(x, self.tta, self.crop_padding)))
+        probs = np.asarray(self._call(stacked)).reshape(VIEW_COUNTS[self.tta], len(x), -1)
+        return probs.mean(axis=0)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import INPUT_SHAPE
-from bench.errors import BenchError, os_error_text, probe_folder
+from bench.errors import BenchError, first_line, os_error_text, probe_folder
 
 TOLERANCE = {"none": 1e-4, "float16": 1e-2, "dynamic": 5e-2}
 MIN_ARGMAX_AGREEMENT = 0.9
@@ -116,7 +116,8 @@ def _matrix_resize_layer(resizing):
 
 def export_compatible(model):
     """The same model with its resize layers computed by matrix products; every other layer is shared
-    (same weights). The export check compares the result with the original model."""
+    (same weights), and a calibrated model's temperature (:class:`bench.models.FaceModel`) is kept. The
+    export check compares the result with the original model."""
     import keras
 
     def swap(layer):
@@ -130,7 +131,24 @@ def export_compatible(model):
 
     if not any(isinstance(layer, keras.layers.Resizing) for layer in model.layers):
         return model
-    return keras.models.clone_model(model, clone_function=swap)
+    clone = keras.models.clone_model(model, clone_function=swap)  # a plain Functional: FaceModel.call is lost
+    temperature = getattr(model, "temperature", 1.0)
+    if temperature == 1.0:
+        return clone
+    return keras.Model(clone.inputs, _temperature_layer(temperature)(clone.outputs[0]), name=model.name)
+
+
+def _temperature_layer(temperature: float):
+    """A layer applying :func:`bench.models.temper` (export only: never saved, so never registered)."""
+    import keras
+
+    from bench.models import temper
+
+    class Temperature(keras.layers.Layer):
+        def call(self, probs):
+            return temper(probs, temperature)
+
+    return Temperature(name="temperature")
 
 
 def to_saved_model(model, out: Path, batch: int | None = None) -> Path:
@@ -171,7 +189,7 @@ def to_tflite(model, out: Path, quantize: str) -> Path:
         try:
             flat = converter.convert()
         except Exception as exc:
-            raise BenchError(f"TFLite conversion failed: {str(exc).strip().splitlines()[0][:200]}") from exc
+            raise BenchError(f"TFLite conversion failed: {first_line(exc)}") from exc
     out.write_bytes(flat)
     return out
 
@@ -207,6 +225,21 @@ def _saved_model_runner(path: Path):
     return lambda x: np.asarray(loaded.serve(tf.constant(x, tf.float32)), dtype=np.float32)
 
 
+def op_error_text(exc) -> str:
+    """A TensorFlow op's failure in the words of the OS when it is one (a SavedModel on a full disk
+    fails in ``{{function_node __wrapped__SaveV2...}} PATH.tempstate...; No space left on device
+    [Op:SaveV2]``): TensorFlow's internal function names say nothing to a user."""
+    import errno
+    import os
+    import re
+
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", str(getattr(exc, "message", exc)))
+    for code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EIO):
+        if os.strerror(code) in text:
+            return os.strerror(code)
+    return first_line(re.sub(r"\s*\[Op:\w+\].*", "", text))
+
+
 def _write(model, fmt: str, out: Path, quantize: str):
     """Export to ``out`` and return a runner of the exported model. A write that fails (disk full)
     removes what it left, so the next try does not stop at "already exists"."""
@@ -221,7 +254,7 @@ def _write(model, fmt: str, out: Path, quantize: str):
         to_saved_model(model, out)
         return _saved_model_runner(out)
     except (OSError, tf.errors.OpError) as exc:
-        cause = os_error_text(exc) if isinstance(exc, OSError) else str(exc.message).splitlines()[0][:200]
+        cause = os_error_text(exc) if isinstance(exc, OSError) else op_error_text(exc)
         if out.is_dir():
             shutil.rmtree(out, ignore_errors=True)
         else:

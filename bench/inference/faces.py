@@ -9,6 +9,7 @@ import numpy as np
 
 from bench import FACE_SIZE
 from bench.errors import BenchError
+from bench.images import UnsupportedImage, to_gray, to_uint8  # noqa: F401 - the one image reader's, used here
 
 HAAR_FILE = "haarcascade_frontalface_default.xml"
 
@@ -32,45 +33,6 @@ class Box:
         inter = ix * iy
         union = self.w * self.h + other.w * other.h - inter
         return inter / union if union else 0.0
-
-
-class UnsupportedImage(BenchError):
-    """An image whose pixel type bench cannot map to 0-255 without guessing."""
-
-
-def to_uint8(frame: np.ndarray) -> np.ndarray:
-    """0-255 uint8 pixels from the pixel types image files hold: 8-bit as is, 16-bit scaled (65535 ->
-    255), float scaled from 0-1 (or kept when already 0-255). The models and OpenCV's detector take
-    8-bit pixels; a 16-bit PNG passed unscaled reads as 0-65535. Raises :class:`UnsupportedImage`
-    for anything else (signed integers, floats outside 0-255, NaN)."""
-    if frame.dtype == np.uint8:
-        return frame
-    if frame.dtype == np.uint16:
-        return np.round(frame.astype(np.float32) / 257.0).astype(np.uint8)
-    if np.issubdtype(frame.dtype, np.floating) and frame.size:
-        low, high = float(np.min(frame)), float(np.max(frame))
-        if not (np.isfinite(low) and np.isfinite(high)) or low < 0 or high > 255:
-            raise UnsupportedImage(
-                f"{frame.dtype} pixels from {low:g} to {high:g} have no 0-255 reading; save it as an 8- or 16-bit image"
-            )
-        scale = 255.0 if high <= 1.0 else 1.0
-        return np.round(frame.astype(np.float32) * scale).astype(np.uint8)
-    raise UnsupportedImage(f"{frame.dtype} pixels are not supported; save it as an 8- or 16-bit image")
-
-
-def to_gray(frame: np.ndarray) -> np.ndarray:
-    """uint8 grayscale from a grayscale, BGR or BGRA frame (OpenCV's channel order) of any pixel type
-    :func:`to_uint8` takes."""
-    import cv2
-
-    frame = to_uint8(frame)
-    if frame.ndim == 2:
-        return frame
-    if frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY)
-    if frame.shape[2] == 3:
-        return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-    return frame[..., 0]
 
 
 class FaceDetector:

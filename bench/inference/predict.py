@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from bench import CLASS_NAMES, FACE_SIZE
-from bench.errors import BenchError, os_error_text
+from bench.errors import BenchError, first_line, os_error_text
+from bench.images import UnsupportedImage, read_image, to_gray, to_uint8
 from bench.inference.annotate import draw_face, to_bgr
 from bench.inference.classifier import FaceClassifier
-from bench.inference.faces import Box, FaceDetector, UnsupportedImage, crop_face, to_gray, to_uint8, whole_image_face
+from bench.inference.faces import Box, FaceDetector, crop_face, whole_image_face
 from bench.inference.smoothing import LabelSmoother
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -158,13 +159,6 @@ class _Pipeline:
         return records, annotated
 
 
-def _read_image(path: Path) -> np.ndarray | None:
-    import cv2
-
-    data = np.fromfile(str(path), dtype=np.uint8)
-    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-
-
 def _video_frames(capture) -> Iterator[np.ndarray]:
     """Frames of an opened ``cv2.VideoCapture``, released at the end."""
     try:
@@ -207,7 +201,7 @@ def _write_image(target: Path, image: np.ndarray) -> None:
 
 def _process_image(pipe: _Pipeline, path: Path, record: InputRecord) -> None:
     tic = time.perf_counter()
-    frame = _read_image(path)
+    frame = read_image(path)
     if frame is None:
         record.error = "not a readable image or video"
         return
@@ -240,7 +234,7 @@ def _process_video(pipe: _Pipeline, path: Path, record: InputRecord) -> None:
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     record.kind = "video"
     smoother = LabelSmoother(pipe.options.window)
-    out_dir, writer = pipe.options.out_dir, None
+    out_dir, writer, written = pipe.options.out_dir, None, 0
     start = time.perf_counter()
     tic = start
     for index, frame in enumerate(_video_frames(capture)):
@@ -258,16 +252,36 @@ def _process_video(pipe: _Pipeline, path: Path, record: InputRecord) -> None:
                 )
             if writer is not None:
                 writer.write(annotated)
+                written += 1
         tic = time.perf_counter()
     if writer is not None:
         writer.release()
-        if not Path(record.annotated).is_file() or Path(record.annotated).stat().st_size == 0:
-            record.error, record.annotated = f"annotated copy not written: '{record.annotated}' is empty", None
+        problem = _video_problem(Path(record.annotated), written)
+        if problem:
+            record.error, record.annotated = f"annotated copy not written: '{record.annotated}' {problem}", None
     if record.frames == 0:
         record.error = "no frames could be decoded"
         return
     pipe.report.video_frames += record.frames
     pipe.report.video_seconds += time.perf_counter() - start
+
+
+def _video_problem(target: Path, written: int) -> str | None:
+    """What is wrong with the annotated video just written, read back (None if it holds every frame):
+    ``cv2.VideoWriter`` reports no failed write, so a disk that filled mid-video leaves a file cut
+    short (often without the index a player needs) that only reading it shows."""
+    import cv2
+
+    if not target.is_file() or target.stat().st_size == 0:
+        return "is empty (is the disk full?)"
+    capture = cv2.VideoCapture(str(target))
+    try:
+        frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    finally:
+        capture.release()
+    if frames < written:
+        return f"holds {frames} of its {written} frames (is the disk full?)"
+    return None
 
 
 def _video_writer(target: Path, fps: float, first: np.ndarray, record: InputRecord):
@@ -324,7 +338,7 @@ def _process(pipe: _Pipeline, path: Path, record: InputRecord) -> None:
         else:
             _process_image(pipe, path, record)
     except cv2.error as exc:
-        record.error = f"OpenCV cannot process it: {str(exc).strip().splitlines()[-1][:200]}"
+        record.error = f"OpenCV cannot process it: {first_line(str(exc).strip().splitlines()[-1])}"
     except OSError as exc:  # unreadable (permissions, a disk error): this input's error, not the command's
         record.error = f"cannot read it: {exc.strerror or exc}"
     except BenchError as exc:

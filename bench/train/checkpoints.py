@@ -1,11 +1,15 @@
 """Epoch checkpoints for ``bench run --resume``: the weights, the optimizer's variables and the trainer's
-position (state.json), each written whole so that a run killed at any moment resumes from the last
-complete epoch."""
+position (state.json), each written whole so that a run killed at any moment, or stopped by a full disk,
+resumes from the last complete epoch."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -54,9 +58,7 @@ class Checkpointer(keras.callbacks.Callback):
     def _write(self, next_epoch: int, ended: int | None) -> None:
         # ``target``: the whole model, also when fit trains only its head on cached features.
         weights = self.folder / "weights.weights.h5"
-        partial = self.folder / "partial-weights.weights.h5"
-        (self.target or self.model).save_weights(partial)
-        partial.replace(weights)
+        write_weights(self.target or self.model, weights)
         state = {**self.state, "next_epoch": next_epoch}
         best = self._save_best(weights, ended)
         if self.monitors:
@@ -66,9 +68,7 @@ class Checkpointer(keras.callbacks.Callback):
         values = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self.model.optimizer.variables)}
         # the position it belongs to: restore_optimizer refuses it for another one
         values["position"] = np.array([state["phase"], next_epoch])
-        partial = self.folder / f"partial-{OPTIMIZER_STATE}"
-        np.savez(partial, **values)
-        partial.replace(self.folder / OPTIMIZER_STATE)  # a kill mid-write never leaves half a file
+        write_whole(self.folder / OPTIMIZER_STATE, lambda partial: np.savez(partial, **values))
         if self.train_seconds is not None:
             state["train_seconds"] = self.train_seconds()
         write_state(self.folder, state)
@@ -85,18 +85,61 @@ class Checkpointer(keras.callbacks.Callback):
         name = f"best-{self.state['phase']}-{stopper.best_epoch}.weights.h5"
         # at the end of fit the weights are the best epoch's (restored): save them if nothing did
         if stopper.best_epoch == ended or (ended is None and not (self.folder / name).exists()):
-            partial = self.folder / f"partial-{name}"
-            shutil.copyfile(weights, partial)
-            partial.replace(self.folder / name)
+            write_whole(self.folder / name, lambda partial: shutil.copyfile(weights, partial))
         return name if (self.folder / name).exists() else None
 
 
 def write_state(folder: Path, state: dict) -> None:
     """``state.json``, the position a resume continues from, written last and whole (a kill mid-write
     leaves the previous one)."""
-    partial = Path(folder) / "partial-state.json"
-    partial.write_text(json.dumps(state))
-    partial.replace(Path(folder) / "state.json")
+    text = json.dumps(state)
+    write_whole(Path(folder) / "state.json", lambda partial: partial.write_text(text))
+
+
+def write_whole(target: Path, write: Callable[[Path], object]) -> None:
+    """Write ``target`` through ``write(partial)`` under a temporary name beside it, then rename it: a
+    kill or a full disk mid-write leaves the previous file whole. Every checkpoint file is written here,
+    so here is where a failed write is caught: the partial file is removed (its space is what lets the
+    store still mark the run FAILED) and the ``OSError`` re-raised naming ``target`` and the cause."""
+    from bench.errors import os_error_text
+
+    target = Path(target)
+    partial = target.with_name(f"partial-{target.name}")
+    try:
+        write(partial)
+        os.replace(partial, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        cause = os.strerror(exc.errno) if exc.errno else os_error_text(exc)
+        raise OSError(exc.errno, cause, str(target)) from exc
+
+
+def write_weights(model: keras.Model, target: Path) -> None:
+    """``model.save_weights(target)``, written whole (see :func:`write_whole`). The HDF5 file is built
+    in memory, then written with Python's file API: h5py writing straight to a disk that fills leaves
+    an HDF5 file handle half-flushed, which prints a traceback at every later flush and can crash the
+    process (SIGSEGV) when it is collected.
+
+    Keras has no public way to save weights to memory, so this uses the two helpers its own
+    ``save_weights`` calls (``keras.src.saving.saving_lib``: ``H5IOStore`` over a BytesIO, ``_save_state``):
+    a private API, chosen deliberately for this one fault. Where a Keras release lacks them, it falls
+    back to ``save_weights`` on the temporary name (the previous checkpoint still survives a full disk)."""
+    try:
+        from keras.src.saving import saving_lib
+
+        store_class, save_state = saving_lib.H5IOStore, saving_lib._save_state
+    except (ImportError, AttributeError):
+        write_whole(target, model.save_weights)
+        return
+    buffer = io.BytesIO()
+    store = store_class(buffer, mode="w")
+    try:
+        save_state(model, weights_store=store, assets_store=None, inner_path="", visited_saveables=set())
+    finally:
+        store.close()
+    data = buffer.getvalue()
+    write_whole(target, lambda partial: partial.write_bytes(data))
 
 
 def restore_optimizer(model: keras.Model, folder: Path, state: dict) -> bool:

@@ -34,7 +34,8 @@ def make_optimizer(phase: PhaseConfig, learning_rate):
         return keras.optimizers.AdamW(learning_rate, weight_decay=phase.weight_decay)
     if phase.optimizer == "adam":
         return keras.optimizers.Adam(learning_rate)
-    return keras.optimizers.SGD(learning_rate, momentum=0.9, weight_decay=phase.weight_decay or None)
+    nesterov = phase.optimizer == "sgd_nesterov"
+    return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=nesterov, weight_decay=phase.weight_decay or None)
 
 
 def compile_phase(

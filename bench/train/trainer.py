@@ -18,10 +18,12 @@ from bench.batchnorm import recompute_statistics
 from bench.config import PhaseConfig, Recipe
 from bench.data.augment import build_augmenter
 from bench.data.batches import make_stream, steps_per_pass
+from bench.data.mixing import build_mixer
 from bench.data.pipeline import oversample_indices
 from bench.freezing import apply_phase_trainability
 from bench.monitors import ResumableEarlyStopping, ResumablePlateau, best_weights_loader
 from bench.train import checkpoints as ckpt
+from bench.train.ema import WeightEMA
 from bench.train.features import CachedFeatures, cache_features
 from bench.train.optim import compile_phase, fit_plan, make_schedule
 from bench.train.splits import Splits
@@ -97,6 +99,7 @@ class Trainer:
         self.checkpoint_dir, self.verbose = checkpoint_dir, verbose
         bs, seed = recipe.data.batch_size, recipe.run.seed
         augmenter = build_augmenter(recipe.data.augment, seed)
+        mixer = build_mixer(recipe.data.mix, seed)
         common = dict(
             batch_size=bs, weights=splits.class_weights, shuffle=True, seed=seed, oversample=recipe.data.oversample
         )
@@ -104,7 +107,7 @@ class Trainer:
         self.fixed_steps = recipe.run.steps_per_epoch or None
         # Epochs of N batches: the stream repeats (reshuffled each pass) instead of ending.
         common["repeat"] = bool(self.fixed_steps)
-        self.train_aug = make_stream(splits.x_train, splits.y_train, augmenter=augmenter, **common)
+        self.train_aug = make_stream(splits.x_train, splits.y_train, augmenter=augmenter, mixer=mixer, **common)
         self.train_plain = make_stream(splits.x_train, splits.y_train, augmenter=None, **common)
         self.val_x = make_stream(splits.x_val, splits.y_val, batch_size=max(bs, 256), inputs_only=True)
         n_train = len(oversample_indices(splits.y_train, recipe.data.oversample, seed))
@@ -117,11 +120,16 @@ class Trainer:
         self.phase_start, self.replans, self.spent_before = 0, 0, 0.0
         self._progress_cb: cb.Progress | None = None
         self._resume_monitors: dict | None = None
+        self.ema: WeightEMA | None = None  # the current phase's weight average (phases.N.ema_decay)
+
+    def _augmented(self, phase: PhaseConfig) -> bool:
+        """Whether the phase trains on the augmented (and mixed) stream."""
+        data = self.recipe.data
+        return phase.augment and (data.augment.enabled or bool(data.mix.mixup_alpha or data.mix.cutmix_alpha))
 
     def _cacheable(self, phase: PhaseConfig) -> bool:
         """Head-only phases without augmentation see the same backbone features every epoch."""
-        augmented = phase.augment and self.recipe.data.augment.enabled
-        return self.recipe.run.cache_features and phase.train == "head" and not augmented
+        return self.recipe.run.cache_features and phase.train == "head" and not self._augmented(phase)
 
     @property
     def _target(self) -> keras.Model:
@@ -175,6 +183,7 @@ class Trainer:
         self, phase: PhaseConfig, phase_index: int, plan: list[int], deadline: float | None, replan: bool = True
     ):
         cbs = [
+            *([self.ema] if self.ema is not None else []),  # first: the epoch-end callbacks see the average
             cb.NanGuard(self.recipe.run.steps_per_execution),
             self.cached.validation if self.cached is not None else self.validation,
             cb.LearningRate(),
@@ -217,7 +226,7 @@ class Trainer:
         if self.cached is not None:
             data = self.cached.train
         else:
-            data = self.train_aug if phase.augment and self.recipe.data.augment.enabled else self.train_plain
+            data = self.train_aug if self._augmented(phase) else self.train_plain
         hist = self._target.fit(
             data,
             initial_epoch=start,
@@ -306,6 +315,11 @@ class Trainer:
         apply_phase_trainability(self.model, phase.train, phase.band, pretrained=self.pretrained)
         self._prepare_phase(phase)
         self._compile(phase, self.plan[index])
+        self.ema = None
+        if phase.ema_decay:
+            # a resumed phase's checkpoint holds the averaged weights: the average restarts from them
+            done = (resume_state["next_epoch"] - sum(self.plan[:index])) if resume_state else 0
+            self.ema = WeightEMA(phase.ema_decay, updates=max(0, done) * self.steps_per_epoch)
         if resume_state is None or self.checkpoint_dir is None:
             return None
         self._resume_monitors = resume_state.get("monitors")  # for this phase's first fit
