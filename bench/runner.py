@@ -76,13 +76,15 @@ def _log_evaluation(run: trk.TrackedRun, fit, result, folder: Path) -> dict[str,
     truth = {"val": splits.y_val, "test": splits.y_test}
     images = {"val": splits.x_val, "test": splits.x_test}
     views = {split: evaluation_views(recipe, x, lambda v: predict_probs(model, v)) for split, x in images.items()}
+    untempered = views
     views, metrics = calibrate_views(model, recipe, views, truth, len(names))
     probs = {split: v.mean(axis=0).astype(np.float32) for split, v in views.items()}
     for split in ("val", "test"):
         if len(truth[split]):
             metrics.update({f"{split}_{k}": v for k, v in evaluate(truth[split], probs[split], names).items()})
     if recipe.eval.tta != "none" and len(truth["test"]):
-        plain = evaluate(truth["test"], views["test"][0], names)
+        # the same model without TTA and without the temperature fitted to the TTA average
+        plain = evaluate(truth["test"], untempered["test"][0], names)
         metrics.update({f"test_plain_{k}": plain[k] for k in PLAIN_METRICS})
     run.set_tags({TTA_TAG: recipe.eval.tta})
     # val_macro_f1 and val_accuracy are also per-epoch curves (steps 0 .. end_epoch - 1), and MLflow shows a

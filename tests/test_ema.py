@@ -12,11 +12,14 @@ from bench.train.ema import WeightEMA
 
 
 class _Recorder(keras.callbacks.Callback):
-    """The raw weights after every step, and the weights the model holds at every epoch end."""
+    """The weights before and after every step, and the weights the model holds at every epoch end."""
 
     def __init__(self):
         super().__init__()
-        self.steps, self.epoch_ends = [], []
+        self.steps, self.before, self.epoch_ends = [], [], []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.before.append(self.model.get_weights())
 
     def on_train_batch_end(self, batch, logs=None):
         self.steps.append(self.model.get_weights())
@@ -51,8 +54,40 @@ def test_the_model_holds_the_average_at_epoch_ends_and_trains_on_the_raw_weights
     for held, expected in zip(model.get_weights(), average, strict=True):
         np.testing.assert_allclose(held, expected, rtol=1e-5, atol=1e-6)
     # the second epoch trained on from the raw weights, not from the average swapped in at the first's end
-    raw_after_6 = seen.steps[5]
-    assert not all(np.allclose(a, b) for a, b in zip(raw_after_6, seen.epoch_ends[0], strict=True))
+    for before_7, after_6 in zip(seen.before[6], seen.steps[5], strict=True):
+        np.testing.assert_array_equal(before_7, after_6)
+    assert not all(np.allclose(a, b) for a, b in zip(seen.steps[5], seen.epoch_ends[0], strict=True))
+
+
+def test_several_steps_per_execution_count_every_step():
+    model = _tiny_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", steps_per_execution=4)
+    x, y = np.ones((64, 4), "float32"), np.zeros((64, 3), "float32")
+    ema = WeightEMA(0.99, every=4)
+    model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[ema])
+    assert ema.updates == 16  # 8 steps an epoch, reported 4 at a time
+
+
+def test_the_checkpoint_keeps_the_raw_weights_and_a_resume_trains_on_from_them(tmp_path):
+    from bench.train import checkpoints
+
+    model = _tiny_model()
+    x, y = np.ones((32, 4), "float32"), np.zeros((32, 3), "float32")
+    ema = WeightEMA(0.9, every=1)
+    model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[ema])
+    writer = checkpoints.Checkpointer(tmp_path, {"phase": 0, "plan": [3]}, ema=ema)
+    writer.set_model(model)
+    writer.on_epoch_end(1)  # after 2 of 3 epochs: the model holds the average, the raw weights are aside
+    fresh = _tiny_model()
+    fresh.load_weights(tmp_path / "weights.weights.h5")
+    resumed = WeightEMA(0.9, every=1)
+    assert not checkpoints.restore_ema(tmp_path, {"phase": 0, "next_epoch": 1}, resumed, fresh)  # other position
+    assert checkpoints.restore_ema(tmp_path, {"phase": 0, "next_epoch": 2}, resumed, fresh)
+    for held, raw in zip(fresh.get_weights(), ema.raw, strict=True):
+        np.testing.assert_array_equal(held, raw)
+    for a, b in zip(resumed.average, ema.average, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert resumed.updates == ema.updates == 8
 
 
 def test_weight_ema_refuses_bad_settings():
@@ -74,12 +109,17 @@ def test_a_phase_with_ema_decay_validates_restores_and_keeps_the_averaged_weight
         },
     )
     model, _ = build_model(backbone="baseline_cnn", head="linear")
-    trainer = Trainer(model, recipe, prepare_splits(data, recipe))
+    seen = _Recorder()
+    trainer = Trainer(model, recipe, prepare_splits(data, recipe), callbacks=[seen])
     result = trainer.run()
     assert trainer.ema is not None and trainer.ema.updates == 3 * trainer.steps_per_epoch
+    # every epoch end saw the average (validation, restore and checkpoint run then); the raw weights trained
+    for held, average in zip(seen.epoch_ends[-1], trainer.ema.average, strict=True):
+        np.testing.assert_allclose(held, average, rtol=1e-5, atol=1e-6)
+    for held, raw in zip(seen.epoch_ends[-1], seen.steps[-1], strict=True):
+        assert held.shape == raw.shape
+    assert any(not np.allclose(a, b) for a, b in zip(seen.epoch_ends[-1], seen.steps[-1], strict=True))
+    # the kept model is the best epoch's average (validation loss picked it)
     best = int(np.argmin(result.history["val_loss"]))
-    if best == 2:  # the last epoch's average is what the callback still holds
-        for held, average in zip(model.get_weights(), trainer.ema.average, strict=True):
-            np.testing.assert_allclose(held, average, rtol=1e-5, atol=1e-6)
-    assert trainer.ema.raw is not None  # the raw weights were swapped out, not lost or kept in the model
-    assert any(not np.allclose(a, b) for a, b in zip(model.get_weights(), trainer.ema.raw, strict=True))
+    for kept, held in zip(model.get_weights(), seen.epoch_ends[best], strict=True):
+        np.testing.assert_allclose(kept, held, rtol=1e-5, atol=1e-6)

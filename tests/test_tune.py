@@ -185,7 +185,7 @@ def test_failed_trials_do_not_stop_the_study_and_pruning_prunes(recipe_path, tmp
             return True
 
     original = tune_mod._pruner
-    tune_mod._pruner = lambda name: Always()
+    tune_mod._pruner = lambda name, recipe: Always()
     try:
         result = CliRunner().invoke(
             cli,
@@ -506,3 +506,24 @@ def test_a_trial_killed_with_its_worker_is_failed_and_rerun(recipe_path, tmp_pat
     # the killed trial was the baseline: it ran again with the same values, once
     assert trials[1].user_attrs.get("baseline") and trials[1].params == trials[0].params
     assert sum(t.state == optuna.trial.TrialState.COMPLETE and bool(t.user_attrs.get("baseline")) for t in trials) == 1
+
+
+def test_the_median_pruner_waits_for_three_trials_and_half_the_recipe_s_epochs():
+    from bench import tune as tune_mod
+    from bench.config import load_recipe
+
+    recipe = load_recipe("cpu", ["phases.0.epochs=9"])
+    pruner = tune_mod._pruner("median", recipe)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for value in (0.5, 0.5, 0.5):  # three finished trials at 0.5 every epoch
+        trial = study.ask()
+        for epoch in range(9):
+            trial.report(value, step=epoch)
+        study.tell(trial, value)
+    slow = study.ask()
+    for epoch in range(9):
+        slow.report(0.1, step=epoch)  # far below the median from the first epoch on
+        if slow.should_prune():
+            break
+    assert epoch == 4  # not before half of the 9 epochs
+    assert isinstance(tune_mod._pruner("none", recipe), optuna.pruners.NopPruner)

@@ -91,12 +91,12 @@ def command_path(ctx: click.Context) -> str:
 def one_line_usage_errors():
     """Re-raise click's usage errors as :class:`OneLineUsageError`; the bare ``bench`` / ``bench data``
     that shows the help (click's NoArgsIsHelpError) is left alone."""
+    # NoArgsIsHelpError is click >= 8.2's; under 8.1 a bare group shows its help without raising
+    shows_help = getattr(click.exceptions, "NoArgsIsHelpError", ())
     try:
         yield
-    except click.exceptions.NoArgsIsHelpError:
-        raise
     except click.UsageError as exc:
-        if isinstance(exc, OneLineUsageError):
+        if isinstance(exc, OneLineUsageError) or (shows_help and isinstance(exc, shows_help)):
             raise
         raise OneLineUsageError(exc.format_message(), exc.ctx) from exc
 

@@ -17,7 +17,12 @@ EXAMPLES = examples(
 @click.command(epilog=EXAMPLES)
 @click.option("--backbone", required=True, help="Backbone name (see bench list).")
 @run_options(data_help=DATA_HELP, data_required=True, set_help="Override a recipe field (tune.* too).")
-@click.option("--trials", required=True, type=click.IntRange(1), help="Total trials of the study (all workers).")
+@click.option(
+    "--trials",
+    required=True,
+    type=click.IntRange(1),
+    help="Total trials of the study (all workers), the first of which trains the recipe's own values.",
+)
 @click.option(
     "--timeout",
     "timeout_minutes",

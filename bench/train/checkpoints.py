@@ -35,9 +35,17 @@ class Checkpointer(keras.callbacks.Callback):
     by the budget, or at its planned end — with the next phase's first epoch as the position: a run
     killed before the next phase's first checkpoint resumes there, from the weights it would have used."""
 
-    def __init__(self, folder: Path, state: dict, target: keras.Model | None = None, train_seconds=None, monitors=None):
+    def __init__(
+        self,
+        folder: Path,
+        state: dict,
+        target: keras.Model | None = None,
+        train_seconds=None,
+        monitors=None,
+        ema=None,
+    ):
         super().__init__()
-        self.folder, self.state, self.target = Path(folder), state, target
+        self.folder, self.state, self.target, self.ema = Path(folder), state, target, ema
         self.train_seconds = train_seconds
         self.monitors = monitors or {}
         self.next_epoch: int | None = None
@@ -69,6 +77,8 @@ class Checkpointer(keras.callbacks.Callback):
         # the position it belongs to: restore_optimizer refuses it for another one
         values["position"] = np.array([state["phase"], next_epoch])
         write_whole(self.folder / OPTIMIZER_STATE, lambda partial: np.savez(partial, **values))
+        if self.ema is not None:
+            write_ema(self.folder, self.ema, [state["phase"], next_epoch])
         if self.train_seconds is not None:
             state["train_seconds"] = self.train_seconds()
         write_state(self.folder, state)
@@ -128,18 +138,56 @@ def write_weights(model: keras.Model, target: Path) -> None:
     try:
         from keras.src.saving import saving_lib
 
-        store_class, save_state = saving_lib.H5IOStore, saving_lib._save_state
-    except (ImportError, AttributeError):
+        buffer = io.BytesIO()
+        store = saving_lib.H5IOStore(buffer, mode="w")
+        try:
+            saving_lib._save_state(
+                model, weights_store=store, assets_store=None, inner_path="", visited_saveables=set()
+            )
+        finally:
+            store.close()
+    except (ImportError, AttributeError, TypeError):  # helpers moved, renamed or re-signed in this Keras
         write_whole(target, model.save_weights)
         return
-    buffer = io.BytesIO()
-    store = store_class(buffer, mode="w")
-    try:
-        save_state(model, weights_store=store, assets_store=None, inner_path="", visited_saveables=set())
-    finally:
-        store.close()
     data = buffer.getvalue()
     write_whole(target, lambda partial: partial.write_bytes(data))
+
+
+EMA_STATE = "ema.npz"
+"""A phase with ``ema_decay``: the raw training weights and the step count behind the averaged weights
+the epoch checkpoint holds (:class:`bench.train.ema.WeightEMA`)."""
+
+
+def write_ema(folder: Path, ema, position: list[int]) -> None:
+    """Keep ``ema``'s raw weights (the checkpoint's weights are the average) and step count, for the
+    checkpoint at ``position`` ([phase, next epoch]); nothing while no epoch has ended."""
+    if ema.raw is None:
+        return
+    values = {f"raw{i}": w for i, w in enumerate(ema.raw)}
+    values.update(updates=np.array(ema.updates), position=np.array(position))
+    write_whole(Path(folder) / EMA_STATE, lambda partial: np.savez(partial, **values))
+
+
+def restore_ema(folder: Path, state: dict, ema, model: keras.Model) -> bool:
+    """Continue a resumed phase's weight average: the checkpoint's weights (already loaded into ``model``)
+    become the average, the raw weights saved beside them go back into ``model``, the step count goes on.
+    False, with nothing changed, when there is no such file or it belongs to another position (then the
+    average restarts from the checkpoint's weights, as it did before bench kept this file)."""
+    path = Path(folder) / EMA_STATE
+    if not path.exists():
+        return False
+    with np.load(path) as saved:
+        if saved["position"].tolist() != [state["phase"], state["next_epoch"]]:
+            return False
+        raw = [saved[f"raw{i}"] for i in range(len(saved.files) - 2)]
+        updates = int(saved["updates"])
+    current = model.get_weights()
+    if [w.shape for w in raw] != [w.shape for w in current]:
+        return False
+    ema.average = [np.array(w, dtype=np.float32) for w in current]
+    ema.updates = updates
+    model.set_weights(raw)
+    return True
 
 
 def restore_optimizer(model: keras.Model, folder: Path, state: dict) -> bool:

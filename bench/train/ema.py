@@ -16,9 +16,12 @@ from the model's public weights. Reading them costs ~16 ms and the update ~7 ms 
 ``every`` steps (4 by default, ~4 % of a step) by ``decay ** every``: the same horizon, sampled more
 sparsely (for decay 0.998, ~500 steps averaged from ~125 samples).
 
-Like timm, the decay warms up, ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so the first
-epochs' average is not dominated by the random initial weights. A resumed run restarts the average
-from the checkpoint's (averaged) weights, with the warm-up's count continued.
+Like timm, the decay warms up, ``min(decay, (1 + n) / (10 + n))`` after ``n`` steps, so the first
+epochs' average is not dominated by the random initial weights. Steps are counted from the batch index
+Keras reports, so ``run.steps_per_execution`` (one callback per several steps) counts every step. The
+epoch checkpoint keeps both sides (:func:`bench.train.checkpoints.write_ema`): the average as the
+checkpoint's weights, the raw weights and the step count beside them, so a resumed run trains on from
+the raw weights with the average it had.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ class WeightEMA(keras.callbacks.Callback):
         self.decay, self.updates, self.every = float(decay), int(updates), int(every)
         self.average: list[np.ndarray] | None = None
         self.raw: list[np.ndarray] | None = None  # the training weights while the average is in the model
+        self._pending = 0  # steps since the average last moved
+        self._epoch_steps = 0  # steps of the current epoch seen so far (Keras' batch index + 1)
 
     def current_decay(self) -> float:
         """The decay per step after ``updates`` steps: timm's warm-up, never above ``decay``."""
@@ -58,17 +63,22 @@ class WeightEMA(keras.callbacks.Callback):
             self.average = [np.array(w, dtype=np.float32) for w in self.model.get_weights()]
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_steps = 0
         if self.raw is not None:
             self.model.set_weights(self.raw)
             self.raw = None
 
     def on_train_batch_end(self, batch, logs=None):
-        self.updates += 1
-        if self.updates % self.every:
+        steps = max(1, batch + 1 - self._epoch_steps)  # several with steps_per_execution > 1
+        self._epoch_steps = batch + 1
+        self.updates += steps
+        self._pending += steps
+        if self._pending < self.every:
             return
         if hasattr(self.model, "jax_state_sync"):  # JAX keeps the step's state outside the variables
             self.model.jax_state_sync()
-        decay = self.current_decay() ** self.every
+        decay = self.current_decay() ** self._pending
+        self._pending = 0
         for average, weight in zip(self.average, self.model.get_weights(), strict=True):
             average *= decay
             average += (1.0 - decay) * weight

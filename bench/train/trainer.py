@@ -217,6 +217,7 @@ class Trainer:
                     train_seconds=lambda: self.spent_before + time.perf_counter() - self.started,
                     # not the budget's one-epoch calibration fit: its monitors, like Keras', end with it
                     monitors=monitors if replan else None,
+                    ema=self.ema,
                 )
             )
         return cbs + self.extra_callbacks
@@ -315,13 +316,11 @@ class Trainer:
         apply_phase_trainability(self.model, phase.train, phase.band, pretrained=self.pretrained)
         self._prepare_phase(phase)
         self._compile(phase, self.plan[index])
-        self.ema = None
-        if phase.ema_decay:
-            # a resumed phase's checkpoint holds the averaged weights: the average restarts from them
-            done = (resume_state["next_epoch"] - sum(self.plan[:index])) if resume_state else 0
-            self.ema = WeightEMA(phase.ema_decay, updates=max(0, done) * self.steps_per_epoch)
+        self.ema = WeightEMA(phase.ema_decay) if phase.ema_decay else None
         if resume_state is None or self.checkpoint_dir is None:
             return None
+        if self.ema is not None:  # the checkpoint's weights are the average; the raw ones are beside them
+            ckpt.restore_ema(self.checkpoint_dir, resume_state, self.ema, self._target)
         self._resume_monitors = resume_state.get("monitors")  # for this phase's first fit
         return ckpt.restore_optimizer(self._target, self.checkpoint_dir, resume_state)
 
