@@ -115,8 +115,11 @@ def main(argv: list[str] | None = None) -> None:
 
     recipe = load_recipe(args.recipe)
     cfg = recipe.data.augment
-    if not cfg.enabled:
-        parser.error(f"recipe {args.recipe} does not augment; pick one that does (e.g. arriaga)")
+    if not cfg.enabled or not any((cfg.rotation_degrees, cfg.shift, cfg.zoom, cfg.shear_degrees)):
+        parser.error(
+            f"recipe {args.recipe} does not resample faces (no rotation, shift, zoom or shear); pick one that "
+            "does (e.g. arriaga)"
+        )
     faces = prepare_splits(load_data(args.data), recipe).x_train[: args.images].astype("float32")
     rows = measure(faces, cfg)
     clean = rows[0]

@@ -23,7 +23,7 @@ def test_one_resampling_keeps_more_detail_and_matches_the_scipy_reference(script
     assert len(capsys.readouterr().out.strip().splitlines()) == 5
 
 
-def test_a_recipe_without_augmentation_is_refused_in_one_line(script, capsys):
-    with pytest.raises(SystemExit):
+def test_a_recipe_without_geometric_augmentation_is_refused_in_one_line(script, capsys):
+    with pytest.raises(SystemExit):  # the cpu recipe flips and crops: no resampling to measure
         script.main(["--data", "synthetic:200:1", "--recipe", "cpu"])
-    assert "does not augment; pick one that does" in capsys.readouterr().err
+    assert "does not resample faces (no rotation, shift, zoom or shear); pick one that" in capsys.readouterr().err

@@ -185,8 +185,9 @@ def test_bench_run_with_flip_tta_and_calibration_logs_and_saves_the_calibrated_m
     from bench.plan import resolve_recipe
     from bench.train.splits import prepare_splits
 
-    overrides = ["eval.tta=flip", "eval.calibrate=true"]
-    args = ["run", "--recipe", "smoke", "--backbone", "baseline_cnn", "--data", "synthetic", "--experiment", "cal"]
+    tiny = ["run.budget_minutes=0", "phases.0.epochs=1", "run.steps_per_epoch=2", "data.max_train=64"]
+    overrides = ["eval.tta=flip", "eval.calibrate=true", *tiny, "data.max_eval=96"]
+    args = ["run", "--recipe", "cpu", "--backbone", "baseline_cnn", "--data", "synthetic", "--experiment", "cal"]
     result = CliRunner().invoke(cli, [*args, *(a for o in overrides for a in ("--set", o)), "-q"])
     assert result.exit_code == 0, result.output
     trk.connect(None)
@@ -201,7 +202,7 @@ def test_bench_run_with_flip_tta_and_calibration_logs_and_saves_the_calibrated_m
     assert model.temperature == pytest.approx(metrics["temperature"])
     with np.load(client.download_artifacts(run.info.run_id, "predictions.npz", str(tmp_path))) as z:
         logged_probs = z["test_y_prob"]
-    recipe = resolve_recipe("smoke", overrides, backbone="baseline_cnn", data="synthetic")
+    recipe = resolve_recipe("cpu", overrides, backbone="baseline_cnn", data="synthetic")
     splits = prepare_splits(load_for_recipe(recipe), recipe)
     # the saved model with the run's TTA gives the calibrated probabilities the run was scored on
     np.testing.assert_allclose(FaceClassifier(model, "flip")(splits.x_test), logged_probs, atol=1e-5)

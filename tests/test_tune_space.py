@@ -106,7 +106,8 @@ def test_the_recipes_own_values_as_the_space_holds_them():
     assert own["class_weight_power"] == 0.0  # scheme none: no weights, power 0
     assert own["boost_disgust"] == own["boost_fear"] == 1.0  # no boost
     assert own["lr_train"] == 1e-3 and own["weight_decay_train"] == 1e-3 and own["optimizer"] == "adamw"
-    assert own["head_dropout"] == 0.5 and own["augment"] is False  # the head factory's default
+    assert own["head_dropout"] == 0.5 and own["augment"] is True  # the head factory's default dropout
+    assert own["ema_decay"] == 0.998
     baseline = baseline_params(space, own)
     assert baseline == own  # the cpu recipe sits inside its default space
     # the trial's recipe is the recipe: power 0 with scheme "power" weighs every class 1
