@@ -1,7 +1,8 @@
 """Re-evaluate logged runs under every test-time augmentation and with a fitted temperature, no retraining.
 
 For each ``--run``: its saved model (``model.keras``), its recipe (``recipe.toml``) and its data (the path
-it logged) give the same validation and test splits; the script prints, per TTA mode (none, flip, and
+it logged) give the same validation and test splits; a calibrated run's model is scored without its
+temperature. The script prints, per TTA mode (none, flip, and
 crops at ``--crop-padding`` pixels), test macro-F1, accuracy, and log loss / ECE before and after a
 temperature fitted on the validation split (PublicTest) only. What ``recipe.eval`` would have logged had
 the run been trained with it, for runs trained before it existed or to choose its setting (on val, never
@@ -21,7 +22,7 @@ from pathlib import Path
 import click
 
 
-def reevaluate(run_id: str, crop_padding: int) -> list[dict]:
+def reevaluate(run_id: str, crop_padding: int, modes: tuple[str, ...] = ("none", "flip", "crops")) -> list[dict]:
     """The figures of one logged run under each TTA mode (see the module docstring)."""
     import keras
 
@@ -42,11 +43,13 @@ def reevaluate(run_id: str, crop_padding: int) -> list[dict]:
         recipe_path = trk.download_artifact(run_id, RECIPE_ARTIFACT, Path(tmp))
         recipe = resolve_recipe(str(recipe_path), backbone=logged.data.params["backbone"], data=source)
         model = keras.saving.load_model(trk.download_artifact(run_id, "model.keras", Path(tmp)))
+    if getattr(model, "temperature", 1.0) != 1.0:  # a calibrated run's model: score it untempered, then fit T
+        model.set_temperature(1.0)
     data = load_data(source)
     splits = prepare_splits(data, recipe)
     names, k = splits.class_names, len(splits.class_names)
     rows = []
-    for mode in ("none", "flip", "crops"):
+    for mode in modes:
         views = {
             split: view_probs(lambda v: predict_probs(model, v), x, mode, crop_padding)
             for split, x in (("val", splits.x_val), ("test", splits.x_test))
@@ -78,11 +81,15 @@ def reevaluate(run_id: str, crop_padding: int) -> list[dict]:
 @click.option("--run", "runs", multiple=True, required=True, help="An MLflow run id (repeatable).")
 @click.option("--tracking-uri", default=None, help="The runs' store (default: ./mlruns).")
 @click.option("--crop-padding", default=4, show_default=True, type=click.IntRange(1, 16), help="crops' shift.")
-def main(runs: tuple[str, ...], tracking_uri: str | None, crop_padding: int) -> None:
+@click.option(
+    "--tta", "modes", multiple=True, type=click.Choice(["none", "flip", "crops"]), help="Modes (default: all three)."
+)
+def main(runs: tuple[str, ...], tracking_uri: str | None, crop_padding: int, modes: tuple[str, ...]) -> None:
     from bench import tracking as trk
 
     trk.connect(tracking_uri, create=False)
-    rows = [row for run_id in runs for row in reevaluate(run_id, crop_padding)]
+    modes = modes or ("none", "flip", "crops")
+    rows = [row for run_id in runs for row in reevaluate(run_id, crop_padding, modes)]
     click.echo(
         f"\n{'run':<10} {'tta':<6} {'val F1':>7} {'test F1':>8} {'acc':>6} {'T':>5} {'LL':>6} {'ECE':>6} "
         f"{'LL cal':>7} {'ECE cal':>8}"

@@ -224,9 +224,16 @@ def test_predict_and_export_name_the_eight_ferplus_classes(tmp_path):
     assert f"output columns (8 classes): {', '.join(FERPLUS_CLASS_NAMES)}" in result.output
 
 
-def test_bench_tune_trains_its_trials_on_ferplus_and_the_tuned_recipe_keeps_the_label_set(ferplus_csv, tmp_path):
+def test_bench_tune_trains_its_trials_on_ferplus_and_the_tuned_recipe_keeps_the_label_set(
+    ferplus_csv, tmp_path, monkeypatch
+):
+    from bench import tune as tune_mod
     from tests.test_tune import TUNE_TOML
 
+    # trial 0 trains the recipe's own values; the second trial is made to beat it, so a recipe is written
+    monkeypatch.setattr(
+        tune_mod, "trial_score", lambda fit, result: 0.1 if fit.recipe.phases[0].learning_rate == 1e-3 else 0.9
+    )
     recipe = tmp_path / "tiny_tune.toml"
     recipe.write_text(
         TUNE_TOML.replace(
@@ -244,7 +251,7 @@ def test_bench_tune_trains_its_trials_on_ferplus_and_the_tuned_recipe_keeps_the_
         "--data",
         str(ferplus_csv),
     ]
-    args += ["--labels", "ferplus", "--set", "data.targets=crossentropy", "--trials", "1", "--study", "fp"]
+    args += ["--labels", "ferplus", "--set", "data.targets=crossentropy", "--trials", "2", "--study", "fp"]
     args += ["--storage", f"sqlite:///{tmp_path / 'optuna.db'}", "--pruner", "none", "-q"]
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output

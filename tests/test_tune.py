@@ -100,7 +100,8 @@ def test_study_nests_trials_writes_a_runnable_recipe_and_resumes(recipe_path, tm
     assert "best trial 1: val macro-F1 0.9000; the recipe's own 0.1000 (trial 0)" in result.output
     assert "tuned recipe written to experiments/tuned/s1.toml" in result.output
     trials = _trials(storage, "s1")
-    assert len(trials) == 2 and trials[0].user_attrs == {"baseline": True}  # the recipe's own values come first
+    assert len(trials) == 2 and trials[0].user_attrs["baseline"] is True  # the recipe's own values come first
+    assert trials[0].user_attrs["baseline_params"] == trials[0].params
     assert trials[0].params == {"lr": 1e-3, "boost_disgust": 1.0} and "(the recipe's own values)" in result.output
     runs = _mlflow_runs(tmp_path)
     parents = [r for r in runs if r.data.tags.get("bench.kind") == "study"]
