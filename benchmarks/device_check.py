@@ -7,7 +7,7 @@
 First the augmentation's speed on the device (eager and jit-compiled layers, a few seconds), then a
 probe (baseline_cnn, two epochs) that shows whether an epoch fits at all (compile time, input feeding)
 before the rest is spent; then each ``--backbone`` (default: all) for ``--epochs`` epochs, with no time
-budget. Fixed epochs, not a share of minutes: on the H200 (session 12, benchmarks/RESULTS.md) compiling a
+budget. Fixed epochs, not a share of minutes: on the H200 (session 12, benchmarks/RESULTS.md#gpu-check) compiling a
 backbone's steps took 20-100+ s against 1-2 s for an epoch of training, so a time share went to the
 compiler and a budgeted run's plan, made from its first epoch, was far too short. Every epoch is printed
 as it ends, flushed, and ``$OUT/device_check.json`` is rewritten after the probe and after each backbone,

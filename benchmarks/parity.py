@@ -16,7 +16,8 @@ passes and tracing do not count against either side; wall time per pass is print
     python benchmarks/parity.py --data synthetic:3000 --passes 2        # seconds, for a quick look
 
 The bare side feeds ``fit`` arrays with a partial last batch: keep to backbones without depthwise
-convolutions (the default baseline_cnn), which TensorFlow + oneDNN crash on (see onednn_partial_batch.py).
+convolutions (the default baseline_cnn), which TensorFlow + oneDNN crash on (see
+investigations/onednn_partial_batch.py).
 """
 
 # ruff: noqa: I001

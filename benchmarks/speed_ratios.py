@@ -16,8 +16,8 @@
   and baseline_cnn+hybrid over baseline_cnn+mlp with fused BatchNorm on both;
 - a bare Keras CNN (baseline_cnn's four conv blocks, GAP, softmax) with Keras' BatchNormalization vs the
   same with bench's fused BatchNorm (:class:`bench.batchnorm.FusedBatchNormalization`, what
-  ``model.batchnorm = "fused"`` swaps in) vs no BatchNorm. (Session 5's figures in RESULTS.md came from
-  a stand-alone fused layer this script held before that class existed: the same TensorFlow kernel.)
+  ``model.batchnorm = "fused"`` swaps in) vs no BatchNorm. (Session 5's figures, benchmarks/LOG.md#log-speed-ratios,
+  came from a stand-alone fused layer this script held before that class existed: the same TensorFlow kernel.)
 
 How: TensorFlow fixes its thread pools when its runtime starts, so each thread setting gets its own
 worker process (bench's oneDNN default on). Workers stay alive and are driven over a pipe, only one

@@ -50,13 +50,16 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 def load_benchmark(name: str):
     """``benchmarks/NAME.py`` as a module (the scripts are not a package), executed as when it runs: its
     folder on ``sys.path`` while it loads (scripts import their neighbours), and the module registered in
-    ``sys.modules`` under ``name`` (dataclasses look their module up there)."""
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    ``sys.modules`` under its file name (dataclasses look their module up there). ``NAME`` may name a
+    subfolder: ``investigations/augment_sharpness`` for a one-off investigation's script."""
+    path = BENCHMARKS / f"{name}.py"
+    module_name = path.stem
+    spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    sys.path.insert(0, str(BENCHMARKS))
+    sys.modules[module_name] = module
+    sys.path.insert(0, str(path.parent))
     try:
         spec.loader.exec_module(module)
     finally:
-        sys.path.remove(str(BENCHMARKS))
+        sys.path.remove(str(path.parent))
     return module

@@ -1,4 +1,4 @@
-"""benchmarks/augment_sharpness.py: detail left in faces by chained vs single-resampling augmentation."""
+"""benchmarks/investigations/augment_sharpness.py: detail left in faces by chained vs single-resampling augmentation."""
 
 import json
 
@@ -9,7 +9,7 @@ from tests.conftest import load_benchmark
 
 @pytest.fixture(scope="module")
 def script():
-    return load_benchmark("augment_sharpness")
+    return load_benchmark("investigations/augment_sharpness")
 
 
 def test_one_resampling_keeps_more_detail_and_matches_the_scipy_reference(script, tmp_path, capsys):

@@ -1,4 +1,5 @@
-"""benchmarks/batchnorm_stats.py: three sets of BatchNorm statistics for a saved run, weights unchanged."""
+"""benchmarks/investigations/batchnorm_stats.py: three sets of BatchNorm statistics for a saved run, weights
+unchanged."""
 
 import pytest
 
@@ -7,7 +8,7 @@ from tests.conftest import load_benchmark
 
 @pytest.fixture(scope="module")
 def script():
-    return load_benchmark("batchnorm_stats")
+    return load_benchmark("investigations/batchnorm_stats")
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ def pointwise(height, width=None, channels=8, kernel=1, strides=2, nested=False,
 
 @pytest.mark.parametrize(
     "shape",
-    [  # shapes that crashed (benchmarks/onednn_strided_pointwise.py)
+    [  # shapes that crashed (benchmarks/investigations/onednn_strided_pointwise.py)
         {"height": 56},
         {"height": 100},
         {"height": 62, "width": 50},

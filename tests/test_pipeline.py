@@ -100,7 +100,8 @@ def test_class_weight_schemes_and_boosts():
 
 def test_training_streams_have_only_full_batches_and_evaluation_keeps_every_image():
     """A partial training batch crashes TensorFlow + oneDNN on depthwise convolutions
-    (benchmarks/onednn_partial_batch.py), so shuffled streams drop it; evaluation must see every image."""
+    (benchmarks/investigations/onednn_partial_batch.py), so shuffled streams drop it; evaluation must see every
+    image."""
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 256, (70, 48, 48)).astype("uint8"), rng.integers(0, 7, 70)
     train = [int(xb.shape[0]) for xb, _ in make_dataset(x, y, batch_size=32, shuffle=True)]

@@ -4,7 +4,7 @@ Prints: augmented images/s of the training pipeline (full augmentation as in the
 contrast, batch 64, FER2013-sized arrays), and the cold and warm load time of the full CSV when it
 is present (../shared/data/fer2013/fer2013.csv.gz or --csv PATH).
 
-    python benchmarks/input_pipeline.py [--csv PATH] [--batches 150]
+    python benchmarks/investigations/input_pipeline.py [--csv PATH] [--batches 150]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
-DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
+DEFAULT_CSV = Path(__file__).resolve().parents[3] / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
 
 
 def pipeline_throughput(n_batches: int, batch_size: int = 64) -> float:

@@ -5,7 +5,7 @@ Writes a 640x480 video of moving synthetic faces (two per frame), then runs benc
 annotated video) with the baseline CNN and ResNet50 + hybrid head at the cpu recipe's image size.
 The models are untrained: speed does not depend on the weights. Prints one line per model.
 
-    python benchmarks/predict_video.py [--frames 150] [--backbone baseline_cnn --backbone resnet50]
+    python benchmarks/investigations/predict_video.py [--frames 150] [--backbone baseline_cnn --backbone resnet50]
 """
 
 from __future__ import annotations

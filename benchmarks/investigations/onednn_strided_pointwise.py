@@ -8,7 +8,7 @@ channels, sides the stride divides, and more than 768 output pixels (glibc ``fre
 is a one-convolution model (input -> conv -> global average pooling -> softmax) trained for 2 epochs of
 4 batches on random data, in its own process (a crash ends it):
 
-    python benchmarks/onednn_strided_pointwise.py [--onednn 1] [--batch 8]
+    python benchmarks/investigations/onednn_strided_pointwise.py [--onednn 1] [--batch 8]
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ the machine change how long a variant takes but not what it learns. Each is name
 ``ablation-<variant>`` so that ``bench compare`` lists it as its own row with a 95 % bootstrap CI and a
 paired test against the leader. Results go to the MLflow experiment given by ``--experiment``.
 
-    python benchmarks/ablation_cpu.py --data ../shared/data/fer2013/fer2013.csv.gz --epochs 6
-    python benchmarks/ablation_cpu.py ... --only base,cw_balanced --head hybrid
+    python benchmarks/investigations/ablation_cpu.py --data ../shared/data/fer2013/fer2013.csv.gz --epochs 6
+    python benchmarks/investigations/ablation_cpu.py ... --only base,cw_balanced --head hybrid
 
 Prints each finished run's summary line as it comes, then the leaderboard (markdown).
 """

@@ -21,8 +21,8 @@ occlusion are left out), so they differ in how they resample and in nothing else
 Also the mean absolute change per pixel (how far each way moves a face: equal ranges should move it about
 equally) and the eager seconds per way.
 
-    python benchmarks/augment_sharpness.py --data ../shared/data/fer2013/fer2013.csv.gz [--recipe arriaga]
-        [--images 4096] [--json FILE]
+    python benchmarks/investigations/augment_sharpness.py --data ../shared/data/fer2013/fer2013.csv.gz
+        [--recipe arriaga] [--images 4096] [--json FILE]
 
 About 30 s on the 2-core CPU for 4,096 faces.
 """

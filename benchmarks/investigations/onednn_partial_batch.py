@@ -11,7 +11,7 @@ thread, or glibc's ``free(): invalid size``. Each case runs in its own process (
 - the same partial batch with oneDNN off                           -> trains
 - bench's training stream (``make_dataset(shuffle=True)``), oneDNN on -> trains (it drops the remainder)
 
-    python benchmarks/onednn_partial_batch.py [--backbone mini_xception] [--batches 8] [--epochs 2]
+    python benchmarks/investigations/onednn_partial_batch.py [--backbone mini_xception] [--batches 8] [--epochs 2]
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ run ends early and leaves budget unused; with it on, the plan grows back once th
 Printed per mode: epochs planned after the first epoch and at the end, re-plans, training seconds used
 of the budget, the learning rate at the end against the cosine's floor, and test macro-F1.
 
-    python benchmarks/budget_replan.py --data synthetic:6000:0 --minutes 4      # ~9 min on 2 cores
-    python benchmarks/budget_replan.py --data ../shared/data/fer2013/fer2013.csv.gz --minutes 10
+    python benchmarks/investigations/budget_replan.py --data synthetic:6000:0 --minutes 4      # ~9 min on 2 cores
+    python benchmarks/investigations/budget_replan.py --data ../shared/data/fer2013/fer2013.csv.gz --minutes 10
 
 Run it on an otherwise idle machine: other load would change both modes' timings.
 """

@@ -13,8 +13,8 @@ their weights unchanged (issue 12; ``model.batchnorm_stats``).
 Each RUN_DIR is a folder with the run's ``model.keras`` and ``recipe.toml`` (a bench run's MLflow artifacts
 folder); the splits are the recipe's (``dedupe``, ``max_train``, ``max_eval`` honoured) of ``--data``.
 
-    python benchmarks/batchnorm_stats.py --data ../shared/data/fer2013/fer2013.csv.gz RUN_DIR [RUN_DIR ...]
-        [--json FILE]
+    python benchmarks/investigations/batchnorm_stats.py --data ../shared/data/fer2013/fer2013.csv.gz
+        RUN_DIR [RUN_DIR ...] [--json FILE]
 
 Prints one line per run and setting (validation and test accuracy and macro-F1) as it goes. About a
 minute per run and setting on the 2-core CPU for mini_xception (a forward pass over the 28,709 training

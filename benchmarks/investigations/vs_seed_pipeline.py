@@ -8,7 +8,7 @@
 
 Prints images/s of each and the ratio. Arrays: FER2013-sized 48x48 synthetic faces (no data needed).
 
-    python benchmarks/vs_seed_pipeline.py [--train-batches 100] [--eval-images 3589]
+    python benchmarks/investigations/vs_seed_pipeline.py [--train-batches 100] [--eval-images 3589]
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Runs the same head-only, unaugmented phase (the paper recipe's phase 1 with ``au
 from the same start, once through the whole model and once on features computed once, and prints the
 wall time of each (feature computation included) and the speed-up. Synthetic faces, no data needed.
 
-    python benchmarks/feature_cache.py [--backbone resnet50] [--images 3000] [--epochs 3]
+    python benchmarks/investigations/feature_cache.py [--backbone resnet50] [--images 3000] [--epochs 3]
 """
 
 from __future__ import annotations
