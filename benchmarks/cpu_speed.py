@@ -3,7 +3,7 @@
 For each backbone + hybrid head, each oneDNN setting (``TF_ENABLE_ONEDNN_OPTS`` 0 / 1, read by TensorFlow
 at import, hence one child process per setting) and each precision (float32, mixed_bfloat16):
 steady-state training images/s at the cpu recipe's image size, batch 32 (median of timed
-``train_on_batch`` steps after warm-up). Prints one table.
+``train_on_batch`` steps after warm-up). Prints one table, then the same figures as one JSON line.
 
     python benchmarks/cpu_speed.py [--backbone NAME ...] [--steps 8] [--warmup 3]
 
@@ -53,13 +53,16 @@ def table_mode(args) -> None:
     settings = [("0", "float32"), ("1", "float32"), ("0", "mixed_bfloat16"), ("1", "mixed_bfloat16")]
     header = ["backbone + hybrid", "px"] + [f"oneDNN {o} {p}" for o, p in settings]
     print(" | ".join(header), flush=True)
+    figures = []
     for backbone in backbones:
         cells, size = [], ""
         for onednn, precision in settings:
             result = measure(backbone, onednn, precision, args.warmup, args.steps)
             cells.append(f"{result['train']:.1f}")
             size = str(result["size"])
+            figures.append({"backbone": backbone, "onednn": onednn, "precision": precision, **result})
         print(" | ".join([backbone, size, *cells]), flush=True)
+    print(json.dumps({"train_images_per_second": figures}), flush=True)  # the table as one JSON line
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,6 +13,7 @@ layers jit-compiled (:func:`bench.data.batches.compiled_augmenter`). The figures
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 
@@ -63,8 +64,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=60)
     args = parser.parse_args()
-    for name, ips in measure(args.batches).items():
+    results = measure(args.batches)
+    for name, ips in results.items():
         print(f"{keras.backend.backend():10s} {name:18s} {ips:8.0f} augmented images/s")
+    figures = {"backend": keras.backend.backend(), "batches": args.batches, "augmented_images_per_second": results}
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ investigations/onednn_partial_batch.py).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 # bench first: it sets TensorFlow's environment (oneDNN) before Keras imports TensorFlow.
@@ -145,6 +146,16 @@ def main() -> None:
         f"macro-F1 difference {diff:+.4f} (target within +-0.02: {'met' if abs(diff) <= 0.02 else 'MISSED'}); "
         f"speed ratio bench/bare {ratio:.3f} (target >= 0.95: {'met' if ratio >= 0.95 else 'MISSED'})"
     )
+    figures = {"model": f"{args.backbone}+{args.head}", "passes": args.passes, "seed": args.seed}
+    for name, m, step, wall in (("bench", bench_m, bench_step, bench_wall), ("bare", bare_m, bare_step, bare_wall)):
+        figures[name] = {
+            "macro_f1": m["macro_f1"],
+            "accuracy": m["accuracy"],
+            "images_per_second": bs / step,
+            "wall_s_per_pass": wall / args.passes,
+        }
+    figures.update(macro_f1_difference=diff, speed_ratio=ratio, targets_met=bool(abs(diff) <= 0.02 and ratio >= 0.95))
+    print(json.dumps(figures))  # the same figures, machine-readable
 
 
 def _best_epoch(result) -> int:
