@@ -8,6 +8,7 @@ import click
 from bench.cli.base import BenchGroup, ProgressLine, _terminate_like_ctrl_c, friendly_errors
 from bench.cli.compare_cmd import compare
 from bench.cli.data_cmd import data
+from bench.cli.explain_cmd import explain
 from bench.cli.export_cmd import export
 from bench.cli.list_cmd import list_cmd
 from bench.cli.options import HEAD_OPTION, RECIPE_OPTION, TRACKING_URI_OPTION, examples
@@ -35,7 +36,7 @@ def cli():
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # not "Creating initial MLflow database tables..."
 
 
-for command in (data, list_cmd, run, compare, profile_cmd, tune, predict, export):
+for command in (data, list_cmd, run, compare, profile_cmd, tune, predict, export, explain):
     cli.add_command(command)
 
 
