@@ -134,3 +134,22 @@ def test_help_ends_with_examples_of_explain():
     lines = invoke("explain", "--help").output.splitlines()
     examples = lines[lines.index("  Examples:") + 1 :]
     assert examples and all(line.split()[:2] == ["bench", "explain"] for line in examples)
+
+
+def test_per_class_averages_over_a_split_go_into_a_grid_and_the_page(model_file, tmp_path):
+    out = tmp_path / "o"
+    result = invoke("explain", "--model", model_file, "--data", "synthetic:120:2", "--per-class", 3, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert (out / "per-class.png").read_bytes()[:4] == b"\x89PNG"
+    html = (out / "index.html").read_text()
+    assert "<h2>per class</h2>" in html and html.count("data:image/png;base64,") == 1
+
+
+def test_per_class_data_with_other_classes_than_the_model_is_a_one_line_error(model_file, tmp_path):
+    root = tmp_path / "folders"
+    for split in ("train", "test"):
+        for name in ("calm", "tense"):
+            (root / split / name).mkdir(parents=True)
+            cv2.imwrite(str(root / split / name / "a.png"), synthetic_face())
+    line = one_error_line(invoke("explain", "--model", model_file, "--data", root, "--out", tmp_path / "o"))
+    assert "not the model's" in line and "calm, tense" in line

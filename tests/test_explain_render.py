@@ -33,7 +33,10 @@ def test_panels_and_grids_are_written_as_png(tmp_path):
         face_panel(tmp_path / "a" / "face.png", face(), [("Grad-CAM", heat), ("attention", heat)], "happy 90%"),
         class_grid(
             tmp_path / "grid.png",
-            [{"label": "happy (3)", "face": face(), "Grad-CAM": heat, "attention": None}] * 2,
+            [
+                {"label": "happy (3)", "face": face(), "Grad-CAM": heat, "attention": None},
+                {"label": "fear (0)", "face": None},
+            ],
             ["Grad-CAM", "attention"],
             "per class",
         ),

@@ -8,11 +8,12 @@ from pathlib import Path
 import click
 
 from bench.cli.base import friendly_errors, load_tensorflow
-from bench.cli.options import examples, format_option, load_saved_model, saved_model_options
+from bench.cli.options import LABELS_OPTION, examples, format_option, load_saved_model, saved_model_options
 
 EXAMPLES = examples(
     "bench explain --run RUN_ID photo.jpg --out explain/",
     "bench explain --model model.keras crops/ --no-detect --class fear",
+    "bench explain --run RUN_ID --data fer2013.csv.gz --split test --per-class 16",
 )
 
 
@@ -36,41 +37,62 @@ EXAMPLES = examples(
 @click.option(
     "--detect-width", default=320, show_default=True, type=click.IntRange(0), help="Search for faces at this width."
 )
+@click.option("--data", "data_spec", default=None, help="A data set (as for bench run) for per-class average maps.")
+@LABELS_OPTION
+@click.option(
+    "--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]), help="--data's split."
+)
+@click.option(
+    "--per-class",
+    default=16,
+    show_default=True,
+    type=click.IntRange(1),
+    help="With --data: average the maps of this many most confident correct faces per class.",
+)
 @format_option("table", "json")
 @friendly_errors
-def explain(inputs, run_id, model_path, tracking_uri, out_dir, class_name, no_detect, fmt, **detection):
+def explain(inputs, run_id, model_path, tracking_uri, out_dir, class_name, no_detect, fmt, **options):
     """Where the model looks: per face, its prediction, a Grad-CAM map (and the hybrid head's spatial
-    attention) over the face, as PNGs and one self-contained index.html in --out.
+    attention) over the face, as PNGs and one self-contained index.html in --out; with --data, the mean
+    maps of each class's most confident correct faces of a split, as one grid.
 
     Faces are found as bench predict finds them (--no-detect: each image is a face). The rows go to
     stdout (--format); notes on inputs without a face go to stderr."""
     from bench.errors import BenchError
     from bench.explain.faces import check_inputs
 
-    if not inputs:
-        raise BenchError("give images or folders of images to explain")
-    check_inputs(list(inputs))  # a missing path fails before the model loads
+    data = {k: options.pop(k) for k in ("data_spec", "labels", "split", "per_class")}
+    if not inputs and not data["data_spec"]:
+        raise BenchError("give images or folders of images to explain, or --data for per-class averages")
+    if inputs:
+        check_inputs(list(inputs))  # a missing path fails before the model loads
     load_tensorflow()
     model = load_saved_model(run_id, model_path, tracking_uri)
-    rows, page = _explain_inputs(model, list(inputs), Path(out_dir), class_name, not no_detect, detection)
-    click.echo(json.dumps(rows, indent=2) if fmt == "json" else _table(rows))
+    rows, page = _explain(model, list(inputs), Path(out_dir), class_name, not no_detect, options, data)
+    if inputs:
+        click.echo(json.dumps(rows, indent=2) if fmt == "json" else _table(rows))
     click.echo(f"wrote {page}", err=True)
 
 
-def _explain_inputs(model, inputs, out: Path, class_name, detect: bool, detection: dict):
+def _explain(model, inputs, out: Path, class_name, detect: bool, detection: dict, data: dict):
+    """The faces' rows and the page: per-face panels for ``inputs``, the per-class grid for ``data``."""
     from bench.explain.faces import find_faces
     from bench.explain.gradcam import feature_grid
     from bench.explain.maps import class_index
     from bench.explain.page import write_page
-    from bench.explain.report import SCORE_NOTE, explain_faces
+    from bench.explain.report import SCORE_NOTE, explain_faces, per_class_figure
     from bench.inference.classifier import FaceClassifier, model_class_names
 
     grid = feature_grid(model)
     target = class_index(model_class_names(model), class_name) if class_name else None
-    found = find_faces(FaceClassifier(model), inputs, detect=detect, **detection)
-    for line in found.notes:
-        click.echo(line, err=True)
-    rows, figures = explain_faces(model, found, out, target)
+    rows, figures = [], []
+    if inputs:
+        found = find_faces(FaceClassifier(model), inputs, detect=detect, **detection)
+        for line in found.notes:
+            click.echo(line, err=True)
+        rows, figures = explain_faces(model, found, out, target)
+    if data["data_spec"]:
+        figures.append(per_class_figure(model, out, **data))
     notes = [f"model: {model.name}; feature grid {grid[0]}x{grid[1]}", SCORE_NOTE]
     return rows, write_page(out / "index.html", f"bench explain: {model.name}", notes, figures)
 

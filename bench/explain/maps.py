@@ -44,6 +44,13 @@ def class_index(class_names, name: str) -> int:
     raise BenchError(f"the model has no class '{name}'; {hint}--class takes one of {', '.join(names)}")
 
 
+def probabilities(model, faces: np.ndarray) -> np.ndarray:
+    """``(n, K)`` what the model returns for raw 0-255 ``faces`` (n, 48, 48[, 1]), :data:`BATCH` at a time."""
+    x = np.asarray(faces, dtype=np.float32).reshape(len(faces), 48, 48, 1)
+    out = [np.asarray(model(x[i : i + BATCH], training=False), dtype=np.float32) for i in range(0, len(x), BATCH)]
+    return np.concatenate(out) if out else np.zeros((0, int(model.outputs[0].shape[-1])), np.float32)
+
+
 def face_maps(model, faces: np.ndarray, explain_class: int | None = None) -> FaceMaps:
     """Predictions, Grad-CAM and attention maps of ``faces``.
 

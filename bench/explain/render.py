@@ -64,19 +64,21 @@ def face_panel(path: Path, face: np.ndarray, panels: list[tuple[str, np.ndarray 
     return _save(fig, path)
 
 
-def class_grid(path: Path, rows: list[dict], columns: list[str], title: str) -> Path:
-    """One PNG: a row per class (``rows``: ``label``, ``face``, and one heat map or None per entry of
-    ``columns``), the mean face first, each map over it."""
-    fig, axes = _figure(len(rows), 1 + len(columns), scale=1.6)
-    for r, row in enumerate(rows):
-        axes[r, 0].imshow(overlay(row["face"], None))
-        axes[r, 0].set_title(row["label"], fontsize=8)
-        for c, name in enumerate(columns):
-            heat = row.get(name)
+def class_grid(path: Path, columns: list[dict], rows: list[str], title: str) -> Path:
+    """One PNG: a column per class (``columns``: ``label``, ``face`` or None, and one heat map or None per
+    entry of ``rows``), its mean face on top and each map over it below; a class without faces stays blank."""
+    fig, axes = _figure(1 + len(rows), len(columns), scale=1.5)
+    for c, column in enumerate(columns):
+        axes[0, c].set_title(column["label"], fontsize=8)
+        if column.get("face") is None:
+            continue
+        axes[0, c].imshow(overlay(column["face"], None))
+        for r, name in enumerate(rows):
+            heat = column.get(name)
             if heat is not None:
-                axes[r, c + 1].imshow(overlay(row["face"], heat))
-                if r == 0:
-                    axes[r, c + 1].set_title(name, fontsize=8)
+                axes[r + 1, c].imshow(overlay(column["face"], heat))
+    for r, name in enumerate(rows):
+        axes[r + 1, 0].text(-0.08, 0.5, name, transform=axes[r + 1, 0].transAxes, rotation=90, va="center", ha="right")
     fig.suptitle(title, fontsize=9)
     return _save(fig, path)
 

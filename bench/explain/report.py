@@ -11,6 +11,7 @@ import numpy as np
 from bench.explain.page import Figure
 
 SECTION_FACES = "faces"
+SECTION_CLASSES = "per class"
 SCORE_NOTE = (
     "Grad-CAM: gradients of the class's pre-softmax logit with respect to the backbone's feature map, "
     "averaged per channel, weighting the map's channels (relu of the sum); red = most. Attention: the hybrid "
@@ -65,3 +66,31 @@ def explain_faces(model, found, out: Path, explain_class: int | None = None) -> 
         )
         figures.append(Figure(SECTION_FACES, path, caption))
     return rows, figures
+
+
+def per_class_figure(model, out: Path, *, data_spec: str, labels: str | None, split: str, per_class: int) -> Figure:
+    """The grid of per-class average maps over ``split`` of the data set ``data_spec``, as ``per-class.png``
+    in ``out``; a one-line error when the data's classes are not the model's."""
+    from bench.data import load_data
+    from bench.errors import BenchError
+    from bench.explain.per_class import class_averages
+    from bench.explain.render import class_grid
+    from bench.inference.classifier import model_class_names
+
+    names = model_class_names(model)
+    data = load_data(data_spec, labels=labels or "fer2013")
+    if tuple(data.class_names) != tuple(names):
+        raise BenchError(
+            f"the data's classes ({', '.join(data.class_names)}) are not the model's ({', '.join(names)}); "
+            "give the data set and --labels the model was trained with"
+        )
+    images, truth = data.split(split)
+    if not len(images):
+        raise BenchError(f"the {split} split of {data.source} is empty; choose another --split")
+    columns = class_averages(model, images, truth, names, per_class)
+    maps = ["Grad-CAM"] + (["attention"] if any(c["attention"] is not None for c in columns) else [])
+    title = f"{model.name}, {split} split: mean of up to {per_class} most confident correct faces per class"
+    path = class_grid(out / "per-class.png", columns, maps, title)
+    counts = ", ".join(c["label"] for c in columns)
+    caption = f"mean face and mean maps of each class's most confident correct {split} faces: {counts}"
+    return Figure(SECTION_CLASSES, path, caption)
