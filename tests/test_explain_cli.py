@@ -153,3 +153,13 @@ def test_per_class_data_with_other_classes_than_the_model_is_a_one_line_error(mo
             cv2.imwrite(str(root / split / name / "a.png"), synthetic_face())
     line = one_error_line(invoke("explain", "--model", model_file, "--data", root, "--out", tmp_path / "o"))
     assert "not the model's" in line and "calm, tense" in line
+
+
+def test_kernels_and_feature_maps_are_drawn_into_the_page(model_file, images, tmp_path):
+    out = tmp_path / "o"
+    crop = images.parent / "crop.png"
+    result = invoke("explain", "--model", model_file, crop, "--no-detect", "--kernels", "--feature-maps", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert (out / "kernels.png").is_file() and (out / "feature-maps.png").is_file()
+    assert "<h2>inside the backbone</h2>" in (out / "index.html").read_text()
+    assert "give an image" in one_error_line(invoke("explain", "--model", model_file, "--data", "x", "--feature-maps"))

@@ -49,6 +49,9 @@ EXAMPLES = examples(
     type=click.IntRange(1),
     help="With --data: average the maps of this many most confident correct faces per class.",
 )
+@click.option("--kernels", is_flag=True, help="Also draw the backbone's first-layer kernels.")
+@click.option("--feature-maps", is_flag=True, help="Also draw a backbone block's feature maps for the first face.")
+@click.option("--block", default=None, help="The backbone layer --feature-maps shows (default: its last).")
 @format_option("table", "json")
 @friendly_errors
 def explain(inputs, run_id, model_path, tracking_uri, out_dir, class_name, no_detect, fmt, **options):
@@ -62,25 +65,29 @@ def explain(inputs, run_id, model_path, tracking_uri, out_dir, class_name, no_de
     from bench.explain.faces import check_inputs
 
     data = {k: options.pop(k) for k in ("data_spec", "labels", "split", "per_class")}
+    views = {k: options.pop(k) for k in ("kernels", "feature_maps", "block")}
     if not inputs and not data["data_spec"]:
         raise BenchError("give images or folders of images to explain, or --data for per-class averages")
+    if views["feature_maps"] and not inputs:
+        raise BenchError("--feature-maps draws them for the first face of the inputs: give an image")
     if inputs:
         check_inputs(list(inputs))  # a missing path fails before the model loads
     load_tensorflow()
     model = load_saved_model(run_id, model_path, tracking_uri)
-    rows, page = _explain(model, list(inputs), Path(out_dir), class_name, not no_detect, options, data)
+    rows, page = _explain(model, list(inputs), Path(out_dir), class_name, not no_detect, options, data, views)
     if inputs:
         click.echo(json.dumps(rows, indent=2) if fmt == "json" else _table(rows))
     click.echo(f"wrote {page}", err=True)
 
 
-def _explain(model, inputs, out: Path, class_name, detect: bool, detection: dict, data: dict):
-    """The faces' rows and the page: per-face panels for ``inputs``, the per-class grid for ``data``."""
+def _explain(model, inputs, out: Path, class_name, detect: bool, detection: dict, data: dict, views: dict):
+    """The faces' rows and the page: per-face panels for ``inputs``, the per-class grid for ``data``, and
+    the views inside the backbone asked for."""
     from bench.explain.faces import find_faces
     from bench.explain.gradcam import feature_grid
     from bench.explain.maps import class_index
     from bench.explain.page import write_page
-    from bench.explain.report import SCORE_NOTE, explain_faces, per_class_figure
+    from bench.explain.report import SCORE_NOTE, explain_faces, feature_maps_figure, kernels_figure, per_class_figure
     from bench.inference.classifier import FaceClassifier, model_class_names
 
     grid = feature_grid(model)
@@ -91,8 +98,13 @@ def _explain(model, inputs, out: Path, class_name, detect: bool, detection: dict
         for line in found.notes:
             click.echo(line, err=True)
         rows, figures = explain_faces(model, found, out, target)
+        if views["feature_maps"]:
+            source = found.records[0].source
+            figures.append(feature_maps_figure(model, found.crops[0], source, out, views["block"]))
     if data["data_spec"]:
         figures.append(per_class_figure(model, out, **data))
+    if views["kernels"]:
+        figures.append(kernels_figure(model, out))
     notes = [f"model: {model.name}; feature grid {grid[0]}x{grid[1]}", SCORE_NOTE]
     return rows, write_page(out / "index.html", f"bench explain: {model.name}", notes, figures)
 

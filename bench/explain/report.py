@@ -12,6 +12,7 @@ from bench.explain.page import Figure
 
 SECTION_FACES = "faces"
 SECTION_CLASSES = "per class"
+SECTION_INSIDE = "inside the backbone"
 SCORE_NOTE = (
     "Grad-CAM: gradients of the class's pre-softmax logit with respect to the backbone's feature map, "
     "averaged per channel, weighting the map's channels (relu of the sum); red = most. Attention: the hybrid "
@@ -94,3 +95,29 @@ def per_class_figure(model, out: Path, *, data_spec: str, labels: str | None, sp
     counts = ", ".join(c["label"] for c in columns)
     caption = f"mean face and mean maps of each class's most confident correct {split} faces: {counts}"
     return Figure(SECTION_CLASSES, path, caption)
+
+
+def kernels_figure(model, out: Path) -> Figure:
+    """The backbone's first-layer kernels as ``kernels.png`` in ``out`` (each on its own gray scale)."""
+    from bench.explain.render import image_grid
+    from bench.explain.views import first_kernels
+
+    layer, kernels = first_kernels(model)
+    title = f"{model.name}: {layer}, {len(kernels)} kernels of {kernels.shape[1]}x{kernels.shape[2]}"
+    path = image_grid(out / "kernels.png", kernels, [str(i) for i in range(len(kernels))], title)
+    caption = f"first-layer kernels ({layer}), summed over the face's three repeated channels; dark to light"
+    return Figure(SECTION_INSIDE, path, caption)
+
+
+def feature_maps_figure(model, face: np.ndarray, source: str, out: Path, block: str | None) -> Figure:
+    """The most active feature maps of backbone layer ``block`` for one face, as ``feature-maps.png``."""
+    from bench.explain.render import image_grid
+    from bench.explain.views import feature_maps
+
+    block, maps = feature_maps(model, face, block)
+    labels = ["face"] + [str(i) for i in range(len(maps))]
+    images = [np.asarray(face, np.float32)] + list(maps)
+    title = f"{model.name}: {block} ({maps.shape[1]}x{maps.shape[2]}) for {Path(source).name}"
+    path = image_grid(out / "feature-maps.png", images, labels, title, cmap=["gray"] + ["viridis"] * len(maps))
+    caption = f"the {len(maps)} most active channels of {block} for {Path(source).name} (mean activation order)"
+    return Figure(SECTION_INSIDE, path, caption)
