@@ -13,6 +13,7 @@ from bench.cli.export_cmd import export
 from bench.cli.list_cmd import list_cmd
 from bench.cli.options import HEAD_OPTION, RECIPE_OPTION, TRACKING_URI_OPTION, examples
 from bench.cli.predict_cmd import predict
+from bench.cli.preview_cmd import preview
 from bench.cli.profile_cmd import profile_cmd
 from bench.cli.run_cmd import run
 from bench.cli.tune_cmd import tune
@@ -38,6 +39,7 @@ def cli():
 
 for command in (data, list_cmd, run, compare, profile_cmd, tune, predict, export, explain):
     cli.add_command(command)
+data.add_command(preview)
 
 
 def main() -> None:  # pragma: no cover - console entry point

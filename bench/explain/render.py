@@ -84,15 +84,24 @@ def class_grid(path: Path, columns: list[dict], rows: list[str], title: str) -> 
 
 
 def image_grid(
-    path: Path, images, labels: list[str], title: str, cols: int = 8, cmap: str | list[str] = "gray"
+    path: Path,
+    images,
+    labels: list[str],
+    title: str,
+    cols: int = 8,
+    cmap: str | list[str] = "gray",
+    value_range: tuple[float, float] | None = None,
 ) -> Path:
     """One PNG of small images (``(n, h, w)`` any scale, or ``(n, h, w, 3)`` RGB in 0-1), ``cols`` a row,
-    each under its label: kernels, feature maps, augmented views. ``cmap``: one colour map, or one per image."""
+    each under its label: kernels, feature maps, augmented views. ``cmap``: one colour map, or one per image;
+    ``value_range``: fixed (low, high) for every image (faces: 0-255, so brightness changes show), else each
+    image is scaled to its own range."""
     rows = max(1, -(-len(images) // cols))
     fig, axes = _figure(rows, min(cols, max(1, len(images))), scale=1.2)
     cmaps = [cmap] * len(images) if isinstance(cmap, str) else cmap
     for ax, image, label, colours in zip(axes.ravel(), images, labels, cmaps, strict=False):
-        ax.imshow(image, cmap=colours, interpolation="nearest")
+        low, high = value_range or (None, None)
+        ax.imshow(image, cmap=colours, interpolation="nearest", vmin=low, vmax=high)
         ax.set_title(label, fontsize=7)
     fig.suptitle(title, fontsize=9)
     return _save(fig, path)
