@@ -15,7 +15,7 @@ TORCH_STAMP := $(TORCH_VENV)/.installed
 TORCH_SPEC ?=
 BACKEND_TESTS := tests/test_batches.py tests/test_backend.py tests/test_augment_affine.py tests/test_augment_crop.py \
 	tests/test_mixing.py tests/test_ema.py
-JAX_TESTS := $(BACKEND_TESTS) tests/test_other_backends.py
+JAX_TESTS := $(BACKEND_TESTS) tests/test_other_backends.py tests/test_explain_gradcam.py
 
 .PHONY: demo test test-jax test-torch browser lint clean
 

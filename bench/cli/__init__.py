@@ -8,10 +8,12 @@ import click
 from bench.cli.base import BenchGroup, ProgressLine, _terminate_like_ctrl_c, friendly_errors
 from bench.cli.compare_cmd import compare
 from bench.cli.data_cmd import data
+from bench.cli.explain_cmd import explain
 from bench.cli.export_cmd import export
 from bench.cli.list_cmd import list_cmd
 from bench.cli.options import HEAD_OPTION, RECIPE_OPTION, TRACKING_URI_OPTION, examples
 from bench.cli.predict_cmd import predict
+from bench.cli.preview_cmd import preview
 from bench.cli.profile_cmd import profile_cmd
 from bench.cli.run_cmd import run
 from bench.cli.tune_cmd import tune
@@ -35,8 +37,9 @@ def cli():
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # not "Creating initial MLflow database tables..."
 
 
-for command in (data, list_cmd, run, compare, profile_cmd, tune, predict, export):
+for command in (data, list_cmd, run, compare, profile_cmd, tune, predict, export, explain):
     cli.add_command(command)
+data.add_command(preview)
 
 
 def main() -> None:  # pragma: no cover - console entry point
