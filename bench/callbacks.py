@@ -11,22 +11,8 @@ import keras
 import numpy as np
 
 from bench.errors import BenchError
-
-
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Macro-F1 over the classes present in ``y_true`` or ``y_pred``, 0 for a class never predicted
-    correctly: scikit-learn's ``f1_score(average="macro", zero_division=0)``, in NumPy so training
-    needs no scikit-learn (the GPU check runs where it may not be installed)."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    classes = np.union1d(y_true, y_pred)
-    if len(classes) == 0:
-        return 0.0
-    scores = []
-    for c in classes:
-        tp = np.sum((y_true == c) & (y_pred == c))
-        denominator = np.sum(y_true == c) + np.sum(y_pred == c)
-        scores.append(2 * tp / denominator if denominator else 0.0)
-    return float(np.mean(scores))
+from bench.metrics import macro_f1
+from bench.run_record import VAL_MACRO_F1
 
 
 class TrainingDiverged(BenchError):
@@ -75,7 +61,7 @@ class ValidationMetrics(keras.callbacks.Callback):
         picked = np.clip(probs[np.arange(len(self.y_val)), self.y_val], 1e-7, 1.0)
         logs["val_loss"] = float(-np.mean(np.log(picked)))
         logs["val_accuracy"] = float(np.mean(probs.argmax(1) == self.y_val))
-        logs["val_macro_f1"] = macro_f1(self.y_val, probs.argmax(1))
+        logs[VAL_MACRO_F1] = macro_f1(self.y_val, probs.argmax(1), probs.shape[-1])
 
 
 def call_end(first: int, steps_per_execution: int, epoch_steps: int | None) -> int:
@@ -362,7 +348,7 @@ class Progress(keras.callbacks.Callback):
             "steps": self.steps,
             "loss": float(logs["loss"]) if "loss" in logs else float("nan"),
             "images_per_second": self.timer.images_per_second,
-            "val_macro_f1": self._val_f1,
+            VAL_MACRO_F1: self._val_f1,
             "elapsed": elapsed,
             "eta": eta,
             "epoch_end": epoch_end,
@@ -380,5 +366,5 @@ class Progress(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        self._val_f1 = float(logs.get("val_macro_f1", self._val_f1))
+        self._val_f1 = float(logs.get(VAL_MACRO_F1, self._val_f1))
         self.report(self._status(None, logs, epoch_end=True))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bench import run_record as rec
+
 
 def _table(headers: list[str], rows: list[list], align: str | None = None) -> str:
     cells = [[str(c) for c in row] for row in rows]
@@ -142,14 +144,14 @@ def render_profiles(results: list[dict]) -> str:
         [
             f"{r['backbone']}+{r['head']}",
             r["image_size"],
-            f"{r['params_total'] / 1e6:.2f}M",
-            f"{r['flops_per_image'] / 1e9:.3f}" if r["flops_per_image"] is not None else "-",
-            f"{r['train_images_per_second']:.0f}",
+            f"{r[rec.PARAMS_TOTAL] / 1e6:.2f}M",
+            f"{r[rec.FLOPS_PER_IMAGE] / 1e9:.3f}" if r[rec.FLOPS_PER_IMAGE] is not None else "-",
+            f"{r[rec.TRAIN_IMAGES_PER_SECOND]:.0f}",
             f"{r['infer_images_per_second']:.0f}",
-            f"{r['latency_ms_p50']:.1f}",
-            f"{r['latency_ms_p95']:.1f}",
+            f"{r[rec.LATENCY_P50]:.1f}",
+            f"{r[rec.LATENCY_P95]:.1f}",
             f"{r['peak_rss_mb']:.0f}",
-            f"{r['keras_file_mb']:.1f}",
+            f"{r[rec.KERAS_FILE_MB]:.1f}",
             f"{100 * r['train_fraction_of_peak']:.1f}",
         ]
         for r in results
@@ -230,7 +232,7 @@ def format_progress(status: dict) -> str:
     parts = [f"{status['phase']} epoch {status['epoch']}/{status['epochs']}"]
     if status.get("step") and status.get("steps"):
         parts[0] += f" step {status['step']}/{status['steps']}"
-    speed, loss, f1 = status["images_per_second"], status["loss"], status["val_macro_f1"]
+    speed, loss, f1 = status["images_per_second"], status["loss"], status[rec.VAL_MACRO_F1]
     if speed == speed:
         parts.append(f"{speed:.0f} img/s")
     if loss == loss:

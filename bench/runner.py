@@ -16,14 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from bench import interrupts
+from bench import run_record as rec
 from bench import tracking as trk
 from bench.claims import claim, holds, release
 from bench.config import Recipe
-from bench.data.dataset import FerData, split_fingerprint
+from bench.data.dataset import FerData
 from bench.errors import BenchError, Interrupted, os_error_text
 from bench.metrics import HEADLINE_METRICS, classification_report, confusion, evaluate
 from bench.plan import resolve_recipe
-from bench.recipe_io import flatten, recipe_hash, to_dict, to_toml
+from bench.recipe_io import to_toml
 from bench.runtime import environment_tags
 
 
@@ -55,21 +56,12 @@ class RunSummary:
     tracking_uri: str
 
 
-def predict_probs(model, images: np.ndarray) -> np.ndarray:
-    """Class probabilities of every image in one prediction pass (not a Python loop of predicts)."""
-    from bench.data.batches import predict_all  # imports Keras: not before a command's names are checked
-
-    if len(images) == 0:
-        return np.zeros((0, model.output.shape[-1]), dtype=np.float32)
-    return predict_all(model, images)
-
-
 def _log_evaluation(run: trk.TrackedRun, fit, result, folder: Path) -> dict[str, float]:
     """Evaluate the trained model on val and test as ``recipe.eval`` says (TTA views, then a temperature
     fitted on val), log the metrics, predictions and figures; returns the test metrics without prefix."""
     from bench import plots
     from bench.evaluation import PLAIN_METRICS, calibrate_views, evaluation_views
-    from bench.inference.tta import TAG as TTA_TAG
+    from bench.inference.classifier import predict_probs
 
     model, splits, spec, recipe = fit.model, fit.splits, fit.spec, fit.recipe
     names = splits.class_names
@@ -81,44 +73,42 @@ def _log_evaluation(run: trk.TrackedRun, fit, result, folder: Path) -> dict[str,
     probs = {split: v.mean(axis=0).astype(np.float32) for split, v in views.items()}
     for split in ("val", "test"):
         if len(truth[split]):
-            metrics.update({f"{split}_{k}": v for k, v in evaluate(truth[split], probs[split], names).items()})
+            scores = evaluate(truth[split], probs[split], names)
+            metrics.update({rec.split_metric(split, k): v for k, v in scores.items()})
     if recipe.eval.tta != "none" and len(truth["test"]):
         # the same model without TTA and without the temperature fitted to the TTA average
         plain = evaluate(truth["test"], untempered["test"][0], names)
-        metrics.update({f"test_plain_{k}": plain[k] for k in PLAIN_METRICS})
-    run.set_tags({TTA_TAG: recipe.eval.tta})
+        metrics.update({rec.split_metric("test_plain", k): plain[k] for k in PLAIN_METRICS})
+    run.set_tags({rec.TTA_TAG: recipe.eval.tta})
     # val_macro_f1 and val_accuracy are also per-epoch curves (steps 0 .. end_epoch - 1), and MLflow shows a
     # run's value at its highest step: logged at step 0 the evaluated (restored) model's values were hidden
     # behind the last epoch's and drew a second point at epoch 0 of the curve. After the curves they are
     # the run's values and the curve's last point.
     run.metrics(metrics, step=result.end_epoch)
-    np.savez_compressed(
-        folder / "predictions.npz",
-        test_y_true=truth["test"],
-        test_y_prob=probs["test"],
-        val_y_true=truth["val"],
-        val_y_prob=probs["val"],
-        class_names=np.array(names),
-    )
+    arrays = {}
+    for split in ("test", "val"):
+        y_true, y_prob = rec.prediction_keys(split)
+        arrays.update({y_true: truth[split], y_prob: probs[split]})
+    np.savez_compressed(folder / rec.PREDICTIONS_ARTIFACT, **arrays, class_names=np.array(names))
     main = "test" if len(truth["test"]) else "val"
     y, p = truth[main], probs[main]
-    (folder / "classification_report.txt").write_text(f"{main} split\n" + classification_report(y, p, names))
+    (folder / rec.REPORT_ARTIFACT).write_text(f"{main} split\n" + classification_report(y, p, names))
     model_name = f"{spec.backbone} + {spec.head}"
     plots.confusion_matrix_plot(
-        confusion(y, p, len(names)), folder / "confusion_matrix.png", names, title=f"{model_name} ({main})"
+        confusion(y, p, len(names)), folder / rec.CONFUSION_ARTIFACT, names, title=f"{model_name} ({main})"
     )
     support = np.bincount(y, minlength=len(names))
     plots.recall_bars(
-        metrics, folder / "per_class_recall.png", names, prefix=f"{main}_", support=support, title=model_name
+        metrics, folder / rec.RECALL_ARTIFACT, names, prefix=f"{main}_", support=support, title=model_name
     )
     plots.training_curves(
         result.history,
         result.phase_starts,
-        folder / "training_curves.png",
+        folder / rec.CURVES_ARTIFACT,
         phase_names=[phase.name for phase in fit.recipe.phases],
         title=model_name,
     )
-    plots.reliability_diagram(y, p, folder / "reliability.png")
+    plots.reliability_diagram(y, p, folder / rec.RELIABILITY_ARTIFACT)
     return {k.removeprefix("test_"): v for k, v in metrics.items() if k.startswith("test_")}
 
 
@@ -126,41 +116,7 @@ def _cost_metrics(model) -> dict[str, float]:
     """The cost figures bench profile reports, measured on the trained model."""
     from bench.profile import forward_flops, latency_ms
 
-    p50, p95 = latency_ms(model)
-    return {"flops_per_image": forward_flops(model), "latency_ms_p50": p50, "latency_ms_p95": p95}
-
-
-def _run_params(fit, data: FerData) -> dict:
-    recipe, splits = fit.recipe, fit.splits
-    params = flatten(to_dict(recipe), "recipe.")
-    params.update(
-        {
-            "backbone": recipe.model.backbone,
-            "head": recipe.model.head,
-            "weights": recipe.model.weights,
-            "seed": recipe.run.seed,
-            "recipe": recipe.name,
-            "recipe_hash": recipe_hash(recipe),
-            "image_size": fit.spec.image_size,
-            "data_source": data.source,
-            "data_fingerprint": data.fingerprint(),
-            "val_fingerprint": split_fingerprint(splits.x_val, splits.y_val, splits.class_names),
-            "test_fingerprint": split_fingerprint(splits.x_test, splits.y_test, splits.class_names),
-            "split_protocol": data.protocol,
-            "class_names": ",".join(data.class_names),
-            "n_train": len(splits.y_train),
-            "n_val": len(splits.y_val),
-            "n_test": len(splits.y_test),
-            "n_deduped": splits.n_deduped,
-            "class_weights": [round(float(w), 4) for w in splits.class_weights],
-        }
-    )
-    return params
-
-
-RECIPE_ARTIFACT = "recipe.toml"  # the run's resolved recipe: its whole description, logged first
-CHECKPOINT_TAG = "bench.checkpoint_dir"
-TRAINED_WEIGHTS, TRAINED_STATE = "trained.weights.h5", "trained.json"
+    return rec.cost_metrics(forward_flops(model), latency_ms(model))
 
 
 def checkpoint_root(uri: str) -> Path:
@@ -178,7 +134,7 @@ def resume_command(run_id: str, uri: str) -> str:
 
 
 def _has_checkpoint(folder: Path) -> bool:
-    return (folder / TRAINED_STATE).is_file() or (folder / "state.json").is_file()
+    return (folder / rec.TRAINED_STATE_FILE).is_file() or (folder / rec.STATE_FILE).is_file()
 
 
 def save_trained(folder: Path, model, result) -> None:
@@ -192,31 +148,28 @@ def save_trained(folder: Path, model, result) -> None:
     from bench.train.checkpoints import write_weights, write_whole
 
     folder.mkdir(parents=True, exist_ok=True)
-    write_weights(model, folder / TRAINED_WEIGHTS)
+    write_weights(model, folder / rec.TRAINED_WEIGHTS_FILE)
     text = json.dumps({f.name: getattr(result, f.name) for f in fields(result) if f.name != "model"})
-    write_whole(folder / TRAINED_STATE, lambda partial: partial.write_text(text))
+    write_whole(folder / rec.TRAINED_STATE_FILE, lambda partial: partial.write_text(text))
 
 
 def load_trained(folder: Path, model):
     """The TrainResult :func:`save_trained` kept, with its weights loaded into ``model``; None if none."""
     from bench.train import TrainResult
 
-    if not (folder / TRAINED_STATE).is_file():
+    if not (folder / rec.TRAINED_STATE_FILE).is_file():
         return None
-    model.load_weights(folder / TRAINED_WEIGHTS)
-    return TrainResult(model, **json.loads((folder / TRAINED_STATE).read_text()))
-
-
-CURVES = ("loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1", "learning_rate")
+    model.load_weights(folder / rec.TRAINED_WEIGHTS_FILE)
+    return TrainResult(model, **json.loads((folder / rec.TRAINED_STATE_FILE).read_text()))
 
 
 def _kept_message(run_id: str | None, exc: Exception, folder: Path | None, uri: str) -> str:
     """One line for a run the disk or the store failed: the path and cause, what survives, how to go on."""
     cause = os_error_text(exc) if isinstance(exc, OSError) else str(exc)
     fix = getattr(exc, "fix", None) or "free space or fix permissions"
-    if folder is not None and (folder / TRAINED_STATE).is_file():
+    if folder is not None and (folder / rec.TRAINED_STATE_FILE).is_file():
         kept = f"the trained model is kept in {folder}"
-    elif folder is not None and (folder / "state.json").is_file():
+    elif folder is not None and (folder / rec.STATE_FILE).is_file():
         kept = f"its last epoch checkpoint is kept in {folder}"
     else:
         return f"run {run_id or '(not started)'} failed: {cause}; {fix}, then run it again"
@@ -253,8 +206,8 @@ def run_one(req: RunRequest, data: FerData) -> RunSummary:
     uri = trk.connect(req.tracking_uri)  # first: a bad store fails before a model is built
     experiment_id = trk.ensure_experiment(recipe.run.experiment, uri)
     fit = Fit.build(recipe, data)
-    tags = {**environment_tags(fit.precision), "backbone": backbone, "head": head, "recipe": recipe.name}
-    tags["batchnorm"] = fit.spec.batchnorm  # the kernel built: what "auto" picked on this backend
+    tags = {**environment_tags(fit.precision), rec.BACKBONE: backbone, rec.HEAD: head, rec.RECIPE: recipe.name}
+    tags[rec.BATCHNORM_TAG] = fit.spec.batchnorm  # the kernel built: what "auto" picked on this backend
     run = trk.TrackedRun(
         experiment_id,
         run_name=f"{backbone}+{head}/{recipe.name}/s{recipe.run.seed}",
@@ -318,23 +271,17 @@ def _start(run: trk.TrackedRun, req: RunRequest, fit, data: FerData, ckpt_dir: P
         resume_state = read_resume_state(ckpt_dir)
         if resume_state is None:
             raise BenchError(f"run {req.resume_run_id} has no checkpoint under {ckpt_dir}; it cannot be resumed")
-        model.load_weights(ckpt_dir / "weights.weights.h5")
+        model.load_weights(ckpt_dir / rec.WEIGHTS_FILE)
         return resume_state, None
-    run.params(_run_params(fit, data))
-    tags = {CHECKPOINT_TAG: str(ckpt_dir), trk.LABEL_SET_TAG: data.label_set}
+    run.params(rec.run_params(fit.recipe, fit.spec, fit.splits, data))
+    tags = {rec.CHECKPOINT_DIR_TAG: str(ckpt_dir), rec.LABEL_SET_TAG: data.label_set}
     if not data.source.startswith("synthetic") and Path(data.source).exists():
-        tags["bench.data_path"] = str(Path(data.source).resolve())  # a resume may start in another folder
+        tags[rec.DATA_PATH_TAG] = str(Path(data.source).resolve())  # a resume may start in another folder
     run.set_tags(tags)
     with tempfile.TemporaryDirectory() as tmp:  # logged first, so an interrupted run can resume
-        (Path(tmp) / RECIPE_ARTIFACT).write_text(to_toml(req.recipe))
-        run.artifact(Path(tmp) / RECIPE_ARTIFACT)
-    run.metrics(
-        {
-            "params_total": model.count_params(),
-            "params_backbone": model.backbone.count_params(),
-            "params_head": model.head.count_params(),
-        }
-    )
+        (Path(tmp) / rec.RECIPE_ARTIFACT).write_text(to_toml(req.recipe))
+        run.artifact(Path(tmp) / rec.RECIPE_ARTIFACT)
+    run.metrics(rec.size_metrics(model))
     return None, None
 
 
@@ -348,7 +295,7 @@ def _train_and_log(run: trk.TrackedRun, req: RunRequest, fit, data: FerData, ckp
             checkpoint_dir=ckpt_dir,
             verbose=req.verbose,
             resume_state=resume_state,
-            logged_epochs=run.epoch_history(CURVES) if resume_state is not None else None,
+            logged_epochs=run.epoch_history(rec.CURVES) if resume_state is not None else None,
         )
         save_trained(ckpt_dir, fit.model, result)
     # From here on a stop signal waits for the next logging call (a safe point) instead of landing in
@@ -359,38 +306,15 @@ def _train_and_log(run: trk.TrackedRun, req: RunRequest, fit, data: FerData, ckp
 
 def _log_results(run: trk.TrackedRun, req: RunRequest, fit, result):
     """Log the training figures, the evaluation and the artifacts of a trained model."""
-    run.metrics(
-        {
-            "fit_seconds": result.train_seconds,
-            "train_images_per_second": result.images_per_second,
-            "input_wait_fraction": result.input_wait_fraction,
-            "epochs_planned": sum(result.planned_epochs),
-            "epochs_actual": sum(result.actual_epochs),
-            "train_passes": result.train_passes,
-            "budget_replans": result.replans,
-        }
-    )
-    if fit.recipe.model.batchnorm_stats == "recomputed":  # logged even when no layer qualified (0)
-        run.metrics(
-            {
-                "batchnorm_layers_recomputed": result.batchnorm_recomputed,
-                "batchnorm_recompute_seconds": result.batchnorm_seconds,
-            }
-        )
-    run.set_tags(
-        {
-            "epochs_planned_per_phase": result.planned_epochs,
-            "epochs_actual_per_phase": result.actual_epochs,
-            "budget_hit": result.budget_hit,
-        }
-    )
+    run.metrics(rec.training_metrics(result, fit.recipe.model.batchnorm_stats == "recomputed"))
+    run.set_tags(rec.training_tags(result))
     run.metrics(_cost_metrics(fit.model))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         test_metrics = _log_evaluation(run, fit, result, folder)
         if req.save_model:
-            fit.model.save(folder / "model.keras")
-            run.metrics({"keras_file_mb": (folder / "model.keras").stat().st_size / 2**20})
+            fit.model.save(folder / rec.MODEL_ARTIFACT)
+            run.metrics({rec.KERAS_FILE_MB: (folder / rec.MODEL_ARTIFACT).stat().st_size / 2**20})
         for path in sorted(folder.iterdir()):
             run.artifact(path)
     return result, test_metrics
@@ -408,9 +332,9 @@ def resume_request(run_id: str, tracking_uri: str | None, save_model: bool = Tru
     if logged.info.status == "FINISHED":
         raise BenchError(f"run {run_id} already finished; nothing to resume")
     tags = logged.data.tags
-    folder = Path(tags.get(CHECKPOINT_TAG) or checkpoint_root(uri) / run_id)
+    folder = Path(tags.get(rec.CHECKPOINT_DIR_TAG) or checkpoint_root(uri) / run_id)
     legacy = Path(trk.DEFAULT_DIR) / "checkpoints" / run_id  # where bench kept them before the tag existed
-    if CHECKPOINT_TAG not in tags and not _has_checkpoint(folder) and _has_checkpoint(legacy):
+    if rec.CHECKPOINT_DIR_TAG not in tags and not _has_checkpoint(folder) and _has_checkpoint(legacy):
         folder = legacy
     if folder.is_dir():
         claim(folder, f"run {run_id}")
@@ -430,17 +354,17 @@ def _resume_request(logged, uri: str, folder: Path, tracking_uri: str | None, sa
             f"run {run_id} has no checkpoint in {folder} (it stopped before its first epoch ended, or the "
             "folder was removed); it cannot be resumed, start a new run instead"
         )
-    source = tags.get("bench.data_path") or params["data_source"]
+    source = tags.get(rec.DATA_PATH_TAG) or params[rec.DATA_SOURCE]
     # The run's own record wins over its recipe.toml: runs logged before the recipe held backbone, head,
     # data and experiment kept the recipe file's head there even when --head chose another.
     run_fields = {
-        "backbone": params["backbone"],
-        "head": params["head"],
+        "backbone": params[rec.BACKBONE],
+        "head": params[rec.HEAD],
         "data": source,
         "experiment": trk.experiment_name(logged.info.experiment_id),
     }
     with tempfile.TemporaryDirectory() as tmp:
-        recipe = resolve_recipe(str(trk.download_artifact(run_id, RECIPE_ARTIFACT, Path(tmp))), **run_fields)
+        recipe = resolve_recipe(str(trk.download_artifact(run_id, rec.RECIPE_ARTIFACT, Path(tmp))), **run_fields)
     req = RunRequest(recipe, tracking_uri, save_model, resume_run_id=run_id, checkpoint_dir=folder)
     return req, source
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from bench import interrupts
 from bench.errors import BenchError, first_line, probe_folder
+from bench.run_record import FAILURE_REASON_TAG, KIND_LEADERBOARD, KIND_TAG
 
-LABEL_SET_TAG = "bench.label_set"  # fer2013 or ferplus: bench compare never ranks the two together
 DEFAULT_DIR = "mlruns"
 
 
@@ -248,9 +248,9 @@ class TrackedRun:
         import mlflow
 
         if exc_type is None:
-            if "failure_reason" in self.run.data.tags:  # a resumed run: the old reason no longer holds
+            if FAILURE_REASON_TAG in self.run.data.tags:  # a resumed run: the old reason no longer holds
                 with contextlib.suppress(Exception):  # a stale tag is no reason to fail a logged run
-                    mlflow.MlflowClient().delete_tag(self.run_id, "failure_reason")
+                    mlflow.MlflowClient().delete_tag(self.run_id, FAILURE_REASON_TAG)
             with _store_errors("the end of the run"):
                 mlflow.end_run("FINISHED")
             return False
@@ -260,7 +260,7 @@ class TrackedRun:
         # report. A second Ctrl-C waits (held) so that the run is marked before the command ends.
         with interrupts.held(check_after=False):
             with contextlib.suppress(Exception):
-                mlflow.set_tag("failure_reason", reason[:5000])
+                mlflow.set_tag(FAILURE_REASON_TAG, reason[:5000])
             with contextlib.suppress(Exception):
                 mlflow.end_run(status)
         return False
@@ -385,8 +385,9 @@ def search_runs(experiments: list[str], uri: str | None = None):
             )
         ids.append(exp.experiment_id)
     frame = mlflow.search_runs(ids, output_format="pandas")
-    if len(frame) and "tags.bench.kind" in frame.columns:
-        frame = frame[frame["tags.bench.kind"].fillna("") != "leaderboard"]
+    kind = f"tags.{KIND_TAG}"
+    if len(frame) and kind in frame.columns:
+        frame = frame[frame[kind].fillna("") != KIND_LEADERBOARD]
     return frame
 
 
@@ -408,7 +409,7 @@ def log_leaderboard(experiment: str, files: list[Path], metrics: dict[str, float
     """Log leaderboard files as artifacts of a ``leaderboard`` run in ``experiment``; returns its id."""
     resolved = connect(uri)
     with TrackedRun(
-        ensure_experiment(experiment, resolved), run_name="leaderboard", tags={"bench.kind": "leaderboard"}
+        ensure_experiment(experiment, resolved), run_name="leaderboard", tags={KIND_TAG: KIND_LEADERBOARD}
     ) as run:
         run.metrics(metrics)
         for path in files:
@@ -423,15 +424,15 @@ def set_run_status(run_id: str, status: str, reason: str | None = None) -> None:
 
     client = mlflow.MlflowClient()
     if reason:
-        client.set_tag(run_id, "failure_reason", reason)
+        client.set_tag(run_id, FAILURE_REASON_TAG, reason)
     else:
         _clear_failure_reason(client, run_id)
     client.update_run(run_id, status=status)
 
 
 def _clear_failure_reason(client, run_id: str) -> None:
-    if "failure_reason" in client.get_run(run_id).data.tags:
-        client.delete_tag(run_id, "failure_reason")
+    if FAILURE_REASON_TAG in client.get_run(run_id).data.tags:
+        client.delete_tag(run_id, FAILURE_REASON_TAG)
 
 
 def log_to_run(run_id: str, metrics: dict[str, float], params: dict[str, Any], files: list[Path]) -> None:

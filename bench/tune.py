@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench import run_record as rec
 from bench import tracking as trk
 from bench.config import Recipe
 from bench.data.dataset import FerData
@@ -58,7 +59,7 @@ class _PruningCallback:
 
         class Callback(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
-                value = (logs or {}).get("val_macro_f1")
+                value = (logs or {}).get(rec.VAL_MACRO_F1)
                 if value is None or not math.isfinite(value):
                     return
                 trial.report(value, step=epoch)
@@ -121,11 +122,12 @@ def trial_score(fit, result) -> float:
     trials on the moving statistics would favour settings the moving statistics suit (weaker
     augmentation), not the ones that make the best shipped model."""
     if fit.recipe.model.batchnorm_stats != "recomputed":
-        return max(result.history["val_macro_f1"])
-    from bench.callbacks import macro_f1
-    from bench.runner import predict_probs
+        return max(result.history[rec.VAL_MACRO_F1])
+    from bench.inference.classifier import predict_probs
+    from bench.metrics import macro_f1
 
-    return macro_f1(fit.splits.y_val, predict_probs(fit.model, fit.splits.x_val).argmax(1))
+    probs = predict_probs(fit.model, fit.splits.x_val)
+    return macro_f1(fit.splits.y_val, probs.argmax(1), probs.shape[-1])
 
 
 def _objective(
@@ -138,7 +140,7 @@ def _objective(
 
     from bench.train import Fit
 
-    names = {"backbone": req.recipe.model.backbone, "head": req.recipe.model.head}
+    names = {rec.BACKBONE: req.recipe.model.backbone, rec.HEAD: req.recipe.model.head}
 
     def objective(trial) -> float:
         values = suggest(trial, space)
@@ -152,7 +154,7 @@ def _objective(
                 callbacks = [run.epoch_callback(), _PruningCallback(trial, prune=not baseline)]
                 result = fit.train(callbacks=callbacks, progress=req.progress)
                 score = trial_score(fit, result)
-                run.metrics({"val_macro_f1_best": score})
+                run.metrics({rec.VAL_MACRO_F1_BEST: score})
                 return score
         except optuna.TrialPruned:
             raise
@@ -351,10 +353,10 @@ def _parent_run(study, experiment_id: str, req: TuneRequest) -> str:
     if parent:
         trk.set_run_status(parent, "RUNNING")
         return parent
-    params = {"backbone": req.recipe.model.backbone, "head": req.recipe.model.head, "recipe": req.recipe.name}
+    params = {rec.BACKBONE: req.recipe.model.backbone, rec.HEAD: req.recipe.model.head, rec.RECIPE: req.recipe.name}
     params.update(trials=req.trials, sampler=req.sampler, pruner=req.pruner, study=req.study)
     with trk.TrackedRun(
-        experiment_id, run_name=f"study-{req.study}", tags={"bench.kind": "study", "optuna.study": req.study}
+        experiment_id, run_name=f"study-{req.study}", tags={rec.KIND_TAG: rec.KIND_STUDY, "optuna.study": req.study}
     ) as run:
         run.params(params)
     study.set_user_attr("mlflow_parent_run_id", run.run_id)

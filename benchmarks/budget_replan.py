@@ -53,8 +53,8 @@ class StopHogsAfterFirstEpoch(keras.callbacks.Callback):
 
 def train(args, data, replan: bool) -> dict:
     from bench.config import load_recipe
+    from bench.inference.classifier import predict_probs
     from bench.metrics import evaluate
-    from bench.runner import predict_probs
     from bench.train import Trainer, build_for_recipe, prepare_splits
 
     overrides = [f"run.budget_minutes={args.minutes}", f"run.seed={args.seed}", *args.set]

@@ -383,10 +383,10 @@ def test_a_trial_is_scored_on_the_model_it_ships(stats):
     model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(7, "softmax")])
     kernel, bias = model.layers[-1].get_weights()
     model.layers[-1].set_weights([np.zeros_like(kernel), np.eye(7)[2] * 5])  # always class 2
-    y_val = np.array([2, 2, 2, 0])  # macro-F1 of always-2: classes {0, 2} -> (0 + 2*3/7) / 2
+    y_val = np.array([2, 2, 2, 0])  # macro-F1 of always-2 over all 7 labels, as evaluation: (2*3/7) / 7
     fit = SimpleNamespace(recipe=recipe, model=model, splits=SimpleNamespace(x_val=np.zeros((4, 4, 4)), y_val=y_val))
     result = SimpleNamespace(history={"val_macro_f1": [0.2, 0.9, 0.5]})
-    expected = 0.9 if stats == "moving" else (6 / 7) / 2
+    expected = 0.9 if stats == "moving" else (6 / 7) / 7
     assert trial_score(fit, result) == pytest.approx(expected)
 
 

@@ -15,8 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-OPTIMIZER_STATE = "optimizer.npz"
-"""The optimizer's variables in an epoch checkpoint (step count, moments, a plateau-cut rate)."""
+from bench.run_record import BEST_WEIGHTS_GLOB, EMA_FILE, OPTIMIZER_FILE, STATE_FILE, WEIGHTS_FILE, best_weights_file
 
 
 class Checkpointer(keras.callbacks.Callback):
@@ -65,7 +64,7 @@ class Checkpointer(keras.callbacks.Callback):
 
     def _write(self, next_epoch: int, ended: int | None) -> None:
         # ``target``: the whole model, also when fit trains only its head on cached features.
-        weights = self.folder / "weights.weights.h5"
+        weights = self.folder / WEIGHTS_FILE
         write_weights(self.target or self.model, weights)
         state = {**self.state, "next_epoch": next_epoch}
         best = self._save_best(weights, ended)
@@ -76,13 +75,13 @@ class Checkpointer(keras.callbacks.Callback):
         values = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self.model.optimizer.variables)}
         # the position it belongs to: restore_optimizer refuses it for another one
         values["position"] = np.array([state["phase"], next_epoch])
-        write_whole(self.folder / OPTIMIZER_STATE, lambda partial: np.savez(partial, **values))
+        write_whole(self.folder / OPTIMIZER_FILE, lambda partial: np.savez(partial, **values))
         if self.ema is not None:
             write_ema(self.folder, self.ema, [state["phase"], next_epoch])
         if self.train_seconds is not None:
             state["train_seconds"] = self.train_seconds()
         write_state(self.folder, state)
-        for stale in self.folder.glob("best-*.weights.h5"):
+        for stale in self.folder.glob(BEST_WEIGHTS_GLOB):
             if stale.name != best:
                 stale.unlink()  # only now: the state written before named the file it replaces
 
@@ -92,7 +91,7 @@ class Checkpointer(keras.callbacks.Callback):
         stopper = self.monitors.get("early_stopping")
         if stopper is None or stopper.best_weights is None:
             return None
-        name = f"best-{self.state['phase']}-{stopper.best_epoch}.weights.h5"
+        name = best_weights_file(self.state["phase"], stopper.best_epoch)
         # at the end of fit the weights are the best epoch's (restored): save them if nothing did
         if stopper.best_epoch == ended or (ended is None and not (self.folder / name).exists()):
             write_whole(self.folder / name, lambda partial: shutil.copyfile(weights, partial))
@@ -103,7 +102,7 @@ def write_state(folder: Path, state: dict) -> None:
     """``state.json``, the position a resume continues from, written last and whole (a kill mid-write
     leaves the previous one)."""
     text = json.dumps(state)
-    write_whole(Path(folder) / "state.json", lambda partial: partial.write_text(text))
+    write_whole(Path(folder) / STATE_FILE, lambda partial: partial.write_text(text))
 
 
 def write_whole(target: Path, write: Callable[[Path], object]) -> None:
@@ -153,11 +152,6 @@ def write_weights(model: keras.Model, target: Path) -> None:
     write_whole(target, lambda partial: partial.write_bytes(data))
 
 
-EMA_STATE = "ema.npz"
-"""A phase with ``ema_decay``: the raw training weights and the step count behind the averaged weights
-the epoch checkpoint holds (:class:`bench.train.ema.WeightEMA`)."""
-
-
 def write_ema(folder: Path, ema, position: list[int]) -> None:
     """Keep ``ema``'s raw weights (the checkpoint's weights are the average) and step count, for the
     checkpoint at ``position`` ([phase, next epoch]); nothing while no epoch has ended."""
@@ -165,7 +159,7 @@ def write_ema(folder: Path, ema, position: list[int]) -> None:
         return
     values = {f"raw{i}": w for i, w in enumerate(ema.raw)}
     values.update(updates=np.array(ema.updates), position=np.array(position))
-    write_whole(Path(folder) / EMA_STATE, lambda partial: np.savez(partial, **values))
+    write_whole(Path(folder) / EMA_FILE, lambda partial: np.savez(partial, **values))
 
 
 def restore_ema(folder: Path, state: dict, ema, model: keras.Model) -> bool:
@@ -173,7 +167,7 @@ def restore_ema(folder: Path, state: dict, ema, model: keras.Model) -> bool:
     become the average, the raw weights saved beside them go back into ``model``, the step count goes on.
     False, with nothing changed, when there is no such file or it belongs to another position (then the
     average restarts from the checkpoint's weights, as it did before bench kept this file)."""
-    path = Path(folder) / EMA_STATE
+    path = Path(folder) / EMA_FILE
     if not path.exists():
         return False
     with np.load(path) as saved:
@@ -196,7 +190,7 @@ def restore_optimizer(model: keras.Model, folder: Path, state: dict) -> bool:
     with no variable assigned, when there is no such file, it was saved at another position, or its
     variables do not match (a checkpoint from before bench saved optimizers, another precision).
     Early stopping's and the plateau's counters come back through :mod:`bench.monitors`."""
-    path = Path(folder) / OPTIMIZER_STATE
+    path = Path(folder) / OPTIMIZER_FILE
     if not path.exists():
         return False
     with np.load(path) as saved:
@@ -216,7 +210,7 @@ def restore_optimizer(model: keras.Model, folder: Path, state: dict) -> bool:
 def read_resume_state(checkpoint_dir: Path) -> dict | None:
     """Where an interrupted run stopped (phase, plan, next epoch, training seconds spent), as its last
     epoch checkpoint wrote it."""
-    state = Path(checkpoint_dir) / "state.json"
+    state = Path(checkpoint_dir) / STATE_FILE
     return json.loads(state.read_text()) if state.exists() else None
 
 

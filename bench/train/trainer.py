@@ -22,6 +22,7 @@ from bench.data.mixing import build_mixer
 from bench.data.pipeline import oversample_indices
 from bench.freezing import apply_phase_trainability
 from bench.monitors import ResumableEarlyStopping, ResumablePlateau, best_weights_loader
+from bench.run_record import STATE_FILE
 from bench.train import checkpoints as ckpt
 from bench.train.ema import WeightEMA
 from bench.train.features import CachedFeatures, cache_features
@@ -343,7 +344,7 @@ class Trainer:
             self._target.optimizer.learning_rate = make_schedule(phase, self.steps_per_epoch, plan[0])
             self._target.train_function = None
         self.plan[:] = plan
-        if self.checkpoint_dir is not None and (self.checkpoint_dir / "state.json").exists():
+        if self.checkpoint_dir is not None and (self.checkpoint_dir / STATE_FILE).exists():
             # epoch 1's checkpoint holds the plan before this fit (and, were the phase over, its end as
             # the position): a resume must get the shrunk plan and continue after epoch 1
             state = {**ckpt.read_resume_state(self.checkpoint_dir), "plan": self.plan, "next_epoch": 1}
