@@ -156,8 +156,8 @@ def profile(
     import keras
 
     from bench.backend import is_tensorflow
-    from bench.config import load_recipe
     from bench.models import build_model
+    from bench.recipe_load import load_recipe
     from bench.runtime import onednn_enabled, set_threads
     from bench.train.known_faults import refuse_onednn_faults
 

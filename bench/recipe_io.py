@@ -1,5 +1,5 @@
 """A resolved recipe written out: plain dicts (JSON, logging), flat MLflow params, TOML that
-:func:`bench.config.load_recipe` reads back, and the hash by which a leaderboard pools seeds."""
+:func:`bench.recipe_load.load_recipe` reads back, and the hash by which a leaderboard pools seeds."""
 
 from __future__ import annotations
 

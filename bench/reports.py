@@ -126,6 +126,24 @@ def render_catalog(catalog: dict) -> str:
     )
 
 
+def summary_line(s) -> str:
+    """The one line ``bench run`` prints per run (a :class:`bench.runner.RunSummary`): headline test
+    metrics, training time and throughput, the run's id."""
+    import math
+
+    from bench.metrics import HEADLINE_METRICS
+
+    m = s.test_metrics
+    parts = [f"{k}={m[k]:.4f}" for k in HEADLINE_METRICS if k in m]
+    return (
+        f"{s.backbone}+{s.head} @{s.image_size}px  "
+        + "  ".join(parts)
+        + f"  fit={s.train_seconds:.0f}s  "
+        + (f"{s.images_per_second:.0f} img/s" if math.isfinite(s.images_per_second) else "img/s not measured")
+        + f"  run={s.run_id}"
+    )
+
+
 def render_profiles(results: list[dict]) -> str:
     headers = [
         "model",
@@ -167,7 +185,7 @@ def render_profiles(results: list[dict]) -> str:
     )
 
 
-__all__ = ["model_catalog", "render_catalog", "render_data_report", "render_profiles"]
+__all__ = ["model_catalog", "render_catalog", "render_data_report", "render_profiles", "summary_line"]
 
 
 def render_predictions(report, fmt: str) -> str:

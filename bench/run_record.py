@@ -10,6 +10,7 @@ know nothing of MLflow (only :mod:`bench.tracking` does) and log nothing themsel
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 # ----------------------------------------------------------------------------- params (logged at the start)
@@ -96,6 +97,14 @@ BEST_WEIGHTS_GLOB = "best-*.weights.h5"
 def best_weights_file(phase: int, epoch: int) -> str:
     """Early stopping's best epoch's weights, named by its position (a state names the one it goes with)."""
     return f"best-{phase}-{epoch}.weights.h5"
+
+
+def holds_checkpoint(folder: Path) -> bool:
+    """Whether a checkpoint folder holds anything a resume continues from: the trained model, or an epoch's
+    state (a run stopped before its first epoch ended has neither). Here, not only on
+    :class:`bench.train.checkpoints.CheckpointFolder`, because a resume that cannot start must say so
+    before TensorFlow loads."""
+    return (Path(folder) / TRAINED_STATE_FILE).is_file() or (Path(folder) / STATE_FILE).is_file()
 
 
 # ----------------------------------------------------------------------------- the named figures of a run

@@ -49,9 +49,9 @@ def score(model, splits) -> dict[str, float]:
 def measure(run_dir: Path, data) -> list[dict]:
     """The three settings for one run, each from the saved weights."""
     from bench.batchnorm import recompute_statistics
-    from bench.config import load_recipe
     from bench.data.augment import build_augmenter
     from bench.inference.classifier import load_keras_model
+    from bench.recipe_load import load_recipe
     from bench.run_record import MODEL_ARTIFACT, RECIPE_ARTIFACT
     from bench.train import prepare_splits
 

@@ -52,7 +52,7 @@ class StopHogsAfterFirstEpoch(keras.callbacks.Callback):
 
 
 def train(args, data, replan: bool) -> dict:
-    from bench.config import load_recipe
+    from bench.recipe_load import load_recipe
     from bench.inference.classifier import predict_probs
     from bench.metrics import evaluate
     from bench.train import Trainer, build_for_recipe, prepare_splits

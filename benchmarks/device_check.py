@@ -83,9 +83,9 @@ def train_one(backbone: str, data, overrides: list[str]) -> dict:
     """Train ``backbone`` under the gpu recipe with ``overrides``; its timings and test figures."""
     import keras
 
-    from bench.config import load_recipe
     from bench.data.batches import predict_all
     from bench.metrics import macro_f1
+    from bench.recipe_load import load_recipe
     from bench.reports import format_progress
     from bench.run_record import VAL_MACRO_F1
     from bench.train import Fit

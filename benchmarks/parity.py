@@ -57,7 +57,7 @@ def _mean(values) -> float:
 
 def run_bench(args, data):
     """bench's side: a cpu recipe resolved to the parity settings, trained by the Trainer."""
-    from bench.config import load_recipe
+    from bench.recipe_load import load_recipe
     from bench.inference.classifier import predict_probs
     from bench.train import Trainer, build_for_recipe, prepare_splits
 

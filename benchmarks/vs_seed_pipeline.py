@@ -56,9 +56,9 @@ def seed_generator_rate(images, labels, batches: int) -> float:
 
 
 def bench_pipeline_rate(images, labels, batches: int) -> float:
-    from bench.config import load_recipe
     from bench.data.augment import build_augmenter
     from bench.data.pipeline import make_dataset
+    from bench.recipe_load import load_recipe
 
     augment = load_recipe("paper").data.augment
     ds = make_dataset(
@@ -74,9 +74,9 @@ def bench_pipeline_rate(images, labels, batches: int) -> float:
 
 
 def evaluation_rates(images) -> tuple[float, float]:
-    from bench.config import load_recipe
     from bench.inference.classifier import predict_probs
     from bench.models import build_model
+    from bench.recipe_load import load_recipe
 
     recipe = load_recipe("cpu")
     model, _ = build_model(backbone="baseline_cnn", head="hybrid", head_options=recipe.model.head_options["hybrid"])

@@ -158,9 +158,7 @@ def test_checkpoints_name_the_best_epoch_s_file_and_a_finished_phase_resumes_wit
     model.compile("adam", "mse")
     model.optimizer.build(model.trainable_variables)
     stopper = ResumableEarlyStopping(patience=1, restore_best_weights=True)
-    checkpointer = checkpoints.Checkpointer(
-        tmp_path, {"phase": 0, "plan": [5, 3]}, monitors={"early_stopping": stopper}
-    )
+    checkpointer = checkpoints.Checkpointer(tmp_path, 0, [5, 3], monitors={"early_stopping": stopper})
     for callback in (stopper, checkpointer):
         callback.set_model(model)
         callback.on_train_begin()

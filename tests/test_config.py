@@ -2,9 +2,10 @@ import tomllib
 
 import pytest
 
-from bench.config import Recipe, apply_override, from_dict, load_recipe
+from bench.config import Recipe
 from bench.errors import BenchError
 from bench.recipe_io import flatten, to_dict, to_toml
+from bench.recipe_load import apply_override, from_dict, load_recipe
 
 
 @pytest.mark.parametrize("name", ["smoke", "cpu", "paper", "arriaga", "gpu"])
@@ -99,7 +100,7 @@ def test_flatten_gives_dotted_keys():
 
 
 def test_split_assignment_strips_and_names_the_option_in_its_error():
-    from bench.config import split_assignment
+    from bench.recipe_load import split_assignment
 
     assert split_assignment(" head = linear ", "--filter", "--filter head=hybrid") == ("head", "linear")
     assert split_assignment("a=b=c", "--filter", "x") == ("a", "b=c")

@@ -67,8 +67,9 @@ def test_training_metrics_name_a_train_results_figures(recomputed):
 def test_run_params_name_the_recipe_the_data_and_the_splits():
     import numpy as np
 
-    from bench.config import Recipe, from_dict
+    from bench.config import Recipe
     from bench.recipe_io import recipe_hash
+    from bench.recipe_load import from_dict
 
     recipe = from_dict(Recipe, {"model": {"backbone": "baseline_cnn", "head": "linear"}})
     x, y = np.zeros((4, 48, 48), np.uint8), np.array([0, 1, 2, 3])

@@ -6,10 +6,20 @@ import numpy as np
 import pytest
 
 from bench.callbacks import Execution, TrainingDiverged
-from bench.config import PhaseConfig, Recipe, from_dict, load_recipe
+from bench.config import PhaseConfig, Recipe
 from bench.data import load_data
 from bench.models import build_model
-from bench.train import Trainer, checkpoints, compile_phase, fit_plan, make_schedule, prepare_splits
+from bench.recipe_load import from_dict, load_recipe
+from bench.train import (
+    CheckpointFolder,
+    ResumeState,
+    Trainer,
+    checkpoints,
+    compile_phase,
+    fit_plan,
+    make_schedule,
+    prepare_splits,
+)
 
 
 def mini_recipe(**run):
@@ -358,11 +368,15 @@ def test_checkpoints_record_the_training_time_and_a_resume_gets_what_is_left_of_
     state = json.loads((tmp_path / "state.json").read_text())
     assert state["next_epoch"] == 3 and 0 < state["train_seconds"] <= result.train_seconds
     # resumed after epoch 1 with the whole budget already spent: nothing more trains
-    resumed = Trainer(model, recipe, splits).run({"phase": 0, "plan": [3], "next_epoch": 1, "train_seconds": 120.0})
+    resumed = Trainer(model, recipe, splits).run(
+        ResumeState.from_dict({"phase": 0, "plan": [3], "next_epoch": 1, "train_seconds": 120.0})
+    )
     assert resumed.budget_hit and resumed.actual_epochs == [1] and "loss" not in resumed.history
     assert resumed.end_epoch == 1  # where the run's epochs end: its evaluation is logged after them
     # with a moment of it left: one more epoch, in which the deadline passes
-    resumed = Trainer(model, recipe, splits).run({"phase": 0, "plan": [3], "next_epoch": 1, "train_seconds": 119.9})
+    resumed = Trainer(model, recipe, splits).run(
+        ResumeState.from_dict({"phase": 0, "plan": [3], "next_epoch": 1, "train_seconds": 119.9})
+    )
     assert resumed.budget_hit and resumed.actual_epochs == [2] and len(resumed.history["loss"]) == 1
     assert resumed.end_epoch == 2
     assert resumed.train_seconds > 119.9  # the whole run's, not only this part's (a few seconds)
@@ -379,7 +393,7 @@ def test_a_phase_resumed_mid_way_continues_its_optimizer(data, tmp_path):
     splits = prepare_splits(data, two)
     Trainer(model, two, splits, checkpoint_dir=tmp_path).run()
     model.optimizer.learning_rate = 5e-5  # as ReduceLROnPlateau would have cut it: a variable, saved too
-    checkpointer = checkpoints.Checkpointer(tmp_path, {"phase": 0, "plan": [3]})
+    checkpointer = checkpoints.Checkpointer(tmp_path, 0, [3])
     checkpointer.set_model(model)
     checkpointer.on_epoch_end(1)  # the checkpoint after 2 of 3 epochs
     moments = [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables[2:]]
@@ -390,17 +404,17 @@ def test_a_phase_resumed_mid_way_continues_its_optimizer(data, tmp_path):
     state = json.loads((tmp_path / "state.json").read_text())
     assert state == {"phase": 0, "plan": [3], "next_epoch": 2}
     trainer = Trainer(fresh, three, splits, checkpoint_dir=tmp_path)
-    assert trainer._start_phase(three.phases[0], 0, state) is True
+    assert trainer._start_phase(three.phases[0], 0, ResumeState.from_dict(state)) is True
     for a, b in zip(moments, fresh.optimizer.variables[2:], strict=True):
         np.testing.assert_array_equal(a, keras.ops.convert_to_numpy(b))
-    result = Trainer(fresh, three, splits, checkpoint_dir=tmp_path).run(state)  # the run's own resume
+    result = Trainer(fresh, three, splits, checkpoint_dir=tmp_path).run(ResumeState.from_dict(state))  # its own resume
     assert int(keras.ops.convert_to_numpy(fresh.optimizer.iterations)) == 9 and not result.optimizer_restarted
     assert float(fresh.optimizer.learning_rate) == pytest.approx(5e-5) and result.actual_epochs == [3]
     # a checkpoint of another position, or of other variables, is not restored
-    assert not checkpoints.restore_optimizer(fresh, tmp_path, {"phase": 0, "next_epoch": 2})  # now saved at 3
+    assert not CheckpointFolder(tmp_path).restore_optimizer(fresh, ResumeState(0, 2, (3,)))  # now saved at 3
     other, _ = build_model(backbone="baseline_cnn", head="mlp")
     compile_phase(other, three.phases[0], steps_per_epoch=3, epochs=1, jit_compile=False)
-    assert not checkpoints.restore_optimizer(other, tmp_path, {"phase": 0, "next_epoch": 3})
+    assert not CheckpointFolder(tmp_path).restore_optimizer(other, ResumeState(0, 3, (3,)))
     assert int(keras.ops.convert_to_numpy(other.optimizer.iterations)) == 0
 
 
@@ -433,7 +447,7 @@ def test_a_resumed_phase_continues_early_stopping_and_ends_on_its_best_epoch_bef
     resumed, _ = build_model(backbone="baseline_cnn", head="linear")
     resumed.load_weights(tmp_path / "weights.weights.h5")
     resumed.set_weights([w + 1 for w in resumed.get_weights()])
-    result = Trainer(resumed, recipe, splits, checkpoint_dir=tmp_path).run(state)
+    result = Trainer(resumed, recipe, splits, checkpoint_dir=tmp_path).run(ResumeState.from_dict(state))
     assert result.actual_epochs == [3]
     for a, b in zip(resumed.get_weights(), best.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -549,15 +563,6 @@ def test_passes_count_the_images_seen_when_the_split_is_smaller_than_a_batch(dat
     assert result.train_passes == pytest.approx(2.0)
 
 
-def test_resume_position_continues_mid_phase_or_with_the_next_phase():
-    from bench.train import resume_position
-
-    assert resume_position(None, [2, 3]) == (0, 0, 0)
-    assert resume_position({"next_epoch": 1, "phase": 0, "plan": [2, 3]}, [2, 3]) == (1, 0, 0)
-    assert resume_position({"next_epoch": 2, "phase": 0, "plan": [2, 3]}, [2, 3]) == (2, 1, 2)
-    assert resume_position({"next_epoch": 3, "phase": 1, "plan": [2, 3]}, [2, 3]) == (3, 1, 2)
-
-
 def test_fit_builds_the_model_the_recipe_names_and_trains_it(data):
     """bench run, every tune trial and tune --final train through Fit: the recipe alone says what."""
     from dataclasses import replace
@@ -579,7 +584,9 @@ def test_a_resumed_run_keeps_one_phase_start_per_phase(data):
     keras.utils.set_random_seed(0)
     model, _ = build_model(backbone="baseline_cnn", head="linear")
     recipe = mini_recipe()
-    result = Trainer(model, recipe, prepare_splits(data, recipe)).run({"phase": 1, "plan": [1, 1], "next_epoch": 1})
+    result = Trainer(model, recipe, prepare_splits(data, recipe)).run(
+        ResumeState.from_dict({"phase": 1, "plan": [1, 1], "next_epoch": 1})
+    )
     assert result.phase_starts == [0, 1] and result.history["epoch"] == [1]
     assert result.history["learning_rate"] == [pytest.approx(1e-4)]
 
@@ -644,7 +651,7 @@ def test_a_resumed_run_with_nothing_left_recomputes_only_what_its_last_phase_tra
     norms = [layer for layer in model.backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
     loaded = [keras.ops.convert_to_numpy(layer.moving_mean).copy() for layer in norms]
     result = Trainer(model, recipe, prepare_splits(data, recipe)).run(
-        {"phase": 0, "plan": [3], "next_epoch": 1, "train_seconds": 120.0}
+        ResumeState.from_dict({"phase": 0, "plan": [3], "next_epoch": 1, "train_seconds": 120.0})
     )
     assert result.budget_hit and result.batchnorm_recomputed == 0
     for layer, before in zip(norms, loaded, strict=True):

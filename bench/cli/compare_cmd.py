@@ -51,7 +51,7 @@ EXAMPLES = examples(
 def compare(experiments, data_name, tracking_uri, metric, sort, filters, include_all, reference, **output):
     """The leaderboard: which backbone wins, at what cost, with what confidence."""
     from bench.compare import build_leaderboard
-    from bench.config import split_assignment
+    from bench.recipe_load import split_assignment
 
     names = _experiments(experiments, data_name, tracking_uri)
     board = build_leaderboard(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -21,50 +21,17 @@ from bench.data.batches import make_stream, steps_per_pass
 from bench.data.mixing import build_mixer
 from bench.data.pipeline import oversample_indices
 from bench.freezing import apply_phase_trainability
-from bench.monitors import ResumableEarlyStopping, ResumablePlateau, best_weights_loader
-from bench.run_record import STATE_FILE
-from bench.train import checkpoints as ckpt
+from bench.monitors import ResumableEarlyStopping, ResumablePlateau
+from bench.train.checkpoints import Checkpointer, CheckpointFolder, ResumeState
 from bench.train.ema import WeightEMA
 from bench.train.features import CachedFeatures, cache_features
-from bench.train.optim import compile_phase, fit_plan, make_schedule
+from bench.train.optim import compile_phase, fit_plan, make_schedule, resolve_jit
+from bench.train.result import TrainResult
 from bench.train.splits import Splits
-
-
-@dataclass
-class TrainResult:
-    model: keras.Model
-    history: dict[str, list[float]] = field(default_factory=dict)
-    phase_starts: list[int] = field(default_factory=list)  # phase_starts[i]: the epoch phase i began at
-    planned_epochs: list[int] = field(default_factory=list)
-    actual_epochs: list[int] = field(default_factory=list)
-    train_seconds: float = 0.0  # resumed runs: the parts before the resume included
-    images_per_second: float = float("nan")
-    input_wait_fraction: float = float("nan")
-    budget_hit: bool = False
-    replans: int = 0  # times a budgeted run re-fitted its epoch plan to the machine's speed after epoch 1
-    optimizer_restarted: bool = False  # a mid-phase resume found no optimizer state to continue
-    train_passes: float = 0.0  # training images seen / training split size (resumed epochs included)
-    batchnorm_recomputed: int = 0  # BatchNorm layers whose statistics were recomputed after training
-    batchnorm_seconds: float = 0.0  # the time that took (not training time: outside the budget)
-    end_epoch: int = 0  # one past the last epoch index trained (the per-epoch curves' steps are below it)
-
 
 REPLAN_MIN_EPOCHS = 2
 """The fewest epochs a budgeted run's plan grows by mid-way when re-planned (or 10 % of those left, if
 more); at the plan's last epoch, one is enough."""
-
-
-def _resolve_jit(recipe: Recipe) -> bool:
-    if recipe.run.jit_compile != "auto":
-        return recipe.run.jit_compile == "on"
-    from bench.backend import accelerators, backend_name
-
-    backend = backend_name()
-    if backend == "jax":
-        return True  # JAX without jit runs every op eagerly: many times slower, on any device
-    if backend == "torch":
-        return False  # Keras' own default there; torch.compile is untested with these models
-    return bool(accelerators())  # TensorFlow: XLA was 2-9x slower on the CPUs measured
 
 
 class Trainer:
@@ -97,7 +64,8 @@ class Trainer:
         self.model, self.recipe, self.splits = model, recipe, splits
         self.progress, self.started, self.first_epoch = progress, time.perf_counter(), 0
         self.pretrained, self.extra_callbacks = pretrained, list(callbacks)
-        self.checkpoint_dir, self.verbose = checkpoint_dir, verbose
+        self.checkpoints = CheckpointFolder(checkpoint_dir) if checkpoint_dir is not None else None
+        self.verbose = verbose
         bs, seed = recipe.data.batch_size, recipe.run.seed
         augmenter = build_augmenter(recipe.data.augment, seed)
         mixer = build_mixer(recipe.data.mix, seed)
@@ -116,7 +84,7 @@ class Trainer:
         self.timer = cb.StepTimer(bs, steps_per_execution=recipe.run.steps_per_execution)
         self.validation = cb.ValidationMetrics(self.val_x, splits.y_val)
         self.cached: CachedFeatures | None = None  # the current head-only phase's features, if cached
-        self.jit = _resolve_jit(recipe)
+        self.jit = resolve_jit(recipe)
         self.plan: list[int] = [p.epochs for p in recipe.phases]  # epochs per phase; a budget re-fits it
         self.phase_start, self.replans, self.spent_before = 0, 0, 0.0
         self._progress_cb: cb.Progress | None = None
@@ -165,8 +133,8 @@ class Trainer:
                 patience=patience,
                 restore_best_weights=True,
                 resume=resumed.get("early_stopping"),
-                load_best=best_weights_loader(self.checkpoint_dir, self.model, self._target)
-                if self.checkpoint_dir is not None
+                load_best=self.checkpoints.best_weights_loader(self.model, self._target)
+                if self.checkpoints is not None
                 else None,
             )
         }
@@ -209,11 +177,12 @@ class Trainer:
                 steps_per_execution=self.recipe.run.steps_per_execution,
             )
             cbs.append(self._progress_cb)
-        if self.checkpoint_dir is not None:
+        if self.checkpoints is not None:
             cbs.append(
-                ckpt.Checkpointer(
-                    self.checkpoint_dir,
-                    {"phase": phase_index, "plan": plan},
+                Checkpointer(
+                    self.checkpoints,
+                    phase_index,
+                    plan,
                     target=self.model,
                     train_seconds=lambda: self.spent_before + time.perf_counter() - self.started,
                     # not the budget's one-epoch calibration fit: its monitors, like Keras', end with it
@@ -241,21 +210,25 @@ class Trainer:
         hit = any(isinstance(c, cb.Deadline) and c.hit for c in callbacks)
         return hist, hit
 
-    def run(self, resume_state: dict | None = None) -> TrainResult:
-        """Train every phase in order with one continuous epoch counter."""
+    def run(
+        self, resume_state: ResumeState | None = None, logged_epochs: dict[str, dict[int, float]] | None = None
+    ) -> TrainResult:
+        """Train every phase in order with one continuous epoch counter; a resumed run (``resume_state``)
+        continues where its checkpoint stopped, and its result is completed with the epochs an earlier
+        process trained from ``logged_epochs`` (key -> epoch -> value, the tracking store's curves)."""
         phases = self.recipe.phases
         # One list for the whole run: the budget's re-planning changes it in place, and the checkpoints
         # (state.json) and the loop below read it.
-        plan = self.plan = list(resume_state["plan"]) if resume_state else [p.epochs for p in phases]
+        plan = self.plan = list(resume_state.plan) if resume_state else [p.epochs for p in phases]
         budget = self.recipe.run.budget_minutes * 60
         t0 = self.started = time.perf_counter()
         self.replans = 0
         # A resumed run continues its budget: the training time its checkpoints recorded is spent.
-        self.spent_before = float((resume_state or {}).get("train_seconds", 0.0))
+        self.spent_before = float(resume_state.train_seconds or 0.0) if resume_state else 0.0
         deadline = t0 + budget - self.spent_before if budget else None
         result = TrainResult(self.model, planned_epochs=[p.epochs for p in phases])
         result.budget_hit = bool(budget) and self.spent_before >= budget
-        epoch, first_phase, phase_start = ckpt.resume_position(resume_state, plan)
+        epoch, first_phase, phase_start = resume_state.position() if resume_state else (0, 0, 0)
         self.first_epoch = epoch
         # phase_starts[i] is always phase i's start (the plots name phases by position), resumed or not
         result.phase_starts = [sum(plan[:i]) for i in range(first_phase)]
@@ -296,6 +269,8 @@ class Trainer:
         result.input_wait_fraction = self.timer.input_wait_fraction
         result.planned_epochs = list(plan) if budget else result.planned_epochs
         result.replans = self.replans
+        if resume_state is not None:
+            resume_state.add_earlier_epochs(result, logged_epochs or {})
         result.train_passes = self.passes(sum(result.actual_epochs))
         return result
 
@@ -309,7 +284,7 @@ class Trainer:
         result.batchnorm_recomputed = recompute_statistics(self.model, self.splits.x_train, seed=seed)
         result.batchnorm_seconds = time.perf_counter() - tic
 
-    def _start_phase(self, phase: PhaseConfig, index: int, resume_state: dict | None = None) -> bool | None:
+    def _start_phase(self, phase: PhaseConfig, index: int, resume_state: ResumeState | None = None) -> bool | None:
         """Freeze and unfreeze for the phase, cache its features if it may, compile it. A phase resumed
         mid-way (``resume_state``) continues the optimizer its last checkpoint saved (schedule position,
         moments, rate) and its early stopping and plateau counters: whether the optimizer could be
@@ -318,12 +293,12 @@ class Trainer:
         self._prepare_phase(phase)
         self._compile(phase, self.plan[index])
         self.ema = WeightEMA(phase.ema_decay) if phase.ema_decay else None
-        if resume_state is None or self.checkpoint_dir is None:
+        if resume_state is None or self.checkpoints is None:
             return None
         if self.ema is not None:  # the checkpoint's weights are the average; the raw ones are beside them
-            ckpt.restore_ema(self.checkpoint_dir, resume_state, self.ema, self._target)
-        self._resume_monitors = resume_state.get("monitors")  # for this phase's first fit
-        return ckpt.restore_optimizer(self._target, self.checkpoint_dir, resume_state)
+            self.checkpoints.restore_ema(resume_state, self.ema, self._target)
+        self._resume_monitors = resume_state.monitors  # for this phase's first fit
+        return self.checkpoints.restore_optimizer(self._target, resume_state)
 
     def _calibrate(self, phase: PhaseConfig, result: TrainResult, deadline: float) -> None:
         """Train the first epoch, time it, and shrink the plan so every phase fits the budget.
@@ -344,11 +319,11 @@ class Trainer:
             self._target.optimizer.learning_rate = make_schedule(phase, self.steps_per_epoch, plan[0])
             self._target.train_function = None
         self.plan[:] = plan
-        if self.checkpoint_dir is not None and (self.checkpoint_dir / STATE_FILE).exists():
+        if self.checkpoints is not None and self.checkpoints.has_epoch():
             # epoch 1's checkpoint holds the plan before this fit (and, were the phase over, its end as
             # the position): a resume must get the shrunk plan and continue after epoch 1
-            state = {**ckpt.read_resume_state(self.checkpoint_dir), "plan": self.plan, "next_epoch": 1}
-            ckpt.write_state(self.checkpoint_dir, state)
+            state = replace(self.checkpoints.state(), plan=tuple(self.plan), next_epoch=1)
+            self.checkpoints.write_state(state)
         if hit:
             result.budget_hit = True
 
