@@ -211,21 +211,24 @@ class StepTimer(keras.callbacks.Callback):
 
 
 class Deadline(keras.callbacks.Callback):
-    """Stops training at the end of the epoch in which ``deadline`` (a perf_counter time) passed."""
+    """Stops training at the end of the epoch in which the ``budget``'s deadline passed
+    (:class:`bench.train.budget.Budget`, asked, never changed)."""
 
-    def __init__(self, deadline: float):
+    def __init__(self, budget):
         super().__init__()
-        self.deadline = deadline
+        self.budget = budget
         self.hit = False
 
     def on_epoch_end(self, epoch, logs=None):
-        if time.perf_counter() >= self.deadline:
+        if self.budget.passed():
             self.hit = True
             self.model.stop_training = True
 
 
 class Replanner(keras.callbacks.Callback):
-    """Asks ``replan(epoch, epoch_seconds)`` at every epoch end of a budgeted run whether to stop there.
+    """Asks the ``budget`` (:class:`bench.train.budget.Budget`) at every epoch end of a budgeted run to
+    re-fit its plan, ``budget.replan(phase, done, epoch_seconds)``, and stops training where the plan of
+    phase ``phase`` (which began at epoch ``phase_start``) now ends.
 
     ``epoch_seconds`` is the mean wall time between the last ``window`` epoch ends (training, validation
     and every callback's work included), so a run re-fits its plan to the machine's speed now: a first
@@ -233,13 +236,23 @@ class Replanner(keras.callbacks.Callback):
     schedule short at the deadline. The first epoch of each ``fit`` call, and the one after ``replan``
     returns ``retraced=True`` (a new schedule means a new graph), also hold tracing: they are not timed.
     Until one is timed, ``fallback(wall)`` estimates an epoch from the untimed one (the trainer's
-    steady-state step time plus validation). ``replan`` returns ``(stop, retraced)``. An epoch after
-    which another callback already stopped training (the deadline, early stopping) is not re-planned.
+    steady-state step time plus validation). ``follow(done, decision)`` (the trainer's) follows a re-fitted
+    plan and says whether it rebuilt the graph (``retraced``). An epoch after which another callback
+    already stopped training (the deadline, early stopping) is not re-planned.
     """
 
-    def __init__(self, replan, fallback=lambda wall: wall, window: int = 3):
+    def __init__(
+        self,
+        budget,
+        phase: int,
+        phase_start: int,
+        follow=lambda done, decision: False,
+        fallback=lambda wall: wall,
+        window: int = 3,
+    ):
         super().__init__()
-        self.replan, self.fallback, self.window = replan, fallback, window
+        self.budget, self.phase, self.phase_start = budget, phase, phase_start
+        self.follow, self.fallback, self.window = follow, fallback, window
         self.walls: list[float] = []
         self._last_end: float | None = None
         self._skip = True
@@ -254,9 +267,10 @@ class Replanner(keras.callbacks.Callback):
         if self.model.stop_training:
             return
         recent = self.walls[-self.window :]
-        stop, retraced = self.replan(epoch, sum(recent) / len(recent) if recent else self.fallback(wall))
-        self._skip = retraced
-        if stop:
+        done = epoch + 1 - self.phase_start
+        decision = self.budget.replan(self.phase, done, sum(recent) / len(recent) if recent else self.fallback(wall))
+        self._skip = self.follow(done, decision)
+        if decision.stop:
             self.model.stop_training = True
         self._last_end = time.perf_counter()
 

@@ -295,13 +295,16 @@ def test_a_schedule_swapped_at_an_epoch_end_reaches_the_compiled_step_only_when_
 
 def test_budget_replanning_shrinks_and_stops_when_epochs_take_longer(data, monkeypatch):
     trainer = _budgeted(data, epochs=6)
-    seen = []
+    budget, seen = trainer.budget, []
+    replan, left = budget.replan, budget.left
 
-    def slow(phase, index, epoch, epoch_seconds, deadline):  # as if every epoch after the first took 50 s
+    def slow(index, done, epoch_seconds):  # as if every epoch after the first took 50 s
+        epoch = done - 1
         seen.append(epoch)
-        return Trainer._replan(trainer, phase, index, epoch, 50.0, deadline - 50.0 * epoch)
+        monkeypatch.setattr(budget, "left", lambda: left() - 50.0 * epoch)
+        return replan(index, done, 50.0)
 
-    monkeypatch.setattr(trainer, "_replan", slow)
+    monkeypatch.setattr(budget, "replan", slow)
     result = trainer.run()
     # the fast first epoch planned all 6; after the second, 70 s are left at 50 s an epoch: one more
     # (the plan becomes 3); after the third, 20 s: stop there, on the plan, before the deadline
@@ -310,19 +313,21 @@ def test_budget_replanning_shrinks_and_stops_when_epochs_take_longer(data, monke
 
 
 def test_budget_grows_a_plan_mid_way_by_two_epochs_or_more_and_at_its_end_by_one(data, monkeypatch):
-    import time
 
     trainer = _budgeted(data, epochs=6)
     _first_estimate(monkeypatch, trainer, 30.0)  # ~119 s left / 30 s plans 4 of the 6 epochs
 
-    plans = []
+    budget, plans = trainer.budget, []
+    replan = budget.replan
 
-    def one_more(phase, index, epoch, epoch_seconds, deadline):  # 10 s epochs, 3.5 epochs' time left after #2
-        answer = Trainer._replan(trainer, phase, index, epoch, 10.0, time.perf_counter() + 35.0 - 10.0 * (epoch - 1))
+    def one_more(index, done, epoch_seconds):  # 10 s epochs, 3.5 epochs' time left after #2
+        epoch = done - 1
+        monkeypatch.setattr(budget, "left", lambda: 35.0 - 10.0 * (epoch - 1))
+        answer = replan(index, done, 10.0)
         plans.append(list(trainer.plan))
         return answer
 
-    monkeypatch.setattr(trainer, "_replan", one_more)
+    monkeypatch.setattr(budget, "replan", one_more)
     result = trainer.run()
     assert plans == [[4], [4], [5], [5]]  # after epochs 2, 3 (mid-way: +1 is not enough), 4 (its end), 5
     # after epochs 2 and 3 the time left affords one epoch more than the plan of 4: not the two a rebuild
@@ -330,26 +335,35 @@ def test_budget_grows_a_plan_mid_way_by_two_epochs_or_more_and_at_its_end_by_one
     assert result.replans == 1 and result.actual_epochs == [5] and result.planned_epochs == [5]
 
 
-def test_under_xla_the_plan_stays_the_first_epoch_s(data):
-    import time
+def test_under_xla_the_plan_stays_the_first_epoch_s(data, monkeypatch):
+    from dataclasses import replace
+
+    from bench.train.budget import Replan
 
     model, _ = build_model(backbone="baseline_cnn", head="linear")
     raw = _raw(mini_recipe(budget_minutes=2.0))
     raw["phases"] = [dict(raw["phases"][1], epochs=6)]
     recipe = from_dict(Recipe, raw)
+    xla = replace(recipe, run=replace(recipe.run, jit_compile="on"))
+    assert Trainer(model, xla, prepare_splits(data, xla)).budget.replanning is False
     trainer = Trainer(model, recipe, prepare_splits(data, recipe))
+    budget = trainer.budget
+    monkeypatch.setattr(budget, "left", lambda: 100.0)
     trainer.plan[:] = [3]
-    deadline = time.perf_counter() + 100.0
-    trainer.jit = True  # a rebuild would recompile: no re-plan, only the stop where the plan ends
-    assert trainer._replan(recipe.phases[0], 0, 1, 1.0, deadline) == (False, False) and trainer.plan == [3]
-    assert trainer._replan(recipe.phases[0], 0, 2, 1.0, deadline) == (True, False)
-    trainer.jit = False  # 100 s at 1 s an epoch affords all 6: the plan grows (constant rate: no rebuild)
-    assert trainer._replan(recipe.phases[0], 0, 1, 1.0, deadline) == (False, False) and trainer.plan == [6]
+    constant = recipe.phases[0]
+    budget.replanning = False  # as under XLA, where a rebuild would recompile: only the stop where the plan ends
+    assert budget.replan(0, 2, 1.0) == Replan(False, False, False) and trainer.plan == [3]
+    assert budget.replan(0, 3, 1.0) == Replan(True, False, False)
+    budget.replanning = True  # 100 s at 1 s an epoch affords all 6: the plan grows (constant rate: no rebuild)
+    decision = budget.replan(0, 2, 1.0)
+    assert decision == Replan(False, True, True) and trainer.plan == [6]
+    assert trainer._follow_plan(constant, 0, 2, decision) is False
     cosine = PhaseConfig(epochs=6, learning_rate=1e-3, schedule="cosine", min_lr_fraction=0.1)
     trainer.plan[:] = [3]
     trainer._start_phase(cosine, 0)
     traced = model.make_train_function() or model.train_function
-    assert trainer._replan(cosine, 0, 1, 1.0, deadline) == (False, True) and trainer.plan == [6]
+    decision = budget.replan(0, 2, 1.0)
+    assert trainer._follow_plan(cosine, 0, 2, decision) is True and trainer.plan == [6]
     assert model.train_function is not traced  # the step rebuilt around the 6-epoch schedule
     model.optimizer.iterations.assign(3 * trainer.steps_per_epoch)  # half way: the 3-epoch one is at its floor
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-3 * 0.55)
