@@ -40,17 +40,10 @@ def test_the_checkpoint_folder_keeps_its_file_names():
 
 @pytest.mark.parametrize("recomputed", [False, True])
 def test_training_metrics_name_a_train_results_figures(recomputed):
+    timing = {"train_seconds": 10.0, "images_per_second": 300.0, "input_wait_fraction": 0.1, "train_passes": 1.5}
+    batchnorm = {"batchnorm_recomputed": 4, "batchnorm_seconds": 0.5}
     result = SimpleNamespace(
-        train_seconds=10.0,
-        images_per_second=300.0,
-        input_wait_fraction=0.1,
-        planned_epochs=[2, 3],
-        actual_epochs=[2, 1],
-        train_passes=1.5,
-        replans=1,
-        batchnorm_recomputed=4,
-        batchnorm_seconds=0.5,
-        budget_hit=True,
+        **timing, **batchnorm, planned_epochs=[2, 3], actual_epochs=[2, 1], replans=1, budget_hit=True
     )
     metrics = rec.training_metrics(result, recomputed)
     assert metrics["fit_seconds"] == 10.0 and metrics["train_images_per_second"] == 300.0
