@@ -120,7 +120,9 @@ def variant_differences(frame) -> list[str]:
                 first[f"{RECIPE_FIELDS}{path}"] = first[f"{RECIPE_FIELDS}{path}"].fillna(str(default))
         first = first.where(first.notna(), "-").astype(str)
         varying = sorted(c for c in columns if first[c].nunique() > 1)  # the store's column order varies
-        speed = [f"{RECIPE_FIELDS}{f}" for f in SPEED_FIELDS if f"{RECIPE_FIELDS}{f}" in runs.columns]
+        # the run table's settings first, as these notes have always listed them
+        ordered = sorted(SPEED_FIELDS, key=lambda f: not f.startswith("run."))
+        speed = [f"{RECIPE_FIELDS}{f}" for f in ordered if f"{RECIPE_FIELDS}{f}" in runs.columns]
         speeds = runs.drop_duplicates(HASH_COLUMN).set_index(HASH_COLUMN)[speed]
         for recipe_hash, values in first[varying].iterrows():
             changed = ", ".join(f"{c[len(RECIPE_FIELDS) :]}={v}" for c, v in values.items())

@@ -13,17 +13,46 @@ type or value raises :class:`BenchError` naming the key, the value received and 
 
 from __future__ import annotations
 
+import dataclasses
+import typing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench.errors import BenchError
 
+SUBJECT = "subject"
+"""A field's role: it names the run's subject (what it trains, on what, where it is logged), not its method.
+:func:`bench.recipe_io.recipe_hash` leaves such fields out, so runs of one recipe on several backbones pool."""
 
-def _opt(default: Any, *, choices: tuple | None = None, range: tuple | None = None, doc: str = "") -> Any:  # noqa: A002
-    meta = {"choices": choices, "range": range, "doc": doc}
+SPEED = "speed"
+"""A field's role: it sets how fast a run trains, never what it trains; the recipe hash leaves it out at
+every value (see :data:`bench.recipe_io.SPEED_FIELDS` for why each is one)."""
+
+
+def _opt(
+    default: Any,
+    *,
+    choices: tuple | None = None,
+    range: tuple | None = None,  # noqa: A002
+    doc: str = "",
+    role: str | None = None,
+    later: bool = False,
+) -> Any:
+    """A recipe field: its default, accepted values (``choices``, ``range``), help text, and what it is to
+    everything that reads recipes generically: its ``role`` (:data:`SUBJECT`, :data:`SPEED`, or None for
+    the method), and whether it was added ``later`` than runs already logged (the hash then leaves it
+    out at its default, so those runs keep their hashes). Declared here, on the field, so a new field
+    touches this module and the code that uses it, not lists kept elsewhere."""
+    meta = {"choices": choices, "range": range, "doc": doc, "role": role, "later": later}
     if isinstance(default, dict | list):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
+
+
+def _table(cls: type, *, later: bool = False) -> Any:
+    """A nested table of a recipe (``later``: added after runs were logged, as :func:`_opt`'s)."""
+    return field(default_factory=cls, metadata={"later": later})
 
 
 @dataclass(frozen=True)
@@ -45,6 +74,7 @@ class AugmentConfig:
     )
     crop_padding: int = _opt(
         0,
+        later=True,
         range=(0, 64),
         doc="random crops: pad each side by this many pixels (reflected) and crop back to the image size at a "
         "random offset, per image (0 = off); whole-pixel shifts, no resampling",
@@ -52,6 +82,7 @@ class AugmentConfig:
     fill_mode: str = _opt("constant", choices=("constant", "reflect", "nearest", "wrap"))
     resample: str = _opt(
         "per_layer",
+        later=True,
         choices=("per_layer", "once"),
         doc="per_layer: Keras' RandomRotation, RandomTranslation, RandomZoom and RandomShear, each resampling "
         "the face; once: the same kinds of draw as one affine resampling (ImageDataGenerator's way; sharper "
@@ -72,47 +103,55 @@ class MixConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = _opt("", doc="FER2013 CSV, image-folder root or synthetic[:N[:SEED]]; --data sets it")
+    source: str = _opt("", role=SUBJECT, doc="FER2013 CSV, image-folder root or synthetic[:N[:SEED]]; --data sets it")
     image_size: int = _opt(48, range=(8, 1024), doc="raised to the backbone's minimum if smaller")
     channel_adapter: str = _opt("repeat", choices=("repeat", "learned"))
     batch_size: int = _opt(32, range=(1, 4096))
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    mix: MixConfig = field(default_factory=MixConfig)
+    augment: AugmentConfig = _table(AugmentConfig)
+    mix: MixConfig = _table(MixConfig, later=True)
     oversample: float = _opt(0.0, range=(0, 1), doc="raise each class to this fraction of the largest (0 = off)")
     dedupe: bool = _opt(False, doc="drop training images that also appear in validation or test")
     max_train: int = _opt(0, range=(0, 10**9), doc="use at most this many training images (0 = all)")
     max_eval: int = _opt(0, range=(0, 10**9), doc="use at most this many val/test images (0 = all)")
     labels: str = _opt(
-        "fer2013", choices=("fer2013", "ferplus"), doc="FER2013's own labels or the FER+ crowd votes (8 classes)"
+        "fer2013",
+        later=True,
+        choices=("fer2013", "ferplus"),
+        doc="FER2013's own labels or the FER+ crowd votes (8 classes)",
     )
     targets: str = _opt(
         "majority",
+        later=True,
         choices=("majority", "crossentropy"),
         doc="ferplus only: train on the majority label or on the vote distribution (evaluation: majority); "
         "with the distribution, a sample's class weight is its majority class's and label_smoothing mixes "
         "the distribution with the uniform one",
     )
-    votes: str = _opt("", doc="the FER+ votes file (labels = ferplus); empty = the one beside the data")
+    votes: str = _opt("", role=SUBJECT, doc="the FER+ votes file (labels = ferplus); empty = the one beside the data")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    backbone: str = _opt("", doc="a registered backbone (see bench list); --backbone sets it")
+    backbone: str = _opt("", role=SUBJECT, doc="a registered backbone (see bench list); --backbone sets it")
     head: str = _opt("hybrid")
     head_options: dict[str, Any] = _opt({}, doc="per-head option tables, e.g. [model.head_options.hybrid]")
     backbone_options: dict[str, Any] = _opt(
-        {}, doc="per-backbone option tables, e.g. [model.backbone_options.mini_xception] separable_l2 = 0.01"
+        {},
+        later=True,
+        doc="per-backbone option tables, e.g. [model.backbone_options.mini_xception] separable_l2 = 0.01",
     )
     weights: str = _opt("none", doc="imagenet, none, or a path to a weights file")
     precision: str = _opt("auto", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"))
     batchnorm_momentum: float = _opt(
         0.0,
+        later=True,
         range=(0, 0.9999),
         doc="momentum of every BatchNormalization layer in the backbone; 0 = the backbone's own "
         "(0.9 from scratch, the pretrained model's with weights)",
     )
     batchnorm: str = _opt(
         "keras",
+        role=SPEED,
         choices=("keras", "fused", "auto"),
         doc="BatchNormalization of the backbone: keras (Keras' layer), fused (TensorFlow's fused kernel, "
         "the same function and weights, faster; TensorFlow backend only) or auto (fused under TensorFlow, "
@@ -120,6 +159,7 @@ class ModelConfig:
     )
     batchnorm_stats: str = _opt(
         "moving",
+        later=True,
         choices=("moving", "recomputed"),
         doc="the BatchNorm statistics the trained model keeps: moving (Keras' averages over the training "
         "batches, augmented when augmentation is on) or recomputed (after training, the last phase's trainable "
@@ -161,6 +201,7 @@ class PhaseConfig:
     augment: bool = _opt(True, doc="apply the data augmentation (and mixup/cutmix) in this phase")
     ema_decay: float = _opt(
         0.0,
+        later=True,
         range=(0, 0.99999),
         doc="exponential moving average of the weights (bench.train.ema.WeightEMA, moved every 4 steps); "
         "the averaged weights are validated, restored, evaluated and saved; 0 = off",
@@ -170,7 +211,7 @@ class PhaseConfig:
 @dataclass(frozen=True)
 class RunConfig:
     seed: int = _opt(42, range=(0, 2**31 - 1))
-    experiment: str = _opt("", doc="MLflow experiment; empty = the data set's name")
+    experiment: str = _opt("", role=SUBJECT, doc="MLflow experiment; empty = the data set's name")
     deterministic: bool = _opt(False)
     budget_minutes: float = _opt(0.0, range=(0, 100_000), doc="0 = no wall-clock budget")
     monitor: str = _opt("val_loss", choices=("val_loss", "val_macro_f1", "val_accuracy"))
@@ -186,6 +227,7 @@ class RunConfig:
     )
     steps_per_execution: int = _opt(
         1,
+        role=SPEED,
         range=(1, 10_000),
         doc="training steps Keras runs per call into the compiled graph: fewer Python round trips between "
         "steps, the same training; must divide steps_per_epoch when that is set. 1 = Keras' own; whether "
@@ -193,12 +235,14 @@ class RunConfig:
     )
     threads_intra: int = _opt(
         0,
+        role=SPEED,
         range=(0, 4096),
         doc="TensorFlow's intra-op threads (one op's work split across cores); 0 = TensorFlow's default. "
         "Applied before TensorFlow starts; the same training",
     )
     threads_inter: int = _opt(
         0,
+        role=SPEED,
         range=(0, 4096),
         doc="TensorFlow's inter-op threads (independent ops run at once); 0 = TensorFlow's default. "
         "Applied before TensorFlow starts; the same training",
@@ -226,12 +270,12 @@ class EvalConfig:
 class Recipe:
     name: str = _opt("recipe")
     description: str = _opt("")
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    class_weights: ClassWeightConfig = field(default_factory=ClassWeightConfig)
+    data: DataConfig = _table(DataConfig)
+    model: ModelConfig = _table(ModelConfig)
+    class_weights: ClassWeightConfig = _table(ClassWeightConfig)
     phases: tuple[PhaseConfig, ...] = field(default_factory=lambda: (PhaseConfig(),))
-    run: RunConfig = field(default_factory=RunConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    run: RunConfig = _table(RunConfig)
+    eval: EvalConfig = _table(EvalConfig, later=True)
     tune: dict[str, Any] = _opt({}, doc="search space for bench tune")
 
     def __post_init__(self) -> None:
@@ -289,3 +333,32 @@ def check_class_names(recipe: Recipe, class_names: tuple[str, ...]) -> None:
                 f"{key}: unknown class {', '.join(sorted(unknown))}; this data set's classes are "
                 f"{', '.join(class_names)}"
             )
+
+
+# ----------------------------------------------------------------------------- the fields' roles
+
+
+def _fields(cls: type, prefix: str = "") -> Iterator[tuple[str, dataclasses.Field, Any]]:
+    """Every field of a recipe table by dotted path (``data.augment.resample``), with its type; a nested
+    table's own field first, then its fields. Phases are a list of tables: walk :class:`PhaseConfig` itself."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        yield prefix + f.name, f, hints[f.name]
+        if dataclasses.is_dataclass(hints[f.name]):
+            yield from _fields(hints[f.name], f"{prefix}{f.name}.")
+
+
+def fields_with_role(role: str, cls: type = Recipe) -> tuple[str, ...]:
+    """The dotted paths of ``cls``'s fields declared with ``role`` (:data:`SUBJECT`, :data:`SPEED`)."""
+    return tuple(path for path, f, _ in _fields(cls) if f.metadata.get("role") == role)
+
+
+def later_defaults(cls: type = Recipe) -> dict[str, Any]:
+    """The fields of ``cls`` added after runs were logged, by dotted path, with their defaults (a table's
+    as a plain dict): what :func:`bench.recipe_io.recipe_hash` leaves out at that value."""
+    defaults = {}
+    for path, f, typ in _fields(cls):
+        if f.metadata.get("later"):
+            value = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            defaults[path] = dataclasses.asdict(value) if dataclasses.is_dataclass(typ) else value
+    return defaults
