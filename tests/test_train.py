@@ -506,12 +506,13 @@ def test_calibration_under_xla_sets_the_recompile_against_the_budget(data, monke
     model.make_train_function()
     traced = model.train_function
     trainer.jit = jit
-    clock = iter([0.0, 30.0, 30.0])  # epoch 1 from 0 to 30 s: 10 s of steady epoch, 20 s of compiling
+    clock = iter([0.0, 30.0])  # epoch 1 from 0 to 30 s: 10 s of steady epoch, 20 s of compiling
     monkeypatch.setattr(time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(trainer.budget, "left", lambda: deadline - 30.0)  # the deadline, seen at 30 s
     monkeypatch.setattr(trainer, "_fit", lambda *args, **kwargs: (keras.callbacks.History(), False))
     monkeypatch.setattr(trainer, "_merge", lambda result, hist: None)
     monkeypatch.setattr(trainer, "_epoch_seconds", lambda wall: 10.0)
-    trainer._calibrate(recipe.phases[0], None, deadline=deadline)
+    trainer._calibrate(recipe.phases[0], None)
     # 70 s left at 10 s an epoch: 1 + 7 epochs; under XLA 70 - 20 s of recompiling: 1 + 5; 970 s: all 20
     assert trainer.plan == plan
     assert (model.train_function is traced) == (plan == [20]) and traced is not None
