@@ -1,8 +1,8 @@
 """Training, one job per module: ``splits`` (what a run trains on), ``optim`` (optimizers, schedules,
-the budget's plan), ``features`` (the head-only feature cache), ``trainer`` (the phase loop), ``result`` (what training
-returns), ``checkpoints`` (the checkpoint folder and what ``--resume`` continues from), ``build``
-(seeding, precision, the model a recipe asks for) and ``fit`` (the one way a recipe is trained).
-Knows nothing of MLflow or Optuna."""
+the plan a budget fits), ``features`` (the head-only feature cache), ``trainer`` (the phase loop),
+``budget`` (the wall-clock budget the trainer owns), ``result`` (what training returns), ``checkpoints``
+(the checkpoint folder and what ``--resume`` continues from), ``build`` (seeding, precision, the model a
+recipe asks for) and ``fit`` (the one way a recipe is trained). Knows nothing of MLflow or Optuna."""
 
 from bench.train.build import build_for_recipe, resolve_precision, seed_everything
 from bench.train.checkpoints import CheckpointFolder, ResumeState
