@@ -69,6 +69,17 @@ def split_metric(split: str, name: str) -> str:
     return f"{split}_{name}"
 
 
+# ----------------------------------------------------------------------------- studies and leaderboards
+
+PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own: nests a trial's run under its study's
+STUDY_TAG, TRIAL_TAG = "optuna.study", "optuna.trial"
+TRIAL_PARAM, BASELINE_PARAM = "trial", "baseline"  # a trial's number; whether it trained the recipe itself
+STUDY_PARAMS = ("trials", "sampler", "pruner", "study")  # a study's parent run, beside backbone, head, recipe
+BEST_VAL_MACRO_F1, BASELINE_VAL_MACRO_F1 = "best_val_macro_f1", "baseline_val_macro_f1"  # a study's
+N_COMPLETE = "n_complete"  # a study's finished trials
+BEST_PREFIX, TUNED_RECIPE_TAG = "best.", "tuned_recipe"  # tags on a study's parent run: the best values
+N_CONFIGURATIONS = "n_configurations"  # a leaderboard run's rows
+
 # ----------------------------------------------------------------------------- artifacts
 
 RECIPE_ARTIFACT = "recipe.toml"  # the run's resolved recipe: its whole description, logged first

@@ -27,6 +27,8 @@ def test_the_names_stored_runs_are_read_back_by_keep_their_values():
     )
     assert rec.split_metric("test", "macro_f1") == "test_macro_f1" and rec.fingerprint_param("val") == "val_fingerprint"
     assert rec.prediction_keys("val") == ("val_y_true", "val_y_prob")
+    study = (rec.PARENT_RUN_TAG, rec.STUDY_TAG, rec.TRIAL_TAG, rec.BEST_VAL_MACRO_F1, rec.TUNED_RECIPE_TAG)
+    assert study == ("mlflow.parentRunId", "optuna.study", "optuna.trial", "best_val_macro_f1", "tuned_recipe")
 
 
 def test_the_checkpoint_folder_keeps_its_file_names():

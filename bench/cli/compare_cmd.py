@@ -105,6 +105,7 @@ def _write(board, names, tracking_uri, *, fmt, wide, out, plot_path, html_path, 
     if log_run:
         import tempfile
 
+        from bench.run_record import N_CONFIGURATIONS
         from bench.tracking import log_leaderboard
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -116,7 +117,7 @@ def _write(board, names, tracking_uri, *, fmt, wide, out, plot_path, html_path, 
             run_id = log_leaderboard(
                 names[0],
                 [table, Path(tmp) / "leaderboard.csv", *files],
-                {"n_configurations": len(board.table)},
+                {N_CONFIGURATIONS: len(board.table)},
                 tracking_uri,
             )
         click.echo(f"logged the leaderboard as run {run_id} in experiment '{names[0]}'")

@@ -135,10 +135,11 @@ def _objective(
         values = suggest(trial, space)
         baseline = bool(trial.user_attrs.get(BASELINE))
         recipe = req.recipe if baseline else apply_values(req.recipe, space, values)
-        tags = {"mlflow.parentRunId": parent_id, "optuna.study": req.study, "optuna.trial": str(trial.number), **names}
+        tags = {rec.PARENT_RUN_TAG: parent_id, rec.STUDY_TAG: req.study, rec.TRIAL_TAG: str(trial.number), **names}
         try:
             with trk.TrackedRun(experiment_id, run_name=f"trial-{trial.number}", tags=tags) as run:
-                run.params({**(own if baseline else values), **names, "trial": trial.number, BASELINE: baseline})
+                trial_params = {rec.TRIAL_PARAM: trial.number, rec.BASELINE_PARAM: baseline}
+                run.params({**(own if baseline else values), **names, **trial_params})
                 fit = Fit.build(recipe, data)
                 callbacks = [run.epoch_callback(), _PruningCallback(trial, prune=not baseline)]
                 result = fit.train(callbacks=callbacks, progress=req.progress)
@@ -290,9 +291,9 @@ def _parent_run(study, experiment_id: str, req: TuneRequest) -> str:
         trk.set_run_status(parent, "RUNNING")
         return parent
     params = {rec.BACKBONE: req.recipe.model.backbone, rec.HEAD: req.recipe.model.head, rec.RECIPE: req.recipe.name}
-    params.update(trials=req.trials, sampler=req.sampler, pruner=req.pruner, study=req.study)
+    params.update(zip(rec.STUDY_PARAMS, (req.trials, req.sampler, req.pruner, req.study), strict=True))
     with trk.TrackedRun(
-        experiment_id, run_name=f"study-{req.study}", tags={rec.KIND_TAG: rec.KIND_STUDY, "optuna.study": req.study}
+        experiment_id, run_name=f"study-{req.study}", tags={rec.KIND_TAG: rec.KIND_STUDY, rec.STUDY_TAG: req.study}
     ) as run:
         run.params(params)
     study.set_user_attr("mlflow_parent_run_id", run.run_id)
@@ -341,9 +342,9 @@ def _finish(study, req: TuneRequest, space: list[Param], parent_id: str) -> dict
         recipe_path=None,
         tuned=None,
     )
-    metrics = {"best_val_macro_f1": top.value, "n_complete": len(complete)}
+    metrics = {rec.BEST_VAL_MACRO_F1: top.value, rec.N_COMPLETE: len(complete)}
     if baseline is not None:
-        metrics["baseline_val_macro_f1"] = baseline.value
+        metrics[rec.BASELINE_VAL_MACRO_F1] = baseline.value
     with tempfile.TemporaryDirectory() as tmp:
         files = study_plots(study, Path(tmp))
         if beaten:
@@ -356,7 +357,8 @@ def _finish(study, req: TuneRequest, space: list[Param], parent_id: str) -> dict
             path = write_new(Path(req.out_dir), req.study, to_toml(tuned))
             summary.update(recipe_path=str(path), tuned=tuned)
             files.insert(0, path)
-        params = {f"best.{k}": v for k, v in top.params.items()} | {"tuned_recipe": summary["recipe_path"] or "none"}
+        params = {f"{rec.BEST_PREFIX}{k}": v for k, v in top.params.items()}
+        params[rec.TUNED_RECIPE_TAG] = summary["recipe_path"] or "none"
         trk.log_to_run(parent_id, metrics, params, files)
     return summary
 
