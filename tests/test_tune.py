@@ -493,10 +493,10 @@ def test_a_trial_killed_with_its_worker_is_failed_and_rerun(recipe_path, tmp_pat
         worker.wait()
     assert [t.state for t in _trials(storage, "killed")] == [optuna.trial.TrialState.RUNNING]
     # A worker's heartbeat every 10 s, stale after 60 s: here (the worker is dead) stale after 2 s.
-    from bench.tune import storage
+    from bench.tune import storage as optuna_storage
 
-    monkeypatch.setattr(storage, "HEARTBEAT_SECONDS", 1)
-    monkeypatch.setattr(storage, "STALE_SECONDS", 2)
+    monkeypatch.setattr(optuna_storage, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(optuna_storage, "STALE_SECONDS", 2)
     time.sleep(3)
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
