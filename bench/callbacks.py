@@ -11,22 +11,8 @@ import keras
 import numpy as np
 
 from bench.errors import BenchError
-
-
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Macro-F1 over the classes present in ``y_true`` or ``y_pred``, 0 for a class never predicted
-    correctly: scikit-learn's ``f1_score(average="macro", zero_division=0)``, in NumPy so training
-    needs no scikit-learn (the GPU check runs where it may not be installed)."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    classes = np.union1d(y_true, y_pred)
-    if len(classes) == 0:
-        return 0.0
-    scores = []
-    for c in classes:
-        tp = np.sum((y_true == c) & (y_pred == c))
-        denominator = np.sum(y_true == c) + np.sum(y_pred == c)
-        scores.append(2 * tp / denominator if denominator else 0.0)
-    return float(np.mean(scores))
+from bench.metrics import macro_f1
+from bench.run_record import VAL_MACRO_F1
 
 
 class TrainingDiverged(BenchError):
@@ -75,7 +61,7 @@ class ValidationMetrics(keras.callbacks.Callback):
         picked = np.clip(probs[np.arange(len(self.y_val)), self.y_val], 1e-7, 1.0)
         logs["val_loss"] = float(-np.mean(np.log(picked)))
         logs["val_accuracy"] = float(np.mean(probs.argmax(1) == self.y_val))
-        logs["val_macro_f1"] = macro_f1(self.y_val, probs.argmax(1))
+        logs[VAL_MACRO_F1] = macro_f1(self.y_val, probs.argmax(1), probs.shape[-1])
 
 
 def call_end(first: int, steps_per_execution: int, epoch_steps: int | None) -> int:
@@ -225,21 +211,24 @@ class StepTimer(keras.callbacks.Callback):
 
 
 class Deadline(keras.callbacks.Callback):
-    """Stops training at the end of the epoch in which ``deadline`` (a perf_counter time) passed."""
+    """Stops training at the end of the epoch in which the ``budget``'s deadline passed
+    (:class:`bench.train.budget.Budget`, asked, never changed)."""
 
-    def __init__(self, deadline: float):
+    def __init__(self, budget):
         super().__init__()
-        self.deadline = deadline
+        self.budget = budget
         self.hit = False
 
     def on_epoch_end(self, epoch, logs=None):
-        if time.perf_counter() >= self.deadline:
+        if self.budget.passed():
             self.hit = True
             self.model.stop_training = True
 
 
 class Replanner(keras.callbacks.Callback):
-    """Asks ``replan(epoch, epoch_seconds)`` at every epoch end of a budgeted run whether to stop there.
+    """Asks the ``budget`` (:class:`bench.train.budget.Budget`) at every epoch end of a budgeted run to
+    re-fit its plan, ``budget.replan(phase, done, epoch_seconds)``, and stops training where the plan of
+    phase ``phase`` (which began at epoch ``phase_start``) now ends.
 
     ``epoch_seconds`` is the mean wall time between the last ``window`` epoch ends (training, validation
     and every callback's work included), so a run re-fits its plan to the machine's speed now: a first
@@ -247,13 +236,23 @@ class Replanner(keras.callbacks.Callback):
     schedule short at the deadline. The first epoch of each ``fit`` call, and the one after ``replan``
     returns ``retraced=True`` (a new schedule means a new graph), also hold tracing: they are not timed.
     Until one is timed, ``fallback(wall)`` estimates an epoch from the untimed one (the trainer's
-    steady-state step time plus validation). ``replan`` returns ``(stop, retraced)``. An epoch after
-    which another callback already stopped training (the deadline, early stopping) is not re-planned.
+    steady-state step time plus validation). ``follow(done, decision)`` (the trainer's) follows a re-fitted
+    plan and says whether it rebuilt the graph (``retraced``). An epoch after which another callback
+    already stopped training (the deadline, early stopping) is not re-planned.
     """
 
-    def __init__(self, replan, fallback=lambda wall: wall, window: int = 3):
+    def __init__(
+        self,
+        budget,
+        phase: int,
+        phase_start: int,
+        follow=lambda done, decision: False,
+        fallback=lambda wall: wall,
+        window: int = 3,
+    ):
         super().__init__()
-        self.replan, self.fallback, self.window = replan, fallback, window
+        self.budget, self.phase, self.phase_start = budget, phase, phase_start
+        self.follow, self.fallback, self.window = follow, fallback, window
         self.walls: list[float] = []
         self._last_end: float | None = None
         self._skip = True
@@ -268,9 +267,10 @@ class Replanner(keras.callbacks.Callback):
         if self.model.stop_training:
             return
         recent = self.walls[-self.window :]
-        stop, retraced = self.replan(epoch, sum(recent) / len(recent) if recent else self.fallback(wall))
-        self._skip = retraced
-        if stop:
+        done = epoch + 1 - self.phase_start
+        decision = self.budget.replan(self.phase, done, sum(recent) / len(recent) if recent else self.fallback(wall))
+        self._skip = self.follow(done, decision)
+        if decision.stop:
             self.model.stop_training = True
         self._last_end = time.perf_counter()
 
@@ -362,7 +362,7 @@ class Progress(keras.callbacks.Callback):
             "steps": self.steps,
             "loss": float(logs["loss"]) if "loss" in logs else float("nan"),
             "images_per_second": self.timer.images_per_second,
-            "val_macro_f1": self._val_f1,
+            VAL_MACRO_F1: self._val_f1,
             "elapsed": elapsed,
             "eta": eta,
             "epoch_end": epoch_end,
@@ -380,5 +380,5 @@ class Progress(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        self._val_f1 = float(logs.get("val_macro_f1", self._val_f1))
+        self._val_f1 = float(logs.get(VAL_MACRO_F1, self._val_f1))
         self.report(self._status(None, logs, epoch_end=True))

@@ -1,5 +1,6 @@
 """The leaderboard: finished runs -> one row per configuration, with bootstrap confidence intervals
-of macro-F1 and a paired bootstrap test of every row against the leader on the same test images.
+of macro-F1 and a paired bootstrap test of every row against the leader on the same test images (the
+statistics are :mod:`bench.bootstrap`'s).
 
 Returns pandas DataFrames; rendering lives in the CLI and :mod:`bench.reports`.
 """
@@ -13,19 +14,15 @@ from pathlib import Path
 import numpy as np
 
 from bench import CLASS_NAMES, NUM_CLASSES
+from bench import run_record as rec
 from bench import tracking as trk
+from bench.bootstrap import bootstrap_index, paired_test, seed_mean_resamples
 from bench.errors import BenchError
 from bench.metrics import HEADLINE_METRICS
+from bench.run_record import CONFIG_KEYS, COST_METRICS
 
-CONFIG_KEYS = ("backbone", "head", "recipe", "recipe_hash", "weights", "image_size")
-COST_METRICS = (
-    "params_total",
-    "fit_seconds",
-    "train_images_per_second",
-    "latency_ms_p50",
-    "flops_per_image",
-    "train_passes",
-)
+HASH_COLUMN, RECIPE_COLUMN = f"params.{rec.RECIPE_HASH}", f"params.{rec.RECIPE}"
+RECIPE_FIELDS = f"params.{rec.RECIPE_PREFIX}"  # the prefix of every logged recipe field's column
 UNDERTRAINED_PASSES = 1.0
 """Rows that saw less than one pass over the training split are flagged: their rank says more about the
 budget than about the backbone."""
@@ -42,68 +39,21 @@ class Leaderboard:
     label_set: str = "fer2013"
 
 
-def macro_f1_resamples(
-    y_true: np.ndarray, y_pred: np.ndarray, index: np.ndarray, num_classes: int = NUM_CLASSES
-) -> np.ndarray:
-    """Macro-F1 (all ``num_classes`` classes, 0 for a class with no support and no predictions, as
-    scikit-learn's ``zero_division=0``) of each bootstrap resample; ``index`` is (B, n) indices into the
-    arrays."""
-    t, p = y_true[index], y_pred[index]
-    f1 = np.zeros((len(index), num_classes))
-    for c in range(num_classes):
-        tp = np.sum((t == c) & (p == c), axis=1)
-        denom = np.sum(t == c, axis=1) + np.sum(p == c, axis=1)
-        f1[:, c] = np.divide(2 * tp, denom, out=np.zeros(len(index)), where=denom > 0)
-    return f1.mean(axis=1)
-
-
-def bootstrap_index(n: int, n_boot: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-
-
-def seed_mean_resamples(
-    y_true: np.ndarray, preds: list[np.ndarray], index: np.ndarray, num_classes: int = NUM_CLASSES
-) -> np.ndarray:
-    """The mean over seeds of each seed's macro-F1, on each bootstrap resample of the test images.
-
-    This is the statistic the leaderboard shows (mean over seeds), so its interval brackets the shown
-    mean; an interval of the seeds' pooled (averaged-probability) predictions would describe an
-    ensemble instead, which scores higher than any of its seeds."""
-    return np.mean([macro_f1_resamples(y_true, pred, index, num_classes) for pred in preds], axis=0)
-
-
-def paired_test(
-    y_true: np.ndarray,
-    preds_a: list[np.ndarray],
-    preds_b: list[np.ndarray],
-    index: np.ndarray,
-    num_classes: int = NUM_CLASSES,
-) -> tuple[float, float, float]:
-    """Paired bootstrap of macro-F1(a) - macro-F1(b) on the same resampled images, each side the mean over
-    its seeds (``preds_*``: one array of predicted labels per seed): (2.5 % quantile, 97.5 % quantile,
-    two-sided p-value)."""
-    diff = seed_mean_resamples(y_true, preds_a, index, num_classes) - seed_mean_resamples(
-        y_true, preds_b, index, num_classes
-    )
-    p_value = min(1.0, 2 * min(np.mean(diff <= 0), np.mean(diff >= 0)))
-    low, high = np.quantile(diff, [0.025, 0.975])
-    return float(low), float(high), float(p_value)
-
-
 def _load_predictions(run_id: str, split: str, folder: Path) -> tuple[np.ndarray, np.ndarray] | None:
     try:
-        path = trk.download_artifact(run_id, "predictions.npz", folder / run_id)
+        path = trk.download_artifact(run_id, rec.PREDICTIONS_ARTIFACT, folder / run_id)
     except BenchError:
         return None
+    truth, probs = rec.prediction_keys(split)
     with np.load(path) as z:
-        return z[f"{split}_y_true"], z[f"{split}_y_prob"]
+        return z[truth], z[probs]
 
 
 def _runs_frame(experiments: list[str], uri: str | None, include_all: bool, filters: dict[str, str]):
     frame = trk.search_runs(experiments, uri)
     if not include_all and len(frame):
         frame = frame[frame["status"] == "FINISHED"]
-    label_column = f"tags.{trk.LABEL_SET_TAG}"  # runs logged before label sets existed are FER2013's
+    label_column = f"tags.{rec.LABEL_SET_TAG}"  # runs logged before label sets existed are FER2013's
     frame = frame.assign(
         **{label_column: frame[label_column].fillna("fer2013") if label_column in frame.columns else "fer2013"}
     )
@@ -118,9 +68,9 @@ def _runs_frame(experiments: list[str], uri: str | None, include_all: bool, filt
             + (" matching the filters" if filters else "")
             + "; train some with `bench run` first"
         )
-    if "params.recipe_hash" not in frame.columns:
-        frame = frame.assign(**{"params.recipe_hash": "?"})
-    frame = frame.assign(**{"params.recipe_hash": frame["params.recipe_hash"].fillna("?")})
+    if HASH_COLUMN not in frame.columns:
+        frame = frame.assign(**{HASH_COLUMN: "?"})
+    frame = frame.assign(**{HASH_COLUMN: frame[HASH_COLUMN].fillna("?")})
     missing = [k for k in CONFIG_KEYS if f"params.{k}" not in frame.columns]
     if missing:
         raise BenchError(f"runs lack the param(s) {', '.join(missing)}: were they logged by `bench run`?")
@@ -128,7 +78,7 @@ def _runs_frame(experiments: list[str], uri: str | None, include_all: bool, filt
     return frame
 
 
-_NOT_METHOD = ("recipe.name", "recipe.description", "recipe.run.seed")
+_NOT_METHOD = tuple(f"{rec.RECIPE_PREFIX}{f}" for f in ("name", "description", "run.seed"))
 """Logged recipe fields a variant label should not list: not part of the recipe hash."""
 
 
@@ -136,11 +86,11 @@ def _method_columns(frame) -> list[str]:
     """The ``params.recipe.*`` columns that :func:`bench.recipe_io.recipe_hash` covers."""
     from bench.recipe_io import RUN_FIELDS, SPEED_FIELDS, SPEED_HEAD_OPTIONS
 
-    skip = set(_NOT_METHOD) | {f"recipe.{f}" for f in RUN_FIELDS + SPEED_FIELDS}
+    skip = set(_NOT_METHOD) | {f"{rec.RECIPE_PREFIX}{f}" for f in RUN_FIELDS + SPEED_FIELDS}
     return [
         c
         for c in frame.columns
-        if c.startswith("params.recipe.")
+        if c.startswith(RECIPE_FIELDS)
         and c[len("params.") :] not in skip
         and not (".head_options." in c and c.rsplit(".", 1)[-1] in SPEED_HEAD_OPTIONS)
     ]
@@ -156,27 +106,29 @@ def variant_differences(frame) -> list[str]:
     columns = _method_columns(frame)
     # The run's own record wins (as for a resume): runs logged before the recipe held the head and the
     # weights logged the recipe's defaults there.
-    own = {f"params.recipe.model.{k}": frame[f"params.{k}"] for k in ("head", "weights") if f"params.{k}" in frame}
+    own = {f"{RECIPE_FIELDS}model.{k}": frame[f"params.{k}"] for k in (rec.HEAD, rec.WEIGHTS) if f"params.{k}" in frame}
     frame = frame.assign(**own)
     columns += [c for c in own if c not in columns]
     lines = []
-    for recipe, runs in frame.groupby("params.recipe", sort=True):
-        first = runs.drop_duplicates("params.recipe_hash").set_index("params.recipe_hash")[columns]
+    for recipe, runs in frame.groupby(RECIPE_COLUMN, sort=True):
+        first = runs.drop_duplicates(HASH_COLUMN).set_index(HASH_COLUMN)[columns]
         if len(first) < 2:
             continue
         first = first.astype(object)
         for path, default in flatten(LATER_DEFAULTS).items():  # a table's fields are logged one by one
-            if f"params.recipe.{path}" in first.columns:
-                first[f"params.recipe.{path}"] = first[f"params.recipe.{path}"].fillna(str(default))
+            if f"{RECIPE_FIELDS}{path}" in first.columns:
+                first[f"{RECIPE_FIELDS}{path}"] = first[f"{RECIPE_FIELDS}{path}"].fillna(str(default))
         first = first.where(first.notna(), "-").astype(str)
         varying = sorted(c for c in columns if first[c].nunique() > 1)  # the store's column order varies
-        speed = [f"params.recipe.{f}" for f in SPEED_FIELDS if f"params.recipe.{f}" in runs.columns]
-        speeds = runs.drop_duplicates("params.recipe_hash").set_index("params.recipe_hash")[speed]
+        # the run table's settings first, as these notes have always listed them
+        ordered = sorted(SPEED_FIELDS, key=lambda f: not f.startswith("run."))
+        speed = [f"{RECIPE_FIELDS}{f}" for f in ordered if f"{RECIPE_FIELDS}{f}" in runs.columns]
+        speeds = runs.drop_duplicates(HASH_COLUMN).set_index(HASH_COLUMN)[speed]
         for recipe_hash, values in first[varying].iterrows():
-            changed = ", ".join(f"{c[len('params.recipe.') :]}={v}" for c, v in values.items())
+            changed = ", ".join(f"{c[len(RECIPE_FIELDS) :]}={v}" for c, v in values.items())
             if not changed:  # hashed apart before a speed field left the hash (model.batchnorm, session 13)
                 logged = speeds.loc[recipe_hash].dropna().items()  # a field older runs did not log is left out
-                settings = ", ".join(f"{c[len('params.recipe.') :]}={v}" for c, v in logged)
+                settings = ", ".join(f"{c[len(RECIPE_FIELDS) :]}={v}" for c, v in logged)
                 changed = f"no recipe field differs (older runs; speed settings: {settings or 'none logged'})"
             lines.append(f"{recipe}#{str(recipe_hash)[:6]}: {changed}")
     return lines
@@ -190,7 +142,7 @@ def check_one_label_set(label_sets) -> str:
         found = ", ".join(f"{name} ({n} runs)" for name, n in sorted(counts.items()))
         raise BenchError(
             f"runs of different label sets cannot be ranked together: {found}; compare one at a time with "
-            f"--filter {trk.LABEL_SET_TAG}={sorted(counts.index)[-1]}"
+            f"--filter {rec.LABEL_SET_TAG}={sorted(counts.index)[-1]}"
         )
     return str(counts.index[0])
 
@@ -221,7 +173,7 @@ def build_leaderboard(
     import pandas as pd
 
     frame = _runs_frame(experiments, uri, include_all, filters or {})
-    label_set = str(frame[f"tags.{trk.LABEL_SET_TAG}"].iat[0])
+    label_set = str(frame[f"tags.{rec.LABEL_SET_TAG}"].iat[0])
     if reference and label_set != "fer2013":
         raise BenchError(
             f"--reference paper adds the seed paper's FER2013 figures; these runs use the {label_set} labels, "
@@ -229,7 +181,7 @@ def build_leaderboard(
         )
     class_names = _class_names(frame)
     notes: list[str] = []
-    fp_col = "params.data_fingerprint"
+    fp_col = f"params.{rec.DATA_FINGERPRINT}"
     majority = frame[fp_col].mode().iat[0] if fp_col in frame.columns and frame[fp_col].notna().any() else None
     frame = frame.assign(_fp=frame.get(fp_col, pd.Series(index=frame.index, dtype=object)).fillna("?"))
     # --all: unfinished runs form rows of their own, so a FAILED run never moves a configuration's mean
@@ -319,7 +271,7 @@ def evaluation_notes(table) -> list[str]:
 def _class_names(frame) -> tuple[str, ...]:
     """The classes the runs were trained on (the ``class_names`` param; FER2013's 7 for runs logged
     before it existed); runs with different class lists are an error, as different label sets are."""
-    column = "params.class_names"
+    column = f"params.{rec.CLASS_NAMES}"
     logged = frame[column].dropna().unique() if column in frame.columns else []
     if len(logged) > 1:
         raise BenchError(
@@ -332,7 +284,7 @@ def _class_names(frame) -> tuple[str, ...]:
 def _scored_on(group, split: str) -> str | None:
     """What ``group``'s runs were scored on: their distinct ``{split}_fingerprint`` params, joined (one per
     seed with ``data.max_eval``, which subsets per seed), or None when a run predates that param."""
-    column = f"params.{split}_fingerprint"
+    column = f"params.{rec.fingerprint_param(split)}"
     if column not in group.columns or group[column].isna().any():
         return None
     return ",".join(sorted(group[column].unique()))
@@ -357,16 +309,17 @@ def _aggregate(config: dict, group, split: str, folder: Path, notes: list[str], 
     }
     metric_names = list(HEADLINE_METRICS) + [f"recall_{c}" for c in class_names]
     for name in metric_names:
-        column = f"metrics.{split}_{name}"
+        column = f"metrics.{rec.split_metric(split, name)}"
         values = group[column].dropna() if column in group.columns else []
         row[f"{name}_mean"] = float(np.mean(values)) if len(values) else np.nan
         row[f"{name}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else np.nan
     for name in COST_METRICS:
         column = f"metrics.{name}"
         row[name] = float(group[column].mean()) if column in group.columns else np.nan
-    tta = group["params.recipe.eval.tta"].dropna() if "params.recipe.eval.tta" in group.columns else []
+    column = f"{RECIPE_FIELDS}eval.tta"
+    tta = group[column].dropna() if column in group.columns else []
     row["tta"] = str(tta.iat[0]) if len(tta) else "none"  # one recipe hash: one mode; older runs had none
-    column = "metrics.temperature"  # logged by calibrated runs only
+    column = f"metrics.{rec.TEMPERATURE}"  # logged by calibrated runs only
     row["temperature"] = float(group[column].mean()) if column in group.columns else np.nan
     if row["train_passes"] < UNDERTRAINED_PASSES:
         notes.append(

@@ -1,4 +1,5 @@
-"""Recipes: frozen, typed dataclasses loaded from TOML, validated at the boundary, overridable.
+"""Recipes: frozen, typed dataclasses, each field with its accepted values and its role (see
+:mod:`bench.recipe_load` for TOML, ``--set`` and validation, :mod:`bench.recipe_io` for writing one out).
 
 A resolved recipe is the whole description of one run (as MMEngine's config is of its runner): what
 to train (``model.backbone``, ``model.head``), on what (``data.source``), where it is logged
@@ -13,21 +14,45 @@ type or value raises :class:`BenchError` naming the key, the value received and 
 from __future__ import annotations
 
 import dataclasses
-import tomllib
-import types
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
 
+SUBJECT = "subject"
+"""A field's role: it names the run's subject (what it trains, on what, where it is logged), not its method.
+:func:`bench.recipe_io.recipe_hash` leaves such fields out, so runs of one recipe on several backbones pool."""
 
-def _opt(default: Any, *, choices: tuple | None = None, range: tuple | None = None, doc: str = "") -> Any:  # noqa: A002
-    meta = {"choices": choices, "range": range, "doc": doc}
+SPEED = "speed"
+"""A field's role: it sets how fast a run trains, never what it trains; the recipe hash leaves it out at
+every value (see :data:`bench.recipe_io.SPEED_FIELDS` for why each is one)."""
+
+
+def _opt(
+    default: Any,
+    *,
+    choices: tuple | None = None,
+    range: tuple | None = None,  # noqa: A002
+    doc: str = "",
+    role: str | None = None,
+    later: bool = False,
+) -> Any:
+    """A recipe field: its default, accepted values (``choices``, ``range``), help text, and what it is to
+    everything that reads recipes generically: its ``role`` (:data:`SUBJECT`, :data:`SPEED`, or None for
+    the method), and whether it was added ``later`` than runs already logged (the hash then leaves it
+    out at its default, so those runs keep their hashes). Declared here, on the field, so a new field
+    touches this module and the code that uses it, not lists kept elsewhere."""
+    meta = {"choices": choices, "range": range, "doc": doc, "role": role, "later": later}
     if isinstance(default, dict | list):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
+
+
+def _table(cls: type, *, later: bool = False) -> Any:
+    """A nested table of a recipe (``later``: added after runs were logged, as :func:`_opt`'s)."""
+    return field(default_factory=cls, metadata={"later": later})
 
 
 @dataclass(frozen=True)
@@ -49,6 +74,7 @@ class AugmentConfig:
     )
     crop_padding: int = _opt(
         0,
+        later=True,
         range=(0, 64),
         doc="random crops: pad each side by this many pixels (reflected) and crop back to the image size at a "
         "random offset, per image (0 = off); whole-pixel shifts, no resampling",
@@ -56,6 +82,7 @@ class AugmentConfig:
     fill_mode: str = _opt("constant", choices=("constant", "reflect", "nearest", "wrap"))
     resample: str = _opt(
         "per_layer",
+        later=True,
         choices=("per_layer", "once"),
         doc="per_layer: Keras' RandomRotation, RandomTranslation, RandomZoom and RandomShear, each resampling "
         "the face; once: the same kinds of draw as one affine resampling (ImageDataGenerator's way; sharper "
@@ -76,47 +103,55 @@ class MixConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = _opt("", doc="FER2013 CSV, image-folder root or synthetic[:N[:SEED]]; --data sets it")
+    source: str = _opt("", role=SUBJECT, doc="FER2013 CSV, image-folder root or synthetic[:N[:SEED]]; --data sets it")
     image_size: int = _opt(48, range=(8, 1024), doc="raised to the backbone's minimum if smaller")
     channel_adapter: str = _opt("repeat", choices=("repeat", "learned"))
     batch_size: int = _opt(32, range=(1, 4096))
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    mix: MixConfig = field(default_factory=MixConfig)
+    augment: AugmentConfig = _table(AugmentConfig)
+    mix: MixConfig = _table(MixConfig, later=True)
     oversample: float = _opt(0.0, range=(0, 1), doc="raise each class to this fraction of the largest (0 = off)")
     dedupe: bool = _opt(False, doc="drop training images that also appear in validation or test")
     max_train: int = _opt(0, range=(0, 10**9), doc="use at most this many training images (0 = all)")
     max_eval: int = _opt(0, range=(0, 10**9), doc="use at most this many val/test images (0 = all)")
     labels: str = _opt(
-        "fer2013", choices=("fer2013", "ferplus"), doc="FER2013's own labels or the FER+ crowd votes (8 classes)"
+        "fer2013",
+        later=True,
+        choices=("fer2013", "ferplus"),
+        doc="FER2013's own labels or the FER+ crowd votes (8 classes)",
     )
     targets: str = _opt(
         "majority",
+        later=True,
         choices=("majority", "crossentropy"),
         doc="ferplus only: train on the majority label or on the vote distribution (evaluation: majority); "
         "with the distribution, a sample's class weight is its majority class's and label_smoothing mixes "
         "the distribution with the uniform one",
     )
-    votes: str = _opt("", doc="the FER+ votes file (labels = ferplus); empty = the one beside the data")
+    votes: str = _opt("", role=SUBJECT, doc="the FER+ votes file (labels = ferplus); empty = the one beside the data")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    backbone: str = _opt("", doc="a registered backbone (see bench list); --backbone sets it")
+    backbone: str = _opt("", role=SUBJECT, doc="a registered backbone (see bench list); --backbone sets it")
     head: str = _opt("hybrid")
     head_options: dict[str, Any] = _opt({}, doc="per-head option tables, e.g. [model.head_options.hybrid]")
     backbone_options: dict[str, Any] = _opt(
-        {}, doc="per-backbone option tables, e.g. [model.backbone_options.mini_xception] separable_l2 = 0.01"
+        {},
+        later=True,
+        doc="per-backbone option tables, e.g. [model.backbone_options.mini_xception] separable_l2 = 0.01",
     )
     weights: str = _opt("none", doc="imagenet, none, or a path to a weights file")
     precision: str = _opt("auto", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"))
     batchnorm_momentum: float = _opt(
         0.0,
+        later=True,
         range=(0, 0.9999),
         doc="momentum of every BatchNormalization layer in the backbone; 0 = the backbone's own "
         "(0.9 from scratch, the pretrained model's with weights)",
     )
     batchnorm: str = _opt(
         "keras",
+        role=SPEED,
         choices=("keras", "fused", "auto"),
         doc="BatchNormalization of the backbone: keras (Keras' layer), fused (TensorFlow's fused kernel, "
         "the same function and weights, faster; TensorFlow backend only) or auto (fused under TensorFlow, "
@@ -124,6 +159,7 @@ class ModelConfig:
     )
     batchnorm_stats: str = _opt(
         "moving",
+        later=True,
         choices=("moving", "recomputed"),
         doc="the BatchNorm statistics the trained model keeps: moving (Keras' averages over the training "
         "batches, augmented when augmentation is on) or recomputed (after training, the last phase's trainable "
@@ -165,6 +201,7 @@ class PhaseConfig:
     augment: bool = _opt(True, doc="apply the data augmentation (and mixup/cutmix) in this phase")
     ema_decay: float = _opt(
         0.0,
+        later=True,
         range=(0, 0.99999),
         doc="exponential moving average of the weights (bench.train.ema.WeightEMA, moved every 4 steps); "
         "the averaged weights are validated, restored, evaluated and saved; 0 = off",
@@ -174,7 +211,7 @@ class PhaseConfig:
 @dataclass(frozen=True)
 class RunConfig:
     seed: int = _opt(42, range=(0, 2**31 - 1))
-    experiment: str = _opt("", doc="MLflow experiment; empty = the data set's name")
+    experiment: str = _opt("", role=SUBJECT, doc="MLflow experiment; empty = the data set's name")
     deterministic: bool = _opt(False)
     budget_minutes: float = _opt(0.0, range=(0, 100_000), doc="0 = no wall-clock budget")
     monitor: str = _opt("val_loss", choices=("val_loss", "val_macro_f1", "val_accuracy"))
@@ -190,6 +227,7 @@ class RunConfig:
     )
     steps_per_execution: int = _opt(
         1,
+        role=SPEED,
         range=(1, 10_000),
         doc="training steps Keras runs per call into the compiled graph: fewer Python round trips between "
         "steps, the same training; must divide steps_per_epoch when that is set. 1 = Keras' own; whether "
@@ -197,12 +235,14 @@ class RunConfig:
     )
     threads_intra: int = _opt(
         0,
+        role=SPEED,
         range=(0, 4096),
         doc="TensorFlow's intra-op threads (one op's work split across cores); 0 = TensorFlow's default. "
         "Applied before TensorFlow starts; the same training",
     )
     threads_inter: int = _opt(
         0,
+        role=SPEED,
         range=(0, 4096),
         doc="TensorFlow's inter-op threads (independent ops run at once); 0 = TensorFlow's default. "
         "Applied before TensorFlow starts; the same training",
@@ -230,12 +270,12 @@ class EvalConfig:
 class Recipe:
     name: str = _opt("recipe")
     description: str = _opt("")
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    class_weights: ClassWeightConfig = field(default_factory=ClassWeightConfig)
+    data: DataConfig = _table(DataConfig)
+    model: ModelConfig = _table(ModelConfig)
+    class_weights: ClassWeightConfig = _table(ClassWeightConfig)
     phases: tuple[PhaseConfig, ...] = field(default_factory=lambda: (PhaseConfig(),))
-    run: RunConfig = field(default_factory=RunConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    run: RunConfig = _table(RunConfig)
+    eval: EvalConfig = _table(EvalConfig, later=True)
     tune: dict[str, Any] = _opt({}, doc="search space for bench tune")
 
     def __post_init__(self) -> None:
@@ -295,173 +335,30 @@ def check_class_names(recipe: Recipe, class_names: tuple[str, ...]) -> None:
             )
 
 
-# ----------------------------------------------------------------------------- validation
+# ----------------------------------------------------------------------------- the fields' roles
 
 
-def _fail(key: str, value: Any, accepted: str) -> BenchError:
-    return BenchError(f"recipe key '{key}': received {value!r}; expected {accepted}")
-
-
-def _check_scalar(key: str, value: Any, typ: Any, meta: dict) -> Any:
-    if typ is bool:
-        if not isinstance(value, bool):
-            raise _fail(key, value, "true or false")
-        return value
-    if typ is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _fail(key, value, "an integer")
-    elif typ is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _fail(key, value, "a number")
-        value = float(value)
-    elif typ is str:
-        if not isinstance(value, str):
-            raise _fail(key, value, "a string")
-    lo_hi = meta.get("range")
-    if lo_hi and not (lo_hi[0] <= value <= lo_hi[1]):
-        raise _fail(key, value, f"a value in [{lo_hi[0]}, {lo_hi[1]}]")
-    choices = meta.get("choices")
-    if choices and value not in choices:
-        raise _fail(key, value, "one of " + ", ".join(map(str, choices)))
-    return value
-
-
-def _convert(key: str, value: Any, typ: Any, meta: dict) -> Any:
-    origin = typing.get_origin(typ)
-    if dataclasses.is_dataclass(typ):
-        if not isinstance(value, dict):
-            raise _fail(key, value, f"a table [{key}]")
-        return from_dict(typ, value, prefix=key + ".")
-    if origin is tuple:
-        args = typing.get_args(typ)
-        if not isinstance(value, list | tuple):
-            raise _fail(key, value, "a list")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(f"{key}.{i}", v, args[0], meta) for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise _fail(key, value, f"a list of {len(args)} values")
-        return tuple(_convert(f"{key}.{i}", v, t, meta) for i, (v, t) in enumerate(zip(value, args, strict=True)))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise _fail(key, value, "a table")
-        val_type = typing.get_args(typ)[1]
-        if val_type is Any:
-            return dict(value)
-        return {k: _convert(f"{key}.{k}", v, val_type, {"range": (0, 1e6)}) for k, v in value.items()}
-    if isinstance(typ, types.UnionType):
-        raise TypeError(f"unsupported union type for {key}")
-    return _check_scalar(key, value, typ, meta)
-
-
-def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
-    """Build dataclass ``cls`` from a plain dict, validating every key and value."""
+def _fields(cls: type, prefix: str = "") -> Iterator[tuple[str, dataclasses.Field, Any]]:
+    """Every field of a recipe table by dotted path (``data.augment.resample``), with its type; a nested
+    table's own field first, then its fields. Phases are a list of tables: walk :class:`PhaseConfig` itself."""
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(data) - set(fields)
-    if unknown:
-        where = f"[{prefix.rstrip('.')}]" if prefix else "the recipe's top level"
-        raise BenchError(
-            f"unknown recipe key '{prefix}{sorted(unknown)[0]}'; keys accepted in {where}: {', '.join(fields)}"
-        )
-    kwargs = {
-        name: _convert(prefix + name, data[name], hints[name], dict(fields[name].metadata))
-        for name in fields
-        if name in data
-    }
-    return cls(**kwargs)
+    for f in dataclasses.fields(cls):
+        yield prefix + f.name, f, hints[f.name]
+        if dataclasses.is_dataclass(hints[f.name]):
+            yield from _fields(hints[f.name], f"{prefix}{f.name}.")
 
 
-# ----------------------------------------------------------------------------- overrides
+def fields_with_role(role: str, cls: type = Recipe) -> tuple[str, ...]:
+    """The dotted paths of ``cls``'s fields declared with ``role`` (:data:`SUBJECT`, :data:`SPEED`)."""
+    return tuple(path for path, f, _ in _fields(cls) if f.metadata.get("role") == role)
 
 
-def parse_value(text: str) -> Any:
-    """A TOML value (``1e-4``, ``true``, ``[0.2, 0.4]``, ``"x"``), or the bare text as a string."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def split_assignment(text: str, option: str, example: str, form: str = "KEY=VALUE") -> tuple[str, str]:
-    """``(key, value)`` of a ``KEY=VALUE`` command-line item, both stripped; a one-line error without ``=``."""
-    if "=" not in text:
-        raise BenchError(f"{option} '{text}': expected {form}, e.g. {example}")
-    key, value = text.split("=", 1)
-    return key.strip(), value.strip()
-
-
-def apply_override(raw: dict[str, Any], assignment: str) -> None:
-    """Apply ``key.sub=value`` to a raw recipe dict; ``phases.N.key`` or ``phases.*.key`` index phases."""
-    path, text = split_assignment(assignment, "--set", "--set data.batch_size=64", form="key.sub=value")
-    apply_value(raw, path, parse_value(text))
-
-
-def apply_value(raw: dict[str, Any], path: str, value: Any) -> None:
-    """Set ``path`` (``key.sub``; ``phases.N.key`` or ``phases.*.key`` index phases) to a parsed value."""
-    keys = path.split(".")
-    targets: list[Any] = [raw]
-    for depth, key in enumerate(keys[:-1]):
-        next_targets = []
-        for node in targets:
-            if isinstance(node, list):
-                if key == "*":
-                    next_targets.extend(node)
-                    continue
-                if not key.isdigit() or int(key) >= len(node):
-                    raise BenchError(f"--set '{path}': '{key}' is not a phase index 0-{len(node) - 1} or *")
-                next_targets.append(node[int(key)])
-            else:
-                next_targets.append(node.setdefault(key, [] if keys[depth + 1].isdigit() else {}))
-        targets = next_targets
-    for node in targets:
-        if not isinstance(node, dict):
-            raise BenchError(f"--set '{path}': '{keys[-2]}' is not a table")
-        node[keys[-1]] = value
-
-
-# ----------------------------------------------------------------------------- loading and dumping
-
-
-def recipe_dirs() -> list[Path]:
-    """Folders searched for recipe names: ./experiments, then the one beside the bench package."""
-    here = Path(__file__).resolve().parent.parent / "experiments"
-    return [Path.cwd() / "experiments", here]
-
-
-def find_recipe(name_or_path: str) -> Path:
-    path = Path(name_or_path).expanduser()
-    if path.suffix == ".toml" or path.exists():
-        if path.is_dir():
-            raise BenchError(f"recipe '{path}' is a folder; give a .toml file in it or a recipe name")
-        if not path.is_file():
-            raise BenchError(f"recipe file '{path}' does not exist")
-        return path
-    for folder in recipe_dirs():
-        candidate = folder / f"{name_or_path}.toml"
-        if candidate.is_file():
-            return candidate
-    known = sorted({p.stem for d in recipe_dirs() if d.is_dir() for p in d.glob("*.toml")})
-    raise BenchError(f"unknown recipe '{name_or_path}'; known: {', '.join(known) or 'none'} (or give a .toml path)")
-
-
-def load_recipe(
-    name_or_path: str, overrides: tuple[str, ...] | list[str] = (), values: dict[str, Any] | None = None
-) -> Recipe:
-    """Load a recipe by name (``experiments/<name>.toml``) or path, apply ``--set`` overrides, then
-    ``values`` (``{"model.backbone": "resnet50", ...}``: command-line options, already typed), validate."""
-    path = find_recipe(name_or_path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise BenchError(f"{path}: not valid TOML ({exc})") from exc
-    except UnicodeDecodeError as exc:
-        raise BenchError(
-            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); TOML files are UTF-8: "
-            "save it as UTF-8"
-        ) from exc
-    raw.setdefault("name", path.stem)
-    for assignment in overrides:
-        apply_override(raw, assignment)
-    for path, value in (values or {}).items():
-        apply_value(raw, path, value)
-    return from_dict(Recipe, raw)
+def later_defaults(cls: type = Recipe) -> dict[str, Any]:
+    """The fields of ``cls`` added after runs were logged, by dotted path, with their defaults (a table's
+    as a plain dict): what :func:`bench.recipe_io.recipe_hash` leaves out at that value."""
+    defaults = {}
+    for path, f, typ in _fields(cls):
+        if f.metadata.get("later"):
+            value = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            defaults[path] = dataclasses.asdict(value) if dataclasses.is_dataclass(typ) else value
+    return defaults

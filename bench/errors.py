@@ -3,8 +3,12 @@
 import re
 
 
-class BenchError(ValueError):
-    """A user-facing error: the message says what was wrong and how to fix it, on one line."""
+class BenchError(Exception):
+    """A user-facing error: the message says what was wrong and how to fix it, on one line.
+
+    Not a ``ValueError``: code that wraps a library's ``ValueError`` in a one-line message (a backbone or
+    head factory's, :func:`bench.models.build_model`) must not catch bench's own, already one line, and
+    wrap it again."""
 
 
 def first_line(text: object, limit: int = 300) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from bench import run_record as rec
+
 
 def _num(value, fmt="{:.3f}") -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
@@ -66,15 +68,15 @@ def summary_rows(board, wide: bool = False) -> tuple[list[str], list[list[str]]]
             _num(r.get("log_loss_mean")),
             _num(r.get("ece_mean")),
             *([_num(r.get("temperature"), "{:.2f}")] if tempered else []),
-            _num(r.get("params_total", math.nan) / 1e6, "{:.1f}M"),
-            _num(r.get("train_images_per_second"), "{:.0f}"),
-            _passes(r.get("train_passes", math.nan)),
+            _num(r.get(rec.PARAMS_TOTAL, math.nan) / 1e6, "{:.1f}M"),
+            _num(r.get(rec.TRAIN_IMAGES_PER_SECOND), "{:.0f}"),
+            _passes(r.get(rec.TRAIN_PASSES, math.nan)),
         ]
         if wide:
             row += [
-                _num(r.get("fit_seconds", math.nan) / 60, "{:.1f}"),
-                _num(r.get("latency_ms_p50"), "{:.1f}"),
-                _num(r.get("flops_per_image", math.nan) / 1e9, "{:.3f}"),
+                _num(r.get(rec.FIT_SECONDS, math.nan) / 60, "{:.1f}"),
+                _num(r.get(rec.LATENCY_P50), "{:.1f}"),
+                _num(r.get(rec.FLOPS_PER_IMAGE, math.nan) / 1e9, "{:.3f}"),
             ]
             row += [_num(r.get(f"recall_{c}_mean"), "{:.2f}") for c in board.class_names]
         rows.append(row)
@@ -131,7 +133,7 @@ def _cost_panel(ax, board) -> None:
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     t = board.table
-    cost = t["params_total"] if "params_total" in t.columns else None
+    cost = t[rec.PARAMS_TOTAL] if rec.PARAMS_TOTAL in t.columns else None
     ok = (cost.notna() & t["macro_f1_mean"].notna()) if cost is not None else None
     ax.set(title="at what cost")
     if ok is None or not ok.any():

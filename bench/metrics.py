@@ -36,6 +36,21 @@ def reliability_curve(y_true: np.ndarray, y_prob: np.ndarray, n_bins: int = 15):
     return conf, acc, np.bincount(bins, minlength=n_bins)
 
 
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
+    """Macro-F1 over every label ``0 .. num_classes - 1``, 0 for a label never predicted correctly (also one
+    absent from both arrays): scikit-learn's ``f1_score(labels=range(num_classes), average="macro",
+    zero_division=0)``, in NumPy so that training needs no scikit-learn (the GPU check runs where it may
+    not be installed). The one definition: the validation curve of every epoch and the evaluated run's
+    ``val_macro_f1`` / ``test_macro_f1`` land on the same MLflow names, so they must mean the same."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    scores = np.zeros(num_classes)
+    for c in range(num_classes):
+        denominator = np.sum(y_true == c) + np.sum(y_pred == c)
+        if denominator:
+            scores[c] = 2 * np.sum((y_true == c) & (y_pred == c)) / denominator
+    return float(np.mean(scores)) if num_classes else 0.0
+
+
 def evaluate(y_true: np.ndarray, y_prob: np.ndarray, class_names: tuple[str, ...] = CLASS_NAMES) -> dict[str, float]:
     """Every headline metric plus per-class recall / precision / F1, as a flat dict of floats.
 
@@ -48,7 +63,7 @@ def evaluate(y_true: np.ndarray, y_prob: np.ndarray, class_names: tuple[str, ...
     y_pred = y_prob.argmax(axis=1)
     prob = _normalized(y_prob)
     out = {
-        "macro_f1": skm.f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0),
+        "macro_f1": macro_f1(y_true, y_pred, len(labels)),
         "balanced_accuracy": _balanced_accuracy(y_true, y_pred),
         "kappa": skm.cohen_kappa_score(y_true, y_pred, labels=labels),
         "accuracy": skm.accuracy_score(y_true, y_pred),

@@ -3,14 +3,14 @@
 Keras' callbacks start from scratch in every ``fit``: a run resumed after its best epoch forgot that
 epoch's weights and value, and both patience counters restarted, so a run split across sessions stopped
 later, cut its rate later and could end on weights worse than ones it had already seen. Their counters
-and best value go into the epoch checkpoint's ``state.json`` (:meth:`monitor_state`), the best epoch's
-weights into a file the state names (:class:`bench.train.checkpoints.Checkpointer`), and a resumed phase hands
+and best value go into the epoch checkpoint's state (:meth:`monitor_state`,
+:class:`bench.train.checkpoints.ResumeState`), the best epoch's weights into a file the state names (read
+back by :meth:`bench.train.checkpoints.CheckpointFolder.best_weights_loader`), and a resumed phase hands
 them back (``resume=``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import keras
 
@@ -67,21 +67,3 @@ class ResumablePlateau(_Resumable, keras.callbacks.ReduceLROnPlateau):
     cooldown counts (the rate it had cut comes back with the optimizer's variables)."""
 
     fields = ("best", "wait", "cooldown_counter")
-
-
-def best_weights_loader(folder: Path, model: keras.Model, target: keras.Model) -> Callable[[str | None], list | None]:
-    """A function of a weights file name in ``folder`` (the whole ``model``'s, as checkpoints save it)
-    giving ``target``'s weights in it (``target`` is ``model`` or its head), ``model``'s own weights left
-    as they were; None for no name or no such file."""
-
-    def load(name: str | None) -> list | None:
-        path = Path(folder) / name if name else None
-        if path is None or not path.exists():
-            return None
-        current = model.get_weights()
-        model.load_weights(path)
-        best = target.get_weights()
-        model.set_weights(current)
-        return best
-
-    return load

@@ -11,8 +11,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.config import Recipe, load_recipe
+from bench.config import Recipe
 from bench.errors import BenchError
+from bench.recipe_load import load_recipe
 
 OPTION_FIELDS = {
     "backbone": "model.backbone",

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import INPUT_SHAPE
+from bench import run_record as rec
 from bench.data.cache import cache_dir
 
 _NO_FLOPS = "not measured: FLOPs are counted by TensorFlow's graph profiler (KERAS_BACKEND=tensorflow)"
@@ -155,8 +156,8 @@ def profile(
     import keras
 
     from bench.backend import is_tensorflow
-    from bench.config import load_recipe
     from bench.models import build_model
+    from bench.recipe_load import load_recipe
     from bench.runtime import onednn_enabled, set_threads
     from bench.train.known_faults import refuse_onednn_faults
 
@@ -185,16 +186,16 @@ def profile(
         "precision": precision,
         "batchnorm": spec.batchnorm,  # the kernel built ("auto" resolved): it changes the step's cost
         "onednn": onednn_enabled() and is_tensorflow(),  # TensorFlow's option: false under JAX or PyTorch
-        "params_total": int(model.count_params()),
+        rec.PARAMS_TOTAL: int(model.count_params()),
         "params_trainable_per_phase": trainable_per_phase(model, recipe, pretrained=False),
-        "flops_per_image": flops,
+        rec.FLOPS_PER_IMAGE: flops,
         "flops_method": "TensorFlow graph profiler, forward pass" if flops is not None else _NO_FLOPS,
-        "train_images_per_second": train_ips,
+        rec.TRAIN_IMAGES_PER_SECOND: train_ips,
         "infer_images_per_second": infer_ips,
-        "latency_ms_p50": p50,
-        "latency_ms_p95": p95,
+        rec.LATENCY_P50: p50,
+        rec.LATENCY_P95: p95,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "keras_file_mb": file_size_mb(model),
+        rec.KERAS_FILE_MB: file_size_mb(model),
         "machine_peak_gflops": peak / 1e9,
         # Training costs ~3x the forward pass (forward + two backward matmuls per layer).
         "train_fraction_of_peak": 3 * flops * train_ips / peak if flops is not None else float("nan"),

@@ -1,5 +1,5 @@
 """A resolved recipe written out: plain dicts (JSON, logging), flat MLflow params, TOML that
-:func:`bench.config.load_recipe` reads back, and the hash by which a leaderboard pools seeds."""
+:func:`bench.recipe_load.load_recipe` reads back, and the hash by which a leaderboard pools seeds."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import functools
 import hashlib
 from typing import Any
 
-from bench.config import Recipe
+from bench.config import SPEED, SUBJECT, PhaseConfig, Recipe, fields_with_role, later_defaults
 
 
 def to_dict(obj: Any) -> Any:
@@ -63,14 +63,15 @@ def _table_and_key(recipe: dict, path: str) -> tuple[dict, str]:
     return functools.reduce(dict.__getitem__, sections, recipe), key
 
 
-RUN_FIELDS = ("model.backbone", "data.source", "run.experiment", "data.votes")
-"""Recipe fields that name the run's subject rather than its method; :func:`recipe_hash` leaves them out,
-so runs of one recipe on several backbones pool, and hashes match those logged before these fields existed."""
+RUN_FIELDS = fields_with_role(SUBJECT)
+"""Recipe fields that name the run's subject rather than its method (declared ``role=SUBJECT`` in
+:mod:`bench.config`); :func:`recipe_hash` leaves them out, so runs of one recipe on several backbones pool,
+and hashes match those logged before these fields existed."""
 
-SPEED_FIELDS = ("run.steps_per_execution", "run.threads_intra", "run.threads_inter", "model.batchnorm")
-"""Recipe fields that set how fast a run trains, never what it trains; :func:`recipe_hash` leaves them
-out at every value, not only at their defaults (as :data:`LATER_DEFAULTS` would), so runs that differ
-only in these pool on a leaderboard, as runs on a faster machine do.
+SPEED_FIELDS = fields_with_role(SPEED)
+"""Recipe fields that set how fast a run trains, never what it trains (declared ``role=SPEED``);
+:func:`recipe_hash` leaves them out at every value, not only at their defaults (as :data:`LATER_DEFAULTS`
+would), so runs that differ only in these pool on a leaderboard, as runs on a faster machine do.
 
 The same steps, in the same order, on the same batches: ``steps_per_execution`` only groups them into
 fewer calls from Python, the thread counts only split each op's work differently (float sums may
@@ -85,21 +86,12 @@ SPEED_HEAD_OPTIONS = ("formulation",)
 """Head options of the same kind as :data:`SPEED_FIELDS`: the hybrid head's ``formulation`` computes the
 same function on the same variables (tests/test_heads_layers.py), so it is left out of the hash too."""
 
-LATER_DEFAULTS = {
-    "data.labels": "fer2013",
-    "data.targets": "majority",
-    "model.batchnorm_momentum": 0.0,
-    "model.backbone_options": {},
-    "model.batchnorm_stats": "moving",
-    "data.augment.resample": "per_layer",
-    "data.augment.crop_padding": 0,
-    "data.mix": {"mixup_alpha": 0.0, "cutmix_alpha": 0.0, "prob": 1.0, "switch_prob": 0.5},
-    "eval": {"tta": "none", "calibrate": False},
-}
-"""Fields added after runs were logged, left out of :func:`recipe_hash` at their defaults: a FER2013 run
-hashes as it did before label sets existed, so old and new runs of one recipe still pool."""
+LATER_DEFAULTS = later_defaults(Recipe)
+"""Fields added after runs were logged (declared ``later=True``), left out of :func:`recipe_hash` at their
+defaults: a FER2013 run hashes as it did before label sets existed, so old and new runs of one recipe
+still pool."""
 
-LATER_PHASE_DEFAULTS = {"ema_decay": 0.0}
+LATER_PHASE_DEFAULTS = later_defaults(PhaseConfig)
 """The same for fields of every ``[[phases]]`` table."""
 
 

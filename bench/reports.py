@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bench import run_record as rec
+
 
 def _table(headers: list[str], rows: list[list], align: str | None = None) -> str:
     cells = [[str(c) for c in row] for row in rows]
@@ -124,6 +126,24 @@ def render_catalog(catalog: dict) -> str:
     )
 
 
+def summary_line(s) -> str:
+    """The one line ``bench run`` prints per run (a :class:`bench.runner.RunSummary`): headline test
+    metrics, training time and throughput, the run's id."""
+    import math
+
+    from bench.metrics import HEADLINE_METRICS
+
+    m = s.test_metrics
+    parts = [f"{k}={m[k]:.4f}" for k in HEADLINE_METRICS if k in m]
+    return (
+        f"{s.backbone}+{s.head} @{s.image_size}px  "
+        + "  ".join(parts)
+        + f"  fit={s.train_seconds:.0f}s  "
+        + (f"{s.images_per_second:.0f} img/s" if math.isfinite(s.images_per_second) else "img/s not measured")
+        + f"  run={s.run_id}"
+    )
+
+
 def render_profiles(results: list[dict]) -> str:
     headers = [
         "model",
@@ -142,14 +162,14 @@ def render_profiles(results: list[dict]) -> str:
         [
             f"{r['backbone']}+{r['head']}",
             r["image_size"],
-            f"{r['params_total'] / 1e6:.2f}M",
-            f"{r['flops_per_image'] / 1e9:.3f}" if r["flops_per_image"] is not None else "-",
-            f"{r['train_images_per_second']:.0f}",
+            f"{r[rec.PARAMS_TOTAL] / 1e6:.2f}M",
+            f"{r[rec.FLOPS_PER_IMAGE] / 1e9:.3f}" if r[rec.FLOPS_PER_IMAGE] is not None else "-",
+            f"{r[rec.TRAIN_IMAGES_PER_SECOND]:.0f}",
             f"{r['infer_images_per_second']:.0f}",
-            f"{r['latency_ms_p50']:.1f}",
-            f"{r['latency_ms_p95']:.1f}",
+            f"{r[rec.LATENCY_P50]:.1f}",
+            f"{r[rec.LATENCY_P95]:.1f}",
             f"{r['peak_rss_mb']:.0f}",
-            f"{r['keras_file_mb']:.1f}",
+            f"{r[rec.KERAS_FILE_MB]:.1f}",
             f"{100 * r['train_fraction_of_peak']:.1f}",
         ]
         for r in results
@@ -165,7 +185,7 @@ def render_profiles(results: list[dict]) -> str:
     )
 
 
-__all__ = ["model_catalog", "render_catalog", "render_data_report", "render_profiles"]
+__all__ = ["model_catalog", "render_catalog", "render_data_report", "render_profiles", "summary_line"]
 
 
 def render_predictions(report, fmt: str) -> str:
@@ -230,7 +250,7 @@ def format_progress(status: dict) -> str:
     parts = [f"{status['phase']} epoch {status['epoch']}/{status['epochs']}"]
     if status.get("step") and status.get("steps"):
         parts[0] += f" step {status['step']}/{status['steps']}"
-    speed, loss, f1 = status["images_per_second"], status["loss"], status["val_macro_f1"]
+    speed, loss, f1 = status["images_per_second"], status["loss"], status[rec.VAL_MACRO_F1]
     if speed == speed:
         parts.append(f"{speed:.0f} img/s")
     if loss == loss:

@@ -1,29 +1,27 @@
 """One ``bench run``: fit a resolved recipe, evaluate it and log everything as one MLflow run.
 
-The recipe is the run's whole description (backbone, head, data, experiment, seed, method); it is
-logged first, as ``recipe.toml``, and a resume rebuilds the run from it."""
+The recipe is the run's whole description (backbone, head, data, experiment, seed, method); it is logged
+first, as ``recipe.toml``, and a resume rebuilds the run from it. This module only orchestrates: the names
+a run writes are :mod:`bench.run_record`'s, the evaluation :mod:`bench.evaluation`'s, the checkpoint
+folder :class:`bench.train.CheckpointFolder`'s, a stopped run's way on :mod:`bench.resume`'s."""
 
 from __future__ import annotations
 
-import json
-import math
 import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from bench import interrupts
+from bench import resume as rs
+from bench import run_record as rec
 from bench import tracking as trk
-from bench.claims import claim, holds, release
+from bench.claims import claim, release
 from bench.config import Recipe
-from bench.data.dataset import FerData, split_fingerprint
-from bench.errors import BenchError, Interrupted, os_error_text
-from bench.metrics import HEADLINE_METRICS, classification_report, confusion, evaluate
-from bench.plan import resolve_recipe
-from bench.recipe_io import flatten, recipe_hash, to_dict, to_toml
+from bench.data.dataset import FerData
+from bench.errors import BenchError
+from bench.recipe_io import to_toml
 from bench.runtime import environment_tags
 
 
@@ -55,190 +53,6 @@ class RunSummary:
     tracking_uri: str
 
 
-def predict_probs(model, images: np.ndarray) -> np.ndarray:
-    """Class probabilities of every image in one prediction pass (not a Python loop of predicts)."""
-    from bench.data.batches import predict_all  # imports Keras: not before a command's names are checked
-
-    if len(images) == 0:
-        return np.zeros((0, model.output.shape[-1]), dtype=np.float32)
-    return predict_all(model, images)
-
-
-def _log_evaluation(run: trk.TrackedRun, fit, result, folder: Path) -> dict[str, float]:
-    """Evaluate the trained model on val and test as ``recipe.eval`` says (TTA views, then a temperature
-    fitted on val), log the metrics, predictions and figures; returns the test metrics without prefix."""
-    from bench import plots
-    from bench.evaluation import PLAIN_METRICS, calibrate_views, evaluation_views
-    from bench.inference.tta import TAG as TTA_TAG
-
-    model, splits, spec, recipe = fit.model, fit.splits, fit.spec, fit.recipe
-    names = splits.class_names
-    truth = {"val": splits.y_val, "test": splits.y_test}
-    images = {"val": splits.x_val, "test": splits.x_test}
-    views = {split: evaluation_views(recipe, x, lambda v: predict_probs(model, v)) for split, x in images.items()}
-    untempered = views
-    views, metrics = calibrate_views(model, recipe, views, truth, len(names))
-    probs = {split: v.mean(axis=0).astype(np.float32) for split, v in views.items()}
-    for split in ("val", "test"):
-        if len(truth[split]):
-            metrics.update({f"{split}_{k}": v for k, v in evaluate(truth[split], probs[split], names).items()})
-    if recipe.eval.tta != "none" and len(truth["test"]):
-        # the same model without TTA and without the temperature fitted to the TTA average
-        plain = evaluate(truth["test"], untempered["test"][0], names)
-        metrics.update({f"test_plain_{k}": plain[k] for k in PLAIN_METRICS})
-    run.set_tags({TTA_TAG: recipe.eval.tta})
-    # val_macro_f1 and val_accuracy are also per-epoch curves (steps 0 .. end_epoch - 1), and MLflow shows a
-    # run's value at its highest step: logged at step 0 the evaluated (restored) model's values were hidden
-    # behind the last epoch's and drew a second point at epoch 0 of the curve. After the curves they are
-    # the run's values and the curve's last point.
-    run.metrics(metrics, step=result.end_epoch)
-    np.savez_compressed(
-        folder / "predictions.npz",
-        test_y_true=truth["test"],
-        test_y_prob=probs["test"],
-        val_y_true=truth["val"],
-        val_y_prob=probs["val"],
-        class_names=np.array(names),
-    )
-    main = "test" if len(truth["test"]) else "val"
-    y, p = truth[main], probs[main]
-    (folder / "classification_report.txt").write_text(f"{main} split\n" + classification_report(y, p, names))
-    model_name = f"{spec.backbone} + {spec.head}"
-    plots.confusion_matrix_plot(
-        confusion(y, p, len(names)), folder / "confusion_matrix.png", names, title=f"{model_name} ({main})"
-    )
-    support = np.bincount(y, minlength=len(names))
-    plots.recall_bars(
-        metrics, folder / "per_class_recall.png", names, prefix=f"{main}_", support=support, title=model_name
-    )
-    plots.training_curves(
-        result.history,
-        result.phase_starts,
-        folder / "training_curves.png",
-        phase_names=[phase.name for phase in fit.recipe.phases],
-        title=model_name,
-    )
-    plots.reliability_diagram(y, p, folder / "reliability.png")
-    return {k.removeprefix("test_"): v for k, v in metrics.items() if k.startswith("test_")}
-
-
-def _cost_metrics(model) -> dict[str, float]:
-    """The cost figures bench profile reports, measured on the trained model."""
-    from bench.profile import forward_flops, latency_ms
-
-    p50, p95 = latency_ms(model)
-    return {"flops_per_image": forward_flops(model), "latency_ms_p50": p50, "latency_ms_p95": p95}
-
-
-def _run_params(fit, data: FerData) -> dict:
-    recipe, splits = fit.recipe, fit.splits
-    params = flatten(to_dict(recipe), "recipe.")
-    params.update(
-        {
-            "backbone": recipe.model.backbone,
-            "head": recipe.model.head,
-            "weights": recipe.model.weights,
-            "seed": recipe.run.seed,
-            "recipe": recipe.name,
-            "recipe_hash": recipe_hash(recipe),
-            "image_size": fit.spec.image_size,
-            "data_source": data.source,
-            "data_fingerprint": data.fingerprint(),
-            "val_fingerprint": split_fingerprint(splits.x_val, splits.y_val, splits.class_names),
-            "test_fingerprint": split_fingerprint(splits.x_test, splits.y_test, splits.class_names),
-            "split_protocol": data.protocol,
-            "class_names": ",".join(data.class_names),
-            "n_train": len(splits.y_train),
-            "n_val": len(splits.y_val),
-            "n_test": len(splits.y_test),
-            "n_deduped": splits.n_deduped,
-            "class_weights": [round(float(w), 4) for w in splits.class_weights],
-        }
-    )
-    return params
-
-
-RECIPE_ARTIFACT = "recipe.toml"  # the run's resolved recipe: its whole description, logged first
-CHECKPOINT_TAG = "bench.checkpoint_dir"
-TRAINED_WEIGHTS, TRAINED_STATE = "trained.weights.h5", "trained.json"
-
-
-def checkpoint_root(uri: str) -> Path:
-    """Where runs keep their checkpoints until everything is logged: beside a SQLite store's database
-    (so they travel with the store, whatever folder a command runs in), else ./mlruns/checkpoints.
-    Each run records its absolute folder as the ``bench.checkpoint_dir`` tag; a resume reads that tag."""
-    db = trk.sqlite_path(uri)
-    return (db.parent if db is not None else Path(trk.DEFAULT_DIR)).resolve() / "checkpoints"
-
-
-def resume_command(run_id: str, uri: str) -> str:
-    """The exact command that continues ``run_id`` from any folder (the store named unless it is the
-    default store of the current folder)."""
-    return f"bench run --resume {run_id}" + ("" if uri == trk.default_uri() else f" --tracking-uri {uri}")
-
-
-def _has_checkpoint(folder: Path) -> bool:
-    return (folder / TRAINED_STATE).is_file() or (folder / "state.json").is_file()
-
-
-def save_trained(folder: Path, model, result) -> None:
-    """The trained model's weights and its training record (history, epoch counts, throughput) beside the
-    epoch checkpoints, before anything is logged: a run whose logging fails resumes straight to
-    evaluation with the same model and figures, not only the same weights (the epoch checkpoint's last
-    write already holds the weights early stopping restored). Temporary names, then renames: a full disk
-    leaves the epoch checkpoint intact (the weights first: the record says the weights are there)."""
-    from dataclasses import fields
-
-    from bench.train.checkpoints import write_weights, write_whole
-
-    folder.mkdir(parents=True, exist_ok=True)
-    write_weights(model, folder / TRAINED_WEIGHTS)
-    text = json.dumps({f.name: getattr(result, f.name) for f in fields(result) if f.name != "model"})
-    write_whole(folder / TRAINED_STATE, lambda partial: partial.write_text(text))
-
-
-def load_trained(folder: Path, model):
-    """The TrainResult :func:`save_trained` kept, with its weights loaded into ``model``; None if none."""
-    from bench.train import TrainResult
-
-    if not (folder / TRAINED_STATE).is_file():
-        return None
-    model.load_weights(folder / TRAINED_WEIGHTS)
-    return TrainResult(model, **json.loads((folder / TRAINED_STATE).read_text()))
-
-
-CURVES = ("loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1", "learning_rate")
-
-
-def _kept_message(run_id: str | None, exc: Exception, folder: Path | None, uri: str) -> str:
-    """One line for a run the disk or the store failed: the path and cause, what survives, how to go on."""
-    cause = os_error_text(exc) if isinstance(exc, OSError) else str(exc)
-    fix = getattr(exc, "fix", None) or "free space or fix permissions"
-    if folder is not None and (folder / TRAINED_STATE).is_file():
-        kept = f"the trained model is kept in {folder}"
-    elif folder is not None and (folder / "state.json").is_file():
-        kept = f"its last epoch checkpoint is kept in {folder}"
-    else:
-        return f"run {run_id or '(not started)'} failed: {cause}; {fix}, then run it again"
-    return f"run {run_id} failed: {cause}; {kept}: {fix}, then `{resume_command(run_id, uri)}`"
-
-
-def _interrupted(run_id: str | None, folder: Path | None, uri: str) -> Interrupted:
-    why = interrupts.reason()  # names the signal received: "interrupted (SIGTERM)"
-    if run_id is None:
-        return Interrupted(f"{why} before the run started; nothing to resume")
-    if folder is None or not _has_checkpoint(folder):
-        return Interrupted(f"{why}: run {run_id} is KILLED before its first epoch ended; run the command again")
-    return Interrupted(f"{why}: run {run_id} is KILLED; continue it with `{resume_command(run_id, uri)}`")
-
-
-def _drop_if_unresumable(folder: Path | None) -> None:
-    """Remove a checkpoint folder that holds nothing to resume from (a run stopped before its first
-    epoch ended): an empty folder per failed start would pile up beside the store."""
-    if folder is not None and holds(folder) and not _has_checkpoint(folder):
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 def run_one(req: RunRequest, data: FerData) -> RunSummary:
     """Fit and evaluate one resolved recipe; everything is logged to one MLflow run.
 
@@ -253,47 +67,41 @@ def run_one(req: RunRequest, data: FerData) -> RunSummary:
     uri = trk.connect(req.tracking_uri)  # first: a bad store fails before a model is built
     experiment_id = trk.ensure_experiment(recipe.run.experiment, uri)
     fit = Fit.build(recipe, data)
-    tags = {**environment_tags(fit.precision), "backbone": backbone, "head": head, "recipe": recipe.name}
-    tags["batchnorm"] = fit.spec.batchnorm  # the kernel built: what "auto" picked on this backend
-    run = trk.TrackedRun(
-        experiment_id,
-        run_name=f"{backbone}+{head}/{recipe.name}/s{recipe.run.seed}",
-        run_id=req.resume_run_id,
-        tags=tags,
-    )
-    folder = {"path": req.checkpoint_dir}
+    tags = {**environment_tags(fit.precision), rec.BACKBONE: backbone, rec.HEAD: head, rec.RECIPE: recipe.name}
+    tags[rec.BATCHNORM_TAG] = fit.spec.batchnorm  # the kernel built: what "auto" picked on this backend
+    run_name = f"{backbone}+{head}/{recipe.name}/s{recipe.run.seed}"
+    run = trk.TrackedRun(experiment_id, run_name=run_name, run_id=req.resume_run_id, tags=tags)
+    folder = req.checkpoint_dir
     try:
         with run:
-            folder["path"] = folder["path"] or checkpoint_root(uri) / run.run_id
-            claim(folder["path"], f"run {run.run_id}")  # a resume claimed it before the run started
-            result, test_metrics = _train_and_log(run, req, fit, data, folder["path"])
+            folder = folder or rs.checkpoint_root(uri) / run.run_id
+            claim(folder, f"run {run.run_id}")  # a resume claimed it before the run started
+            result, test_metrics = _train_and_log(run, req, fit, data, folder)
     except (OSError, trk.StoreError) as exc:
-        _drop_if_unresumable(folder["path"])
-        raise BenchError(_kept_message(run.run_id, exc, folder["path"], uri)) from exc
+        rs.drop_if_unresumable(folder)
+        raise BenchError(rs.kept_message(run.run_id, exc, folder, uri)) from exc
     except KeyboardInterrupt as exc:
         interrupts.acknowledge()  # the run is marked KILLED: this stop is handled
-        _drop_if_unresumable(folder["path"])
-        raise _interrupted(run.run_id, folder["path"], uri) from exc
+        rs.drop_if_unresumable(folder)
+        raise rs.interrupted(run.run_id, folder, uri) from exc
     except BaseException:
-        _drop_if_unresumable(folder["path"])
+        rs.drop_if_unresumable(folder)
         raise
     finally:
-        if folder["path"] is not None:
-            release(folder["path"])
-    shutil.rmtree(folder["path"], ignore_errors=True)
+        if folder is not None:
+            release(folder)
+    shutil.rmtree(folder, ignore_errors=True)
     keras.backend.clear_session()
-    notes = [n for n in (fit.spec.note,) if n]
-    if not math.isfinite(result.images_per_second):
-        notes.append("training throughput not measured: this resume trained no epochs")
-    if result.optimizer_restarted:
-        notes.append(
-            "the checkpoint held no optimizer state for this epoch (older bench?): the resumed phase "
-            "restarted its optimizer and schedule"
-        )
+    return _summary(run.run_id, fit, result, test_metrics, uri)
+
+
+def _summary(run_id: str, fit, result, test_metrics: dict[str, float], uri: str) -> RunSummary:
+    notes = [n for n in (fit.spec.note,) if n] + rs.resume_notes(result)
+    model = fit.recipe.model
     return RunSummary(
-        run.run_id,
-        backbone,
-        head,
+        run_id,
+        model.backbone,
+        model.head,
         fit.spec.image_size,
         test_metrics,
         result.train_seconds,
@@ -308,38 +116,24 @@ def run_one(req: RunRequest, data: FerData) -> RunSummary:
 def _start(run: trk.TrackedRun, req: RunRequest, fit, data: FerData, ckpt_dir: Path):
     """A fresh run logs its params and recipe; a resumed one loads its checkpoint and returns
     ``(resume_state, trained)``: where training stops, or the TrainResult it had already finished."""
-    from bench.train import read_resume_state
-
-    model = fit.model
     if req.resume_run_id:
-        trained = load_trained(ckpt_dir, model)
-        if trained is not None:
-            return None, trained
-        resume_state = read_resume_state(ckpt_dir)
-        if resume_state is None:
-            raise BenchError(f"run {req.resume_run_id} has no checkpoint under {ckpt_dir}; it cannot be resumed")
-        model.load_weights(ckpt_dir / "weights.weights.h5")
-        return resume_state, None
-    run.params(_run_params(fit, data))
-    tags = {CHECKPOINT_TAG: str(ckpt_dir), trk.LABEL_SET_TAG: data.label_set}
+        return rs.resume_point(ckpt_dir, req.resume_run_id, fit.model)
+    run.params(rec.run_params(fit.recipe, fit.spec, fit.splits, data))
+    tags = {rec.CHECKPOINT_DIR_TAG: str(ckpt_dir), rec.LABEL_SET_TAG: data.label_set}
     if not data.source.startswith("synthetic") and Path(data.source).exists():
-        tags["bench.data_path"] = str(Path(data.source).resolve())  # a resume may start in another folder
+        tags[rec.DATA_PATH_TAG] = str(Path(data.source).resolve())  # a resume may start in another folder
     run.set_tags(tags)
     with tempfile.TemporaryDirectory() as tmp:  # logged first, so an interrupted run can resume
-        (Path(tmp) / RECIPE_ARTIFACT).write_text(to_toml(req.recipe))
-        run.artifact(Path(tmp) / RECIPE_ARTIFACT)
-    run.metrics(
-        {
-            "params_total": model.count_params(),
-            "params_backbone": model.backbone.count_params(),
-            "params_head": model.head.count_params(),
-        }
-    )
+        (Path(tmp) / rec.RECIPE_ARTIFACT).write_text(to_toml(req.recipe))
+        run.artifact(Path(tmp) / rec.RECIPE_ARTIFACT)
+    run.metrics(rec.size_metrics(fit.model))
     return None, None
 
 
 def _train_and_log(run: trk.TrackedRun, req: RunRequest, fit, data: FerData, ckpt_dir: Path):
     """Train (or take the trained checkpoint), keep the trained model, then log results and artifacts."""
+    from bench.train import CheckpointFolder
+
     resume_state, result = _start(run, req, fit, data, ckpt_dir)
     if result is None:
         result = fit.train(
@@ -348,110 +142,59 @@ def _train_and_log(run: trk.TrackedRun, req: RunRequest, fit, data: FerData, ckp
             checkpoint_dir=ckpt_dir,
             verbose=req.verbose,
             resume_state=resume_state,
-            logged_epochs=run.epoch_history(CURVES) if resume_state is not None else None,
+            logged_epochs=run.epoch_history(rec.CURVES) if resume_state is not None else None,
         )
-        save_trained(ckpt_dir, fit.model, result)
+        CheckpointFolder(ckpt_dir).save_trained(fit.model, result)
     # From here on a stop signal waits for the next logging call (a safe point) instead of landing in
     # whatever TensorFlow or MLflow runs, e.g. a weakref callback that would swallow it.
     with interrupts.held():
         return _log_results(run, req, fit, result)
 
 
+def _cost_metrics(model) -> dict[str, float]:
+    """The cost figures bench profile reports, measured on the trained model."""
+    from bench.profile import forward_flops, latency_ms
+
+    return rec.cost_metrics(forward_flops(model), latency_ms(model))
+
+
+def _log_evaluation(run: trk.TrackedRun, fit, result, folder: Path) -> dict[str, float]:
+    """Evaluate the trained model (:func:`bench.evaluation.evaluate_trained`), log its metrics and write
+    its files into ``folder``; returns the test metrics without prefix."""
+    from bench.evaluation import evaluate_trained, write_evaluation_files
+    from bench.inference.classifier import predict_probs
+
+    ev = evaluate_trained(fit.model, fit.recipe, fit.splits, predict_probs)
+    run.set_tags(ev.tags)
+    # val_macro_f1 and val_accuracy are also per-epoch curves (steps 0 .. end_epoch - 1), and MLflow shows a
+    # run's value at its highest step: logged at step 0 the evaluated (restored) model's values were hidden
+    # behind the last epoch's and drew a second point at epoch 0 of the curve. After the curves they are
+    # the run's values and the curve's last point.
+    run.metrics(ev.metrics, step=result.end_epoch)
+    title = f"{fit.spec.backbone} + {fit.spec.head}"
+    write_evaluation_files(ev, folder, title, result, [phase.name for phase in fit.recipe.phases])
+    return ev.test_metrics
+
+
 def _log_results(run: trk.TrackedRun, req: RunRequest, fit, result):
     """Log the training figures, the evaluation and the artifacts of a trained model."""
-    run.metrics(
-        {
-            "fit_seconds": result.train_seconds,
-            "train_images_per_second": result.images_per_second,
-            "input_wait_fraction": result.input_wait_fraction,
-            "epochs_planned": sum(result.planned_epochs),
-            "epochs_actual": sum(result.actual_epochs),
-            "train_passes": result.train_passes,
-            "budget_replans": result.replans,
-        }
-    )
-    if fit.recipe.model.batchnorm_stats == "recomputed":  # logged even when no layer qualified (0)
-        run.metrics(
-            {
-                "batchnorm_layers_recomputed": result.batchnorm_recomputed,
-                "batchnorm_recompute_seconds": result.batchnorm_seconds,
-            }
-        )
-    run.set_tags(
-        {
-            "epochs_planned_per_phase": result.planned_epochs,
-            "epochs_actual_per_phase": result.actual_epochs,
-            "budget_hit": result.budget_hit,
-        }
-    )
+    run.metrics(rec.training_metrics(result, fit.recipe.model.batchnorm_stats == "recomputed"))
+    run.set_tags(rec.training_tags(result))
     run.metrics(_cost_metrics(fit.model))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         test_metrics = _log_evaluation(run, fit, result, folder)
         if req.save_model:
-            fit.model.save(folder / "model.keras")
-            run.metrics({"keras_file_mb": (folder / "model.keras").stat().st_size / 2**20})
+            fit.model.save(folder / rec.MODEL_ARTIFACT)
+            run.metrics({rec.KERAS_FILE_MB: (folder / rec.MODEL_ARTIFACT).stat().st_size / 2**20})
         for path in sorted(folder.iterdir()):
             run.artifact(path)
     return result, test_metrics
 
 
 def resume_request(run_id: str, tracking_uri: str | None, save_model: bool = True) -> tuple[RunRequest, str]:
-    """Rebuild the request of an interrupted run from its logged recipe; returns (request, data source).
-
-    Everything a resume needs (the run, its recipe, its checkpoint) is checked here, before the run is
-    touched: a resume that cannot start leaves the run's status as it was (KILLED stays KILLED). The
-    run's checkpoint folder is claimed here (:mod:`bench.claims`), held until :func:`run_one` ends: a
-    run still training in another process is refused, one whose process died is taken over."""
-    uri = trk.connect(tracking_uri, create=False)
-    logged = trk.find_run(run_id)
-    if logged.info.status == "FINISHED":
-        raise BenchError(f"run {run_id} already finished; nothing to resume")
-    tags = logged.data.tags
-    folder = Path(tags.get(CHECKPOINT_TAG) or checkpoint_root(uri) / run_id)
-    legacy = Path(trk.DEFAULT_DIR) / "checkpoints" / run_id  # where bench kept them before the tag existed
-    if CHECKPOINT_TAG not in tags and not _has_checkpoint(folder) and _has_checkpoint(legacy):
-        folder = legacy
-    if folder.is_dir():
-        claim(folder, f"run {run_id}")
-    try:
-        return _resume_request(trk.find_run(run_id), uri, folder, tracking_uri, save_model)  # read after the claim
-    except BaseException:
-        release(folder)
-        raise
-
-
-def _resume_request(logged, uri: str, folder: Path, tracking_uri: str | None, save_model: bool):
-    run_id, tags, params = logged.info.run_id, logged.data.tags, logged.data.params
-    if logged.info.status == "FINISHED":  # its owner finished it while this process waited for the claim
-        raise BenchError(f"run {run_id} already finished; nothing to resume")
-    if not _has_checkpoint(folder):
-        raise BenchError(
-            f"run {run_id} has no checkpoint in {folder} (it stopped before its first epoch ended, or the "
-            "folder was removed); it cannot be resumed, start a new run instead"
-        )
-    source = tags.get("bench.data_path") or params["data_source"]
-    # The run's own record wins over its recipe.toml: runs logged before the recipe held backbone, head,
-    # data and experiment kept the recipe file's head there even when --head chose another.
-    run_fields = {
-        "backbone": params["backbone"],
-        "head": params["head"],
-        "data": source,
-        "experiment": trk.experiment_name(logged.info.experiment_id),
-    }
-    with tempfile.TemporaryDirectory() as tmp:
-        recipe = resolve_recipe(str(trk.download_artifact(run_id, RECIPE_ARTIFACT, Path(tmp))), **run_fields)
-    req = RunRequest(recipe, tracking_uri, save_model, resume_run_id=run_id, checkpoint_dir=folder)
-    return req, source
-
-
-def summary_line(s: RunSummary) -> str:
-    m = s.test_metrics
-    parts = [f"{k}={m[k]:.4f}" for k in HEADLINE_METRICS if k in m]
-    return (
-        f"{s.backbone}+{s.head} @{s.image_size}px  "
-        + "  ".join(parts)
-        + f"  fit={s.train_seconds:.0f}s  "
-        + (f"{s.images_per_second:.0f} img/s" if math.isfinite(s.images_per_second) else "img/s not measured")
-        + f"  run={s.run_id}"
-    )
+    """The request that continues an interrupted run (checked and claimed by
+    :func:`bench.resume.find_resumable`); returns (request, data source)."""
+    found = rs.find_resumable(run_id, tracking_uri)
+    req = RunRequest(found.recipe, tracking_uri, save_model, resume_run_id=run_id, checkpoint_dir=found.folder)
+    return req, found.source

@@ -1,4 +1,5 @@
-"""MLflow glue: the only module that imports mlflow.
+"""MLflow glue: the only module that imports mlflow (which store, and whether it opens, is
+:mod:`bench.store`'s; the names a run logs are :mod:`bench.run_record`'s).
 
 Default store: ``sqlite:///mlruns/mlflow.db`` with artifacts under ``mlruns/artifacts`` (MLflow 3
 deprecates its plain file store). ``--tracking-uri`` or ``MLFLOW_TRACKING_URI`` take precedence.
@@ -12,19 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from bench import interrupts
-from bench.errors import BenchError, first_line, probe_folder
-
-LABEL_SET_TAG = "bench.label_set"  # fer2013 or ferplus: bench compare never ranks the two together
-DEFAULT_DIR = "mlruns"
-
-
-def default_uri() -> str:
-    return f"sqlite:///{Path(DEFAULT_DIR).resolve() / 'mlflow.db'}"
-
-
-def resolve_uri(uri: str | None) -> str:
-    """``uri`` > ``$MLFLOW_TRACKING_URI`` > the local SQLite store under ./mlruns."""
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
+from bench.errors import BenchError, first_line
+from bench.run_record import FAILURE_REASON_TAG, KIND_LEADERBOARD, KIND_TAG
+from bench.store import (
+    DEFAULT_DIR,
+    LOCKED,
+    check_scheme,
+    check_sqlite_store,
+    default_uri,
+    is_locked,
+    resolve_uri,
+    store_unreachable,
+)
 
 
 def connect(uri: str | None = None, *, create: bool = True):
@@ -57,103 +57,6 @@ def _quiet_store_logs() -> None:
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
-LOCKED = "database is locked: another process holds it; retry when it is done, or use a tracking server"
-
-
-def _is_locked(exc: BaseException) -> bool:
-    return "database is locked" in str(exc)
-
-
-STORE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "file", "databricks", "databricks-uc", "uc")
-"""The URI schemes MLflow opens a tracking store for (``postgresql+psycopg`` names a driver of one)."""
-URI_FIX = "fix --tracking-uri (or MLFLOW_TRACKING_URI)"
-
-
-def check_scheme(uri: str) -> None:
-    """A mistyped scheme (``sqlit:///...``) is one line naming the scheme meant, not MLflow's traceback
-    about its model registry."""
-    import difflib
-    from urllib.parse import urlparse
-
-    scheme = urlparse(uri).scheme.lower()
-    if not scheme or scheme.split("+", 1)[0] in STORE_SCHEMES or len(scheme) == 1:  # a path, C:\ on Windows
-        return
-    close = difflib.get_close_matches(scheme, STORE_SCHEMES, n=1)
-    meant = f"; did you mean {close[0]}{uri[len(scheme) :]}?" if close else ""
-    raise BenchError(
-        f"the tracking store URI {uri} has an unknown scheme '{scheme}'{meant} "
-        f"(use sqlite:///PATH.db, http(s)://HOST:PORT, postgresql://...): {URI_FIX}"
-    )
-
-
-def store_unreachable(uri: str, exc: Exception) -> BenchError:
-    """The one line for a store that did not answer: the cause (``Connection refused``) and the fix."""
-    import re
-
-    text = str(exc)
-    cause = re.search(r"\[Errno -?\d+\] ([^\"')(]+)", text)
-    detail = cause.group(1).strip() if cause else (text.splitlines() or [type(exc).__name__])[0][:200]
-    return BenchError(
-        f"cannot reach the MLflow tracking store {uri} ({detail}): start the tracking server or {URI_FIX}"
-    )
-
-
-def check_store(uri: str | None) -> None:
-    """The checks :func:`connect` makes, without importing mlflow or creating anything: commands call it
-    before loading TensorFlow and data, so a bad --tracking-uri fails in a second, not after them."""
-    resolved = resolve_uri(uri)
-    check_scheme(resolved)
-    if resolved != default_uri():  # the default folder is created on connect
-        check_sqlite_store(resolved, create=True)
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI (None for other stores and in-memory databases)."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    raw = uri.removeprefix("sqlite:///").split("?", 1)[0]
-    return Path(raw) if raw and raw != ":memory:" else None
-
-
-def check_sqlite_store(uri: str, *, create: bool) -> None:
-    """Fail in milliseconds, with the fix, where MLflow would retry for minutes or quietly make a new
-    store: a missing or unwritable folder, a file that is not a SQLite database, and (``create=False``)
-    a store that does not exist: a typo in a read-only command must not leave an empty store behind."""
-    import sqlite3
-
-    path = sqlite_path(uri)
-    if path is None:
-        return
-    if not path.exists():
-        if not create:
-            raise BenchError(
-                f"no MLflow tracking store at {path}: check --tracking-uri (or MLFLOW_TRACKING_URI), "
-                "or run `bench run` first"
-            )
-        if not path.parent.is_dir():
-            raise BenchError(f"the folder of the tracking store {path} does not exist; create it or fix --tracking-uri")
-    elif not path.is_file():
-        raise BenchError(f"the tracking store {path} is not a file; fix --tracking-uri")
-    else:
-        try:
-            with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
-                db.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
-        except sqlite3.Error as exc:
-            if _is_locked(exc):
-                raise BenchError(f"cannot open the tracking store {path}: {LOCKED}") from exc
-            raise BenchError(
-                f"cannot open the tracking store {path}: {exc}; fix --tracking-uri or restore the file"
-            ) from exc
-    if create:  # SQLite writes a journal next to the database, so the folder itself must take new files
-        try:
-            probe_folder(path.parent)
-        except OSError as exc:
-            raise BenchError(
-                f"cannot write the tracking store {path}: its folder does not take new files "
-                f"({exc.strerror or exc}); choose a writable --tracking-uri"
-            ) from exc
-
-
 def _artifact_root(uri: str) -> str | None:
     if uri.startswith("sqlite:///"):
         db = Path(uri.removeprefix("sqlite:///"))
@@ -182,7 +85,7 @@ def ensure_experiment(name: str, uri: str, attempts: int = 3) -> str:
             raise
         except Exception as exc:
             if attempt + 1 == attempts:
-                cause = LOCKED if _is_locked(exc) else first_line(exc)
+                cause = LOCKED if is_locked(exc) else first_line(exc)
                 raise BenchError(f"cannot reach the MLflow tracking store {uri}: {cause}") from exc
             time.sleep(1 + attempt)
     raise AssertionError("unreachable")
@@ -207,7 +110,7 @@ def _store_errors(what: str):
     try:
         yield
     except MlflowException as exc:
-        if _is_locked(exc):
+        if is_locked(exc):
             raise StoreError(
                 f"cannot log {what} to the tracking store: database is locked: another process holds it",
                 fix="retry when that process is done, or use a tracking server",
@@ -248,9 +151,9 @@ class TrackedRun:
         import mlflow
 
         if exc_type is None:
-            if "failure_reason" in self.run.data.tags:  # a resumed run: the old reason no longer holds
+            if FAILURE_REASON_TAG in self.run.data.tags:  # a resumed run: the old reason no longer holds
                 with contextlib.suppress(Exception):  # a stale tag is no reason to fail a logged run
-                    mlflow.MlflowClient().delete_tag(self.run_id, "failure_reason")
+                    mlflow.MlflowClient().delete_tag(self.run_id, FAILURE_REASON_TAG)
             with _store_errors("the end of the run"):
                 mlflow.end_run("FINISHED")
             return False
@@ -260,7 +163,7 @@ class TrackedRun:
         # report. A second Ctrl-C waits (held) so that the run is marked before the command ends.
         with interrupts.held(check_after=False):
             with contextlib.suppress(Exception):
-                mlflow.set_tag("failure_reason", reason[:5000])
+                mlflow.set_tag(FAILURE_REASON_TAG, reason[:5000])
             with contextlib.suppress(Exception):
                 mlflow.end_run(status)
         return False
@@ -338,7 +241,7 @@ def _unreachable(exc: Exception) -> BenchError:
     import mlflow
 
     uri = mlflow.get_tracking_uri()
-    if _is_locked(exc):
+    if is_locked(exc):
         return BenchError(f"cannot read the tracking store {uri}: {LOCKED}")
     return store_unreachable(uri, exc)
 
@@ -385,8 +288,9 @@ def search_runs(experiments: list[str], uri: str | None = None):
             )
         ids.append(exp.experiment_id)
     frame = mlflow.search_runs(ids, output_format="pandas")
-    if len(frame) and "tags.bench.kind" in frame.columns:
-        frame = frame[frame["tags.bench.kind"].fillna("") != "leaderboard"]
+    kind = f"tags.{KIND_TAG}"
+    if len(frame) and kind in frame.columns:
+        frame = frame[frame[kind].fillna("") != KIND_LEADERBOARD]
     return frame
 
 
@@ -408,7 +312,7 @@ def log_leaderboard(experiment: str, files: list[Path], metrics: dict[str, float
     """Log leaderboard files as artifacts of a ``leaderboard`` run in ``experiment``; returns its id."""
     resolved = connect(uri)
     with TrackedRun(
-        ensure_experiment(experiment, resolved), run_name="leaderboard", tags={"bench.kind": "leaderboard"}
+        ensure_experiment(experiment, resolved), run_name="leaderboard", tags={KIND_TAG: KIND_LEADERBOARD}
     ) as run:
         run.metrics(metrics)
         for path in files:
@@ -423,15 +327,15 @@ def set_run_status(run_id: str, status: str, reason: str | None = None) -> None:
 
     client = mlflow.MlflowClient()
     if reason:
-        client.set_tag(run_id, "failure_reason", reason)
+        client.set_tag(run_id, FAILURE_REASON_TAG, reason)
     else:
         _clear_failure_reason(client, run_id)
     client.update_run(run_id, status=status)
 
 
 def _clear_failure_reason(client, run_id: str) -> None:
-    if "failure_reason" in client.get_run(run_id).data.tags:
-        client.delete_tag(run_id, "failure_reason")
+    if FAILURE_REASON_TAG in client.get_run(run_id).data.tags:
+        client.delete_tag(run_id, FAILURE_REASON_TAG)
 
 
 def log_to_run(run_id: str, metrics: dict[str, float], params: dict[str, Any], files: list[Path]) -> None:

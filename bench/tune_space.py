@@ -20,9 +20,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench.config import PhaseConfig, Recipe, apply_override, from_dict
+from bench.config import PhaseConfig, Recipe
 from bench.errors import BenchError
 from bench.recipe_io import SPEED_FIELDS, to_dict
+from bench.recipe_load import apply_override, from_dict
 
 TUNED_DIR = Path("experiments") / "tuned"
 

@@ -24,7 +24,7 @@ import sys
 CHILD = """
 import json, sys
 import keras
-from bench.config import load_recipe
+from bench.recipe_load import load_recipe
 from bench.models import build_model
 from bench.profile import throughput
 backbone, precision, warmup, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])

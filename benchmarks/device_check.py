@@ -83,10 +83,11 @@ def train_one(backbone: str, data, overrides: list[str]) -> dict:
     """Train ``backbone`` under the gpu recipe with ``overrides``; its timings and test figures."""
     import keras
 
-    from bench.callbacks import macro_f1
-    from bench.config import load_recipe
     from bench.data.batches import predict_all
+    from bench.metrics import macro_f1
+    from bench.recipe_load import load_recipe
     from bench.reports import format_progress
+    from bench.run_record import VAL_MACRO_F1
     from bench.train import Fit
 
     recipe = load_recipe("gpu", overrides, {"model.backbone": backbone})
@@ -119,8 +120,8 @@ def train_one(backbone: str, data, overrides: list[str]) -> dict:
         "input_wait_fraction": round(result.input_wait_fraction, 3),
         "budget_hit": result.budget_hit,
         "test_accuracy": float(np.mean(probs.argmax(1) == y)) if len(y) else None,
-        "test_macro_f1": macro_f1(y, probs.argmax(1)) if len(y) else None,
-        "val_macro_f1_per_epoch": [round(v, 4) for v in result.history.get("val_macro_f1", [])],
+        "test_macro_f1": macro_f1(y, probs.argmax(1), probs.shape[-1]) if len(y) else None,
+        "val_macro_f1_per_epoch": [round(v, 4) for v in result.history.get(VAL_MACRO_F1, [])],
     }
     keras.backend.clear_session()
     return figures

@@ -35,9 +35,9 @@ def measure(n_batches: int, batch_size: int = 64, n: int = 28709) -> dict[str, f
     """``{stream name: augmented images/s}`` for every stream the backend can run."""
     import keras
 
-    from bench.config import load_recipe
     from bench.data.augment import build_augmenter
     from bench.data.batches import ArrayBatches, compiled_augmenter
+    from bench.recipe_load import load_recipe
 
     rng = np.random.default_rng(0)
     images, labels = rng.integers(0, 256, (n, 48, 48), dtype=np.uint8), rng.integers(0, 7, n)

@@ -59,8 +59,8 @@ def _mean(values) -> float:
 
 def run_bench(args, data):
     """bench's side: a cpu recipe resolved to the parity settings, trained by the Trainer."""
-    from bench.config import load_recipe
-    from bench.runner import predict_probs
+    from bench.recipe_load import load_recipe
+    from bench.inference.classifier import predict_probs
     from bench.train import Trainer, build_for_recipe, prepare_splits
 
     overrides = [  # pinned, so both sides train alike whatever the recipe's own optimizer and data settings

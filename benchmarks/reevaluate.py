@@ -26,23 +26,24 @@ def reevaluate(run_id: str, crop_padding: int, modes: tuple[str, ...] = ("none",
     """The figures of one logged run under each TTA mode (see the module docstring)."""
     import keras
 
+    from bench import run_record as rec
     from bench import tracking as trk
     from bench.calibration import apply_temperature, fit_temperature
     from bench.data import load_data
+    from bench.inference.classifier import predict_probs
     from bench.inference.tta import view_probs
     from bench.metrics import calibration_metrics, evaluate
     from bench.models import register_serializable_layers
     from bench.plan import resolve_recipe
-    from bench.runner import RECIPE_ARTIFACT, predict_probs
     from bench.train.splits import prepare_splits
 
     register_serializable_layers()
     logged = trk.find_run(run_id)
-    source = logged.data.tags.get("bench.data_path") or logged.data.params["data_source"]
+    source = logged.data.tags.get(rec.DATA_PATH_TAG) or logged.data.params[rec.DATA_SOURCE]
     with tempfile.TemporaryDirectory() as tmp:
-        recipe_path = trk.download_artifact(run_id, RECIPE_ARTIFACT, Path(tmp))
-        recipe = resolve_recipe(str(recipe_path), backbone=logged.data.params["backbone"], data=source)
-        model = keras.saving.load_model(trk.download_artifact(run_id, "model.keras", Path(tmp)))
+        recipe_path = trk.download_artifact(run_id, rec.RECIPE_ARTIFACT, Path(tmp))
+        recipe = resolve_recipe(str(recipe_path), backbone=logged.data.params[rec.BACKBONE], data=source)
+        model = keras.saving.load_model(trk.download_artifact(run_id, rec.MODEL_ARTIFACT, Path(tmp)))
     if getattr(model, "temperature", 1.0) != 1.0:  # a calibrated run's model: score it untempered, then fit T
         model.set_temperature(1.0)
     data = load_data(source)

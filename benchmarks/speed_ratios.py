@@ -174,7 +174,7 @@ class Prepared:
     """One case in a worker: its model, compiled as bench compiles it, and the Trainer's training stream."""
 
     def __init__(self, case: dict, batch: int, data):
-        from bench.config import load_recipe
+        from bench.recipe_load import load_recipe
         from bench.train import Trainer, build_for_recipe, compile_phase, prepare_splits, seed_everything
 
         self.spe, self.batch = case["spe"], batch

@@ -162,7 +162,7 @@ def profile_model(
     import numpy as np
     import tensorflow as tf
 
-    from bench.config import load_recipe
+    from bench.recipe_load import load_recipe
     from bench.train import build_for_recipe
 
     recipe = load_recipe("cpu", overrides, {"model.backbone": backbone, "model.head": head})

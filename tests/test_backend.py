@@ -62,12 +62,12 @@ def test_inference_function_matches_the_model_in_inference_mode():
 )
 def test_jit_follows_the_backend_unless_the_recipe_says(monkeypatch, backend, gpus, setting, expected):
     import bench.backend
-    from bench.config import load_recipe
-    from bench.train.trainer import _resolve_jit
+    from bench.recipe_load import load_recipe
+    from bench.train.optim import resolve_jit
 
     monkeypatch.setattr(bench.backend, "backend_name", lambda: backend)
     monkeypatch.setattr(bench.backend, "accelerators", lambda: gpus)
-    assert _resolve_jit(load_recipe("smoke", [f"run.jit_compile={setting}"])) is expected
+    assert resolve_jit(load_recipe("smoke", [f"run.jit_compile={setting}"])) is expected
 
 
 @pytest.mark.parametrize(

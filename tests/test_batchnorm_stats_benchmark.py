@@ -14,8 +14,8 @@ def script():
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A saved baseline_cnn + linear model (untrained) and an augmenting recipe, as a run's artifacts."""
-    from bench.config import load_recipe
     from bench.recipe_io import to_toml
+    from bench.recipe_load import load_recipe
     from bench.train.build import build_for_recipe
 
     folder = tmp_path_factory.mktemp("artifacts")

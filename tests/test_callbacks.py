@@ -16,6 +16,7 @@ from bench.callbacks import (
     call_end,
 )
 from bench.train import checkpoints
+from bench.train.budget import Replan
 
 # The index Keras passes to on_train_batch_end for a call of N steps that began at ``first``:
 # older Keras 3 releases pass ``first`` again, Keras 3.15 passes first + N - 1 (past a short last call's end).
@@ -130,11 +131,14 @@ def test_replanner_times_whole_epochs_skips_traced_ones_and_stops_when_told(monk
     monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
     asked = []
 
-    def replan(epoch, seconds):
-        asked.append((epoch, seconds))
-        return epoch == 4, epoch == 2  # retraced after epoch 2; stop after epoch 4
+    class Budget:
+        def replan(self, phase, done, seconds):
+            epoch = done - 1  # a phase that began at epoch 0
+            asked.append((epoch, seconds))
+            return Replan(stop=epoch == 4, replanned=epoch == 2, resized=epoch == 2)  # stop after epoch 4
 
-    replanner = Replanner(replan, window=2)
+    # the plan resized after epoch 2: the trainer rebuilds the graph, so the next epoch is not timed
+    replanner = Replanner(Budget(), 0, 0, follow=lambda done, decision: decision.resized, window=2)
     replanner.set_model(_Model())
     replanner.on_train_begin()
     for epoch in range(5):
@@ -158,9 +162,7 @@ def test_checkpoints_name_the_best_epoch_s_file_and_a_finished_phase_resumes_wit
     model.compile("adam", "mse")
     model.optimizer.build(model.trainable_variables)
     stopper = ResumableEarlyStopping(patience=1, restore_best_weights=True)
-    checkpointer = checkpoints.Checkpointer(
-        tmp_path, {"phase": 0, "plan": [5, 3]}, monitors={"early_stopping": stopper}
-    )
+    checkpointer = checkpoints.Checkpointer(tmp_path, 0, [5, 3], monitors={"early_stopping": stopper})
     for callback in (stopper, checkpointer):
         callback.set_model(model)
         callback.on_train_begin()
@@ -223,6 +225,23 @@ def test_validation_compiles_its_prediction_step_before_the_first_timed_pass_onl
     for epoch in range(2):
         logs = {}
         validation.on_epoch_end(epoch, logs)
-        assert logs["val_accuracy"] == 1.0 and logs["val_macro_f1"] == 1.0
+        # every face right, but macro-F1 averages all seven labels as evaluation does: four are absent
+        assert logs["val_accuracy"] == 1.0 and logs["val_macro_f1"] == pytest.approx(3 / 7)
     warm_up = [("one batch", 4)] if jit_compile else []
     assert model.calls == [*warm_up, ("pass", 2), ("pass", 2)]
+
+
+def test_deadline_asks_the_budget_and_stops_at_the_end_of_the_epoch_it_passed_in():
+    class Budget:
+        passed_after = 2
+
+        def passed(self):
+            return self.passed_after <= 0
+
+    budget = Budget()
+    deadline = callbacks.Deadline(budget)
+    deadline.set_model(_Model())
+    for epoch in range(3):
+        budget.passed_after -= 1
+        deadline.on_epoch_end(epoch)
+        assert deadline.hit == deadline.model.stop_training == (epoch >= 1)

@@ -10,8 +10,9 @@ from click.testing import CliRunner
 from sklearn.metrics import f1_score
 
 from bench import tracking as trk
+from bench.bootstrap import bootstrap_index, macro_f1_resamples
 from bench.cli import cli
-from bench.compare import bootstrap_index, build_leaderboard, macro_f1_resamples
+from bench.compare import build_leaderboard
 from bench.data.ferplus import FERPLUS_CLASS_NAMES
 from bench.errors import BenchError
 from bench.metrics import evaluate

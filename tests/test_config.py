@@ -2,9 +2,10 @@ import tomllib
 
 import pytest
 
-from bench.config import Recipe, apply_override, from_dict, load_recipe
+from bench.config import Recipe
 from bench.errors import BenchError
 from bench.recipe_io import flatten, to_dict, to_toml
+from bench.recipe_load import apply_override, from_dict, load_recipe
 
 
 @pytest.mark.parametrize("name", ["smoke", "cpu", "paper", "arriaga", "gpu"])
@@ -99,9 +100,28 @@ def test_flatten_gives_dotted_keys():
 
 
 def test_split_assignment_strips_and_names_the_option_in_its_error():
-    from bench.config import split_assignment
+    from bench.recipe_load import split_assignment
 
     assert split_assignment(" head = linear ", "--filter", "--filter head=hybrid") == ("head", "linear")
     assert split_assignment("a=b=c", "--filter", "x") == ("a", "b=c")
     with pytest.raises(BenchError, match="--filter 'head': expected KEY=VALUE, e.g. --filter head=hybrid"):
         split_assignment("head", "--filter", "--filter head=hybrid")
+
+
+def test_a_field_s_role_is_declared_on_the_field():
+    """What the recipe hash, the leaderboard's variant notes and tune read generically comes from the
+    fields themselves: their role and whether they were added after runs were logged."""
+    from bench.config import SPEED, SUBJECT, MixConfig, PhaseConfig, fields_with_role, later_defaults
+
+    assert set(fields_with_role(SUBJECT)) == {"model.backbone", "data.source", "run.experiment", "data.votes"}
+    assert set(fields_with_role(SPEED)) == {
+        "run.steps_per_execution",
+        "run.threads_intra",
+        "run.threads_inter",
+        "model.batchnorm",
+    }
+    later = later_defaults()
+    assert later["data.labels"] == "fer2013" and later["model.backbone_options"] == {}
+    assert later["data.mix"] == {"mixup_alpha": 0.0, "cutmix_alpha": 0.0, "prob": 1.0, "switch_prob": 0.5}
+    assert later["eval"] == {"tta": "none", "calibrate": False} and "data.batch_size" not in later
+    assert later_defaults(PhaseConfig) == {"ema_decay": 0.0} and later_defaults(MixConfig) == {}

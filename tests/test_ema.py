@@ -4,9 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from bench.config import Recipe, from_dict
+from bench.config import Recipe
 from bench.data import load_data
 from bench.models import build_model
+from bench.recipe_load import from_dict
 from bench.train import Trainer, prepare_splits
 from bench.train.ema import WeightEMA
 
@@ -75,14 +76,15 @@ def test_the_checkpoint_keeps_the_raw_weights_and_a_resume_trains_on_from_them(t
     x, y = np.ones((32, 4), "float32"), np.zeros((32, 3), "float32")
     ema = WeightEMA(0.9, every=1)
     model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[ema])
-    writer = checkpoints.Checkpointer(tmp_path, {"phase": 0, "plan": [3]}, ema=ema)
+    writer = checkpoints.Checkpointer(tmp_path, 0, [3], ema=ema)
     writer.set_model(model)
     writer.on_epoch_end(1)  # after 2 of 3 epochs: the model holds the average, the raw weights are aside
     fresh = _tiny_model()
     fresh.load_weights(tmp_path / "weights.weights.h5")
     resumed = WeightEMA(0.9, every=1)
-    assert not checkpoints.restore_ema(tmp_path, {"phase": 0, "next_epoch": 1}, resumed, fresh)  # other position
-    assert checkpoints.restore_ema(tmp_path, {"phase": 0, "next_epoch": 2}, resumed, fresh)
+    folder = checkpoints.CheckpointFolder(tmp_path)
+    assert not folder.restore_ema(checkpoints.ResumeState(0, 1, (3,)), resumed, fresh)  # other position
+    assert folder.restore_ema(checkpoints.ResumeState(0, 2, (3,)), resumed, fresh)
     for held, raw in zip(fresh.get_weights(), ema.raw, strict=True):
         np.testing.assert_array_equal(held, raw)
     for a, b in zip(resumed.average, ema.average, strict=True):

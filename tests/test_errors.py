@@ -25,3 +25,10 @@ def test_probe_folder_leaves_nothing_and_raises_where_files_cannot_go(tmp_path):
     if Path("/proc").is_dir():
         with pytest.raises(OSError):
             probe_folder("/proc")  # refused even to root
+
+
+def test_bench_s_own_error_is_not_a_value_error():
+    """Code that wraps a library's ValueError in a one-line message must not catch and wrap bench's own."""
+    from bench.errors import BenchError
+
+    assert not issubclass(BenchError, ValueError)

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from bench.calibration import apply_temperature, fit_temperature
-from bench.config import Recipe, from_dict
+from bench.config import Recipe
 from bench.evaluation import calibrate_views, evaluation_views
+from bench.recipe_load import from_dict
 
 
 class _Model:

@@ -141,12 +141,12 @@ def test_a_failed_checkpoint_write_keeps_the_previous_file_whole(tmp_path):
     no partial one, and says which file and why, whatever library wrote it."""
     import keras
 
-    from bench.train.checkpoints import write_state, write_weights
+    from bench.train.checkpoints import CheckpointFolder, ResumeState, write_weights
 
     model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(512), keras.layers.Dense(7)])
     weights = tmp_path / "weights.weights.h5"
     write_weights(model, weights)
-    write_state(tmp_path, {"next_epoch": 1})
+    CheckpointFolder(tmp_path).write_state(ResumeState(0, 1, (3,)))
     good, good_state = weights.read_bytes(), (tmp_path / "state.json").read_text()
     model.layers[0].kernel.assign(np.ones((64, 512)))
     previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -155,9 +155,9 @@ def test_a_failed_checkpoint_write_keeps_the_previous_file_whole(tmp_path):
     try:
         with pytest.raises(OSError) as caught:
             write_weights(model, weights)
-        big = {"next_epoch": 2, "history": ["x" * 30_000]}
+        big = ResumeState(0, 2, (3,), monitors={"history": ["x" * 30_000]})
         with pytest.raises(OSError) as caught_state:
-            write_state(tmp_path, big)
+            CheckpointFolder(tmp_path).write_state(big)
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, previous)
@@ -294,14 +294,14 @@ def test_a_store_write_refused_by_a_lock_says_so(tmp_path, monkeypatch):
     from mlflow.exceptions import MlflowException
 
     from bench import tracking as trk
-    from bench.runner import _kept_message
+    from bench.resume import kept_message
 
     _store(tmp_path)
     locked = MlflowException("(sqlite3.OperationalError) database is locked\n[SQL: INSERT ...]")
     monkeypatch.setattr(mlflow, "log_metrics", lambda *a, **k: (_ for _ in ()).throw(locked))
     with pytest.raises(trk.StoreError) as caught, trk.TrackedRun("0") as run:
         run.metrics({"x": 1.0})
-    message = _kept_message(run.run_id, caught.value, None, "sqlite:///x")
+    message = kept_message(run.run_id, caught.value, None, "sqlite:///x")
     assert "database is locked: another process holds it" in message
     assert "retry when that process is done, or use a tracking server" in message and "free space" not in message
 

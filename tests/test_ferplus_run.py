@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from bench import CLASS_NAMES
 from bench.cli import cli
-from bench.config import check_class_names, load_recipe
+from bench.config import check_class_names
 from bench.data import load_data
 from bench.data.dataset import FerData
 from bench.data.ferplus import FERPLUS_CLASS_NAMES, TO_BENCH, VOTES_FILE
@@ -20,6 +20,7 @@ from bench.data.pipeline import make_dataset
 from bench.data.synthetic import write_csv
 from bench.data.weights import class_weights
 from bench.errors import BenchError
+from bench.recipe_load import load_recipe
 from bench.train.splits import prepare_splits
 from tests.test_cli import MINI_TOML
 from tests.test_ferplus import write_votes
@@ -227,7 +228,7 @@ def test_predict_and_export_name_the_eight_ferplus_classes(tmp_path):
 def test_bench_tune_trains_its_trials_on_ferplus_and_the_tuned_recipe_keeps_the_label_set(
     ferplus_csv, tmp_path, monkeypatch
 ):
-    from bench import tune as tune_mod
+    from bench.tune import study as tune_mod
     from tests.test_tune import TUNE_TOML
 
     # trial 0 trains the recipe's own values; the second trial is made to beat it, so a recipe is written

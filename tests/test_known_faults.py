@@ -73,8 +73,8 @@ def test_a_crashing_model_is_refused_in_one_line_only_with_onednn_on(monkeypatch
 @pytest.mark.skipif(not is_tensorflow(), reason="the fault is TensorFlow's")
 def test_bench_run_and_profile_refuse_it_before_training(monkeypatch):
     import bench.models
-    from bench.config import load_recipe
     from bench.profile import profile
+    from bench.recipe_load import load_recipe
     from bench.train import build_for_recipe
 
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")

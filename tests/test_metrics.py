@@ -3,7 +3,7 @@ import pytest
 from sklearn import metrics as skm
 
 from bench import CLASS_NAMES
-from bench.metrics import classification_report, confusion, evaluate, expected_calibration_error
+from bench.metrics import classification_report, confusion, evaluate, expected_calibration_error, macro_f1
 
 
 @pytest.fixture
@@ -75,3 +75,16 @@ def test_calibration_metrics_are_evaluates_log_loss_and_ece(predictions):
     y, p = predictions
     full = evaluate(y, p)
     assert calibration_metrics(y, p, 7) == pytest.approx({"log_loss": full["log_loss"], "ece": full["ece"]})
+
+
+def test_macro_f1_averages_every_label_as_evaluate_does(predictions):
+    """One definition for the per-epoch validation curve and the evaluated run: a label absent from both
+    arrays counts 0, as scikit-learn's ``labels=range(k), zero_division=0``."""
+    y, p = predictions
+    keep = y != 1
+    pred = p[keep].argmax(1)
+    pred[pred == 1] = 0  # disgust neither true nor predicted
+    expected = skm.f1_score(y[keep], pred, labels=range(7), average="macro", zero_division=0)
+    assert macro_f1(y[keep], pred, 7) == expected
+    assert evaluate(y[keep], np.eye(7)[pred])["macro_f1"] == expected
+    assert macro_f1([0, 1], [0, 1], 2) == 1.0 and macro_f1([0, 1], [0, 1], 4) == 0.5

@@ -92,9 +92,10 @@ def test_both_streams_mix_training_batches():
 
 
 def test_a_phase_trains_on_the_mixed_stream_when_mixing_is_on_even_without_augmentation():
-    from bench.config import Recipe, from_dict
+    from bench.config import Recipe
     from bench.data import load_data
     from bench.models import build_model
+    from bench.recipe_load import from_dict
     from bench.train import Trainer, prepare_splits
 
     data = load_data("synthetic:120:2", cache=False)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from bench.monitors import ResumableEarlyStopping, ResumablePlateau, best_weights_loader
+from bench.monitors import ResumableEarlyStopping, ResumablePlateau
 
 
 def tiny_model(seed=0):
@@ -55,22 +55,3 @@ def test_the_plateau_continues_its_patience_and_its_state_is_plain_json():
     assert json.loads(json.dumps(plateau.monitor_state())) == {"best": 0.5, "wait": 0, "cooldown_counter": 0}
     plateau.on_train_begin()  # a later fit of the same callback starts afresh, as Keras' does
     assert plateau.monitor_state() == {"best": None, "wait": 0, "cooldown_counter": 0}
-
-
-def test_best_weights_loader_gives_the_trained_part_s_weights_and_keeps_the_model_s(tmp_path):
-    """A head-only phase trains ``model.head`` on cached features; the checkpoint holds the whole model."""
-    from bench.models import build_model
-
-    model, _ = build_model(backbone="baseline_cnn", head="linear", image_size=8)
-    assert best_weights_loader(tmp_path, model, model.head)(None) is None
-    assert best_weights_loader(tmp_path, model, model.head)("best-0-1.weights.h5") is None
-    saved, saved_head = model.get_weights(), model.head.get_weights()
-    model.save_weights(tmp_path / "best-0-1.weights.h5")
-    changed = [w + 1 for w in saved]
-    model.set_weights(changed)
-    head = best_weights_loader(tmp_path, model, model.head)("best-0-1.weights.h5")
-    assert len(head) == len(saved_head) < len(saved)
-    for a, b in zip(head, saved_head, strict=True):
-        np.testing.assert_array_equal(a, b)
-    for a, b in zip(model.get_weights(), changed, strict=True):
-        np.testing.assert_array_equal(a, b)

@@ -97,7 +97,8 @@ REPLAN_SCRIPT = textwrap.dedent(
     """
     import json, sys
     import keras
-    from bench.config import Recipe, from_dict
+    from bench.config import Recipe
+    from bench.recipe_load import from_dict
     from bench.data import load_data
     from bench.models import build_model
     from bench.train import Trainer, prepare_splits

@@ -4,10 +4,10 @@ import dataclasses
 
 import pytest
 
-from bench.config import load_recipe
 from bench.errors import BenchError
 from bench.plan import OPTION_FIELDS, backbone_names, check_runnable, expand, resolve_recipe
 from bench.recipe_io import LATER_DEFAULTS, recipe_hash, to_toml
+from bench.recipe_load import load_recipe
 
 
 @pytest.fixture

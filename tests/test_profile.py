@@ -84,8 +84,8 @@ def test_profile_builds_the_model_the_recipe_trains(tmp_path, monkeypatch):
 
 
 def test_params_match_count_params_and_trainable_per_phase():
-    from bench.config import load_recipe
     from bench.models import build_model
+    from bench.recipe_load import load_recipe
 
     model, _ = build_model(backbone="baseline_cnn", head="mlp")
     counts = trainable_per_phase(model, load_recipe("cpu"), pretrained=False)

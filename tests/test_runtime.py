@@ -34,7 +34,8 @@ def test_a_missing_distribution_is_tagged_not_installed():
 
 THREADS = """
 import tensorflow as tf
-from bench.config import Recipe, from_dict
+from bench.config import Recipe
+from bench.recipe_load import from_dict
 from bench.errors import BenchError
 from bench.runtime import set_threads
 from bench.train import build_for_recipe

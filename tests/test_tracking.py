@@ -10,13 +10,6 @@ from bench import tracking as trk
 from bench.errors import BenchError
 
 
-def test_sqlite_path_reads_relative_absolute_and_memory_uris():
-    assert trk.sqlite_path("sqlite:///mlruns/mlflow.db") == Path("mlruns/mlflow.db")
-    assert trk.sqlite_path("sqlite:////abs/x.db?timeout=5") == Path("/abs/x.db")
-    assert trk.sqlite_path("sqlite:///:memory:") is None
-    assert trk.sqlite_path("http://localhost:5000") is None
-
-
 def test_read_only_connections_never_create_a_store(tmp_path):
     for uri in (f"sqlite:///{tmp_path}/typo/mlflow.db", f"sqlite:///{tmp_path}/nothere.db"):
         with pytest.raises(BenchError, match="no MLflow tracking store at .* check --tracking-uri"):

@@ -6,10 +6,20 @@ import numpy as np
 import pytest
 
 from bench.callbacks import Execution, TrainingDiverged
-from bench.config import PhaseConfig, Recipe, from_dict, load_recipe
+from bench.config import PhaseConfig, Recipe
 from bench.data import load_data
 from bench.models import build_model
-from bench.train import Trainer, checkpoints, compile_phase, fit_plan, make_schedule, prepare_splits
+from bench.recipe_load import from_dict, load_recipe
+from bench.train import (
+    CheckpointFolder,
+    ResumeState,
+    Trainer,
+    checkpoints,
+    compile_phase,
+    fit_plan,
+    make_schedule,
+    prepare_splits,
+)
 
 
 def mini_recipe(**run):
@@ -285,13 +295,16 @@ def test_a_schedule_swapped_at_an_epoch_end_reaches_the_compiled_step_only_when_
 
 def test_budget_replanning_shrinks_and_stops_when_epochs_take_longer(data, monkeypatch):
     trainer = _budgeted(data, epochs=6)
-    seen = []
+    budget, seen = trainer.budget, []
+    replan, left = budget.replan, budget.left
 
-    def slow(phase, index, epoch, epoch_seconds, deadline):  # as if every epoch after the first took 50 s
+    def slow(index, done, epoch_seconds):  # as if every epoch after the first took 50 s
+        epoch = done - 1
         seen.append(epoch)
-        return Trainer._replan(trainer, phase, index, epoch, 50.0, deadline - 50.0 * epoch)
+        monkeypatch.setattr(budget, "left", lambda: left() - 50.0 * epoch)
+        return replan(index, done, 50.0)
 
-    monkeypatch.setattr(trainer, "_replan", slow)
+    monkeypatch.setattr(budget, "replan", slow)
     result = trainer.run()
     # the fast first epoch planned all 6; after the second, 70 s are left at 50 s an epoch: one more
     # (the plan becomes 3); after the third, 20 s: stop there, on the plan, before the deadline
@@ -300,19 +313,21 @@ def test_budget_replanning_shrinks_and_stops_when_epochs_take_longer(data, monke
 
 
 def test_budget_grows_a_plan_mid_way_by_two_epochs_or_more_and_at_its_end_by_one(data, monkeypatch):
-    import time
 
     trainer = _budgeted(data, epochs=6)
     _first_estimate(monkeypatch, trainer, 30.0)  # ~119 s left / 30 s plans 4 of the 6 epochs
 
-    plans = []
+    budget, plans = trainer.budget, []
+    replan = budget.replan
 
-    def one_more(phase, index, epoch, epoch_seconds, deadline):  # 10 s epochs, 3.5 epochs' time left after #2
-        answer = Trainer._replan(trainer, phase, index, epoch, 10.0, time.perf_counter() + 35.0 - 10.0 * (epoch - 1))
+    def one_more(index, done, epoch_seconds):  # 10 s epochs, 3.5 epochs' time left after #2
+        epoch = done - 1
+        monkeypatch.setattr(budget, "left", lambda: 35.0 - 10.0 * (epoch - 1))
+        answer = replan(index, done, 10.0)
         plans.append(list(trainer.plan))
         return answer
 
-    monkeypatch.setattr(trainer, "_replan", one_more)
+    monkeypatch.setattr(budget, "replan", one_more)
     result = trainer.run()
     assert plans == [[4], [4], [5], [5]]  # after epochs 2, 3 (mid-way: +1 is not enough), 4 (its end), 5
     # after epochs 2 and 3 the time left affords one epoch more than the plan of 4: not the two a rebuild
@@ -320,26 +335,35 @@ def test_budget_grows_a_plan_mid_way_by_two_epochs_or_more_and_at_its_end_by_one
     assert result.replans == 1 and result.actual_epochs == [5] and result.planned_epochs == [5]
 
 
-def test_under_xla_the_plan_stays_the_first_epoch_s(data):
-    import time
+def test_under_xla_the_plan_stays_the_first_epoch_s(data, monkeypatch):
+    from dataclasses import replace
+
+    from bench.train.budget import Replan
 
     model, _ = build_model(backbone="baseline_cnn", head="linear")
     raw = _raw(mini_recipe(budget_minutes=2.0))
     raw["phases"] = [dict(raw["phases"][1], epochs=6)]
     recipe = from_dict(Recipe, raw)
+    xla = replace(recipe, run=replace(recipe.run, jit_compile="on"))
+    assert Trainer(model, xla, prepare_splits(data, xla)).budget.replanning is False
     trainer = Trainer(model, recipe, prepare_splits(data, recipe))
+    budget = trainer.budget
+    monkeypatch.setattr(budget, "left", lambda: 100.0)
     trainer.plan[:] = [3]
-    deadline = time.perf_counter() + 100.0
-    trainer.jit = True  # a rebuild would recompile: no re-plan, only the stop where the plan ends
-    assert trainer._replan(recipe.phases[0], 0, 1, 1.0, deadline) == (False, False) and trainer.plan == [3]
-    assert trainer._replan(recipe.phases[0], 0, 2, 1.0, deadline) == (True, False)
-    trainer.jit = False  # 100 s at 1 s an epoch affords all 6: the plan grows (constant rate: no rebuild)
-    assert trainer._replan(recipe.phases[0], 0, 1, 1.0, deadline) == (False, False) and trainer.plan == [6]
+    constant = recipe.phases[0]
+    budget.replanning = False  # as under XLA, where a rebuild would recompile: only the stop where the plan ends
+    assert budget.replan(0, 2, 1.0) == Replan(False, False, False) and trainer.plan == [3]
+    assert budget.replan(0, 3, 1.0) == Replan(True, False, False)
+    budget.replanning = True  # 100 s at 1 s an epoch affords all 6: the plan grows (constant rate: no rebuild)
+    decision = budget.replan(0, 2, 1.0)
+    assert decision == Replan(False, True, True) and trainer.plan == [6]
+    assert trainer._follow_plan(constant, 0, 2, decision) is False
     cosine = PhaseConfig(epochs=6, learning_rate=1e-3, schedule="cosine", min_lr_fraction=0.1)
     trainer.plan[:] = [3]
     trainer._start_phase(cosine, 0)
     traced = model.make_train_function() or model.train_function
-    assert trainer._replan(cosine, 0, 1, 1.0, deadline) == (False, True) and trainer.plan == [6]
+    decision = budget.replan(0, 2, 1.0)
+    assert trainer._follow_plan(cosine, 0, 2, decision) is True and trainer.plan == [6]
     assert model.train_function is not traced  # the step rebuilt around the 6-epoch schedule
     model.optimizer.iterations.assign(3 * trainer.steps_per_epoch)  # half way: the 3-epoch one is at its floor
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-3 * 0.55)
@@ -358,11 +382,15 @@ def test_checkpoints_record_the_training_time_and_a_resume_gets_what_is_left_of_
     state = json.loads((tmp_path / "state.json").read_text())
     assert state["next_epoch"] == 3 and 0 < state["train_seconds"] <= result.train_seconds
     # resumed after epoch 1 with the whole budget already spent: nothing more trains
-    resumed = Trainer(model, recipe, splits).run({"phase": 0, "plan": [3], "next_epoch": 1, "train_seconds": 120.0})
+    resumed = Trainer(model, recipe, splits).run(
+        ResumeState.from_dict({"phase": 0, "plan": [3], "next_epoch": 1, "train_seconds": 120.0})
+    )
     assert resumed.budget_hit and resumed.actual_epochs == [1] and "loss" not in resumed.history
     assert resumed.end_epoch == 1  # where the run's epochs end: its evaluation is logged after them
     # with a moment of it left: one more epoch, in which the deadline passes
-    resumed = Trainer(model, recipe, splits).run({"phase": 0, "plan": [3], "next_epoch": 1, "train_seconds": 119.9})
+    resumed = Trainer(model, recipe, splits).run(
+        ResumeState.from_dict({"phase": 0, "plan": [3], "next_epoch": 1, "train_seconds": 119.9})
+    )
     assert resumed.budget_hit and resumed.actual_epochs == [2] and len(resumed.history["loss"]) == 1
     assert resumed.end_epoch == 2
     assert resumed.train_seconds > 119.9  # the whole run's, not only this part's (a few seconds)
@@ -379,7 +407,7 @@ def test_a_phase_resumed_mid_way_continues_its_optimizer(data, tmp_path):
     splits = prepare_splits(data, two)
     Trainer(model, two, splits, checkpoint_dir=tmp_path).run()
     model.optimizer.learning_rate = 5e-5  # as ReduceLROnPlateau would have cut it: a variable, saved too
-    checkpointer = checkpoints.Checkpointer(tmp_path, {"phase": 0, "plan": [3]})
+    checkpointer = checkpoints.Checkpointer(tmp_path, 0, [3])
     checkpointer.set_model(model)
     checkpointer.on_epoch_end(1)  # the checkpoint after 2 of 3 epochs
     moments = [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables[2:]]
@@ -390,17 +418,17 @@ def test_a_phase_resumed_mid_way_continues_its_optimizer(data, tmp_path):
     state = json.loads((tmp_path / "state.json").read_text())
     assert state == {"phase": 0, "plan": [3], "next_epoch": 2}
     trainer = Trainer(fresh, three, splits, checkpoint_dir=tmp_path)
-    assert trainer._start_phase(three.phases[0], 0, state) is True
+    assert trainer._start_phase(three.phases[0], 0, ResumeState.from_dict(state)) is True
     for a, b in zip(moments, fresh.optimizer.variables[2:], strict=True):
         np.testing.assert_array_equal(a, keras.ops.convert_to_numpy(b))
-    result = Trainer(fresh, three, splits, checkpoint_dir=tmp_path).run(state)  # the run's own resume
+    result = Trainer(fresh, three, splits, checkpoint_dir=tmp_path).run(ResumeState.from_dict(state))  # its own resume
     assert int(keras.ops.convert_to_numpy(fresh.optimizer.iterations)) == 9 and not result.optimizer_restarted
     assert float(fresh.optimizer.learning_rate) == pytest.approx(5e-5) and result.actual_epochs == [3]
     # a checkpoint of another position, or of other variables, is not restored
-    assert not checkpoints.restore_optimizer(fresh, tmp_path, {"phase": 0, "next_epoch": 2})  # now saved at 3
+    assert not CheckpointFolder(tmp_path).restore_optimizer(fresh, ResumeState(0, 2, (3,)))  # now saved at 3
     other, _ = build_model(backbone="baseline_cnn", head="mlp")
     compile_phase(other, three.phases[0], steps_per_epoch=3, epochs=1, jit_compile=False)
-    assert not checkpoints.restore_optimizer(other, tmp_path, {"phase": 0, "next_epoch": 3})
+    assert not CheckpointFolder(tmp_path).restore_optimizer(other, ResumeState(0, 3, (3,)))
     assert int(keras.ops.convert_to_numpy(other.optimizer.iterations)) == 0
 
 
@@ -433,7 +461,7 @@ def test_a_resumed_phase_continues_early_stopping_and_ends_on_its_best_epoch_bef
     resumed, _ = build_model(backbone="baseline_cnn", head="linear")
     resumed.load_weights(tmp_path / "weights.weights.h5")
     resumed.set_weights([w + 1 for w in resumed.get_weights()])
-    result = Trainer(resumed, recipe, splits, checkpoint_dir=tmp_path).run(state)
+    result = Trainer(resumed, recipe, splits, checkpoint_dir=tmp_path).run(ResumeState.from_dict(state))
     assert result.actual_epochs == [3]
     for a, b in zip(resumed.get_weights(), best.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -478,12 +506,13 @@ def test_calibration_under_xla_sets_the_recompile_against_the_budget(data, monke
     model.make_train_function()
     traced = model.train_function
     trainer.jit = jit
-    clock = iter([0.0, 30.0, 30.0])  # epoch 1 from 0 to 30 s: 10 s of steady epoch, 20 s of compiling
+    clock = iter([0.0, 30.0])  # epoch 1 from 0 to 30 s: 10 s of steady epoch, 20 s of compiling
     monkeypatch.setattr(time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(trainer.budget, "left", lambda: deadline - 30.0)  # the deadline, seen at 30 s
     monkeypatch.setattr(trainer, "_fit", lambda *args, **kwargs: (keras.callbacks.History(), False))
     monkeypatch.setattr(trainer, "_merge", lambda result, hist: None)
     monkeypatch.setattr(trainer, "_epoch_seconds", lambda wall: 10.0)
-    trainer._calibrate(recipe.phases[0], None, deadline=deadline)
+    trainer._calibrate(recipe.phases[0], None)
     # 70 s left at 10 s an epoch: 1 + 7 epochs; under XLA 70 - 20 s of recompiling: 1 + 5; 970 s: all 20
     assert trainer.plan == plan
     assert (model.train_function is traced) == (plan == [20]) and traced is not None
@@ -549,15 +578,6 @@ def test_passes_count_the_images_seen_when_the_split_is_smaller_than_a_batch(dat
     assert result.train_passes == pytest.approx(2.0)
 
 
-def test_resume_position_continues_mid_phase_or_with_the_next_phase():
-    from bench.train import resume_position
-
-    assert resume_position(None, [2, 3]) == (0, 0, 0)
-    assert resume_position({"next_epoch": 1, "phase": 0, "plan": [2, 3]}, [2, 3]) == (1, 0, 0)
-    assert resume_position({"next_epoch": 2, "phase": 0, "plan": [2, 3]}, [2, 3]) == (2, 1, 2)
-    assert resume_position({"next_epoch": 3, "phase": 1, "plan": [2, 3]}, [2, 3]) == (3, 1, 2)
-
-
 def test_fit_builds_the_model_the_recipe_names_and_trains_it(data):
     """bench run, every tune trial and tune --final train through Fit: the recipe alone says what."""
     from dataclasses import replace
@@ -579,7 +599,9 @@ def test_a_resumed_run_keeps_one_phase_start_per_phase(data):
     keras.utils.set_random_seed(0)
     model, _ = build_model(backbone="baseline_cnn", head="linear")
     recipe = mini_recipe()
-    result = Trainer(model, recipe, prepare_splits(data, recipe)).run({"phase": 1, "plan": [1, 1], "next_epoch": 1})
+    result = Trainer(model, recipe, prepare_splits(data, recipe)).run(
+        ResumeState.from_dict({"phase": 1, "plan": [1, 1], "next_epoch": 1})
+    )
     assert result.phase_starts == [0, 1] and result.history["epoch"] == [1]
     assert result.history["learning_rate"] == [pytest.approx(1e-4)]
 
@@ -644,7 +666,7 @@ def test_a_resumed_run_with_nothing_left_recomputes_only_what_its_last_phase_tra
     norms = [layer for layer in model.backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
     loaded = [keras.ops.convert_to_numpy(layer.moving_mean).copy() for layer in norms]
     result = Trainer(model, recipe, prepare_splits(data, recipe)).run(
-        {"phase": 0, "plan": [3], "next_epoch": 1, "train_seconds": 120.0}
+        ResumeState.from_dict({"phase": 0, "plan": [3], "next_epoch": 1, "train_seconds": 120.0})
     )
     assert result.budget_hit and result.batchnorm_recomputed == 0
     for layer, before in zip(norms, loaded, strict=True):

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import cli
-from bench.config import load_recipe
+from bench.recipe_load import load_recipe
 from tests.test_tune_space import TUNE_TOML  # the tiny recipe with a [tune] space; test_ferplus_run reads it here
 
 
@@ -62,7 +62,7 @@ def _mlflow_runs(tmp_path):
 def baseline_trails(monkeypatch):
     """Every trial but the baseline (the tiny recipe's own learning rate, 1e-3) scores higher than it, so
     whether a tuned recipe is written does not hang on training noise."""
-    from bench import tune as tune_mod
+    from bench.tune import study as tune_mod
 
     monkeypatch.setattr(
         tune_mod, "trial_score", lambda fit, result: 0.1 if fit.recipe.phases[0].learning_rate == 1e-3 else 0.9
@@ -179,7 +179,7 @@ def test_failed_trials_do_not_stop_the_study_and_pruning_prunes(recipe_path, tmp
     assert len(trials) == 2 and all(t.state == optuna.trial.TrialState.FAIL for t in trials)
     assert "TrainingDiverged" in trials[0].user_attrs["failure"]
     # A pruner that always prunes after the first report.
-    from bench import tune as tune_mod
+    from bench.tune import study as tune_mod
 
     class Always(optuna.pruners.BasePruner):
         def prune(self, study, trial):
@@ -266,7 +266,7 @@ def test_two_workers_share_one_sqlite_study(recipe_path, tmp_path):
 
 
 def test_ctrl_c_marks_the_parent_killed_and_a_rerun_continues(recipe_path, tmp_path, monkeypatch, baseline_trails):
-    from bench import tune as tune_mod
+    from bench.tune import study as tune_mod
 
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     args = [
@@ -383,10 +383,10 @@ def test_a_trial_is_scored_on_the_model_it_ships(stats):
     model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(7, "softmax")])
     kernel, bias = model.layers[-1].get_weights()
     model.layers[-1].set_weights([np.zeros_like(kernel), np.eye(7)[2] * 5])  # always class 2
-    y_val = np.array([2, 2, 2, 0])  # macro-F1 of always-2: classes {0, 2} -> (0 + 2*3/7) / 2
+    y_val = np.array([2, 2, 2, 0])  # macro-F1 of always-2 over all 7 labels, as evaluation: (2*3/7) / 7
     fit = SimpleNamespace(recipe=recipe, model=model, splits=SimpleNamespace(x_val=np.zeros((4, 4, 4)), y_val=y_val))
     result = SimpleNamespace(history={"val_macro_f1": [0.2, 0.9, 0.5]})
-    expected = 0.9 if stats == "moving" else (6 / 7) / 2
+    expected = 0.9 if stats == "moving" else (6 / 7) / 7
     assert trial_score(fit, result) == pytest.approx(expected)
 
 
@@ -470,7 +470,6 @@ def test_tune_prints_no_library_warnings(tmp_path, baseline_trails):
 def test_a_trial_killed_with_its_worker_is_failed_and_rerun(recipe_path, tmp_path, monkeypatch):
     """SIGKILL a real worker mid-trial: its trial stayed RUNNING for ever and counted towards --trials.
     The rerun fails it (no heartbeat), runs it again with the same values, and completes the trials asked."""
-    from bench import tune as tune_mod
 
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     args = _tune_args(recipe_path, "killed", storage, 2)
@@ -494,8 +493,10 @@ def test_a_trial_killed_with_its_worker_is_failed_and_rerun(recipe_path, tmp_pat
         worker.wait()
     assert [t.state for t in _trials(storage, "killed")] == [optuna.trial.TrialState.RUNNING]
     # A worker's heartbeat every 10 s, stale after 60 s: here (the worker is dead) stale after 2 s.
-    monkeypatch.setattr(tune_mod, "HEARTBEAT_SECONDS", 1)
-    monkeypatch.setattr(tune_mod, "STALE_SECONDS", 2)
+    from bench.tune import storage as optuna_storage
+
+    monkeypatch.setattr(optuna_storage, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(optuna_storage, "STALE_SECONDS", 2)
     time.sleep(3)
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -510,8 +511,8 @@ def test_a_trial_killed_with_its_worker_is_failed_and_rerun(recipe_path, tmp_pat
 
 
 def test_the_median_pruner_waits_for_three_trials_and_half_the_recipe_s_epochs():
-    from bench import tune as tune_mod
-    from bench.config import load_recipe
+    from bench.recipe_load import load_recipe
+    from bench.tune import study as tune_mod
 
     recipe = load_recipe("cpu", ["phases.0.epochs=9"])
     pruner = tune_mod._pruner("median", recipe)

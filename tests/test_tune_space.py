@@ -7,9 +7,10 @@ import optuna
 import pytest
 
 from bench import CLASS_NAMES
-from bench.config import DataConfig, PhaseConfig, load_recipe
+from bench.config import DataConfig, PhaseConfig
 from bench.data.weights import class_weights
 from bench.errors import BenchError
+from bench.recipe_load import load_recipe
 from bench.tune_space import (
     apply_values,
     baseline_params,

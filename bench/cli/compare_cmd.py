@@ -51,7 +51,7 @@ EXAMPLES = examples(
 def compare(experiments, data_name, tracking_uri, metric, sort, filters, include_all, reference, **output):
     """The leaderboard: which backbone wins, at what cost, with what confidence."""
     from bench.compare import build_leaderboard
-    from bench.config import split_assignment
+    from bench.recipe_load import split_assignment
 
     names = _experiments(experiments, data_name, tracking_uri)
     board = build_leaderboard(
@@ -105,6 +105,7 @@ def _write(board, names, tracking_uri, *, fmt, wide, out, plot_path, html_path, 
     if log_run:
         import tempfile
 
+        from bench.run_record import N_CONFIGURATIONS
         from bench.tracking import log_leaderboard
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -116,7 +117,7 @@ def _write(board, names, tracking_uri, *, fmt, wide, out, plot_path, html_path, 
             run_id = log_leaderboard(
                 names[0],
                 [table, Path(tmp) / "leaderboard.csv", *files],
-                {"n_configurations": len(board.table)},
+                {N_CONFIGURATIONS: len(board.table)},
                 tracking_uri,
             )
         click.echo(f"logged the leaderboard as run {run_id} in experiment '{names[0]}'")

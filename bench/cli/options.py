@@ -37,7 +37,7 @@ def examples(*commands: str) -> str:
 
 
 def set_option(help_text: str = "Override a recipe field."):
-    """``--set KEY=VALUE`` (repeatable): a recipe override, parsed by :func:`bench.config.apply_override`."""
+    """``--set KEY=VALUE`` (repeatable): a recipe override, parsed by :func:`bench.recipe_load.apply_override`."""
     return click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=help_text)
 
 

@@ -35,9 +35,9 @@ EXAMPLES = examples(
 @friendly_errors
 def profile_cmd(backbones, head, image_size, batch, recipe, warmup, steps, precision, fmt):
     """Parameters, FLOPs, throughput, latency, memory and file size of backbone + head."""
-    from bench.config import load_recipe
     from bench.plan import backbone_names
     from bench.profile import profile
+    from bench.recipe_load import load_recipe
     from bench.registry import HEADS
     from bench.reports import render_profiles
 

@@ -54,7 +54,7 @@ def _plan(backbones, seeds, tracking_uri, description: dict):
     """The resolved recipe and one copy per backbone x seed, checked (recipe and names first, then the
     store) before TensorFlow loads, so a typo costs no start-up time."""
     from bench.plan import expand, resolve_recipe
-    from bench.tracking import check_store
+    from bench.store import check_store
 
     base = resolve_recipe(description.pop("recipe"), description.pop("overrides"), **description)
     recipes = expand(base, backbones, seeds)
@@ -68,7 +68,8 @@ def _run_all(requests, data, show_progress: bool) -> None:
     from dataclasses import replace
 
     from bench import interrupts
-    from bench.runner import run_one, summary_line
+    from bench.reports import summary_line
+    from bench.runner import run_one
 
     click.echo(f"data: {data.source} ({data.split_sizes()}), {data.protocol}")
     summaries = []

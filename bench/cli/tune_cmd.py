@@ -54,7 +54,7 @@ def tune(backbone, recipe, overrides, study, tracking_uri, final, quiet, **setti
     The first trial trains the recipe's own values; the tuned recipe is written only if a trial beats it."""
     from bench.data import load_for_recipe
     from bench.plan import check_runnable, resolve_recipe
-    from bench.tracking import check_store
+    from bench.store import check_store
     from bench.tune import TuneRequest, check_storage, run_study
     from bench.tune_space import check_study_name, search_space
 
@@ -79,7 +79,8 @@ def tune(backbone, recipe, overrides, study, tracking_uri, final, quiet, **setti
             line.close()
     _print_summary(summary, base)
     if final:
-        from bench.runner import RunRequest, run_one, summary_line
+        from bench.reports import summary_line
+        from bench.runner import RunRequest, run_one
 
         click.echo(summary_line(run_one(RunRequest(summary["tuned"] or base, tracking_uri), data)))
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from bench import CLASS_NAMES, INPUT_SHAPE
 from bench.errors import BenchError, first_line
+from bench.run_record import MODEL_ARTIFACT, RECIPE_PREFIX
 
 EXPECTED_INPUT = INPUT_SHAPE
 
@@ -48,7 +49,7 @@ def model_from_run(run_id: str, tracking_uri: str | None = None):
     tracking.connect(tracking_uri, create=False)
     tracking.find_run(run_id)
     with tempfile.TemporaryDirectory(prefix="bench-model-") as folder:
-        return load_keras_model(tracking.download_artifact(run_id, "model.keras", Path(folder)))
+        return load_keras_model(tracking.download_artifact(run_id, MODEL_ARTIFACT, Path(folder)))
 
 
 def check_input_shape(model) -> None:
@@ -72,6 +73,16 @@ def model_class_names(model) -> tuple[str, ...]:
     return tuple(names)
 
 
+def predict_probs(model, images: np.ndarray) -> np.ndarray:
+    """Class probabilities of every image in one prediction pass (not a Python loop of predicts): how a
+    run evaluates its trained model and a tune trial scores one, on any (n, 48, 48) array of faces."""
+    from bench.data.batches import predict_all  # imports Keras: not before a command's names are checked
+
+    if len(images) == 0:
+        return np.zeros((0, model.output.shape[-1]), dtype=np.float32)
+    return predict_all(model, images)
+
+
 def run_tta_settings(run_id: str, tracking_uri: str | None = None) -> tuple[str, int]:
     """A run's ``recipe.eval.tta`` and ``recipe.data.augment.crop_padding``: ``("none", 0)`` for runs logged
     before those fields existed."""
@@ -79,7 +90,8 @@ def run_tta_settings(run_id: str, tracking_uri: str | None = None) -> tuple[str,
 
     tracking.connect(tracking_uri, create=False)
     params = tracking.find_run(run_id).data.params
-    return params.get("recipe.eval.tta", "none"), int(params.get("recipe.data.augment.crop_padding", 0))
+    tta, padding = f"{RECIPE_PREFIX}eval.tta", f"{RECIPE_PREFIX}data.augment.crop_padding"
+    return params.get(tta, "none"), int(params.get(padding, 0))
 
 
 class FaceClassifier:

@@ -21,8 +21,6 @@ from bench.errors import BenchError
 
 MODES = ("none", "flip", "crops")
 VIEW_COUNTS = {"none": 1, "flip": 2, "crops": 10}
-TAG = "bench.tta"
-"""The run tag naming the TTA mode a run was evaluated with (``none`` too)."""
 
 
 def check_mode(mode: str, padding: int) -> None:

@@ -19,7 +19,7 @@ sparsely (for decay 0.998, ~500 steps averaged from ~125 samples).
 Like timm, the decay warms up, ``min(decay, (1 + n) / (10 + n))`` after ``n`` steps, so the first
 epochs' average is not dominated by the random initial weights. Steps are counted from the batch index
 Keras reports, so ``run.steps_per_execution`` (one callback per several steps) counts every step. The
-epoch checkpoint keeps both sides (:func:`bench.train.checkpoints.write_ema`): the average as the
+epoch checkpoint keeps both sides (:meth:`bench.train.checkpoints.CheckpointFolder.write_ema`): the average as the
 checkpoint's weights, the raw weights and the step count beside them, so a resumed run trains on from
 the raw weights with the average it had.
 """

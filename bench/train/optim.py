@@ -6,7 +6,7 @@ import math
 
 import keras
 
-from bench.config import PhaseConfig
+from bench.config import PhaseConfig, Recipe
 
 
 def make_schedule(phase: PhaseConfig, steps_per_epoch: int, epochs: int):
@@ -36,6 +36,20 @@ def make_optimizer(phase: PhaseConfig, learning_rate):
         return keras.optimizers.Adam(learning_rate)
     nesterov = phase.optimizer == "sgd_nesterov"
     return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=nesterov, weight_decay=phase.weight_decay or None)
+
+
+def resolve_jit(recipe: Recipe) -> bool:
+    """Whether to compile the training step with XLA (``run.jit_compile``; ``auto`` decides per backend)."""
+    if recipe.run.jit_compile != "auto":
+        return recipe.run.jit_compile == "on"
+    from bench.backend import accelerators, backend_name
+
+    backend = backend_name()
+    if backend == "jax":
+        return True  # JAX without jit runs every op eagerly: many times slower, on any device
+    if backend == "torch":
+        return False  # Keras' own default there; torch.compile is untested with these models
+    return bool(accelerators())  # TensorFlow: XLA was 2-9x slower on the CPUs measured
 
 
 def compile_phase(

@@ -6,9 +6,10 @@ through the ``callbacks`` argument.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -21,49 +22,14 @@ from bench.data.batches import make_stream, steps_per_pass
 from bench.data.mixing import build_mixer
 from bench.data.pipeline import oversample_indices
 from bench.freezing import apply_phase_trainability
-from bench.monitors import ResumableEarlyStopping, ResumablePlateau, best_weights_loader
-from bench.train import checkpoints as ckpt
+from bench.monitors import ResumableEarlyStopping, ResumablePlateau
+from bench.train.budget import Budget, Replan
+from bench.train.checkpoints import Checkpointer, CheckpointFolder, ResumeState
 from bench.train.ema import WeightEMA
 from bench.train.features import CachedFeatures, cache_features
-from bench.train.optim import compile_phase, fit_plan, make_schedule
+from bench.train.optim import compile_phase, make_schedule, resolve_jit
+from bench.train.result import TrainResult
 from bench.train.splits import Splits
-
-
-@dataclass
-class TrainResult:
-    model: keras.Model
-    history: dict[str, list[float]] = field(default_factory=dict)
-    phase_starts: list[int] = field(default_factory=list)  # phase_starts[i]: the epoch phase i began at
-    planned_epochs: list[int] = field(default_factory=list)
-    actual_epochs: list[int] = field(default_factory=list)
-    train_seconds: float = 0.0  # resumed runs: the parts before the resume included
-    images_per_second: float = float("nan")
-    input_wait_fraction: float = float("nan")
-    budget_hit: bool = False
-    replans: int = 0  # times a budgeted run re-fitted its epoch plan to the machine's speed after epoch 1
-    optimizer_restarted: bool = False  # a mid-phase resume found no optimizer state to continue
-    train_passes: float = 0.0  # training images seen / training split size (resumed epochs included)
-    batchnorm_recomputed: int = 0  # BatchNorm layers whose statistics were recomputed after training
-    batchnorm_seconds: float = 0.0  # the time that took (not training time: outside the budget)
-    end_epoch: int = 0  # one past the last epoch index trained (the per-epoch curves' steps are below it)
-
-
-REPLAN_MIN_EPOCHS = 2
-"""The fewest epochs a budgeted run's plan grows by mid-way when re-planned (or 10 % of those left, if
-more); at the plan's last epoch, one is enough."""
-
-
-def _resolve_jit(recipe: Recipe) -> bool:
-    if recipe.run.jit_compile != "auto":
-        return recipe.run.jit_compile == "on"
-    from bench.backend import accelerators, backend_name
-
-    backend = backend_name()
-    if backend == "jax":
-        return True  # JAX without jit runs every op eagerly: many times slower, on any device
-    if backend == "torch":
-        return False  # Keras' own default there; torch.compile is untested with these models
-    return bool(accelerators())  # TensorFlow: XLA was 2-9x slower on the CPUs measured
 
 
 class Trainer:
@@ -94,9 +60,10 @@ class Trainer:
         progress=None,
     ):
         self.model, self.recipe, self.splits = model, recipe, splits
-        self.progress, self.started, self.first_epoch = progress, time.perf_counter(), 0
+        self.progress, self.first_epoch = progress, 0
         self.pretrained, self.extra_callbacks = pretrained, list(callbacks)
-        self.checkpoint_dir, self.verbose = checkpoint_dir, verbose
+        self.checkpoints = CheckpointFolder(checkpoint_dir) if checkpoint_dir is not None else None
+        self.verbose = verbose
         bs, seed = recipe.data.batch_size, recipe.run.seed
         augmenter = build_augmenter(recipe.data.augment, seed)
         mixer = build_mixer(recipe.data.mix, seed)
@@ -115,9 +82,12 @@ class Trainer:
         self.timer = cb.StepTimer(bs, steps_per_execution=recipe.run.steps_per_execution)
         self.validation = cb.ValidationMetrics(self.val_x, splits.y_val)
         self.cached: CachedFeatures | None = None  # the current head-only phase's features, if cached
-        self.jit = _resolve_jit(recipe)
-        self.plan: list[int] = [p.epochs for p in recipe.phases]  # epochs per phase; a budget re-fits it
-        self.phase_start, self.replans, self.spent_before = 0, 0, 0.0
+        self.jit = resolve_jit(recipe)
+        # Under XLA (``run.jit_compile``; by default under JAX) a rebuilt step costs tens of seconds, a share
+        # of a short budget a re-plan cannot win back on a machine to itself: the plan stays the first epoch's.
+        epochs = [p.epochs for p in recipe.phases]
+        self.budget = Budget(recipe.run.budget_minutes, epochs, replanning=not self.jit)
+        self.phase_start = 0  # the first epoch of the phase being trained
         self._progress_cb: cb.Progress | None = None
         self._resume_monitors: dict | None = None
         self.ema: WeightEMA | None = None  # the current phase's weight average (phases.N.ema_decay)
@@ -130,6 +100,11 @@ class Trainer:
     def _cacheable(self, phase: PhaseConfig) -> bool:
         """Head-only phases without augmentation see the same backbone features every epoch."""
         return self.recipe.run.cache_features and phase.train == "head" and not self._augmented(phase)
+
+    @property
+    def plan(self) -> list[int]:
+        """Epochs per phase: the recipe's, a resumed run's checkpoint's, or the budget's re-fitted plan."""
+        return self.budget.plan
 
     @property
     def _target(self) -> keras.Model:
@@ -164,8 +139,8 @@ class Trainer:
                 patience=patience,
                 restore_best_weights=True,
                 resume=resumed.get("early_stopping"),
-                load_best=best_weights_loader(self.checkpoint_dir, self.model, self._target)
-                if self.checkpoint_dir is not None
+                load_best=self.checkpoints.best_weights_loader(self.model, self._target)
+                if self.checkpoints is not None
                 else None,
             )
         }
@@ -179,9 +154,7 @@ class Trainer:
             )
         return monitors
 
-    def _callbacks(
-        self, phase: PhaseConfig, phase_index: int, plan: list[int], deadline: float | None, replan: bool = True
-    ):
+    def _callbacks(self, phase: PhaseConfig, phase_index: int, replan: bool = True):
         cbs = [
             *([self.ema] if self.ema is not None else []),  # first: the epoch-end callbacks see the average
             cb.NanGuard(self.recipe.run.steps_per_execution),
@@ -190,31 +163,33 @@ class Trainer:
             self.timer,
             *(monitors := self._monitors(phase)).values(),
         ]
-        if deadline is not None:
-            cbs.append(cb.Deadline(deadline))
+        if self.budget.limited:
+            cbs.append(cb.Deadline(self.budget))
             if replan:  # not while calibrating: the first epoch's plan is _calibrate's
-                replan_at = lambda e, seconds: self._replan(phase, phase_index, e, seconds, deadline)  # noqa: E731
-                cbs.append(cb.Replanner(replan_at, fallback=self._epoch_seconds))
+                follow = functools.partial(self._follow_plan, phase, phase_index)
+                replanner = cb.Replanner(self.budget, phase_index, self.phase_start, follow, self._epoch_seconds)
+                cbs.append(replanner)
         if self.progress is not None:
             self._progress_cb = cb.Progress(
                 self.progress,
                 phase=phase.name,
-                epochs=sum(plan),
+                epochs=sum(self.plan),
                 steps=self.steps_per_epoch,
                 timer=self.timer,
-                start=self.started,
+                start=self.budget.started,
                 start_epoch=self.first_epoch,
-                deadline=deadline,
+                deadline=self.budget.deadline,
                 steps_per_execution=self.recipe.run.steps_per_execution,
             )
             cbs.append(self._progress_cb)
-        if self.checkpoint_dir is not None:
+        if self.checkpoints is not None:
             cbs.append(
-                ckpt.Checkpointer(
-                    self.checkpoint_dir,
-                    {"phase": phase_index, "plan": plan},
+                Checkpointer(
+                    self.checkpoints,
+                    phase_index,
+                    self.plan,
                     target=self.model,
-                    train_seconds=lambda: self.spent_before + time.perf_counter() - self.started,
+                    train_seconds=self.budget.spent,
                     # not the budget's one-epoch calibration fit: its monitors, like Keras', end with it
                     monitors=monitors if replan else None,
                     ema=self.ema,
@@ -222,8 +197,8 @@ class Trainer:
             )
         return cbs + self.extra_callbacks
 
-    def _fit(self, phase, phase_index, plan, start, end, deadline, replan=True):
-        callbacks = self._callbacks(phase, phase_index, plan, deadline, replan)
+    def _fit(self, phase, phase_index, start, end, replan=True):
+        callbacks = self._callbacks(phase, phase_index, replan)
         if self.cached is not None:
             data = self.cached.train
         else:
@@ -240,21 +215,22 @@ class Trainer:
         hit = any(isinstance(c, cb.Deadline) and c.hit for c in callbacks)
         return hist, hit
 
-    def run(self, resume_state: dict | None = None) -> TrainResult:
-        """Train every phase in order with one continuous epoch counter."""
-        phases = self.recipe.phases
-        # One list for the whole run: the budget's re-planning changes it in place, and the checkpoints
-        # (state.json) and the loop below read it.
-        plan = self.plan = list(resume_state["plan"]) if resume_state else [p.epochs for p in phases]
-        budget = self.recipe.run.budget_minutes * 60
-        t0 = self.started = time.perf_counter()
-        self.replans = 0
-        # A resumed run continues its budget: the training time its checkpoints recorded is spent.
-        self.spent_before = float((resume_state or {}).get("train_seconds", 0.0))
-        deadline = t0 + budget - self.spent_before if budget else None
+    def run(
+        self, resume_state: ResumeState | None = None, logged_epochs: dict[str, dict[int, float]] | None = None
+    ) -> TrainResult:
+        """Train every phase in order with one continuous epoch counter; a resumed run (``resume_state``)
+        continues where its checkpoint stopped, and its result is completed with the epochs an earlier
+        process trained from ``logged_epochs`` (key -> epoch -> value, the tracking store's curves)."""
+        phases, budget = self.recipe.phases, self.budget
+        # A resumed run continues its plan and its budget: the training time its checkpoints recorded is spent.
+        if resume_state is None:
+            budget.start()
+        else:
+            budget.start(resume_state.plan, resume_state.train_seconds or 0.0)
+        plan = budget.plan  # one list for the whole run: re-planning changes it in place
         result = TrainResult(self.model, planned_epochs=[p.epochs for p in phases])
-        result.budget_hit = bool(budget) and self.spent_before >= budget
-        epoch, first_phase, phase_start = ckpt.resume_position(resume_state, plan)
+        result.budget_hit = budget.spent_at_start()
+        epoch, first_phase, phase_start = resume_state.position() if resume_state else (0, 0, 0)
         self.first_epoch = epoch
         # phase_starts[i] is always phase i's start (the plots name phases by position), resumed or not
         result.phase_starts = [sum(plan[:i]) for i in range(first_phase)]
@@ -269,15 +245,12 @@ class Trainer:
                 if self._start_phase(phase, i, resumed) is False:
                     result.optimizer_restarted = True
             begin = phase_start  # a resumed phase counts the epochs it ran before the interruption too
-            if budget and i == 0 and epoch == 0:
-                self._calibrate(phase, result, deadline)
+            if budget.limited and i == 0 and epoch == 0:
+                self._calibrate(phase, result)
                 epoch = 1
             if epoch < phase_start + plan[i] and not result.budget_hit:
-                # Under a budget the plan may grow back to the recipe's epochs: fit runs to that cap and
-                # the Replanner stops it where the plan ends.
-                cap = max(plan[i], phases[i].epochs) if budget else plan[i]
                 self.phase_start = phase_start
-                hist, hit = self._fit(phase, i, plan, epoch, phase_start + cap, deadline)
+                hist, hit = self._fit(phase, i, epoch, phase_start + budget.cap(i))
                 self._merge(result, hist)
                 epoch += len(hist.epoch)
                 result.budget_hit |= hit
@@ -288,13 +261,15 @@ class Trainer:
         self.cached = None
         result.end_epoch = epoch
         # a resumed run's whole training time: the parts before the resume are in its checkpoint
-        result.train_seconds = self.spent_before + time.perf_counter() - t0
+        result.train_seconds = budget.spent()
         if self.recipe.model.batchnorm_stats == "recomputed":
             self._recompute_batchnorm(phases[ended_in], result)
         result.images_per_second = self.timer.images_per_second
         result.input_wait_fraction = self.timer.input_wait_fraction
-        result.planned_epochs = list(plan) if budget else result.planned_epochs
-        result.replans = self.replans
+        result.planned_epochs = list(plan) if budget.limited else result.planned_epochs
+        result.replans = budget.replans
+        if resume_state is not None:
+            resume_state.add_earlier_epochs(result, logged_epochs or {})
         result.train_passes = self.passes(sum(result.actual_epochs))
         return result
 
@@ -308,7 +283,7 @@ class Trainer:
         result.batchnorm_recomputed = recompute_statistics(self.model, self.splits.x_train, seed=seed)
         result.batchnorm_seconds = time.perf_counter() - tic
 
-    def _start_phase(self, phase: PhaseConfig, index: int, resume_state: dict | None = None) -> bool | None:
+    def _start_phase(self, phase: PhaseConfig, index: int, resume_state: ResumeState | None = None) -> bool | None:
         """Freeze and unfreeze for the phase, cache its features if it may, compile it. A phase resumed
         mid-way (``resume_state``) continues the optimizer its last checkpoint saved (schedule position,
         moments, rate) and its early stopping and plateau counters: whether the optimizer could be
@@ -317,75 +292,49 @@ class Trainer:
         self._prepare_phase(phase)
         self._compile(phase, self.plan[index])
         self.ema = WeightEMA(phase.ema_decay) if phase.ema_decay else None
-        if resume_state is None or self.checkpoint_dir is None:
+        if resume_state is None or self.checkpoints is None:
             return None
         if self.ema is not None:  # the checkpoint's weights are the average; the raw ones are beside them
-            ckpt.restore_ema(self.checkpoint_dir, resume_state, self.ema, self._target)
-        self._resume_monitors = resume_state.get("monitors")  # for this phase's first fit
-        return ckpt.restore_optimizer(self._target, self.checkpoint_dir, resume_state)
+            self.checkpoints.restore_ema(resume_state, self.ema, self._target)
+        self._resume_monitors = resume_state.monitors  # for this phase's first fit
+        return self.checkpoints.restore_optimizer(self._target, resume_state)
 
-    def _calibrate(self, phase: PhaseConfig, result: TrainResult, deadline: float) -> None:
-        """Train the first epoch, time it, and shrink the plan so every phase fits the budget.
+    def _calibrate(self, phase: PhaseConfig, result: TrainResult) -> None:
+        """Train the first epoch, time it, and let the budget shrink the plan so every phase fits.
 
         The rescaled schedule replaces the optimizer's in place (its moments and step count are kept)."""
         tic = time.perf_counter()
         self.phase_start = 0
-        hist, hit = self._fit(phase, 0, self.plan, 0, 1, deadline, replan=False)
+        hist, hit = self._fit(phase, 0, 0, 1, replan=False)
         self._merge(result, hist)
-        epochs = [p.epochs for p in self.recipe.phases]
         wall = time.perf_counter() - tic
-        seconds = self._epoch_seconds(wall)
-        left = deadline - time.perf_counter()
-        plan = fit_plan(epochs, 0, 1, seconds, left)
-        if plan[0] != self.plan[0] and self.jit:  # the new schedule needs a new step: a compile, as epoch 1's
-            plan = fit_plan(epochs, 0, 1, seconds, left - max(0.0, wall - seconds))
-        if plan[0] != self.plan[0]:  # an unchanged plan keeps its schedule and its compiled step
-            self._target.optimizer.learning_rate = make_schedule(phase, self.steps_per_epoch, plan[0])
+        if self.budget.calibrate(self._epoch_seconds(wall), wall, recompiles=self.jit):
+            # an unchanged plan keeps its schedule and its compiled step
+            self._target.optimizer.learning_rate = make_schedule(phase, self.steps_per_epoch, self.plan[0])
             self._target.train_function = None
-        self.plan[:] = plan
-        if self.checkpoint_dir is not None and (self.checkpoint_dir / "state.json").exists():
+        if self.checkpoints is not None and self.checkpoints.has_epoch():
             # epoch 1's checkpoint holds the plan before this fit (and, were the phase over, its end as
             # the position): a resume must get the shrunk plan and continue after epoch 1
-            state = {**ckpt.read_resume_state(self.checkpoint_dir), "plan": self.plan, "next_epoch": 1}
-            ckpt.write_state(self.checkpoint_dir, state)
+            state = replace(self.checkpoints.state(), plan=tuple(self.plan), next_epoch=1)
+            self.checkpoints.write_state(state)
         if hit:
             result.budget_hit = True
 
-    def _replan(
-        self, phase: PhaseConfig, index: int, epoch: int, epoch_seconds: float, deadline: float
-    ) -> tuple[bool, bool]:
-        """At the end of ``epoch`` (0-based, whole run) of phase ``index``: re-fit the remaining plan to
-        ``epoch_seconds`` per epoch and the time left; ``(stop here, graph retraced)``.
+    def _follow_plan(self, phase: PhaseConfig, index: int, done: int, decision: Replan) -> bool:
+        """Follow the budget's re-fitted plan after ``done`` epochs of phase ``index``; whether the training
+        graph was rebuilt (the Replanner then leaves the next epoch untimed).
 
         A cosine schedule is replaced by the one for the new length, read at the current step (the
         optimizer's moments and step count are kept), so the rate steps to where the new schedule is at
-        this point; that needs a new training graph: a few seconds on a CPU, tens under XLA. A plan that
-        no longer fits shrinks at once (the deadline would otherwise cut the schedule before its low end);
-        one that could grow grows only when that gains :data:`REPLAN_MIN_EPOCHS` epochs or 10 % of those
-        left, whichever is more, so timing noise does not rebuild the graph every epoch (at the plan's
-        last epoch, any epoch more is worth a rebuild). Under XLA
-        (``run.jit_compile``; by default under JAX) a rebuild costs tens of seconds, a share of a short budget
-        a re-plan cannot win back on a machine to itself: the plan then stays the first epoch's."""
-        done = epoch + 1 - self.phase_start
-        if self.jit:
-            return done >= self.plan[index], False
-        epochs = [p.epochs for p in self.recipe.phases]
-        new = self.plan[:index] + fit_plan(epochs, index, done, epoch_seconds, deadline - time.perf_counter())[index:]
-        left, new_left = sum(self.plan[index:]) - done, sum(new[index:]) - done
+        this point; that needs a new training graph: a few seconds on a CPU, tens under XLA."""
         retraced = False
-        # A plan at its end takes any epoch it can afford: one rebuild against the end of training.
-        least_growth = 1 if left <= 0 else max(REPLAN_MIN_EPOCHS, 0.1 * left)
-        if new_left < left or new_left - left >= least_growth:
-            self.replans += 1
-            changed = new[index] != self.plan[index]
-            self.plan[:] = new
-            if changed and phase.schedule == "cosine" and done < new[index]:
-                self._target.optimizer.learning_rate = make_schedule(phase, self.steps_per_epoch, new[index])
-                self._target.make_train_function(force=True)
-                retraced = True
-            if self._progress_cb is not None:
-                self._progress_cb.epochs = sum(self.plan)
-        return done >= self.plan[index], retraced
+        if decision.resized and phase.schedule == "cosine" and done < self.plan[index]:
+            self._target.optimizer.learning_rate = make_schedule(phase, self.steps_per_epoch, self.plan[index])
+            self._target.make_train_function(force=True)
+            retraced = True
+        if decision.replanned and self._progress_cb is not None:
+            self._progress_cb.epochs = sum(self.plan)
+        return retraced
 
     def passes(self, epochs: int) -> float:
         """How many times ``epochs`` epochs go over the training split. An under-trained row on a

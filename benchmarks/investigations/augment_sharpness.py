@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=4096, help="how many training faces (the first N)")
     parser.add_argument("--json", default=None, help="also write the rows to this file")
     args = parser.parse_args(argv)
-    from bench.config import load_recipe
     from bench.data import load_data
+    from bench.recipe_load import load_recipe
     from bench.train import prepare_splits
 
     recipe = load_recipe(args.recipe)

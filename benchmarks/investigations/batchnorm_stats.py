@@ -35,8 +35,8 @@ SETTINGS = ("moving", "recomputed", "recomputed_augmented")
 
 def score(model, splits) -> dict[str, float]:
     """Accuracy and macro-F1 on the validation and test splits."""
+    from bench.inference.classifier import predict_probs
     from bench.metrics import evaluate
-    from bench.runner import predict_probs
 
     figures = {}
     for name, x, y in (("val", splits.x_val, splits.y_val), ("test", splits.x_test, splits.y_test)):
@@ -49,16 +49,17 @@ def score(model, splits) -> dict[str, float]:
 def measure(run_dir: Path, data) -> list[dict]:
     """The three settings for one run, each from the saved weights."""
     from bench.batchnorm import recompute_statistics
-    from bench.config import load_recipe
     from bench.data.augment import build_augmenter
     from bench.inference.classifier import load_keras_model
+    from bench.recipe_load import load_recipe
+    from bench.run_record import MODEL_ARTIFACT, RECIPE_ARTIFACT
     from bench.train import prepare_splits
 
-    recipe = load_recipe(str(run_dir / "recipe.toml"))
+    recipe = load_recipe(str(run_dir / RECIPE_ARTIFACT))
     splits = prepare_splits(data, recipe)
     rows = []
     for setting in SETTINGS:
-        model = load_keras_model(run_dir / "model.keras")
+        model = load_keras_model(run_dir / MODEL_ARTIFACT)
         tic, layers = time.perf_counter(), 0
         if setting == "recomputed":
             layers = recompute_statistics(model, splits.x_train, seed=recipe.run.seed)
@@ -90,8 +91,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", required=True, help="the data set the runs trained on")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
+    from bench.run_record import MODEL_ARTIFACT, RECIPE_ARTIFACT
+
     for folder in args.run_dirs:
-        missing = [name for name in ("model.keras", "recipe.toml") if not (folder / name).is_file()]
+        missing = [name for name in (MODEL_ARTIFACT, RECIPE_ARTIFACT) if not (folder / name).is_file()]
         if missing:
             parser.error(f"{folder}: no {missing[0]}; pass a bench run's artifacts folder")
     from bench.data import load_data

@@ -1,5 +1,5 @@
 """A wall-clock budget on a machine whose load changes: the plan fixed after the first epoch vs re-fitted
-at every epoch end (issue 12; ``bench.train.Trainer``'s Replanner).
+at every epoch end (issue 12; ``bench.train.budget.Budget``, asked by the trainer's Replanner).
 
 The same budgeted run twice, from the same seed: while its first epoch trains, ``--hogs`` busy
 processes share the cores (another user's job), and they stop when that epoch ends. The first epoch
@@ -52,9 +52,9 @@ class StopHogsAfterFirstEpoch(keras.callbacks.Callback):
 
 
 def train(args, data, replan: bool) -> dict:
-    from bench.config import load_recipe
+    from bench.recipe_load import load_recipe
+    from bench.inference.classifier import predict_probs
     from bench.metrics import evaluate
-    from bench.runner import predict_probs
     from bench.train import Trainer, build_for_recipe, prepare_splits
 
     overrides = [f"run.budget_minutes={args.minutes}", f"run.seed={args.seed}", *args.set]
@@ -66,10 +66,7 @@ def train(args, data, replan: bool) -> dict:
         hog.start()
     trainer = Trainer(model, recipe, splits)
     if not replan:  # the plan stays the first epoch's; the run stops where it ends (or at the deadline)
-        trainer._replan = lambda phase, index, epoch, seconds, deadline: (
-            epoch + 1 - trainer.phase_start >= trainer.plan[index],
-            False,
-        )
+        trainer.budget.replanning = False
     watcher = StopHogsAfterFirstEpoch(hogs, trainer)
     trainer.extra_callbacks.append(watcher)
     result = trainer.run()

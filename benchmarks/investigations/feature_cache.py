@@ -19,9 +19,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def run(backbone: str, images: int, epochs: int, cache: bool) -> tuple[float, float]:
     import keras
 
-    from bench.config import load_recipe
     from bench.data import load_data
     from bench.models import build_model
+    from bench.recipe_load import load_recipe
     from bench.train import Trainer, prepare_splits
 
     recipe = load_recipe(

@@ -23,9 +23,9 @@ DEFAULT_CSV = Path(__file__).resolve().parents[3] / "shared" / "data" / "fer2013
 
 
 def pipeline_throughput(n_batches: int, batch_size: int = 64) -> float:
-    from bench.config import load_recipe
     from bench.data.augment import build_augmenter
     from bench.data.pipeline import make_dataset
+    from bench.recipe_load import load_recipe
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (28709, 48, 48), dtype=np.uint8)

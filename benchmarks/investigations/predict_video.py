@@ -43,10 +43,10 @@ def write_video(path: Path, frames: int) -> Path:
 def measure(backbone: str, video: Path, out_dir: Path) -> str:
     import keras
 
-    from bench.config import load_recipe
     from bench.inference.classifier import FaceClassifier
     from bench.inference.predict import PredictOptions, predict_files
     from bench.models import build_model
+    from bench.recipe_load import load_recipe
 
     recipe = load_recipe("cpu")
     model, spec = build_model(

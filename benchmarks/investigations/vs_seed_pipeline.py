@@ -4,7 +4,7 @@
   (rotation 35, shifts 0.25, brightness 0.5-1.5, shear 0.4, zoom 0.4, horizontal flip, constant fill)
   against bench's tf.data pipeline with the paper recipe's augmentation (the same strengths), batch 32.
 - Evaluation: the seed's Python loop of one ``model.predict`` per batch of 32 against bench's single
-  prediction pass (``bench.runner.predict_probs``), baseline CNN + hybrid head (cpu recipe options).
+  prediction pass (``bench.inference.classifier.predict_probs``), baseline CNN + hybrid head (cpu recipe options).
 
 Prints images/s of each and the ratio. Arrays: FER2013-sized 48x48 synthetic faces (no data needed).
 
@@ -56,9 +56,9 @@ def seed_generator_rate(images, labels, batches: int) -> float:
 
 
 def bench_pipeline_rate(images, labels, batches: int) -> float:
-    from bench.config import load_recipe
     from bench.data.augment import build_augmenter
     from bench.data.pipeline import make_dataset
+    from bench.recipe_load import load_recipe
 
     augment = load_recipe("paper").data.augment
     ds = make_dataset(
@@ -74,9 +74,9 @@ def bench_pipeline_rate(images, labels, batches: int) -> float:
 
 
 def evaluation_rates(images) -> tuple[float, float]:
-    from bench.config import load_recipe
+    from bench.inference.classifier import predict_probs
     from bench.models import build_model
-    from bench.runner import predict_probs
+    from bench.recipe_load import load_recipe
 
     recipe = load_recipe("cpu")
     model, _ = build_model(backbone="baseline_cnn", head="hybrid", head_options=recipe.model.head_options["hybrid"])

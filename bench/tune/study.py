@@ -1,10 +1,8 @@
-"""``bench tune``: Optuna search over class weights, learning rates and regularization.
+"""A study: its objective, trials as nested MLflow runs under one parent run, and the tuned recipe.
 
-The only module that imports optuna. The search space and the recipes a study makes are pure recipe
-logic in :mod:`bench.tune_space` (re-exported here); this module runs the study. Trials are nested
-MLflow runs under one parent run per study (glue written here: Optuna's MLflowCallback misbehaves with
-nested runs and parallel workers). The objective is validation macro-F1, never the test split
-(:func:`trial_score`).
+Trials are nested MLflow runs under one parent run per study (glue written here: Optuna's MLflowCallback
+misbehaves with nested runs and parallel workers). The objective is validation macro-F1, never the test
+split (:func:`trial_score`).
 
 A study never makes a recipe worse: its first trial trains the recipe's own values (the *baseline*,
 at the same fidelity as every other trial), and a tuned recipe is written only when a trial beats it.
@@ -14,18 +12,20 @@ from __future__ import annotations
 
 import math
 import tempfile
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench import run_record as rec
 from bench import tracking as trk
 from bench.config import Recipe
 from bench.data.dataset import FerData
 from bench.errors import BenchError, Interrupted
 from bench.recipe_io import to_toml
-from bench.tune_space import (  # the space's public names stay importable from bench.tune
+from bench.tune.plots import study_plots
+from bench.tune.storage import default_storage, fail_stale, open_storage
+from bench.tune_space import (
     TUNED_DIR,
     Param,
     apply_values,
@@ -38,14 +38,9 @@ from bench.tune_space import (  # the space's public names stay importable from 
     without_speed_settings,
     write_new,
 )
-from bench.tune_space import default_space as default_space
-from bench.tune_space import has_field as has_field
-from bench.tune_space import within as within
 
 BASELINE = "baseline"  # user attribute of the trials that train the recipe's own values
 BASELINE_PARAMS = "baseline_params"  # user attribute: the values it was queued with
-HEARTBEAT_SECONDS = 10  # a live worker records each running trial's heartbeat this often
-STALE_SECONDS = 60  # a running trial without a heartbeat this long belongs to a dead worker: failed, retried once
 
 
 class _PruningCallback:
@@ -58,7 +53,7 @@ class _PruningCallback:
 
         class Callback(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
-                value = (logs or {}).get("val_macro_f1")
+                value = (logs or {}).get(rec.VAL_MACRO_F1)
                 if value is None or not math.isfinite(value):
                     return
                 trial.report(value, step=epoch)
@@ -109,11 +104,6 @@ class TuneRequest:
     command: str = "the same command"  # how to continue after Ctrl-C, as the CLI was called
 
 
-def default_storage() -> str:
-    Path(trk.DEFAULT_DIR).mkdir(exist_ok=True)
-    return f"sqlite:///{Path(trk.DEFAULT_DIR).resolve() / 'optuna.db'}"
-
-
 def trial_score(fit, result) -> float:
     """A trial's objective: its best epoch's validation macro-F1 as it trained — or, when the recipe
     recomputes the BatchNorm statistics after training (``model.batchnorm_stats``), the validation
@@ -121,11 +111,12 @@ def trial_score(fit, result) -> float:
     trials on the moving statistics would favour settings the moving statistics suit (weaker
     augmentation), not the ones that make the best shipped model."""
     if fit.recipe.model.batchnorm_stats != "recomputed":
-        return max(result.history["val_macro_f1"])
-    from bench.callbacks import macro_f1
-    from bench.runner import predict_probs
+        return max(result.history[rec.VAL_MACRO_F1])
+    from bench.inference.classifier import predict_probs
+    from bench.metrics import macro_f1
 
-    return macro_f1(fit.splits.y_val, predict_probs(fit.model, fit.splits.x_val).argmax(1))
+    probs = predict_probs(fit.model, fit.splits.x_val)
+    return macro_f1(fit.splits.y_val, probs.argmax(1), probs.shape[-1])
 
 
 def _objective(
@@ -138,21 +129,22 @@ def _objective(
 
     from bench.train import Fit
 
-    names = {"backbone": req.recipe.model.backbone, "head": req.recipe.model.head}
+    names = {rec.BACKBONE: req.recipe.model.backbone, rec.HEAD: req.recipe.model.head}
 
     def objective(trial) -> float:
         values = suggest(trial, space)
         baseline = bool(trial.user_attrs.get(BASELINE))
         recipe = req.recipe if baseline else apply_values(req.recipe, space, values)
-        tags = {"mlflow.parentRunId": parent_id, "optuna.study": req.study, "optuna.trial": str(trial.number), **names}
+        tags = {rec.PARENT_RUN_TAG: parent_id, rec.STUDY_TAG: req.study, rec.TRIAL_TAG: str(trial.number), **names}
         try:
             with trk.TrackedRun(experiment_id, run_name=f"trial-{trial.number}", tags=tags) as run:
-                run.params({**(own if baseline else values), **names, "trial": trial.number, BASELINE: baseline})
+                trial_params = {rec.TRIAL_PARAM: trial.number, rec.BASELINE_PARAM: baseline}
+                run.params({**(own if baseline else values), **names, **trial_params})
                 fit = Fit.build(recipe, data)
                 callbacks = [run.epoch_callback(), _PruningCallback(trial, prune=not baseline)]
                 result = fit.train(callbacks=callbacks, progress=req.progress)
                 score = trial_score(fit, result)
-                run.metrics({"val_macro_f1_best": score})
+                run.metrics({rec.VAL_MACRO_F1_BEST: score})
                 return score
         except optuna.TrialPruned:
             raise
@@ -202,7 +194,7 @@ def run_study(req: TuneRequest, data: FerData) -> dict[str, Any]:
         raise BenchError("the search space is empty: every [tune] entry is disabled")
     own = recipe_values(req.recipe, space, head_options)
     study = _open_study(req, req.storage or default_storage())
-    _fail_stale(study)
+    fail_stale(study)
     uri = trk.connect(req.tracking_uri)
     experiment_id = trk.ensure_experiment(req.recipe.run.experiment, uri)
     parent_id = _parent_run(study, experiment_id, req)
@@ -213,7 +205,7 @@ def run_study(req: TuneRequest, data: FerData) -> dict[str, Any]:
     def after_trial(study, trial) -> None:
         if req.on_trial is not None:
             req.on_trial(trial_status(study, trial, req.trials))
-        _fail_stale(study)  # a worker killed since this trial began must not count as running
+        fail_stale(study)  # a worker killed since this trial began must not count as running
         if _counted(study, running=True) >= req.trials:
             study.stop()
 
@@ -251,59 +243,6 @@ def _enqueue_baseline(study, params: dict[str, Any]) -> None:
     study.enqueue_trial(params, user_attrs={BASELINE: True, BASELINE_PARAMS: params})
 
 
-def _storage(url: str):
-    """The Optuna storage at ``url``, with heartbeats: a trial whose worker died (SIGKILL, a lost machine)
-    stays RUNNING for ever otherwise and counts as running for every later worker; with them it is failed
-    after :data:`STALE_SECONDS` without a heartbeat and queued once more with the same values."""
-    import optuna
-
-    check_storage(url)
-    retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
-    with warnings.catch_warnings():  # the heartbeat arguments and the retry callback are "experimental"
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if retry is not None:  # optuna >= 5
-            callback = {"heartbeat_stale_trial_callback": retry(max_retry=1)}
-        else:
-            callback = {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=1)}
-        return optuna.storages.RDBStorage(
-            url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=STALE_SECONDS, **callback
-        )
-
-
-def _fail_stale(study) -> None:
-    """Fail (and queue again) the study's running trials whose worker stopped sending heartbeats."""
-    import optuna
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-
-
-def check_storage(url: str) -> None:
-    """A one-line error, before Optuna touches it, when ``url`` is an MLflow tracking database: Optuna
-    reads MLflow's ``alembic_version`` as a newer Optuna schema ("pip install -U optuna") and adds its
-    own tables beside MLflow's. A database that cannot be inspected is left to Optuna to report."""
-    import sqlalchemy
-
-    try:
-        parsed = sqlalchemy.engine.make_url(url)
-        if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or ":memory:").is_file():
-            return  # a new file (or memory): inspecting would create it
-        engine = sqlalchemy.create_engine(parsed)
-        try:
-            tables = set(sqlalchemy.inspect(engine).get_table_names())
-        finally:
-            engine.dispose()
-    except Exception:
-        return
-    if {"experiments", "runs"} <= tables:
-        raise BenchError(
-            f"--storage {parsed.render_as_string(hide_password=True)} is an MLflow tracking database (it holds "
-            "MLflow's experiments and runs tables); give Optuna a database of its own, e.g. --storage "
-            f"sqlite:///{Path(trk.DEFAULT_DIR) / 'optuna.db'}"
-        )
-
-
 def _open_study(req: TuneRequest, storage: str, attempts: int = 4):
     """Create or load the study; retried because workers started together on a fresh storage race to
     create its tables (seen with SQLite: a UNIQUE constraint on alembic_version)."""
@@ -315,7 +254,7 @@ def _open_study(req: TuneRequest, storage: str, attempts: int = 4):
         try:
             return optuna.create_study(
                 study_name=req.study,
-                storage=_storage(storage),
+                storage=open_storage(storage),
                 direction="maximize",
                 sampler=_sampler(req.sampler, req.seed),
                 pruner=_pruner(req.pruner, req.recipe),
@@ -351,10 +290,10 @@ def _parent_run(study, experiment_id: str, req: TuneRequest) -> str:
     if parent:
         trk.set_run_status(parent, "RUNNING")
         return parent
-    params = {"backbone": req.recipe.model.backbone, "head": req.recipe.model.head, "recipe": req.recipe.name}
-    params.update(trials=req.trials, sampler=req.sampler, pruner=req.pruner, study=req.study)
+    params = {rec.BACKBONE: req.recipe.model.backbone, rec.HEAD: req.recipe.model.head, rec.RECIPE: req.recipe.name}
+    params.update(zip(rec.STUDY_PARAMS, (req.trials, req.sampler, req.pruner, req.study), strict=True))
     with trk.TrackedRun(
-        experiment_id, run_name=f"study-{req.study}", tags={"bench.kind": "study", "optuna.study": req.study}
+        experiment_id, run_name=f"study-{req.study}", tags={rec.KIND_TAG: rec.KIND_STUDY, rec.STUDY_TAG: req.study}
     ) as run:
         run.params(params)
     study.set_user_attr("mlflow_parent_run_id", run.run_id)
@@ -403,11 +342,11 @@ def _finish(study, req: TuneRequest, space: list[Param], parent_id: str) -> dict
         recipe_path=None,
         tuned=None,
     )
-    metrics = {"best_val_macro_f1": top.value, "n_complete": len(complete)}
+    metrics = {rec.BEST_VAL_MACRO_F1: top.value, rec.N_COMPLETE: len(complete)}
     if baseline is not None:
-        metrics["baseline_val_macro_f1"] = baseline.value
+        metrics[rec.BASELINE_VAL_MACRO_F1] = baseline.value
     with tempfile.TemporaryDirectory() as tmp:
-        files = _study_plots(study, Path(tmp))
+        files = study_plots(study, Path(tmp))
         if beaten:
             tuned = replace(
                 without_speed_settings(apply_values(req.recipe, space, best.params)),
@@ -418,44 +357,11 @@ def _finish(study, req: TuneRequest, space: list[Param], parent_id: str) -> dict
             path = write_new(Path(req.out_dir), req.study, to_toml(tuned))
             summary.update(recipe_path=str(path), tuned=tuned)
             files.insert(0, path)
-        params = {f"best.{k}": v for k, v in top.params.items()} | {"tuned_recipe": summary["recipe_path"] or "none"}
+        params = {f"{rec.BEST_PREFIX}{k}": v for k, v in top.params.items()}
+        params[rec.TUNED_RECIPE_TAG] = summary["recipe_path"] or "none"
         trk.log_to_run(parent_id, metrics, params, files)
     return summary
 
 
 def _value(trial) -> str:
     return f"{trial.value:.4f}" if trial is not None else "failed"
-
-
-def _study_plots(study, folder: Path) -> list[Path]:
-    """Optimization history, parameter importances and slice plot (skipped when too few trials)."""
-    import matplotlib
-    import optuna
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from optuna.visualization import matplotlib as ovm
-
-    paths = []
-    for name, fn in (
-        ("optimization_history", ovm.plot_optimization_history),
-        ("param_importances", ovm.plot_param_importances),
-        ("slice", ovm.plot_slice),
-    ):
-        try:
-            with warnings.catch_warnings():
-                # Optuna's matplotlib plots are "experimental" (ExperimentalWarning on every call), and
-                # matplotlib warns when a slice plot's many axes do not fit tight_layout: neither is the user's
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                warnings.simplefilter("ignore", UserWarning)
-                result = fn(study)
-                fig = (result.flat[0] if hasattr(result, "flat") else result).figure
-                fig.set_size_inches(12, 5)
-                fig.tight_layout()
-                fig.savefig(folder / f"{name}.png", dpi=100)
-            paths.append(folder / f"{name}.png")
-        except Exception:  # importances need >= 2 complete trials with varied values
-            pass
-        finally:
-            plt.close("all")
-    return paths
