@@ -2,7 +2,7 @@
 
 Keras 3 runs ``BatchNormalization`` on TensorFlow as separate mean, variance and normalise ops; BatchNorm
 is 38 % of baseline_cnn's op time and 54 % of mini_xception's, and a bare CNN's training step took 0.71x
-as long with the fused kernel (benchmarks/RESULTS.md, "Speed settings and their ratios"). The fused layer
+as long with the fused kernel (benchmarks/LOG.md#log-speed-ratios). The fused layer
 is a ``BatchNormalization`` with the same config and the same four variables, so weights move between the
 two by ``get_weights``/``set_weights`` and a saved model still loads (and runs Keras' own path) under JAX
 or PyTorch: this is the one bench layer that calls ``tf.*``, and only where TensorFlow runs it.
@@ -23,7 +23,7 @@ BATCHNORM_STATS = ("moving", "recomputed")
 statistics recomputed after training on the un-augmented training images (:func:`recompute_statistics`)."""
 
 RECOMPUTE_BATCH = 256
-"""Images per forward pass when recomputing statistics (the measured setting; see benchmarks/RESULTS.md)."""
+"""Images per forward pass when recomputing statistics (the measured setting; benchmarks/LOG.md#log-batchnorm-stats)."""
 
 _MIN_EPSILON = 1.001e-5
 """cuDNN's fused kernel rejects smaller epsilons; below it the layer keeps Keras' path."""
@@ -155,14 +155,14 @@ def recompute_statistics(
             the classes: an image folder's faces come grouped by class, and statistics from one-class
             batches are not the population's.
         transform: applied to each batch before the model, e.g. an augmenter (``benchmarks/
-            batchnorm_stats.py`` measures statistics on augmented faces that way); None for the faces as
+            investigations/batchnorm_stats.py`` measures statistics on augmented faces that way); None for the faces as
             given.
 
     Why: Keras' moving averages follow the training batches, which are augmented when the recipe augments,
     while evaluation and inference see clean faces. mini_xception trained with its authors' augmentation
     (rotations, shifts, zooms, nearest fill) scored 0.613 PrivateTest accuracy with those averages and
     0.646 with statistics recomputed on the clean training images, its weights unchanged; recomputing on
-    augmented batches gained nothing (benchmarks/RESULTS.md, "BatchNorm statistics"). Re-estimating
+    augmented batches gained nothing (benchmarks/RESULTS.md#evidence-arriaga-batchnorm-stats). Re-estimating
     BatchNorm statistics under the evaluation's preprocessing is the remedy of FixRes (Touvron et al.,
     2019) and of "precise BN" (Wu & Johnson, 2021).
 
@@ -184,8 +184,8 @@ def recompute_statistics(
     count = len(images)
     order = np.random.default_rng(seed).permutation(count)
     # Every image counts (sizes differ by one at most). Unequal batch sizes are safe here: these are
-    # forward passes, and the oneDNN crash on a smaller batch needs a training step (RESULTS.md, "The
-    # oneDNN crashes"); mini_xception, fused or not, ran forward at 256, 255, 5 and 1 images.
+    # forward passes, and the oneDNN crash on a smaller batch needs a training step
+    # (benchmarks/LOG.md#log-onednn-crashes); mini_xception, fused or not, ran forward at 256, 255, 5 and 1 images.
     batches = np.array_split(order, -(-count // min(batch_size, count)))
     before = [(np.array(layer.moving_mean), np.array(layer.moving_variance)) for layer in norms]
     sums = [[np.zeros(layer.moving_mean.shape), np.zeros(layer.moving_variance.shape)] for layer in norms]

@@ -44,7 +44,7 @@ class ValidationMetrics(keras.callbacks.Callback):
         """Under XLA, predict one batch before the first timed pass of each ``fit`` (a phase's compile
         resets the prediction step), which would otherwise time the compiler too: on an H200 compiling
         took seconds to tens of seconds per step against well under a second for a validation pass, and a
-        budget's plan reads ``seconds`` as what every validation costs (benchmarks/RESULTS.md, "GPU check")."""
+        budget's plan reads ``seconds`` as what every validation costs (benchmarks/RESULTS.md#gpu-check)."""
         if not self.model.jit_compile:
             return
         if isinstance(self.val_dataset, keras.utils.PyDataset):

@@ -86,7 +86,7 @@ class AugmentConfig:
         choices=("per_layer", "once"),
         doc="per_layer: Keras' RandomRotation, RandomTranslation, RandomZoom and RandomShear, each resampling "
         "the face; once: the same kinds of draw as one affine resampling (ImageDataGenerator's way; sharper "
-        "faces, benchmarks/RESULTS.md 'One resampling'; its shear is one angle, not an x and a y factor)",
+        "faces, benchmarks/RESULTS.md#evidence-arriaga-resample; its shear is one angle, not an x and a y factor)",
     )
 
 
@@ -231,7 +231,7 @@ class RunConfig:
         range=(1, 10_000),
         doc="training steps Keras runs per call into the compiled graph: fewer Python round trips between "
         "steps, the same training; must divide steps_per_epoch when that is set. 1 = Keras' own; whether "
-        "more pays is measured by benchmarks/cpu_speed.py --ratios (benchmarks/RESULTS.md)",
+        "more pays is measured by benchmarks/cpu_speed.py --ratios (benchmarks/RESULTS.md#evidence-cpu-speed-settings)",
     )
     threads_intra: int = _opt(
         0,

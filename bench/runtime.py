@@ -4,8 +4,8 @@ environment tags (versions, commit, hardware) every run records.
 oneDNN's custom operations are off by default in TensorFlow 2.21 on this project's AMD EPYC CPUs
 (TensorFlow enables them by default only on CPUs it recognises). Turning them on was measured to make
 training 2-3x faster here for the baseline CNN, ResNet50, EfficientNetB3 and Xception, and ~0.8x for
-MobileNetV3Small (benchmarks/cpu_speed.py, figures in benchmarks/RESULTS.md). bench therefore turns
-them on unless the user has already chosen: ``TF_ENABLE_ONEDNN_OPTS=0 bench run ...`` still wins.
+MobileNetV3Small (benchmarks/cpu_speed.py, figures in benchmarks/RESULTS.md#evidence-cpu-onednn-precision).
+bench therefore turns them on unless the user has already chosen: ``TF_ENABLE_ONEDNN_OPTS=0 bench run ...`` still wins.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ SUBCOMMANDS = [
     ["data"],
     ["data", "check"],
     ["data", "synth"],
+    ["data", "preview"],
     ["list"],
     ["run"],
     ["compare"],
@@ -21,6 +22,7 @@ SUBCOMMANDS = [
     ["profile"],
     ["predict"],
     ["export"],
+    ["explain"],
 ]
 
 MINI_TOML = """

@@ -14,11 +14,12 @@ kernel of that name: it forwarded the argument to its base class and regularized
 pointwise kernels with ``depthwise_regularizer``/``pointwise_regularizer`` (unset), so the published model
 trained with no L2 on its separable convolutions. ``separable_l2`` (default 0, as it trained) puts it there.
 Session 4's 48 px run regularized them with 0.01 too (0.579 test accuracy; 0.613 without, session 6;
-benchmarks/RESULTS.md).
+benchmarks/RESULTS.md#evidence-arriaga-l2).
 BatchNorm momentum is 0.9, as for bench's other from-scratch backbones (see baseline_cnn); the authors'
 Keras 2 layers had its default 0.99, which does not matter here: a trained model's statistics re-estimated
 with 0.99 over augmented training batches scored as before (0.614 vs 0.613 test accuracy), while ones
-recomputed on un-augmented images gained 3.3 points (``model.batchnorm_stats``; benchmarks/RESULTS.md).
+recomputed on un-augmented images gained 3.3 points (``model.batchnorm_stats``;
+benchmarks/RESULTS.md#evidence-arriaga-batchnorm-stats).
 """
 
 import keras
@@ -34,7 +35,7 @@ def _module(x, filters: int, index: int, separable_l2):
     # convolution": the same outputs and the same kernel (old checkpoints load), but TensorFlow 2.21's
     # oneDNN gradient of a strided 1x1 convolution corrupts the heap for inputs with < 16 channels, even
     # sides and > 768 output pixels (module 1 at 64 px: 60x60x8), which killed the 64 px runs
-    # (bench/train/known_faults.py, benchmarks/RESULTS.md).
+    # (bench/train/known_faults.py, benchmarks/LOG.md#log-onednn-crashes).
     shortcut = layers.MaxPooling2D(1, strides=2, name=f"{name}_shortcut_subsample")(x)
     shortcut = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_shortcut")(shortcut)
     shortcut = layers.BatchNormalization(momentum=0.9, name=f"{name}_shortcut_bn")(shortcut)

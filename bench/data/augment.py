@@ -66,7 +66,7 @@ class RandomAffine(layers.Layer):
     bilinear interpolation, so chained they blur it three or four times. On 4,096 FER2013 faces under
     arriaga.toml's ranges the chain kept 39 % of the clean faces' gradient energy and 18 % of their Laplacian
     variance; one resampling of the same kind of draw (ImageDataGenerator's way, which the mini-Xception
-    authors trained with) kept 63 % and 47 % (benchmarks/RESULTS.md, "One resampling"). Evaluation sees
+    authors trained with) kept 63 % and 47 % (benchmarks/RESULTS.md#evidence-arriaga-resample). Evaluation sees
     clean faces, so blurrier training faces are a train/test mismatch.
 
     Draws per image, uniform: angle in +-``rotation_degrees``; shift in +-``shift`` of the width and of the

@@ -158,7 +158,7 @@ def make_stream(images, labels, *, batch_size: int, inputs_only: bool = False, r
     Under JAX and PyTorch an ``inputs_only`` stream ends in a padded full batch (``pad_last``), so
     ``predict`` returns ``ceil(n / batch_size) * batch_size`` rows and the caller keeps the first ``n``
     (:func:`predict_all`): XLA compiles the prediction step once per input shape, and on a GPU each
-    compile autotunes every convolution again (benchmarks/RESULTS.md, "GPU check")."""
+    compile autotunes every convolution again (benchmarks/RESULTS.md#gpu-check)."""
     from bench.backend import is_tensorflow
 
     if not is_tensorflow():

@@ -56,13 +56,13 @@ def make_dataset(
             last, partial batch, so every training step has the same batch size: with oneDNN on,
             TensorFlow 2.21 crashes (SIGSEGV or ``free(): invalid size``) on the first training step of a
             smaller batch through depthwise-separable convolutions (mini_xception; reproduced by
-            benchmarks/onednn_partial_batch.py). The images left out differ every pass.
+            benchmarks/investigations/onednn_partial_batch.py). The images left out differ every pass.
         oversample: see :func:`oversample_indices`.
 
     The augmentation map runs on one thread on purpose: the Keras layers draw from a stateful seed
     generator, so parallel calls would race for seeds and break reproducibility, and on this 2-core
     machine a second augmentation thread only steals the core the model trains on. One thread still
-    delivers ~5,600 augmented images/s (benchmarks/RESULTS.md), over 5x the fastest model.
+    delivers ~5,600 augmented images/s (benchmarks/LOG.md#log-input-pipeline), over 5x the fastest model.
     """
     import tensorflow as tf
 

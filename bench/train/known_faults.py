@@ -5,7 +5,7 @@ when it computes the kernel gradient of a 1x1 convolution with a stride above 1 
 than 16 channels, sides that the stride divides, and more than 768 output pixels (height x width after
 the stride): glibc aborts (``free(): invalid size``, ``malloc(): unaligned tcache chunk``) or the process
 segfaults within the first two training steps, whatever the batch size. Measured on this project's AMD
-EPYC CPU, one process per shape (benchmarks/onednn_strided_pointwise.py, table in benchmarks/RESULTS.md):
+EPYC CPU, one process per shape (benchmarks/investigations/onednn_strided_pointwise.py, LOG.md#log-onednn-crashes):
 stride 2 at 56x56, 60x60, 62x50, 80x40, 100x100 crashes (784-2,500 output pixels) and at 54x54, 64x48,
 66x46, 100x30 trains (729-768); odd sides (57, 61, 63, 101, 60x61) train; stride 3 crashes at 84x84 and
 90x90 and trains at 81x81 and 60x60; strides (1, 2) and (2, 1) crash at 60x60; 16 or more input

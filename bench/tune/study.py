@@ -72,7 +72,7 @@ def _sampler(name: str, seed: int):
 def _pruner(name: str, recipe: Recipe):
     """The study's pruner. The median pruner waits for 3 finished trials and never prunes in the first half
     of the recipe's epochs: regularised trials (augmentation, mixup, EMA) learn more slowly at first, and
-    in the first FER2013 study (benchmarks/RESULTS.md, issue 32) a pruner without that warm-up stopped 5
+    in the first FER2013 study (benchmarks/RESULTS.md#evidence-tune, issue 32) a pruner without that warm-up stopped 5
     of 6 challengers after their first or second of 9 epochs, against the un-regularised baseline's
     early curve."""
     import optuna
