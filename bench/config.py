@@ -70,7 +70,8 @@ class AugmentConfig:
     occlusion: float = _opt(
         0.0,
         range=(0, 1),
-        doc="random erasing: probability of erasing one box (2-15 % of the face) per image, filled black",
+        doc="random erasing, Keras' RandomErasing factor: each image is erased (one black box, 2-15 % of the face) "
+        "with a probability drawn from [0, occlusion], so about occlusion / 2 of the images on average",
     )
     crop_padding: int = _opt(
         0,
