@@ -71,6 +71,37 @@ def load_saved_model(run_id, model_path, tracking_uri):
     return model_from_run(run_id, tracking_uri) if run_id else load_keras_model(model_path)
 
 
+def face_options(fn):
+    """``--margin``, ``--min-face``, ``--detect-width``, ``--window``, ``--tta``: how ``bench predict`` and
+    ``bench live`` find, crop, classify and smooth faces (one definition: the two commands cannot drift)."""
+    options = [
+        click.option("--margin", default=0.15, show_default=True, type=click.FloatRange(0, 1), help="Crop margin."),
+        click.option(
+            "--min-face", default=30, show_default=True, type=click.IntRange(8), help="Smallest face, pixels."
+        ),
+        click.option(
+            "--detect-width",
+            default=320,
+            show_default=True,
+            type=click.IntRange(0),
+            help="Search for faces at this frame width (0 = full size; faster when smaller).",
+        ),
+        click.option(
+            "--window", default=10, show_default=True, type=click.IntRange(1), help="Video: label mode window."
+        ),
+        click.option(
+            "--tta",
+            default=None,
+            type=click.Choice(["none", "flip", "crops"]),
+            help="Test-time augmentation: average each face over its mirror (flip) or ten crops (crops, --run only). "
+            "Default: the run's recipe.eval.tta with --run, else none.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 def run_options(*, data_help: str, data_required: bool = False, set_help: str = "Override a recipe field."):
     """``--recipe``, ``--set``, ``--head``, ``--data``, ``--labels``, ``--experiment``: the options that describe a run.
     Each but ``--recipe``/``--set`` overrides one recipe field (:data:`bench.plan.OPTION_FIELDS`), so the

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from bench.cli.base import friendly_errors, load_tensorflow
-from bench.cli.options import examples, format_option, load_saved_model, saved_model_options
+from bench.cli.options import examples, face_options, format_option, load_saved_model, saved_model_options
 
 EXAMPLES = examples(
     "bench predict --run RUN_ID photo.jpg",
@@ -24,24 +24,8 @@ EXAMPLES = examples(
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Folder for annotated files.")
 @format_option("table", "json", "csv")
 @click.option("--no-detect", is_flag=True, help="Each image (or frame) is one already-cropped face.")
-@click.option("--margin", default=0.15, show_default=True, type=click.FloatRange(0, 1), help="Crop margin.")
-@click.option("--min-face", default=30, show_default=True, type=click.IntRange(8), help="Smallest face, pixels.")
-@click.option(
-    "--detect-width",
-    default=320,
-    show_default=True,
-    type=click.IntRange(0),
-    help="Search for faces at this frame width (0 = full size; faster when smaller).",
-)
+@face_options
 @click.option("--stride", default=1, show_default=True, type=click.IntRange(1), help="Video: every n-th frame.")
-@click.option("--window", default=10, show_default=True, type=click.IntRange(1), help="Video: label mode window.")
-@click.option(
-    "--tta",
-    default=None,
-    type=click.Choice(["none", "flip", "crops"]),
-    help="Test-time augmentation: average each face over its mirror (flip) or ten crops (crops, --run only). "
-    "Default: the run's recipe.eval.tta with --run, else none.",
-)
 @friendly_errors
 def predict(inputs, run_id, model_path, tracking_uri, out_dir, fmt, no_detect, tta, **options):
     """Emotions of the faces in images, folders and videos.

@@ -1,5 +1,7 @@
 """``bench predict``: detect faces in images and videos, classify each, annotate, time every stage.
 
+The per-frame work is :class:`bench.inference.frames.FramePipeline`, shared with ``bench live``.
+
 Returns plain records; the CLI renders them. A bad input becomes an error record and the others are
 still processed; no face in an input is a record with ``faces = 0``, not an error.
 """
@@ -14,17 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import CLASS_NAMES, FACE_SIZE
+from bench import CLASS_NAMES
 from bench.errors import BenchError, first_line, os_error_text
-from bench.images import UnsupportedImage, read_image, to_gray, to_uint8
-from bench.inference.annotate import draw_face, to_bgr
+from bench.images import UnsupportedImage, read_image
 from bench.inference.classifier import FaceClassifier
-from bench.inference.faces import Box, FaceDetector, crop_face, whole_image_face
+from bench.inference.frames import FRAME_STAGES, FaceOptions, FramePipeline
 from bench.inference.smoothing import LabelSmoother
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
-STAGES = ("read", "detect", "preprocess", "predict", "draw")
+STAGES = ("read", *FRAME_STAGES)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,11 @@ class PredictOptions:
     out_dir: Path | None = None
     min_face: int = 30
     detect_width: int = 320  # see FaceDetector.max_width
+
+    @property
+    def faces(self) -> FaceOptions:
+        """How faces are found and cropped: the part of these options ``bench live`` shares."""
+        return FaceOptions(self.detect, self.margin, self.min_face, self.detect_width)
 
 
 @dataclass
@@ -103,60 +109,24 @@ def expand_inputs(paths: list[str]) -> list[Path]:
 
 
 class _Pipeline:
-    """One frame at a time: detect, crop, classify the frame's faces in one call, draw."""
+    """The shared :class:`FramePipeline` plus what ``predict`` adds: each face as a record naming its
+    input and frame, and the stage times of every frame kept for the report's summary."""
 
     def __init__(self, classifier: FaceClassifier, options: PredictOptions, report: PredictReport, root: Path):
-        self.classifier, self.options, self.report = classifier, options, report
+        self.options, self.report = options, report
         self.root = root  # annotated copies mirror the inputs' tree below this folder
-        self.detector = (
-            FaceDetector(min_size=options.min_face, max_width=options.detect_width) if options.detect else None
-        )
+        self.frames = FramePipeline(classifier, options.faces)
 
     def frame(self, frame: np.ndarray, source: str, index: int | None, smoother: LabelSmoother | None, draw: bool):
-        stage = self.report.stage_ms
-        tic = time.perf_counter()
-        frame = to_uint8(frame)  # 16-bit and float images too; the annotated copy is drawn on this
-        gray = to_gray(frame)
-        if self.detector is None:
-            box, face = whole_image_face(gray)
-            boxes, crops = [box], [face]
-            stage["detect"].append(0.0)
-            t1 = time.perf_counter()
-        else:
-            boxes = self.detector.detect(gray)
-            t1 = time.perf_counter()
-            stage["detect"].append((t1 - tic) * 1000)
-            crops = [crop_face(gray, b, self.options.margin) for b in boxes]
-        faces = np.stack(crops) if crops else np.zeros((0, FACE_SIZE, FACE_SIZE), np.uint8)
-        t2 = time.perf_counter()
-        stage["preprocess"].append((t2 - t1) * 1000)
-        probs = self.classifier(faces)
-        t3 = time.perf_counter()
-        stage["predict"].append((t3 - t2) * 1000)
-        names = self.classifier.class_names
-        labels = [names[i] for i in probs.argmax(axis=1)] if len(probs) else []
-        smoothed = smoother.update(boxes, labels) if smoother is not None else [None] * len(boxes)
+        result = self.frames(frame, smoother, draw)
+        for stage, ms in result.stage_ms.items():
+            self.report.stage_ms[stage].append(ms)
         records = [
-            FaceRecord(
-                source,
-                index,
-                b.as_list(),
-                label,
-                float(p.max()),
-                {n: float(v) for n, v in zip(names, p, strict=True)},
-                shown,
-            )
-            for b, label, p, shown in zip(boxes, labels, probs, smoothed, strict=True)
+            FaceRecord(source, index, f.box.as_list(), f.emotion, f.confidence, f.probabilities, f.smoothed_emotion)
+            for f in result.faces
         ]
-        annotated = None
-        if draw:
-            annotated = to_bgr(frame)
-            for rec in records:
-                shown = rec.smoothed_emotion or rec.emotion
-                draw_face(annotated, Box(*rec.box), shown, rec.probabilities[shown])
-        stage["draw"].append((time.perf_counter() - t3) * 1000)
         self.report.faces.extend(records)
-        return records, annotated
+        return records, result.annotated
 
 
 def _video_frames(capture) -> Iterator[np.ndarray]:
