@@ -21,6 +21,7 @@ SUBCOMMANDS = [
     ["tune"],
     ["profile"],
     ["predict"],
+    ["live"],
     ["export"],
     ["explain"],
 ]

@@ -11,6 +11,7 @@ from bench.cli.data_cmd import data
 from bench.cli.explain_cmd import explain
 from bench.cli.export_cmd import export
 from bench.cli.list_cmd import list_cmd
+from bench.cli.live_cmd import live
 from bench.cli.options import HEAD_OPTION, RECIPE_OPTION, TRACKING_URI_OPTION, examples
 from bench.cli.predict_cmd import predict
 from bench.cli.preview_cmd import preview
@@ -37,7 +38,7 @@ def cli():
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # not "Creating initial MLflow database tables..."
 
 
-for command in (data, list_cmd, run, compare, profile_cmd, tune, predict, export, explain):
+for command in (data, list_cmd, run, compare, profile_cmd, tune, predict, live, export, explain):
     cli.add_command(command)
 data.add_command(preview)
 
