@@ -156,3 +156,17 @@ def load_synthetic_spec(spec: str, *, cache: bool = True) -> FerData:
         source=f"synthetic:{n}:{seed}",
         protocol="synthetic faces (not FER2013); " + data.protocol,
     )
+
+
+def face_frame(
+    width: int = 640, height: int = 480, *, top: int = 100, left: int = 200, side: int = 144, seed: int = 0
+) -> np.ndarray:
+    """A BGR uint8 frame (height, width, 3): one neutral synthetic face, ``side`` pixels, pasted on grey at
+    (``top``, ``left``). The Haar cascade finds it (seed 0 has been checked to be found): the camera frame
+    of ``bench live``'s tests, browser test and speed benchmark, which must not need a real face."""
+    import cv2
+
+    face = np.round(draw_face(np.array(_EXPRESSIONS["neutral"]), np.random.default_rng(seed)) * 255).astype(np.uint8)
+    frame = np.full((height, width), 120, np.uint8)
+    frame[top : top + side, left : left + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
+    return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)

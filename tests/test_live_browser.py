@@ -1,0 +1,189 @@
+"""bench live's page in a real browser: headless Chromium whose camera is a short .y4m video of a
+synthetic face (Chromium's fake capture device), driven over the DevTools protocol to wait for the page's
+state (with a timeout) and take a screenshot. Skipped where no Chromium is installed, as the HTML
+report's browser test is."""
+
+import asyncio
+import base64
+import json
+import subprocess
+import time
+import urllib.request
+
+import keras
+import numpy as np
+import pytest
+
+from bench import CLASS_NAMES
+from bench.data.synthetic import face_frame
+from bench.inference.classifier import FaceClassifier
+from bench.inference.frames import FramePipeline
+from bench.live.server import BackgroundServer, LiveApp
+from bench.models import build_model
+from tests.test_leaderboard_html import chromium
+
+WINDOW = (1100, 700)
+RGB = {
+    "angry": (230, 40, 40),
+    "disgust": (40, 160, 40),
+    "fear": (180, 60, 160),
+    "happy": (255, 215, 0),
+    "sad": (30, 110, 200),
+    "surprise": (255, 140, 0),
+    "neutral": (190, 190, 190),
+}  # the page's COLORS
+
+
+def write_y4m(path, frames: list[np.ndarray], fps: int = 10):
+    """Grey frames as a YUV4MPEG2 (4:2:0) file: Chromium's fake camera plays it in a loop."""
+    height, width = frames[0].shape[:2]
+    chroma = bytes([128]) * (width // 2 * height // 2 * 2)
+    with open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            out.write(b"FRAME\n" + np.ascontiguousarray(frame[..., 0]).tobytes() + chroma)
+    return path
+
+
+class DevTools:
+    """The few DevTools-protocol calls the test needs, over aiohttp's WebSocket client."""
+
+    def __init__(self, ws):
+        self.ws, self.ids = ws, 0
+
+    async def call(self, method: str, **params):
+        self.ids += 1
+        await self.ws.send_json({"id": self.ids, "method": method, "params": params})
+        while True:
+            reply = await self.ws.receive_json()
+            if reply.get("id") == self.ids:
+                return reply["result"]
+
+    async def evaluate(self, expression: str):
+        result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        return result["result"].get("value")
+
+    async def wait_for(self, expression: str, timeout: float):
+        """The value of ``expression`` once it is truthy; fails after ``timeout`` seconds with the last one."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = await self.evaluate(expression)
+            if value:
+                return value
+            await asyncio.sleep(0.2)
+        state = await self.evaluate("JSON.stringify(document.body.dataset)")
+        pytest.fail(f"the page did not get there in {timeout} s: {expression}; its state: {state}")
+
+
+def launch(binary: str, tmp_path, url: str, *flags: str) -> tuple[subprocess.Popen, str]:
+    """Chromium on ``url``; returns the process and the page's DevTools WebSocket address."""
+    profile = tmp_path / "profile"
+    process = subprocess.Popen(
+        [
+            binary,
+            "--headless",
+            "--no-sandbox",  # tests may run as root (CI containers); the page is our own
+            "--disable-gpu",
+            f"--user-data-dir={profile}",
+            f"--window-size={WINDOW[0]},{WINDOW[1]}",
+            "--remote-debugging-port=0",
+            *flags,
+            url,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        port_file = profile / "DevToolsActivePort"
+        if port_file.is_file() and port_file.read_text().strip():
+            port = port_file.read_text().split()[0]
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as answer:
+                pages = [t for t in json.load(answer) if t["type"] == "page"]
+            if pages:
+                return process, pages[0]["webSocketDebuggerUrl"]
+        time.sleep(0.1)
+    process.kill()
+    pytest.fail("Chromium did not open its DevTools port within 30 s")
+
+
+def drive(binary, tmp_path, url, flags, script):
+    """Run ``script(devtools)`` against the page in Chromium, then close Chromium."""
+    import aiohttp
+
+    process, address = launch(binary, tmp_path, url, *flags)
+
+    async def main():
+        async with aiohttp.ClientSession() as session, session.ws_connect(address, max_msg_size=0) as ws:
+            return await script(DevTools(ws))
+
+    try:
+        return asyncio.run(main())
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server():
+    keras.utils.set_random_seed(0)
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    classifier = FaceClassifier(model)
+    with BackgroundServer(LiveApp(FramePipeline(classifier))) as url:
+        yield url
+
+
+@pytest.fixture
+def binary():
+    found = chromium()
+    if found is None:
+        pytest.skip("no chromium binary on PATH (Debian: apt-get install chromium; `make test` tries that)")
+    return found
+
+
+def test_the_page_shows_boxes_labels_and_fps_for_a_fake_camera(binary, server, tmp_path):
+    camera = write_y4m(tmp_path / "camera.y4m", [face_frame(left=200 + 2 * i) for i in range(10)])
+    flags = [
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={camera}",
+    ]
+
+    async def script(tools):
+        await tools.wait_for("Number(document.body.dataset.frames) >= 8 && document.body.dataset.faces === '1'", 40)
+        state = await tools.evaluate("Object.assign({}, document.body.dataset)")
+        canvas = await tools.evaluate(
+            "(() => { const r = document.getElementById('view').getBoundingClientRect();"
+            " return [r.left, r.top, r.width]; })()"
+        )
+        shot = await tools.call("Page.captureScreenshot", format="png")
+        return state, canvas, base64.b64decode(shot["data"])
+
+    state, (left, top, width), png = drive(binary, tmp_path, server, flags, script)
+    assert state["state"] == "running" and state["message"] == ""
+    (label,) = state["labels"].split(",")
+    assert label in CLASS_NAMES and float(state["fps"]) > 0
+    path = tmp_path / "live.png"
+    path.write_bytes(png)
+    import matplotlib.image
+
+    pixels = np.round(matplotlib.image.imread(path)[..., :3] * 255).astype(int)
+    assert pixels.shape[:2] == (WINDOW[1], WINDOW[0])
+    assert width == 640  # the canvas is drawn at the camera's size: frame pixels are page pixels
+    left, top = round(left), round(top)
+    # the face's box, in the colour of its label, around the face face_frame() drew (x 200-348, y 100-244)
+    box_colour = np.all(np.abs(pixels - RGB[label]) <= 8, axis=2)
+    around_face = box_colour[top + 60 : top + 290, left + 170 : left + 390]
+    assert around_face.sum() > 300, around_face.sum()  # the box's sides and the label's background
+    frame = pixels[top : top + 480, left : left + 640]
+    assert np.ptp(frame) > 100  # the camera's frame is drawn, not an empty canvas
+
+
+def test_a_denied_camera_is_a_message_on_the_page(binary, server, tmp_path):
+    async def script(tools):
+        await tools.wait_for("document.body.dataset.state === 'error'", 20)
+        return await tools.evaluate("document.body.dataset.message")
+
+    flags = ["--use-fake-device-for-media-stream", "--deny-permission-prompts"]
+    message = drive(binary, tmp_path, server, flags, script)
+    assert message.startswith("camera permission denied: allow the camera for this page"), message
