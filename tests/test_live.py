@@ -75,11 +75,12 @@ def test_decode_frame_checks_bytes_type_and_size_before_decoding():
     assert decode_frame(jpeg(frame)).shape == (480, 640, 3)
     ok, png = cv2.imencode(".png", frame)
     np.testing.assert_array_equal(decode_frame(png.tobytes()), frame)  # PNG is lossless
+    np.testing.assert_array_equal(decode_frame(png.tobytes(), color=False), frame[..., 0])  # a grey frame
     with pytest.raises(BadFrame, match="over the 1,000-byte limit"):
         decode_frame(jpeg(frame), max_bytes=1000)
     with pytest.raises(BadFrame, match="must be a JPEG or PNG"):
         decode_frame(b"GIF89a" + bytes(100))
-    with pytest.raises(BadFrame, match="malformed JPEG"):
+    with pytest.raises(BadFrame, match="malformed JPEG frame"):
         decode_frame(b"\xff\xd8\xff" + bytes(50))
     with pytest.raises(BadFrame, match="3000x10 frame is over the 1920-pixel limit"):
         decode_frame(jpeg(np.zeros((10, 3000, 3), np.uint8)))

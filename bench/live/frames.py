@@ -16,32 +16,42 @@ SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
 
 
 class BadFrame(BenchError):
-    """A frame the server refuses: the message is shown on the page; the connection stays open."""
+    """A frame the server refuses: the message is shown on the page; the connection stays open.
+    ``kind`` (bytes, type, malformed, pixels, decode) groups the messages that differ only in numbers."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
 
 
-def decode_frame(data: bytes, max_bytes: int = MAX_FRAME_BYTES, max_side: int = MAX_FRAME_SIDE) -> np.ndarray:
-    """A JPEG or PNG frame as a BGR uint8 array, or :class:`BadFrame` naming what is wrong."""
+def decode_frame(
+    data: bytes, max_bytes: int = MAX_FRAME_BYTES, max_side: int = MAX_FRAME_SIDE, color: bool = True
+) -> np.ndarray:
+    """A JPEG or PNG frame as a BGR (or, ``color=False``, grayscale) uint8 array, or :class:`BadFrame`
+    naming what is wrong. Grayscale is all the face pipeline reads, and a JPEG decodes to it faster
+    (no colour upsampling and conversion): the server asks for colour only to record annotated video."""
     import cv2
     from PIL import Image, UnidentifiedImageError
 
     if len(data) > max_bytes:
         raise BadFrame(
             f"a frame of {len(data):,} bytes is over the {max_bytes:,}-byte limit; send a smaller frame "
-            "(640x480 JPEG is ~50 kB)"
+            "(640x480 JPEG is ~50 kB)",
+            "bytes",
         )
     kind = next((name for magic, name in SIGNATURES.items() if data.startswith(magic)), None)
     if kind is None:
-        raise BadFrame(f"a frame must be a JPEG or PNG image; received {len(data):,} bytes of something else")
+        raise BadFrame(f"a frame must be a JPEG or PNG image; received {len(data):,} bytes of something else", "type")
     try:
         with Image.open(io.BytesIO(data)) as header:  # reads the header only
             width, height = header.size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise BadFrame(f"a malformed {kind} frame ({exc}); send whole JPEG or PNG images") from exc
+        raise BadFrame(f"a malformed {kind} frame (its header cannot be read); send whole images", "malformed") from exc
     if max(width, height) > max_side or min(width, height) < 1:
-        raise BadFrame(f"a {width}x{height} frame is over the {max_side}-pixel limit per side; send 640x480")
-    frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        raise BadFrame(f"a {width}x{height} frame is over the {max_side}-pixel limit per side; send 640x480", "pixels")
+    frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR if color else cv2.IMREAD_GRAYSCALE)
     if frame is None or frame.shape[:2] != (height, width):
-        raise BadFrame(f"a {kind} frame whose pixels could not be decoded (truncated?); send whole images")
+        raise BadFrame(f"a {kind} frame whose pixels could not be decoded (truncated?); send whole images", "decode")
     return frame
 
 
@@ -51,5 +61,5 @@ def encode_jpeg(frame: np.ndarray, quality: int = 80) -> bytes:
 
     ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
-        raise BadFrame("OpenCV could not encode a source frame as JPEG")
+        raise BadFrame("OpenCV could not encode a source frame as JPEG", "encode")
     return data.tobytes()

@@ -116,7 +116,7 @@ class LiveApp:
                     await ws.send_json(self._error("unexpected message: " + self._expected()))
                 elif msg.type == WSMsgType.ERROR:
                     self.log(f"client {number}: connection error: {ws.exception()}")
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:
             pass  # the browser went away mid-answer: its session ends below, the server goes on
         finally:
             del self.clients[number]
@@ -154,9 +154,8 @@ class LiveApp:
                 self.executor, session.answer_bytes, data, settings.max_frame_bytes, settings.max_frame_side
             )
         except BadFrame as exc:
-            kind = str(exc).split(";")[0]
-            if kind not in refused:  # one terminal line per kind of bad frame and client, not one per frame
-                refused.add(kind)
+            if exc.kind not in refused:  # one terminal line per kind of bad frame and client, not one per frame
+                refused.add(exc.kind)
                 self.log(f"client {session.client}: refused {exc}")
             answer = self._error(str(exc))
         await ws.send_json(answer)
@@ -168,7 +167,11 @@ class LiveApp:
             problem = self.source.problem or f"{self.source.name} gave no new frame; waiting for it"
             await ws.send_json(self._error(problem, fatal=self.source.problem is not None))
             return seen
-        answer = await loop.run_in_executor(self.executor, self._source_answer, session, frame)
+        try:
+            answer = await loop.run_in_executor(self.executor, self._source_answer, session, frame)
+        except BadFrame as exc:
+            await ws.send_json(self._error(str(exc)))
+            return seen
         jpeg = answer.pop("jpeg")
         await ws.send_bytes(jpeg)
         await ws.send_json(answer)

@@ -34,7 +34,7 @@ class ClientSession:
     def answer_bytes(self, data: bytes, max_bytes: int, max_side: int) -> dict:
         """A browser's encoded frame: checked, decoded (``decode`` ms), then :meth:`answer`."""
         tic = time.perf_counter()
-        frame = decode_frame(data, max_bytes, max_side)
+        frame = decode_frame(data, max_bytes, max_side, color=self.recorder is not None)
         return self.answer(frame, {"decode": (time.perf_counter() - tic) * 1000})
 
     def answer(self, frame: np.ndarray, extra_ms: dict[str, float] | None = None) -> dict:
