@@ -84,8 +84,10 @@ def test_decode_frame_checks_bytes_type_and_size_before_decoding():
         decode_frame(b"\xff\xd8\xff" + bytes(50))
     with pytest.raises(BadFrame, match="3000x10 frame is over the 1920-pixel limit"):
         decode_frame(jpeg(np.zeros((10, 3000, 3), np.uint8)))
-    with pytest.raises(BadFrame, match="could not be decoded"):
+    with pytest.raises(BadFrame, match="truncated JPEG"):
         decode_frame(jpeg(frame)[:3000])  # a header that promises pixels the bytes do not hold
+    with pytest.raises(BadFrame, match="could not be decoded"):
+        decode_frame(png.tobytes()[: len(png) // 2])
 
 
 def test_page_is_shipped_with_its_state_on_the_body():

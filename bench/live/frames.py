@@ -47,6 +47,8 @@ def decode_frame(
             width, height = header.size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise BadFrame(f"a malformed {kind} frame (its header cannot be read); send whole images", "malformed") from exc
+    if kind == "JPEG" and not data.rstrip(b"\0").endswith(b"\xff\xd9"):  # OpenCV would grey out the rest
+        raise BadFrame("a truncated JPEG frame (no end marker); send whole images", "decode")
     if max(width, height) > max_side or min(width, height) < 1:
         raise BadFrame(f"a {width}x{height} frame is over the {max_side}-pixel limit per side; send 640x480", "pixels")
     frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR if color else cv2.IMREAD_GRAYSCALE)
