@@ -78,6 +78,7 @@ class LiveApp:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-live-model")
         self.numbers = itertools.count(1)
         self.clients: dict[int, object] = {}  # number -> its WebSocketResponse
+        self.source_reported = False  # the source's end is one terminal line, not one per client
         self.app = web.Application()
         self.app.router.add_get("/", self.page)
         self.app.router.add_get("/ws", self.websocket)
@@ -101,6 +102,7 @@ class LiveApp:
         refused: set[str] = set()
         try:
             await ws.send_json(self._hello(number))
+            await self._report(ws, session)
             if len(self.clients) > 1:
                 await self._broadcast(
                     f"{len(self.clients)} browsers are connected: they take turns with the model, so each "
@@ -159,12 +161,23 @@ class LiveApp:
                 self.log(f"client {session.client}: refused {exc}")
             answer = self._error(str(exc))
         await ws.send_json(answer)
+        await self._report(ws, session)
+
+    async def _report(self, ws, session: ClientSession) -> None:
+        """A recording fault: one terminal line and a notice on that client's page."""
+        problem = session.take_problem()
+        if problem:
+            self.log(problem)
+            await ws.send_json({"type": "notice", "message": problem})
 
     async def _answer_source(self, ws, session: ClientSession, seen: int) -> int:
         loop = asyncio.get_running_loop()
         frame, seen = await loop.run_in_executor(None, self.source.next_after, seen)
         if frame is None:
             problem = self.source.problem or f"{self.source.name} gave no new frame; waiting for it"
+            if self.source.problem and not self.source_reported:
+                self.source_reported = True
+                self.log(self.source.problem)
             await ws.send_json(self._error(problem, fatal=self.source.problem is not None))
             return seen
         try:
@@ -175,6 +188,7 @@ class LiveApp:
         jpeg = answer.pop("jpeg")
         await ws.send_bytes(jpeg)
         await ws.send_json(answer)
+        await self._report(ws, session)
         return seen
 
     def _source_answer(self, session: ClientSession, frame) -> dict:

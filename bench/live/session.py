@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.errors import os_error_text
 from bench.inference.frames import FramePipeline
 from bench.inference.smoothing import LabelSmoother
 from bench.live.frames import decode_frame
@@ -28,7 +29,13 @@ class ClientSession:
     def __init__(self, pipeline: FramePipeline, client: int, window: int = 10, record: Path | None = None):
         self.pipeline, self.client = pipeline, client
         self.smoother = LabelSmoother(window)
-        self.recorder = Recorder(record, client) if record is not None else None
+        self.recorder: Recorder | None = None
+        self.problem: str | None = None  # a recording fault, for the server to report once
+        if record is not None:
+            try:
+                self.recorder = Recorder(record, client)
+            except OSError as exc:
+                self.problem = f"client {client}: not recording: {os_error_text(exc)}"
         self.frames, self.started = 0, time.perf_counter()
 
     def answer_bytes(self, data: bytes, max_bytes: int, max_side: int) -> dict:
@@ -56,8 +63,18 @@ class ClientSession:
             "stage_ms": {k: round(v, 2) for k, v in {**(extra_ms or {}), **result.stage_ms}.items()},
         }
         if self.recorder is not None:
-            self.recorder.write(message, result.annotated)
+            try:
+                self.recorder.write(message, result.annotated)
+            except OSError as exc:  # a full disk: the stream goes on, unrecorded
+                self.problem = f"client {self.client}: recording stopped: {os_error_text(exc)}"
+                self.close()
+                self.recorder = None
         return message
+
+    def take_problem(self) -> str | None:
+        """The recording fault not yet reported, if any (then cleared)."""
+        problem, self.problem = self.problem, None
+        return problem
 
     @property
     def fps(self) -> float:
@@ -67,4 +84,7 @@ class ClientSession:
 
     def close(self) -> list[Path]:
         """The recorded files (none without ``--record``)."""
-        return self.recorder.close() if self.recorder is not None else []
+        try:
+            return self.recorder.close() if self.recorder is not None else []
+        except OSError:
+            return []
