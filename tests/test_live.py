@@ -254,3 +254,60 @@ def test_port_taken_and_bad_source_are_one_line_each(model_file, tmp_path):
     result = CliRunner().invoke(cli, ["live", "--model", str(model_file), "--record", str(tmp_path / "f" / "x")])
     assert result.exit_code == 2 and "cannot write to --record" in result.output
     assert "ports below 1024" in port_problem(PermissionError(13, "Permission denied"), "0.0.0.0", 80)
+
+
+class StoppingCamera:
+    """A stand-in for ``cv2.VideoCapture`` on a camera that gives two frames, then none."""
+
+    def __init__(self, source):
+        self.left = 2
+
+    def isOpened(self):
+        return True
+
+    def get(self, prop):
+        return 30.0
+
+    def read(self):
+        self.left -= 1
+        return (True, face_frame()) if self.left >= 0 else (False, None)
+
+    def release(self):
+        pass
+
+
+def test_a_camera_that_stops_is_reported_as_stopped(monkeypatch):
+    import bench.live.sources as sources
+
+    monkeypatch.setattr(cv2, "VideoCapture", StoppingCamera)
+    monkeypatch.setattr(sources, "STALL_SECONDS", 0.3)
+    source = LatestFrameSource(parse_source("0")).start()
+    try:
+        frame, seen = source.next_after(0, timeout=5)
+        assert frame.shape == (480, 640, 3) and seen >= 1
+        frame, _ = source.next_after(2, timeout=5)
+        assert frame is None
+        assert source.problem == "camera 0 stopped giving frames (unplugged, or taken by another program?)"
+    finally:
+        source.stop()
+
+
+def test_a_recording_fault_stops_recording_not_the_stream(pipeline, tmp_path, monkeypatch):
+    from bench.live.record import Recorder
+    from bench.live.session import ClientSession
+
+    session = ClientSession(pipeline, 7, record=tmp_path)
+    answer = session.answer(face_frame())
+    assert len(answer["faces"]) == 1 and session.take_problem() is None
+
+    def full_disk(self, message, annotated):
+        raise OSError(28, "No space left on device", str(self.lines_path))
+
+    monkeypatch.setattr(Recorder, "write", full_disk)
+    assert len(session.answer(face_frame())["faces"]) == 1  # still answered
+    problem = session.take_problem()
+    assert problem.startswith("client 7: recording stopped: '") and problem.endswith("No space left on device")
+    assert session.take_problem() is None and session.recorder is None
+    assert len(session.answer(face_frame())["faces"]) == 1
+    (lines,) = tmp_path.glob("live-*-7.jsonl")
+    assert len(lines.read_text().splitlines()) == 1  # the frame before the fault
