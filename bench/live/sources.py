@@ -25,7 +25,7 @@ def describe(source: int | str) -> str:
 
 
 class LatestFrameSource:
-    """Reads ``source`` from :meth:`start` until :meth:`stop`; :meth:`latest` is the newest frame."""
+    """Opens ``source`` at :meth:`start`, reads it from the first :meth:`next_after` until :meth:`stop`."""
 
     def __init__(self, source: int | str):
         self.source, self.name = source, describe(source)
@@ -54,8 +54,14 @@ class LatestFrameSource:
         fps = capture.get(cv2.CAP_PROP_FPS)
         pace = 1.0 / fps if isinstance(self.source, str) and 0 < fps < 1000 else 0.0
         self._thread = threading.Thread(target=self._read, args=(pace,), name="bench-live-source", daemon=True)
-        self._thread.start()
         return self
+
+    def _reading(self) -> None:
+        """Start reading at the first request, not at :meth:`start`: a video plays from its first frame for
+        the first viewer rather than running out before anyone opens the page."""
+        with self._cond:
+            if self._thread is not None and self._thread.ident is None:
+                self._thread.start()
 
     def _read(self, pace: float) -> None:
         last_good, next_at = time.monotonic(), time.monotonic()
@@ -89,6 +95,7 @@ class LatestFrameSource:
     def next_after(self, seen: int, timeout: float = STALL_SECONDS) -> tuple[np.ndarray | None, int]:
         """The newest frame once it is newer than frame number ``seen`` (blocks up to ``timeout``):
         ``(frame, its number)``, or ``(None, seen)`` when none came (see :attr:`problem`)."""
+        self._reading()
         with self._cond:
             self._cond.wait_for(lambda: self.count > seen or self.problem is not None, timeout)
             if self.count > seen:
@@ -97,5 +104,7 @@ class LatestFrameSource:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
+        if self._thread is not None and self._thread.ident is not None:
             self._thread.join(timeout=5)
+        elif self._capture is not None:
+            self._capture.release()  # opened, never read
