@@ -311,3 +311,18 @@ def test_a_recording_fault_stops_recording_not_the_stream(pipeline, tmp_path, mo
     assert len(session.answer(face_frame())["faces"]) == 1
     (lines,) = tmp_path.glob("live-*-7.jsonl")
     assert len(lines.read_text().splitlines()) == 1  # the frame before the fault
+
+
+def test_the_speed_benchmark_plays_a_camera_through_the_protocol(pipeline):
+    from tests.conftest import load_benchmark
+
+    live_speed = load_benchmark("live_speed")
+    frames = live_speed.camera_frames(640, 480, count=2)
+    with BackgroundServer(LiveApp(pipeline)) as url:
+        figures = asyncio.run(live_speed.play(url, frames, seconds=1.0, warmup=2, camera_fps=200.0))
+    sent, answered = figures["frames"]["sent"], figures["frames"]["answered"]
+    assert sent == answered > 0 and figures["fps"] > 0
+    assert figures["frames"]["camera"] >= sent and figures["frames"]["dropped"] == figures["frames"]["camera"] - sent
+    latency = figures["latency_ms"]
+    assert 0 < latency["round_trip"]["p50"] <= latency["round_trip"]["p95"] <= latency["age"]["p95"]
+    assert set(figures["stage_ms"]) == {"decode", "detect", "preprocess", "predict", "draw"}
