@@ -8,7 +8,10 @@ answered, so the frames the camera made meanwhile are dropped, not queued. Print
 - ``fps``: answered frames per second; ``frames``: made by the camera, sent, answered, dropped;
 - ``latency_ms``: p50/p95 from sending a frame to its answer (``round_trip``) and from the camera making
   it to its answer (``age``, what a viewer sees);
-- ``stage_ms``: the server's mean milliseconds per stage (decode, detect, preprocess, predict, draw).
+- ``stage_ms``: the server's mean milliseconds per stage (decode, detect, preprocess, predict, draw);
+- ``server_cpu_ms_per_frame``: CPU time the server process spent per answered frame (all its threads;
+  Linux), a figure a busy machine changes less than the wall-clock ones: below ~41 ms a frame, an idle
+  core could answer 24 frames/s.
 
     python benchmarks/live_speed.py --run RUN_ID [--tracking-uri URI] [--seconds 20] [--camera-fps 30]
     python benchmarks/live_speed.py --model model.keras
@@ -60,7 +63,17 @@ def start_server(model_args: list[str]) -> tuple[subprocess.Popen, str]:
     raise SystemExit("bench live did not start:\n" + "".join(lines))
 
 
-async def play(url: str, frames: list[bytes], seconds: float, warmup: int, camera_fps: float) -> dict:
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (all its threads), from /proc; None elsewhere."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def play(url: str, frames: list[bytes], seconds: float, warmup: int, camera_fps: float, cpu=None) -> dict:
+    """Play the camera against the server at ``url``; ``cpu``: a callable giving the server's CPU seconds."""
     import aiohttp
 
     period = 1.0 / camera_fps if camera_fps > 0 else 0.0
@@ -87,6 +100,7 @@ async def play(url: str, frames: list[bytes], seconds: float, warmup: int, camer
             if answer["type"] != "result" or len(answer["faces"]) != 1:
                 raise SystemExit(f"unexpected answer: {answer}")
             if index == warmup:
+                cpu_from = cpu() if cpu else None
                 measured_from, made_before = sent_at, (int((sent_at - start) / period) if period else index)
             if index >= warmup:
                 sent += 1
@@ -97,6 +111,7 @@ async def play(url: str, frames: list[bytes], seconds: float, warmup: int, camer
                 if done - measured_from >= seconds:
                     break
         elapsed = done - measured_from
+        cpu_to = cpu() if cpu else None
         made = (int((done - start) / period) - made_before) if period else sent
 
     def pct(values):
@@ -107,6 +122,9 @@ async def play(url: str, frames: list[bytes], seconds: float, warmup: int, camer
         "frames": {"camera": made, "sent": sent, "answered": answered, "dropped": max(0, made - sent)},
         "latency_ms": {"round_trip": pct(round_trip), "age": pct(age)},
         "stage_ms": {k: round(float(np.mean([s[k] for s in stages])), 2) for k in stages[0]},
+        "server_cpu_ms_per_frame": round((cpu_to - cpu_from) * 1000 / answered, 1)
+        if cpu_from is not None and cpu_to is not None
+        else None,
         "seconds": round(elapsed, 1),
         "camera_fps": camera_fps,
         "classes": len(hello["classes"]),
@@ -130,7 +148,8 @@ def main() -> None:
     frames = camera_frames(args.width, args.height)
     child, url = start_server(model_args)
     try:
-        figures = asyncio.run(play(url, frames, args.seconds, args.warmup, args.camera_fps))
+        cpu = lambda: process_cpu_seconds(child.pid)  # noqa: E731
+        figures = asyncio.run(play(url, frames, args.seconds, args.warmup, args.camera_fps, cpu))
     finally:
         child.terminate()
         child.wait(timeout=30)

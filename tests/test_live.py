@@ -4,6 +4,7 @@ and a port already taken. The browser itself is tested in test_live_browser.py."
 
 import asyncio
 import json
+import os
 import socket
 
 import cv2
@@ -319,10 +320,12 @@ def test_the_speed_benchmark_plays_a_camera_through_the_protocol(pipeline):
     live_speed = load_benchmark("live_speed")
     frames = live_speed.camera_frames(640, 480, count=2)
     with BackgroundServer(LiveApp(pipeline)) as url:
-        figures = asyncio.run(live_speed.play(url, frames, seconds=1.0, warmup=2, camera_fps=200.0))
+        cpu = lambda: live_speed.process_cpu_seconds(os.getpid())  # noqa: E731 - the server runs in this process
+        figures = asyncio.run(live_speed.play(url, frames, seconds=1.0, warmup=2, camera_fps=200.0, cpu=cpu))
     sent, answered = figures["frames"]["sent"], figures["frames"]["answered"]
     assert sent == answered > 0 and figures["fps"] > 0
     assert figures["frames"]["camera"] >= sent and figures["frames"]["dropped"] == figures["frames"]["camera"] - sent
     latency = figures["latency_ms"]
     assert 0 < latency["round_trip"]["p50"] <= latency["round_trip"]["p95"] <= latency["age"]["p95"]
     assert set(figures["stage_ms"]) == {"decode", "detect", "preprocess", "predict", "draw"}
+    assert figures["server_cpu_ms_per_frame"] > 0
