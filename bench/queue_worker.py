@@ -80,20 +80,18 @@ def work(
             continue
         waited = False
         report({"event": "claimed", "cell": held.cell, "trial": held.number, "takeover": held.takeover})
-        with queue.lease(held) as lost:
+        with queue.lease(held):
             summary = _run_cell(by_cell[held.cell], data, queue, held, report, progress)
-            if summary is not None:
-                summaries.append(summary)
-            if lost.is_set():
-                report({"event": "lost", "cell": held.cell})
+        if summary is not None:
+            summaries.append(summary)
 
 
 def _run_cell(req: RunRequest, data: FerData, queue: CellQueue, held: Claim, report, progress) -> RunSummary | None:
     """Train the cell, or resume its run; mark it done (or failed, then raise as a serial run would)."""
     try:
         resumed = _resumed(req, held, queue, report) if held.run_id else None
-        if resumed == "finished":
-            queue.finish(held, float("nan"))
+        if isinstance(resumed, float):  # its run had finished: only the queue did not know
+            queue.finish(held, resumed)
             return None
         start = resumed or replace(req, on_start=lambda run_id: queue.record_run(held, run_id))
         summary = run_one(replace(start, progress=progress(held.cell)), data)
@@ -115,8 +113,8 @@ def _run_cell(req: RunRequest, data: FerData, queue: CellQueue, held: Claim, rep
     return summary
 
 
-def _resumed(req: RunRequest, held: Claim, queue: CellQueue, report) -> RunRequest | str | None:
-    """The request that resumes the run a dead worker left for this cell; ``"finished"`` when that run
+def _resumed(req: RunRequest, held: Claim, queue: CellQueue, report) -> RunRequest | float | None:
+    """The request that resumes the run a dead worker left for this cell; that run's test macro-F1 when it
     finished after all (its worker died, or lost its lease, between the run's end and the queue's); None
     when it has no checkpoint here (it died in its first epoch, or its folder is not shared with this
     machine): the old run is marked FAILED and the cell starts a new one."""
@@ -126,12 +124,13 @@ def _resumed(req: RunRequest, held: Claim, queue: CellQueue, report) -> RunReque
         logged = trk.find_run(run_id)
         if logged.info.status == "FINISHED":
             report({"event": "resumed", "cell": held.cell, "run_id": run_id, "finished": True})
-            return "finished"
-        folder = Path(logged.data.tags.get(rec.CHECKPOINT_DIR_TAG, ""))
+            return float(logged.data.metrics.get(rec.split_metric("test", "macro_f1"), 0.0))
+        tag = logged.data.tags.get(rec.CHECKPOINT_DIR_TAG)  # absent: its worker died as the run started
+        folder = Path(tag) if tag else None
         try:
-            if folder.is_dir():
+            if folder is not None and folder.is_dir():
                 claim(folder, f"run {run_id}")  # held until run_one ends; a live first worker is waited for
-            if folder.is_dir() and rec.holds_checkpoint(folder):
+            if folder is not None and folder.is_dir() and rec.holds_checkpoint(folder):
                 resume, _ = resume_request(run_id, req.tracking_uri, req.save_model)
                 report({"event": "resumed", "cell": held.cell, "run_id": run_id, "folder": str(folder)})
                 return replace(resume, verbose=req.verbose, checkpoint_root=req.checkpoint_root)
@@ -139,7 +138,7 @@ def _resumed(req: RunRequest, held: Claim, queue: CellQueue, report) -> RunReque
             time.sleep(queue.heartbeat)
             continue
         break
-    if folder.is_dir():
+    if folder is not None and folder.is_dir():
         drop_if_unresumable(folder)  # only its claim file: nothing to keep
         release(folder)
     why = f"its worker stopped before a checkpoint was written to {folder}, as seen from this worker"

@@ -78,14 +78,22 @@ def _leaderboard(tmp_path, store: str) -> list[dict]:
     return json.loads(result.output)
 
 
-def test_two_workers_train_each_cell_once_and_rank_as_a_serial_run(tmp_path):
-    queue = f"sqlite:///{tmp_path / 'queue.db'}"
+def _two_workers_train_each_cell_once(tmp_path, queue: str) -> None:
     workers = [_worker(tmp_path, _matrix(tmp_path, queue)) for _ in range(2)]
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
     claimed = [line.split(":")[0][3:] for out in outputs for line in out.splitlines() if line.startswith("== ")]
     assert sorted(claimed) == ["baseline_cnn+linear/s1", "baseline_cnn+linear/s2"], outputs  # each once
     assert _per_cell(_runs(tmp_path)) == {"s1": ["FINISHED"], "s2": ["FINISHED"]}  # one MLflow run per cell
+
+
+@pytest.mark.slow
+def test_two_workers_share_a_postgresql_queue(tmp_path, postgres_url):
+    _two_workers_train_each_cell_once(tmp_path, postgres_url)
+
+
+def test_two_workers_train_each_cell_once_and_rank_as_a_serial_run(tmp_path):
+    _two_workers_train_each_cell_once(tmp_path, f"sqlite:///{tmp_path / 'queue.db'}")
     serial = _worker(tmp_path, _matrix(tmp_path, None), store="serial")
     out = serial.communicate(timeout=600)[0]
     assert serial.returncode == 0, out

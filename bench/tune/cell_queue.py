@@ -87,6 +87,7 @@ class CellQueue:
         self.study, self.storage, self.study_id = study, storage, study_id
         self.heartbeat, self.grace = heartbeat, grace
         self.name = study.study_name
+        self._settled: set[int] = set()  # trials this worker finished or failed: not a lost lease
 
     @classmethod
     def open(cls, url: str, name: str, cells: list[str], heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRACE_SECONDS):
@@ -149,8 +150,10 @@ class CellQueue:
         def beat() -> None:
             while not stop.wait(self.heartbeat):
                 try:
-                    if self.storage.get_trial(claim.trial_id).state.is_finished():
+                    finished = self.storage.get_trial(claim.trial_id).state.is_finished()
+                    if finished and claim.trial_id not in self._settled:
                         lost.set()
+                    if finished:
                         return
                     self.storage.record_heartbeat(claim.trial_id)
                 except Exception:  # a database that does not answer: try again next beat
@@ -173,6 +176,7 @@ class CellQueue:
         """Mark the cell done; False when the lease was lost meanwhile (the next claimant finds the run
         finished and only marks it done)."""
         optuna = _quiet_optuna()
+        self._settled.add(claim.trial_id)
         try:
             return self.storage.set_trial_state_values(claim.trial_id, optuna.trial.TrialState.COMPLETE, [value])
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -181,6 +185,7 @@ class CellQueue:
     def fail(self, claim: Claim, reason: str) -> None:
         """Mark the cell failed with its reason: not retried (a run that raised would raise again)."""
         optuna = _quiet_optuna()
+        self._settled.add(claim.trial_id)
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):  # a lost lease: queued again
             self.storage.set_trial_user_attr(claim.trial_id, FAILURE, reason[:1000])
             self.storage.set_trial_state_values(claim.trial_id, optuna.trial.TrialState.FAIL)
@@ -190,10 +195,9 @@ class CellQueue:
         one queued again)."""
         optuna = _quiet_optuna()
         states = optuna.trial.TrialState
-        trials = self.study.get_trials(deepcopy=False)
         cells = list(self.study.user_attrs.get(FILLED) or [])
         by_cell: dict[str, list] = {cell: [] for cell in cells}
-        for trial in trials:
+        for trial in self.study.get_trials(deepcopy=False):
             by_cell.setdefault(trial.user_attrs.get(CELL, "?"), []).append(trial)
         done = running = waiting = 0
         failed: dict[str, str] = {}
@@ -203,12 +207,22 @@ class CellQueue:
                 done += 1
             elif states.RUNNING in held:
                 running += 1
-            elif states.WAITING in held:
+            elif states.WAITING in held or self._being_requeued(own[-1]):
                 waiting += 1
             else:
                 reasons = [t.user_attrs[FAILURE] for t in own if FAILURE in t.user_attrs]
                 failed[cell] = reasons[-1] if reasons else f"its workers died {len(own)} times (given up)"
         return CellCounts(done, failed, running, waiting, len(cells))
+
+    def _being_requeued(self, trial) -> bool:
+        """A stale trial another worker has just failed and is about to queue again (the two are separate
+        writes): pending, not failed, for a grace period after it was failed."""
+        import datetime
+
+        if FAILURE in trial.user_attrs or len(trial.system_attrs.get("retry_history", [])) + 1 > TAKEOVERS:
+            return False
+        ended = trial.datetime_complete
+        return ended is not None and datetime.datetime.now() - ended < datetime.timedelta(seconds=self.grace)
 
 
 def _storage(optuna, url: str, heartbeat: int, grace: int):
