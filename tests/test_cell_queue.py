@@ -29,9 +29,10 @@ def _claims_are_exclusive(url: str) -> None:
     workers = [ctx.Process(target=_claim_all, args=(url, name, out)) for _ in range(3)]
     for w in workers:
         w.start()
-    taken = [out.get(timeout=120) for _ in workers]
     for w in workers:
-        w.join(timeout=60)
+        w.join(timeout=120)
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    taken = [out.get(timeout=5) for _ in workers]
     claimed = [cell for worker in taken for cell in worker]
     assert sorted(claimed) == sorted(CELLS)  # each cell once, none twice, none lost
     counts = CellQueue.open(url, name, CELLS).counts()

@@ -92,10 +92,14 @@ class CellQueue:
     @classmethod
     def open(cls, url: str, name: str, cells: list[str], heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRACE_SECONDS):
         """The queue ``name`` at ``url``, created and filled with ``cells`` by the first worker to come."""
+        from bench.store import sqlite_path
         from bench.tune.storage import check_storage
 
         optuna = _quiet_optuna()
         check_storage(url, "--queue")
+        db = sqlite_path(url)
+        if db is not None and not db.parent.is_dir():
+            raise BenchError(f"cannot open the queue {url}: the folder {db.parent} does not exist; create it or fix --queue")
         if not 0 < heartbeat < grace:
             raise BenchError(f"the heartbeat ({heartbeat} s) must be positive and shorter than the grace period ({grace} s)")
         storage = _storage(optuna, url, heartbeat, grace)
@@ -225,14 +229,45 @@ class CellQueue:
         return ended is not None and datetime.datetime.now() - ended < datetime.timedelta(seconds=self.grace)
 
 
-def _storage(optuna, url: str, heartbeat: int, grace: int):
+def _storage(optuna, url: str, heartbeat: int, grace: int, attempts: int = 5):
+    """Optuna's RDB storage with heartbeats and the take-over callback. Retried: workers started together on
+    a new SQLite file race to create Optuna's tables (one of them meets the other's version row)."""
     retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=TAKEOVERS)
-    try:
-        return optuna.storages.RDBStorage(
-            url, heartbeat_interval=heartbeat, grace_period=grace, heartbeat_stale_trial_callback=retry
-        )
-    except Exception as exc:
-        raise BenchError(f"cannot open the queue {url}: {str(exc).splitlines()[0][:200]}; fix --queue") from exc
+    for attempt in range(attempts):
+        try:
+            storage = optuna.storages.RDBStorage(
+                url, heartbeat_interval=heartbeat, grace_period=grace, heartbeat_stale_trial_callback=retry
+            )
+            if storage.engine.dialect.name == "sqlite":
+                _serialize_sqlite(storage.engine)
+            return storage
+        except Exception as exc:
+            if attempt + 1 == attempts:
+                raise BenchError(f"cannot open the queue {url}: {str(exc).splitlines()[0][:200]}; fix --queue") from exc
+            time.sleep(1 + attempt)
+    raise AssertionError("unreachable")
+
+
+def _serialize_sqlite(engine) -> None:
+    """Make SQLite's claims atomic. SQLite ignores ``SELECT ... FOR UPDATE``, and Python's sqlite3 opens a
+    transaction only before the first write, so two workers could both read a cell WAITING and both set
+    it RUNNING (measured: 3 processes on 12 cells claimed some twice). SQLAlchemy's documented recipe for
+    pysqlite ("Serializable isolation / Savepoints / Transactional DDL") has every transaction begin with
+    ``BEGIN IMMEDIATE``, which takes the database's write lock first: claims, heartbeats and take-overs
+    then run one at a time (each a few milliseconds), waiting up to 60 s for the lock. PostgreSQL and
+    MySQL lock the row (``FOR UPDATE``) and need none of this."""
+    import sqlalchemy
+
+    @sqlalchemy.event.listens_for(engine, "connect")
+    def _manual_transactions(dbapi_connection, connection_record) -> None:
+        dbapi_connection.isolation_level = None  # sqlite3 emits no BEGIN of its own
+        dbapi_connection.execute("PRAGMA busy_timeout = 60000")
+
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def _begin_immediate(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before the listeners (Optuna's schema check) are not reused
 
 
 def _create_or_load(optuna, storage, name: str, attempts: int = 5):
