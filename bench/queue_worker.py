@@ -44,13 +44,19 @@ def cell_key(req: RunRequest) -> str:
 
 def open_queue(requests: list[RunRequest], settings: QueueSettings) -> CellQueue:
     """The matrix's queue, named after the command (experiment, recipe hash, cells): workers started with
-    the same command meet in it."""
+    the same command meet in it. The worker that creates it first creates the tracking store and the
+    experiment (workers started together on a new SQLite store otherwise race through MLflow's schema
+    migrations and fail: "No such index")."""
     base = requests[0].recipe
     cells = [cell_key(r) for r in requests]
     if len(set(cells)) != len(cells):
         raise BenchError("the matrix names a cell twice; give each --backbone and --seed once")
     name = study_name(base.run.experiment, recipe_hash(base), cells)
-    return CellQueue.open(settings.url, name, cells, settings.heartbeat, settings.grace)
+
+    def prepare() -> None:  # the first worker creates the tracking store: MLflow's migrations must not race
+        trk.ensure_experiment(base.run.experiment, trk.connect(requests[0].tracking_uri))
+
+    return CellQueue.open(settings.url, name, cells, settings.heartbeat, settings.grace, prepare)
 
 
 def work(

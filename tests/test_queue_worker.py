@@ -92,6 +92,7 @@ def test_two_workers_share_a_postgresql_queue(tmp_path, postgres_url):
     _two_workers_train_each_cell_once(tmp_path, postgres_url)
 
 
+@pytest.mark.slow  # 3 processes that load TensorFlow: 381 s nice'd on the shared 2-core machine
 def test_two_workers_train_each_cell_once_and_rank_as_a_serial_run(tmp_path):
     _two_workers_train_each_cell_once(tmp_path, f"sqlite:///{tmp_path / 'queue.db'}")
     serial = _worker(tmp_path, _matrix(tmp_path, None), store="serial")
@@ -116,6 +117,7 @@ def _owner_of_first_checkpoint(tmp_path, workers, timeout: float = 300) -> tuple
     raise AssertionError("no worker wrote an epoch checkpoint in time")
 
 
+@pytest.mark.slow  # 2 TensorFlow processes, 12 epochs and an 8 s grace: 259 s nice'd on the shared machine
 def test_a_worker_killed_mid_cell_leaves_it_to_the_other_which_resumes_it(tmp_path):
     queue = f"sqlite:///{tmp_path / 'queue.db'}"
     args = _matrix(tmp_path, queue, "--set", "phases.0.epochs=12")

@@ -26,7 +26,7 @@ import json
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from bench.errors import BenchError
@@ -36,6 +36,7 @@ GRACE_SECONDS = 120  # a cell without a heartbeat this long belongs to a dead wo
 TAKEOVERS = 5  # a cell whose workers died this many times is given up (a cell that kills every worker, e.g. OOM)
 CELL, RUN_ID, FAILURE = "cell", "run_id", "failure"  # trial user attributes
 FILLED = "cells"  # study user attribute: the cell list, set once every cell is queued
+FILL_WAIT_SECONDS = 300  # how long later workers wait for the first to prepare and fill the queue
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,18 @@ class CellQueue:
         self._settled: set[int] = set()  # trials this worker finished or failed: not a lost lease
 
     @classmethod
-    def open(cls, url: str, name: str, cells: list[str], heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRACE_SECONDS):
-        """The queue ``name`` at ``url``, created and filled with ``cells`` by the first worker to come."""
+    def open(
+        cls,
+        url: str,
+        name: str,
+        cells: list[str],
+        heartbeat: int = HEARTBEAT_SECONDS,
+        grace: int = GRACE_SECONDS,
+        prepare: Callable[[], None] | None = None,
+    ):
+        """The queue ``name`` at ``url``, created and filled with ``cells`` by the first worker to come, which
+        first calls ``prepare`` (e.g. creating the tracking store, which workers must not race to create);
+        the others wait until it is filled."""
         from bench.store import sqlite_path
         from bench.tune.storage import check_storage
 
@@ -105,9 +116,16 @@ class CellQueue:
         storage = _storage(optuna, url, heartbeat, grace)
         study, created = _create_or_load(optuna, storage, name)
         if created:
-            for cell in cells:
-                study.enqueue_trial({}, user_attrs={CELL: cell})
-            study.set_user_attr(FILLED, cells)
+            try:
+                if prepare is not None:
+                    prepare()
+                for cell in cells:
+                    study.enqueue_trial({}, user_attrs={CELL: cell})
+                study.set_user_attr(FILLED, cells)
+            except BaseException:  # a store that does not open, Ctrl-C: the next worker starts the queue anew
+                with contextlib.suppress(Exception):
+                    optuna.delete_study(study_name=name, storage=storage)
+                raise
         queue = cls(study, storage, storage.get_study_id_from_name(name), heartbeat, grace)
         queue._wait_filled(cells)
         return queue
@@ -115,7 +133,7 @@ class CellQueue:
     def _wait_filled(self, cells: list[str]) -> None:
         """Wait for the first worker to queue every cell (milliseconds); a queue left half filled by a
         worker that died while filling it is an error with the fix."""
-        deadline = time.monotonic() + self.grace
+        deadline = time.monotonic() + FILL_WAIT_SECONDS
         while self.study.user_attrs.get(FILLED) is None:
             if time.monotonic() > deadline:
                 raise BenchError(
