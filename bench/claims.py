@@ -13,12 +13,12 @@ from bench.errors import BenchError
 CLAIM_FILE = "claim.lock"
 """In a run's checkpoint folder: locked (``flock``) by the process training the run, for its life."""
 
-_claims: dict[Path, int] = {}
+_claims: dict[Path, int] = {}  # folder -> the open, locked claim file of this process
 
 
 class ClaimHeld(BenchError):
     """The run's folder is claimed by a live process: a caller that may wait for it (a queue's take-over
-    of a run whose first worker is still finishing it) tells this apart from other errors."""  # folder -> the open, locked claim file of this process
+    of a run whose first worker is still finishing it) tells this apart from other errors."""
 
 
 def claim(folder: Path, what: str) -> None:

@@ -24,7 +24,8 @@ def _describe(event: dict) -> str | None:
 
     kind, cell = event["event"], event.get("cell")
     if kind == "claimed":
-        return f"== {cell}: claimed (queue trial {event['trial']}{', taken over from a dead worker' if event['takeover'] else ''})"
+        takeover = ", taken over from a dead worker" if event["takeover"] else ""
+        return f"== {cell}: claimed (queue trial {event['trial']}{takeover})"
     if kind == "resumed" and event.get("finished"):
         return f"{cell}: run {event['run_id']} had finished; marked done"
     if kind == "resumed":
@@ -32,7 +33,10 @@ def _describe(event: dict) -> str | None:
     if kind == "restarted":
         return f"{cell}: run {event['run_id']} marked FAILED ({event['why']}); training the cell as a new run"
     if kind == "lost":
-        return f"note: {cell}: this worker lost its lease (no heartbeat for the grace period); the queue's next claimant checks its run"
+        return (
+            f"note: {cell}: this worker lost its lease (no heartbeat for the grace period); "
+            "the queue's next claimant checks its run"
+        )
     if kind == "finished":
         return summary_line(event["summary"])
     if kind == "waiting":

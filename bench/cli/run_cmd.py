@@ -15,7 +15,7 @@ EXAMPLES = examples(
     "bench run --backbone resnet50 --data fer2013.csv.gz --labels ferplus --set data.targets=crossentropy",
     "bench run --backbone baseline_cnn --recipe smoke --data synthetic   # try it in a minute",
     "bench run --resume RUN_ID",
-    "bench run --backbone all --seed 42 --seed 43 --data fer2013.csv.gz --queue sqlite:///mlruns/queue.db   # one per GPU",
+    "bench run --backbone all --seed 42 --seed 43 --data fer2013.csv.gz --queue sqlite:///mlruns/queue.db  # per GPU",
 )
 
 

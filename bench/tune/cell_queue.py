@@ -110,9 +110,9 @@ class CellQueue:
         check_storage(url, "--queue")
         db = sqlite_path(url)
         if db is not None and not db.parent.is_dir():
-            raise BenchError(f"cannot open the queue {url}: the folder {db.parent} does not exist; create it or fix --queue")
+            raise BenchError(f"cannot open the queue {url}: no folder {db.parent}; create it or fix --queue")
         if not 0 < heartbeat < grace:
-            raise BenchError(f"the heartbeat ({heartbeat} s) must be positive and shorter than the grace period ({grace} s)")
+            raise BenchError(f"the heartbeat ({heartbeat} s) must be positive and under the grace period ({grace} s)")
         storage = _storage(optuna, url, heartbeat, grace)
         study, created = _create_or_load(optuna, storage, name)
         if created:
@@ -138,7 +138,8 @@ class CellQueue:
             if time.monotonic() > deadline:
                 raise BenchError(
                     f"the queue {self.name} was left half filled (its first worker stopped while filling it): "
-                    f"delete it with `optuna delete-study --study-name {self.name} --storage URL` and start the workers again"
+                    f"delete it with `optuna delete-study --study-name {self.name} --storage URL`, then start the "
+                    "workers again"
                 )
             time.sleep(1)
         if self.study.user_attrs[FILLED] != cells:  # the name hashes the cells: only a hash collision gets here
@@ -296,7 +297,9 @@ def _create_or_load(optuna, storage, name: str, attempts: int = 5):
         try:
             sampler = optuna.samplers.RandomSampler(seed=0)  # never asked: every trial is a queued cell
             try:
-                return optuna.create_study(study_name=name, storage=storage, direction="maximize", sampler=sampler), True
+                return optuna.create_study(
+                    study_name=name, storage=storage, direction="maximize", sampler=sampler
+                ), True
             except optuna.exceptions.DuplicatedStudyError:
                 return optuna.load_study(study_name=name, storage=storage, sampler=sampler), False
         except Exception as exc:
