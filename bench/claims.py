@@ -16,6 +16,11 @@ CLAIM_FILE = "claim.lock"
 _claims: dict[Path, int] = {}  # folder -> the open, locked claim file of this process
 
 
+class ClaimHeld(BenchError):
+    """The run's folder is claimed by a live process: a caller that may wait for it (a queue's take-over
+    of a run whose first worker is still finishing it) tells this apart from other errors."""
+
+
 def claim(folder: Path, what: str) -> None:
     """Take the one claim on a run's checkpoint folder, or refuse in one line: two processes training
     one run would both write its checkpoints and log to it. The claim is an exclusive ``flock`` on
@@ -35,7 +40,7 @@ def claim(folder: Path, what: str) -> None:
     except BlockingIOError:
         owner = os.read(fd, 200).decode(errors="replace").strip() or "its pid unknown"
         os.close(fd)
-        raise BenchError(f"{what} is being trained by another process ({owner}); wait for it or stop it") from None
+        raise ClaimHeld(f"{what} is being trained by another process ({owner}); wait for it or stop it") from None
     os.ftruncate(fd, 0)
     os.write(fd, f"pid {os.getpid()} on host {socket.gethostname()}".encode())
     _claims[folder] = fd

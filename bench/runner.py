@@ -36,6 +36,8 @@ class RunRequest:
     verbose: int = 0
     progress: Callable[[dict], None] | None = None  # see bench.callbacks.Progress
     checkpoint_dir: Path | None = None  # a resume's folder, as its run recorded it
+    checkpoint_root: Path | None = None  # where a new run's folder goes (default: beside the store)
+    on_start: Callable[[str], None] | None = None  # told the run id once the run holds its folder (a queue)
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,10 @@ def run_one(req: RunRequest, data: FerData) -> RunSummary:
     folder = req.checkpoint_dir
     try:
         with run:
-            folder = folder or rs.checkpoint_root(uri) / run.run_id
+            folder = folder or (req.checkpoint_root or rs.checkpoint_root(uri)).resolve() / run.run_id
             claim(folder, f"run {run.run_id}")  # a resume claimed it before the run started
+            if req.on_start is not None:
+                req.on_start(run.run_id)
             result, test_metrics = _train_and_log(run, req, fit, data, folder)
     except (OSError, trk.StoreError) as exc:
         rs.drop_if_unresumable(folder)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -63,3 +64,38 @@ def load_benchmark(name: str):
     finally:
         sys.path.remove(str(path.parent))
     return module
+
+
+@pytest.fixture
+def postgres_url():
+    """A throwaway PostgreSQL server on 127.0.0.1, started as the postgres user (it refuses root);
+    skips cleanly where no server can be started. Shared by the tune and the run-queue tests."""
+    import glob
+    import shutil
+
+    pytest.importorskip("psycopg")
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not bins or shutil.which("su") is None:
+        pytest.skip("no PostgreSQL server binaries on this machine")
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-pg-", dir="/tmp"))  # pytest's own tmp root is private to root
+    os.chmod(folder, 0o777)
+    import socket
+
+    with socket.socket() as probe:  # a free port: several sessions may start servers at once
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    start = (
+        f"{bins[-1]}/initdb -D {folder}/data -A trust -U postgres >/dev/null && {bins[-1]}/pg_ctl -D "
+        f"{folder}/data -o '-p {port} -k {folder} -c listen_addresses=127.0.0.1' -l {folder}/log -w start"
+    )
+    as_postgres = ["su", "postgres", "-s", "/bin/sh", "-c"] if os.geteuid() == 0 else ["sh", "-c"]
+    started = subprocess.run([*as_postgres, start], capture_output=True, text=True, timeout=120, cwd=folder)
+    if started.returncode != 0:
+        pytest.skip(f"PostgreSQL could not start: {started.stderr.strip()[:200]}")
+    yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    subprocess.run(
+        [*as_postgres, f"{bins[-1]}/pg_ctl -D {folder}/data stop -m fast"], capture_output=True, timeout=60, cwd=folder
+    )
+    shutil.rmtree(folder, ignore_errors=True)

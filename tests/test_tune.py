@@ -331,37 +331,6 @@ def test_ctrl_c_marks_the_parent_killed_and_a_rerun_continues(recipe_path, tmp_p
     assert len(final) == 1 and "test_macro_f1" in final[0].data.metrics  # --final: a normal run with test metrics
 
 
-@pytest.fixture
-def postgres_url():
-    """A throwaway PostgreSQL server on 127.0.0.1, started as the postgres user (it refuses root);
-    skips cleanly where no server can be started."""
-    import glob
-    import shutil
-
-    pytest.importorskip("psycopg")
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-    if not bins or shutil.which("su") is None:
-        pytest.skip("no PostgreSQL server binaries on this machine")
-    import tempfile
-
-    folder = Path(tempfile.mkdtemp(prefix="bench-pg-", dir="/tmp"))  # pytest's own tmp root is private to root
-    os.chmod(folder, 0o777)
-    port = 54329
-    start = (
-        f"{bins[-1]}/initdb -D {folder}/data -A trust -U postgres >/dev/null && {bins[-1]}/pg_ctl -D "
-        f"{folder}/data -o '-p {port} -k {folder} -c listen_addresses=127.0.0.1' -l {folder}/log -w start"
-    )
-    as_postgres = ["su", "postgres", "-s", "/bin/sh", "-c"] if os.geteuid() == 0 else ["sh", "-c"]
-    started = subprocess.run([*as_postgres, start], capture_output=True, text=True, timeout=120, cwd=folder)
-    if started.returncode != 0:
-        pytest.skip(f"PostgreSQL could not start: {started.stderr.strip()[:200]}")
-    yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    subprocess.run(
-        [*as_postgres, f"{bins[-1]}/pg_ctl -D {folder}/data stop -m fast"], capture_output=True, timeout=60, cwd=folder
-    )
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 @pytest.mark.slow
 def test_two_workers_share_one_postgresql_study(recipe_path, tmp_path, postgres_url):
     _two_workers_complete_the_study(recipe_path, tmp_path, postgres_url, "pg")

@@ -15,6 +15,7 @@ EXAMPLES = examples(
     "bench run --backbone resnet50 --data fer2013.csv.gz --labels ferplus --set data.targets=crossentropy",
     "bench run --backbone baseline_cnn --recipe smoke --data synthetic   # try it in a minute",
     "bench run --resume RUN_ID",
+    "bench run --backbone all --seed 42 --seed 43 --data fer2013.csv.gz --queue sqlite:///mlruns/queue.db  # per GPU",
 )
 
 
@@ -25,6 +26,29 @@ EXAMPLES = examples(
 @click.option("--seed", "seeds", multiple=True, type=int, help="Seed (repeatable: one run per seed).")
 @TRACKING_URI_OPTION
 @click.option("--resume", "resume_run_id", default=None, metavar="RUN_ID", help="Continue an interrupted run.")
+@click.option(
+    "--queue",
+    "queue_url",
+    default=None,
+    metavar="URL",
+    help="Share the backbone x seed matrix with every worker started with the same command: an Optuna "
+    "storage URL (sqlite:///PATH.db on one machine, postgresql://... across machines); see README.",
+)
+@click.option(
+    "--queue-grace",
+    default=120,
+    show_default=True,
+    type=click.IntRange(2, 86_400),
+    metavar="SECONDS",
+    help="With --queue: a cell whose worker sent no heartbeat this long is taken over and resumed.",
+)
+@click.option(
+    "--checkpoint-root",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Folder for new runs' checkpoints (default: beside a SQLite store, else ./mlruns/checkpoints); "
+    "with --queue on several machines, a folder every worker sees at the same path.",
+)
 @click.option("--deterministic", is_flag=True, help="Deterministic ops (slower); same seed, same metrics.")
 @click.option("--no-save-model", is_flag=True, help="Do not log the trained model as model.keras.")
 @click.option("--skip-bad", is_flag=True, help="Drop malformed data rows instead of failing.")
@@ -34,20 +58,33 @@ EXAMPLES = examples(
 def run(backbones, seeds, tracking_uri, resume_run_id, no_save_model, skip_bad, verbose, quiet, **description):
     """Train, evaluate and log backbone(s) + head with one recipe."""
     from dataclasses import replace
+    from pathlib import Path
 
     from bench.data import load_for_recipe
     from bench.runner import RunRequest, resume_request
 
+    queue_url, grace, root = (description.pop(k) for k in ("queue_url", "queue_grace", "checkpoint_root"))
+    if queue_url and resume_run_id:
+        raise click.UsageError("--resume continues one run; --queue resumes its cells' runs itself: give one")
     if resume_run_id:
         req, source = resume_request(resume_run_id, tracking_uri, save_model=not no_save_model)
         base, recipes = req.recipe, [req.recipe]
     else:
         base, recipes = _plan(backbones, seeds, tracking_uri, description)
         req, source = (RunRequest(base, tracking_uri, not no_save_model), base.data.source)
+    keras_verbose = {0: 0, 1: 2, 2: 1}.get(verbose, 1)
+    req = replace(req, verbose=keras_verbose, checkpoint_root=Path(root) if root else None)
+    requests = [replace(req, recipe=r) for r in recipes]
+    if queue_url:
+        from bench.cli.queue_output import open_matrix_queue, work_queue
+
+        queue = open_matrix_queue(requests, queue_url, grace)  # a bad URL fails before TensorFlow loads
+        load_tensorflow(verbose)
+        work_queue(requests, load_for_recipe(base, source, skip_bad=skip_bad), queue, not (quiet or verbose))
+        return
     load_tensorflow(verbose)
     data = load_for_recipe(base, source, skip_bad=skip_bad)
-    keras_verbose = {0: 0, 1: 2, 2: 1}.get(verbose, 1)
-    _run_all([replace(req, recipe=r, verbose=keras_verbose) for r in recipes], data, not (quiet or verbose))
+    _run_all(requests, data, not (quiet or verbose))
 
 
 def _plan(backbones, seeds, tracking_uri, description: dict):

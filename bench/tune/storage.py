@@ -49,7 +49,7 @@ def fail_stale(study) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
-def check_storage(url: str) -> None:
+def check_storage(url: str, option: str = "--storage") -> None:
     """A one-line error, before Optuna touches it, when ``url`` is an MLflow tracking database: Optuna
     reads MLflow's ``alembic_version`` as a newer Optuna schema ("pip install -U optuna") and adds its
     own tables beside MLflow's. A database that cannot be inspected is left to Optuna to report."""
@@ -68,7 +68,7 @@ def check_storage(url: str) -> None:
         return
     if {"experiments", "runs"} <= tables:
         raise BenchError(
-            f"--storage {parsed.render_as_string(hide_password=True)} is an MLflow tracking database (it holds "
-            "MLflow's experiments and runs tables); give Optuna a database of its own, e.g. --storage "
+            f"{option} {parsed.render_as_string(hide_password=True)} is an MLflow tracking database (it holds "
+            f"MLflow's experiments and runs tables); give Optuna a database of its own, e.g. {option} "
             f"sqlite:///{Path(DEFAULT_DIR) / 'optuna.db'}"
         )
