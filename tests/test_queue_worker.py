@@ -87,11 +87,6 @@ def _two_workers_train_each_cell_once(tmp_path, queue: str) -> None:
     assert _per_cell(_runs(tmp_path)) == {"s1": ["FINISHED"], "s2": ["FINISHED"]}  # one MLflow run per cell
 
 
-@pytest.mark.slow
-def test_two_workers_share_a_postgresql_queue(tmp_path, postgres_url):
-    _two_workers_train_each_cell_once(tmp_path, postgres_url)
-
-
 @pytest.mark.slow  # 3 processes that load TensorFlow: 381 s nice'd on the shared 2-core machine
 def test_two_workers_train_each_cell_once_and_rank_as_a_serial_run(tmp_path):
     _two_workers_train_each_cell_once(tmp_path, f"sqlite:///{tmp_path / 'queue.db'}")

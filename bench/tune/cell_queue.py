@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from bench.errors import BenchError
+from bench.tune.storage import serialize_sqlite
 
 HEARTBEAT_SECONDS = 10  # a worker stamps its cell's heartbeat this often
 GRACE_SECONDS = 120  # a cell without a heartbeat this long belongs to a dead worker: another worker takes it over
@@ -258,35 +259,13 @@ def _storage(optuna, url: str, heartbeat: int, grace: int, attempts: int = 5):
                 url, heartbeat_interval=heartbeat, grace_period=grace, heartbeat_stale_trial_callback=retry
             )
             if storage.engine.dialect.name == "sqlite":
-                _serialize_sqlite(storage.engine)
+                serialize_sqlite(storage.engine)
             return storage
         except Exception as exc:
             if attempt + 1 == attempts:
                 raise BenchError(f"cannot open the queue {url}: {str(exc).splitlines()[0][:200]}; fix --queue") from exc
             time.sleep(1 + attempt)
     raise AssertionError("unreachable")
-
-
-def _serialize_sqlite(engine) -> None:
-    """Make SQLite's claims atomic. SQLite ignores ``SELECT ... FOR UPDATE``, and Python's sqlite3 opens a
-    transaction only before the first write, so two workers could both read a cell WAITING and both set
-    it RUNNING (measured: 3 processes on 12 cells claimed some twice). SQLAlchemy's documented recipe for
-    pysqlite ("Serializable isolation / Savepoints / Transactional DDL") has every transaction begin with
-    ``BEGIN IMMEDIATE``, which takes the database's write lock first: claims, heartbeats and take-overs
-    then run one at a time (each a few milliseconds), waiting up to 60 s for the lock. PostgreSQL and
-    MySQL lock the row (``FOR UPDATE``) and need none of this."""
-    import sqlalchemy
-
-    @sqlalchemy.event.listens_for(engine, "connect")
-    def _manual_transactions(dbapi_connection, connection_record) -> None:
-        dbapi_connection.isolation_level = None  # sqlite3 emits no BEGIN of its own
-        dbapi_connection.execute("PRAGMA busy_timeout = 60000")
-
-    @sqlalchemy.event.listens_for(engine, "begin")
-    def _begin_immediate(connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    engine.dispose()  # connections opened before the listeners (Optuna's schema check) are not reused
 
 
 def _create_or_load(optuna, storage, name: str, attempts: int = 5):
