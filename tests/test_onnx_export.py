@@ -54,10 +54,12 @@ def test_onnx_export_agrees_with_keras_and_keeps_the_temperature(trained_file, t
     assert np.max(np.abs(exported - untempered)) > 10 * TOLERANCE["none"]  # the 2.0 is in the file's graph
 
 
-def test_upscaling_calibrated_model_exports_its_matrix_resize_and_temperature(tmp_path):
-    """image_size 64: the bicubic Resizing becomes matrix products and the temperature its own layer."""
+def test_upscaling_calibrated_hybrid_model_exports_its_resize_gelu_and_temperature(tmp_path):
+    """image_size 64: the bicubic Resizing becomes matrix products and the temperature its own layer; the
+    hybrid head's exact GELU needs bench's Erfc handler, the fused BatchNorm (the cpu recipe's) converts."""
     keras.utils.set_random_seed(1)
-    model, _ = build_model(backbone="baseline_cnn", head="linear", image_size=64)
+    small = {"projection_dim": 16, "num_heads": 2, "ffn_multiplier": 1.0, "branch_units": 8, "fusion_units": 16}
+    model, _ = build_model(backbone="baseline_cnn", head="hybrid", image_size=64, head_options=small, batchnorm="fused")
     model.set_temperature(0.5)  # sharpens the near-uniform outputs of a fresh model: a visible difference
     report = export_model(model, "onnx", tmp_path / "up.onnx")
     assert report.agrees, report.failure
