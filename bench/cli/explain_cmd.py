@@ -19,7 +19,7 @@ EXAMPLES = examples(
 
 @click.command(epilog=EXAMPLES)
 @click.argument("inputs", nargs=-1)
-@saved_model_options
+@saved_model_options(keras_only=True)
 @click.option(
     "--out",
     "out_dir",
@@ -73,7 +73,7 @@ def explain(inputs, run_id, model_path, tracking_uri, out_dir, class_name, no_de
     if inputs:
         check_inputs(list(inputs))  # a missing path fails before the model loads
     load_tensorflow()
-    model = load_saved_model(run_id, model_path, tracking_uri)
+    model = load_saved_model(run_id, model_path, tracking_uri, keras_only=True)
     rows, page = _explain(model, list(inputs), Path(out_dir), class_name, not no_detect, options, data, views)
     if inputs:
         click.echo(json.dumps(rows, indent=2) if fmt == "json" else _table(rows))

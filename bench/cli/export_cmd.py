@@ -1,4 +1,4 @@
-"""``bench export``: a trained model as TensorFlow Lite or SavedModel, checked against the Keras model."""
+"""``bench export``: a trained model as TensorFlow Lite, SavedModel or ONNX, checked against the Keras model."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from bench.cli.options import choice_option, examples, load_saved_model, saved_m
 EXAMPLES = examples(
     "bench export --run RUN_ID --to tflite --quantize dynamic --out fer.tflite",
     "bench export --model model.keras --to saved_model --out fer_savedmodel",
+    "bench export --run RUN_ID --to onnx --out fer.onnx",
     "bench export --run RUN_ID --to tflite --out fer.tflite --format json > export.json",
 )
 
-FILE_TYPES = ("tflite", "saved_model")
+FILE_TYPES = ("tflite", "saved_model", "onnx")
 
 
 def _report_format(ctx, param, value):
@@ -31,14 +32,14 @@ def _report_format(ctx, param, value):
 
 
 @click.command(epilog=EXAMPLES)
-@saved_model_options
+@saved_model_options(keras_only=True)
 @click.option("--to", "file_type", type=click.Choice(FILE_TYPES), required=True, help="File type to write.")
 @choice_option(
     "--quantize",
     ["none", "dynamic", "float16"],
     "TFLite weights: int8 (dynamic) or float16; smaller, checked against a looser tolerance.",
 )
-@click.option("--out", required=True, type=click.Path(), help="The .tflite file or SavedModel folder to write.")
+@click.option("--out", required=True, type=click.Path(), help="The .tflite/.onnx file or SavedModel folder to write.")
 @click.option(
     "--format",
     "fmt",
@@ -50,11 +51,13 @@ def _report_format(ctx, param, value):
 )
 @friendly_errors
 def export(run_id, model_path, tracking_uri, file_type, quantize, out, fmt):
-    """Export a trained model to TensorFlow Lite or SavedModel and check it agrees with the Keras model."""
+    """Export a trained model to TensorFlow Lite, SavedModel or ONNX and check it agrees with the Keras model.
+
+    An ONNX file carries the class names, so bench predict --model M.onnx runs it with ONNX Runtime."""
     from bench.inference.export import export_model
 
     load_tensorflow()
-    model = load_saved_model(run_id, model_path, tracking_uri)
+    model = load_saved_model(run_id, model_path, tracking_uri, keras_only=True)
     report = export_model(model, file_type, Path(out), quantize)
     click.echo(json.dumps(report.as_dict(), indent=2) if fmt == "json" else export_text(report))
     if not report.agrees:
@@ -63,7 +66,7 @@ def export(run_id, model_path, tracking_uri, file_type, quantize, out, fmt):
 
 
 def export_text(report) -> str:
-    """The export report in words: file sizes, the agreement check, single-face latencies."""
+    """The export report in words: file sizes, the agreement check, single-face latencies, batch speed."""
     verdict = "agrees" if report.agrees else "DISAGREES"
     return (
         f"wrote {report.path} ({report.size_mb:.2f} MB; .keras {report.keras_size_mb:.2f} MB)\n"
@@ -71,8 +74,14 @@ def export_text(report) -> str:
         f"tolerance {report.tolerance:g} for quantize={report.quantize}; same class for "
         f"{report.argmax_agreement:.0%}, {_confident_text(report)})\n"
         f"single-face latency: Keras {report.latency_ms_keras:.2f} ms, exported {report.latency_ms_exported:.2f} ms\n"
+        f"{report.samples} faces at once: Keras {report.faces_per_s_keras:.0f} faces/s, "
+        f"exported {report.faces_per_s_exported:.0f} faces/s{_one_at_a_time(report)}\n"
         f"output columns ({len(report.class_names)} classes): {', '.join(report.class_names)}"
     )
+
+
+def _one_at_a_time(report) -> str:
+    return " (one face per call: the .tflite file takes batches of 1)" if report.format == "tflite" else ""
 
 
 def _confident_text(report) -> str:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import click
 
 from bench.cli.base import friendly_errors, load_tensorflow
-from bench.cli.options import examples, face_options, load_saved_model, saved_model_options
+from bench.cli.options import examples, face_options, is_onnx_path, load_saved_model, saved_model_options
 
 EXAMPLES = examples(
     "bench live --run RUN_ID",
     "bench live --model model.keras --port 8080",
+    "bench live --model fer.onnx",
     "bench live --run RUN_ID --source 0",
     "bench live --run RUN_ID --source clip.mp4 --record live-out/",
 )
@@ -52,7 +53,8 @@ def live(run_id, model_path, tracking_uri, host, port, source, record, tta, wind
     from bench.live.sources import LatestFrameSource, parse_source
 
     record_dir = check_record_dir(Path(record)) if record else None
-    load_tensorflow()
+    if not is_onnx_path(model_path):  # ONNX Runtime runs it: importing TensorFlow would only cost seconds
+        load_tensorflow()
     model = load_saved_model(run_id, model_path, tracking_uri)
     pipeline = FramePipeline(FaceClassifier(model, *tta_settings(tta, run_id, tracking_uri)), FaceOptions(**options))
     warm_up(pipeline)

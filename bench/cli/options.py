@@ -52,23 +52,44 @@ def format_option(*choices: str):
     return choice_option("--format", choices, "Output style.", dest="fmt")
 
 
-def saved_model_options(fn):
-    """``--run RUN_ID`` / ``--model PATH.keras`` / ``--tracking-uri``: where a trained model comes from."""
-    fn = TRACKING_URI_OPTION(fn)
-    fn = click.option("--model", "model_path", default=None, type=click.Path(dir_okay=False), help="A .keras file.")(fn)
-    return click.option(
-        "--run", "run_id", default=None, metavar="RUN_ID", help="Use the model.keras of this bench run."
-    )(fn)
+def saved_model_options(fn=None, *, keras_only: bool = False):
+    """``--run RUN_ID`` / ``--model PATH`` / ``--tracking-uri``: where a trained model comes from. ``--model``
+    takes a .keras file, or a .onnx file from ``bench export --to onnx`` unless ``keras_only`` (commands that
+    need Keras' layers: export, explain). Used bare (``@saved_model_options``) or called."""
+
+    def decorate(fn):
+        model_help = "A .keras file." if keras_only else "A .keras file, or a .onnx file from bench export --to onnx."
+        fn = TRACKING_URI_OPTION(fn)
+        fn = click.option("--model", "model_path", default=None, type=click.Path(dir_okay=False), help=model_help)(fn)
+        return click.option(
+            "--run", "run_id", default=None, metavar="RUN_ID", help="Use the model.keras of this bench run."
+        )(fn)
+
+    return decorate(fn) if fn is not None else decorate
 
 
-def load_saved_model(run_id, model_path, tracking_uri):
-    """The model :func:`saved_model_options` name: exactly one of a run's model.keras or a file."""
+def is_onnx_path(model_path) -> bool:
+    """Whether ``--model`` names a .onnx file: ONNX Runtime runs it, so a command need not import TensorFlow."""
+    return bool(model_path) and str(model_path).lower().endswith(".onnx")
+
+
+def load_saved_model(run_id, model_path, tracking_uri, *, keras_only: bool = False):
+    """The model :func:`saved_model_options` name: exactly one of a run's model.keras or a file, a ``.onnx``
+    one run by ONNX Runtime (:func:`bench.inference.classifier.load_model_file`) unless ``keras_only``."""
     from bench.errors import BenchError
-    from bench.inference.classifier import load_keras_model, model_from_run
+    from bench.inference.classifier import load_keras_model, load_model_file, model_from_run
 
     if bool(run_id) == bool(model_path):
-        raise BenchError("give exactly one of --run RUN_ID or --model PATH.keras")
-    return model_from_run(run_id, tracking_uri) if run_id else load_keras_model(model_path)
+        files = "PATH.keras" if keras_only else "PATH (a .keras or .onnx file)"
+        raise BenchError(f"give exactly one of --run RUN_ID or --model {files}")
+    if run_id:
+        return model_from_run(run_id, tracking_uri)
+    if keras_only and is_onnx_path(model_path):
+        raise BenchError(
+            f"this command needs the Keras model (.keras file or --run RUN_ID), not '{model_path}': "
+            "ONNX files run in bench predict and bench live"
+        )
+    return load_keras_model(model_path) if keras_only else load_model_file(model_path)
 
 
 def face_options(fn):

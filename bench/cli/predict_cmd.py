@@ -8,12 +8,20 @@ from pathlib import Path
 import click
 
 from bench.cli.base import friendly_errors, load_tensorflow
-from bench.cli.options import examples, face_options, format_option, load_saved_model, saved_model_options
+from bench.cli.options import (
+    examples,
+    face_options,
+    format_option,
+    is_onnx_path,
+    load_saved_model,
+    saved_model_options,
+)
 
 EXAMPLES = examples(
     "bench predict --run RUN_ID photo.jpg",
     "bench predict --run RUN_ID photos/ clip.mp4 --out annotated/ --format json > predictions.json",
     "bench predict --model model.keras crops/ --no-detect --format csv",
+    "bench predict --model fer.onnx photo.jpg",
     "bench predict --run RUN_ID photo.jpg --tta flip",
 )
 
@@ -36,7 +44,8 @@ def predict(inputs, run_id, model_path, tracking_uri, out_dir, fmt, no_detect, t
     from bench.inference.predict import PredictOptions, predict_files
     from bench.reports import render_predictions
 
-    load_tensorflow()
+    if not is_onnx_path(model_path):  # ONNX Runtime runs it: importing TensorFlow would only cost seconds
+        load_tensorflow()
     model = load_saved_model(run_id, model_path, tracking_uri)
     classifier = FaceClassifier(model, *tta_settings(tta, run_id, tracking_uri))
     out = Path(out_dir) if out_dir else None
@@ -58,7 +67,7 @@ def tta_settings(tta: str | None, run_id: str | None, tracking_uri: str | None) 
         logged, padding = run_tta_settings(run_id, tracking_uri)
         return tta or logged, padding
     if tta == "crops":
-        raise BenchError("--tta crops needs --run RUN_ID (a .keras file does not record the crops' padding)")
+        raise BenchError("--tta crops needs --run RUN_ID (a model file does not record the crops' padding)")
     return tta or "none", 0
 
 

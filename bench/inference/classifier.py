@@ -1,6 +1,7 @@
 """A trained bench model as a fast face classifier: loaded from a file or an MLflow run, checked to
 take 48x48x1 raw faces, and called as one compiled function per batch of faces (``model.predict``
-costs ~50 ms a call here, more than the model itself)."""
+costs ~50 ms a call here, more than the model itself). A ``.onnx`` file from ``bench export --to onnx``
+is run by ONNX Runtime instead (:mod:`bench.inference.onnx_model`), without TensorFlow or Keras."""
 
 from __future__ import annotations
 
@@ -39,6 +40,23 @@ def load_keras_model(path: str | Path):
         return keras.models.load_model(path, compile=False)
     except Exception as exc:
         raise BenchError(f"cannot load '{path}' as a Keras model: {first_line(exc)}") from exc
+
+
+def load_model_file(path: str | Path):
+    """A model file by its suffix: ``.onnx`` as an :class:`~bench.inference.onnx_model.OnnxModel` (ONNX
+    Runtime), anything else as a Keras model. Both work in :class:`FaceClassifier`."""
+    if Path(path).suffix.lower() == ".onnx":
+        from bench.inference.onnx_model import load_onnx_model
+
+        return load_onnx_model(path)
+    return load_keras_model(path)
+
+
+def is_onnx_model(model) -> bool:
+    """Whether ``model`` came from a ``.onnx`` file (no Keras API: no layers to explain, nothing to export)."""
+    from bench.inference.onnx_model import OnnxModel
+
+    return isinstance(model, OnnxModel)
 
 
 def model_from_run(run_id: str, tracking_uri: str | None = None):
@@ -98,7 +116,9 @@ class FaceClassifier:
     """Probabilities over the model's classes (FER2013's 7, FER+'s 8) for a batch of uint8 48x48 faces.
 
     Args:
-        model: a bench model (a calibrated one returns its tempered probabilities).
+        model: a bench model (a calibrated one returns its tempered probabilities), Keras or a loaded
+            ``.onnx`` file (:func:`load_model_file`); TTA works with both, its views going through the
+            same call.
         tta: ``none``, ``flip`` or ``crops``: probabilities averaged over views of each face, as the run's
             evaluation averaged them (:mod:`bench.inference.tta`); all views go through one call.
         crop_padding: the corner crops' shift for ``crops`` (the run's ``data.augment.crop_padding``).
@@ -109,10 +129,13 @@ class FaceClassifier:
         from bench.inference.tta import check_mode
 
         check_mode(tta, crop_padding)
-        check_input_shape(model)
         self.model = model
-        self.class_names = model_class_names(model)
         self.tta, self.crop_padding = tta, crop_padding
+        if is_onnx_model(model):  # its input shape was checked when it was loaded
+            self.class_names, self._call = model.class_names, model
+            return
+        check_input_shape(model)
+        self.class_names = model_class_names(model)
         self._call = inference_function(model)
 
     def __call__(self, faces: np.ndarray) -> np.ndarray:

@@ -1,9 +1,11 @@
-"""``bench export``: a trained model as TensorFlow Lite (the seed's future work: edge devices) or a
-TensorFlow SavedModel, checked after export by running both on the same faces.
+"""``bench export``: a trained model as TensorFlow Lite (the seed's future work: edge devices), a
+TensorFlow SavedModel or ONNX (run by ONNX Runtime, :mod:`bench.inference.onnx_export`), checked after
+export by running both on the same faces.
 
 The check uses synthetic faces drawn by bench (no data needed) plus random pixels; tolerances are per
 quantization mode because quantization changes the numbers on purpose:
-- none: the same float32 graph, so probabilities agree to 1e-4;
+- none: the same float32 graph (ONNX: the same operations in ONNX Runtime's kernels), so probabilities
+  agree to 1e-4;
 - float16: weights stored in float16, ~3 significant digits: 1e-2;
 - dynamic: weights int8, activations quantized on the fly: 5e-2.
 Then the predicted class must agree on at least 90 % of the faces where the Keras model is confident:
@@ -27,7 +29,7 @@ from bench.errors import BenchError, first_line, os_error_text, probe_folder
 
 TOLERANCE = {"none": 1e-4, "float16": 1e-2, "dynamic": 5e-2}
 MIN_ARGMAX_AGREEMENT = 0.9
-FORMATS = ("tflite", "saved_model")
+FORMATS = ("tflite", "saved_model", "onnx")
 
 
 @dataclass(frozen=True)
@@ -41,9 +43,11 @@ class ExportReport:
     tolerance: float
     argmax_agreement: float
     agrees: bool
-    latency_ms_keras: float
+    latency_ms_keras: float  # one face per call, median
     latency_ms_exported: float
     samples: int
+    faces_per_s_keras: float = 0.0  # all ``samples`` faces in one call (TFLite: one face per call, in a loop)
+    faces_per_s_exported: float = 0.0
     confident_samples: int = 0
     confident_agreement: float | None = None  # None: no confident face
     failure: str | None = None  # which rule failed, in words
@@ -73,6 +77,10 @@ def _median_ms(fn, x, warmup: int = 3, repeats: int = 20) -> float:
     return float(np.median(times))
 
 
+def _faces_per_second(fn, x, warmup: int = 1, repeats: int = 5) -> float:
+    return len(x) / (_median_ms(fn, x, warmup, repeats) / 1000)
+
+
 def _size_mb(path: Path) -> float:
     if path.is_file():
         return path.stat().st_size / 2**20
@@ -97,16 +105,14 @@ def _matrix_resize_layer(resizing):
 
     class MatrixResize(keras.layers.Layer):
         def build(self, input_shape):
-            self.rows = keras.ops.convert_to_tensor(
-                _resize_matrix(input_shape[1], resizing.height, resizing.interpolation)
-            )
-            self.cols = keras.ops.convert_to_tensor(
-                _resize_matrix(input_shape[2], resizing.width, resizing.interpolation)
-            )
+            self.rows = _resize_matrix(input_shape[1], resizing.height, resizing.interpolation)
+            self.cols = _resize_matrix(input_shape[2], resizing.width, resizing.interpolation)
 
         def call(self, x):
-            x = keras.ops.einsum("oh,bhwc->bowc", self.rows, x)
-            return keras.ops.einsum("pw,bowc->bopc", self.cols, x)
+            # NumPy until here, so the matrices are constants of the traced graph: built as tensors, they
+            # were captured tensors, which tf2onnx turns into extra inputs of the ONNX graph.
+            x = keras.ops.einsum("oh,bhwc->bowc", keras.ops.convert_to_tensor(self.rows), x)
+            return keras.ops.einsum("pw,bowc->bopc", keras.ops.convert_to_tensor(self.cols), x)
 
         def compute_output_shape(self, input_shape):
             return (input_shape[0], resizing.height, resizing.width, input_shape[3])
@@ -225,6 +231,18 @@ def _saved_model_runner(path: Path):
     return lambda x: np.asarray(loaded.serve(tf.constant(x, tf.float32)), dtype=np.float32)
 
 
+def load_exported(fmt: str, path: Path):
+    """An exported file (``fmt`` one of :data:`FORMATS`) as a ``faces (n, 48, 48, 1) float32 -> (n, classes)
+    probabilities`` function: how the check runs it, and how benchmarks/export_speed.py times it."""
+    if fmt == "tflite":
+        return _tflite_runner(path)
+    if fmt == "onnx":
+        from bench.inference.onnx_model import load_onnx_model
+
+        return load_onnx_model(path)
+    return _saved_model_runner(path)
+
+
 def op_error_text(exc) -> str:
     """A TensorFlow op's failure in the words of the OS when it is one (a SavedModel on a full disk
     fails in ``{{function_node __wrapped__SaveV2...}} PATH.tempstate...; No space left on device
@@ -250,9 +268,14 @@ def _write(model, fmt: str, out: Path, quantize: str):
     try:
         if fmt == "tflite":
             to_tflite(model, out, quantize)
-            return _tflite_runner(out)
-        to_saved_model(model, out)
-        return _saved_model_runner(out)
+        elif fmt == "onnx":
+            from bench.inference.classifier import model_class_names
+            from bench.inference.onnx_export import to_onnx
+
+            to_onnx(model, out, model_class_names(model), getattr(model, "temperature", 1.0))
+        else:
+            to_saved_model(model, out)
+        return load_exported(fmt, out)
     except (OSError, tf.errors.OpError) as exc:
         cause = os_error_text(exc) if isinstance(exc, OSError) else op_error_text(exc)
         if out.is_dir():
@@ -289,13 +312,14 @@ def judge(reference: np.ndarray, exported: np.ndarray, tolerance: float) -> tupl
 def export_model(model, fmt: str, out: Path, quantize: str = "none", samples: int = 32) -> ExportReport:
     """Export ``model`` and check the exported file against it; raises BenchError on a bad request.
 
-    Needs the TensorFlow backend: TFLite and SavedModel are written by TensorFlow's converters."""
+    Needs the TensorFlow backend: TFLite and SavedModel are written by TensorFlow's converters, ONNX by
+    tf2onnx from a TensorFlow graph."""
     from bench.backend import backend_name, is_tensorflow
 
     if not is_tensorflow():
         raise BenchError(
-            f"bench export needs the TensorFlow backend (KERAS_BACKEND={backend_name()} cannot write TFLite "
-            "or SavedModel); rerun it with KERAS_BACKEND=tensorflow, which loads the same .keras model"
+            f"bench export needs the TensorFlow backend (KERAS_BACKEND={backend_name()} cannot write TFLite, "
+            "SavedModel or ONNX); rerun it with KERAS_BACKEND=tensorflow, which loads the same .keras model"
         )
     import tensorflow as tf
 
@@ -305,8 +329,8 @@ def export_model(model, fmt: str, out: Path, quantize: str = "none", samples: in
         raise BenchError(f"--to must be one of {', '.join(FORMATS)}; received {fmt!r}")
     if quantize not in TOLERANCE:
         raise BenchError(f"--quantize must be one of {', '.join(TOLERANCE)}; received {quantize!r}")
-    if fmt == "saved_model" and quantize != "none":
-        raise BenchError("--quantize applies to --to tflite only; drop it for saved_model")
+    if fmt != "tflite" and quantize != "none":
+        raise BenchError(f"--quantize applies to --to tflite only; drop it for {fmt}")
     check_input_shape(model)
     class_names = model_class_names(model)
     out = Path(out)
@@ -344,6 +368,8 @@ def export_model(model, fmt: str, out: Path, quantize: str = "none", samples: in
         latency_ms_keras=_median_ms(lambda t: np.asarray(call(tf.constant(t))), one),
         latency_ms_exported=_median_ms(run, one),
         samples=len(x),
+        faces_per_s_keras=_faces_per_second(lambda t: np.asarray(call(tf.constant(t))), x),
+        faces_per_s_exported=_faces_per_second(run, x),
         confident_samples=n_confident,
         confident_agreement=confident_agreement,
         failure=failure,
