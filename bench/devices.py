@@ -9,12 +9,12 @@ runs on the global, sharded batch and XLA (GSPMD) inserts the gradient all-reduc
 - The global batch stays ``data.batch_size``: each of N devices gets ``batch_size / N`` images a step, so
   the batch must divide by N (a one-line error says so). The learning rate, schedule, steps per epoch and
   the order of the data are those of the recipe, and one step averages the loss over the same global batch:
-  the same training, up to the order of float reductions (tests/test_devices.py measures it). Hence
+  the same training, up to the order of float reductions (tests/test_data_parallel.py measures it). Hence
   ``run.devices`` is a speed setting, left out of the recipe hash like ``run.steps_per_execution``.
 - BatchNorm: jit's semantics do not depend on the sharding, so a BatchNorm layer's batch mean and variance
-  are over the global batch (XLA all-reduces them), not per device: no "sync BatchNorm" switch is needed, and
-  none of the per-device statistics of TensorFlow's MirroredStrategy. Measured, not assumed: tests/
-  test_devices.py feeds two devices halves with different means and finds the global mean in the layer.
+  are over the global batch (XLA all-reduces them), not per device: no "sync BatchNorm" switch is needed.
+  Measured, not assumed: tests/test_data_parallel.py feeds two devices halves with means 0 and 2 and finds
+  the global mean, 1, in the layer's moving mean.
 - The learning rate: a recipe's ``learning_rate`` is for its ``batch_size``. Raising ``data.batch_size`` to
   give more devices more work changes the training (and the recipe hash), and bench does not rescale the
   rate silently: set it yourself (the linear rule, rate x k for a batch k times larger with a few warm-up
