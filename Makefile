@@ -14,7 +14,7 @@ TORCH_STAMP := $(TORCH_VENV)/.installed
 # `make test-torch TORCH_SPEC=torch==2.13.0` where that wheel is on the machine.
 TORCH_SPEC ?=
 BACKEND_TESTS := tests/test_batches.py tests/test_backend.py tests/test_augment_affine.py tests/test_augment_crop.py \
-	tests/test_mixing.py tests/test_ema.py
+	tests/test_mixing.py tests/test_ema.py tests/test_devices.py
 JAX_TESTS := $(BACKEND_TESTS) tests/test_other_backends.py tests/test_explain_gradcam.py
 
 .PHONY: demo test test-jax test-torch browser lint clean

@@ -234,6 +234,15 @@ class RunConfig:
         "steps, the same training; must divide steps_per_epoch when that is set. 1 = Keras' own; whether "
         "more pays is measured by benchmarks/cpu_speed.py --ratios (benchmarks/RESULTS.md#evidence-cpu-speed-settings)",
     )
+    devices: int = _opt(
+        0,
+        role=SPEED,
+        range=(0, 4096),
+        doc="local devices to train on, data-parallel (JAX only, keras.distribution.DataParallel): the global "
+        "batch stays data.batch_size, split evenly across them, so the same training up to float reduction "
+        "order; 0 = every local device (the GPUs; a CPU is one; TensorFlow and PyTorch: one); a speed "
+        "setting, left out of the recipe hash (bench.devices says why)",
+    )
     threads_intra: int = _opt(
         0,
         role=SPEED,

@@ -24,6 +24,7 @@ OPTION_FIELDS = {
     "weights": "model.weights",
     "seed": "run.seed",
     "deterministic": "run.deterministic",
+    "devices": "run.devices",
 }
 """Command-line option -> the recipe field it overrides."""
 
@@ -51,7 +52,9 @@ def resolve_recipe(recipe: str, overrides: tuple[str, ...] | list[str] = (), **o
 
 
 def check_runnable(recipe: Recipe) -> None:
-    """A one-line error unless the recipe names a data source, a registered backbone and a registered head."""
+    """A one-line error unless the recipe names a data source, a registered backbone and a registered head,
+    and its backend and batch can train on its ``run.devices``."""
+    from bench.devices import check_devices
     from bench.registry import BACKBONES, HEADS
 
     if not recipe.model.backbone:
@@ -60,6 +63,7 @@ def check_runnable(recipe: Recipe) -> None:
         raise BenchError("--data is required: a FER2013 CSV, an image-folder root, or synthetic to try bench")
     BACKBONES.check(recipe.model.backbone)
     HEADS.check(recipe.model.head)
+    check_devices(recipe)  # before TensorFlow or JAX loads
 
 
 def backbone_names(backbones) -> list[str]:

@@ -77,7 +77,9 @@ The same steps, in the same order, on the same batches: ``steps_per_execution`` 
 fewer calls from Python, the thread counts only split each op's work differently (float sums may
 then round differently in the last bits, as they do between machines), and ``model.batchnorm`` only picks
 the kernel that computes BatchNorm (the fused one is tested equal to Keras' layer in inference and in
-training steps; runs logged with ``fused`` before it joined this tuple keep the hashes they logged). A
+training steps; runs logged with ``fused`` before it joined this tuple keep the hashes they logged), and
+``run.devices`` only splits each global batch of ``data.batch_size`` across devices, BatchNorm's statistics
+still the global batch's (:mod:`bench.devices`; tests/test_data_parallel.py measures equal losses). A
 wall-clock budget may fit more epochs when training is faster; that holds for faster hardware too, which
 the hash does not record either. ``run.jit_compile`` is of this kind too but stays hashed: every run
 logged so far hashed it, so leaving it out now would change every logged hash."""

@@ -19,6 +19,7 @@ BACKBONE, HEAD, WEIGHTS, SEED = "backbone", "head", "weights", "seed"
 RECIPE, RECIPE_HASH, IMAGE_SIZE = "recipe", "recipe_hash", "image_size"
 DATA_SOURCE, DATA_FINGERPRINT, SPLIT_PROTOCOL = "data_source", "data_fingerprint", "split_protocol"
 CLASS_NAMES = "class_names"  # comma-joined; runs logged before it existed are FER2013's seven
+DEVICES = "devices"  # how many local devices trained it, data-parallel (the resolved run.devices; 1 before it existed)
 RECIPE_PREFIX = "recipe."
 """Every field of the resolved recipe is a param of its own: ``recipe.data.batch_size``, ..."""
 
@@ -43,6 +44,7 @@ FAILURE_REASON_TAG = "failure_reason"  # why a FAILED or KILLED run ended
 BATCHNORM_TAG = "batchnorm"  # the BatchNorm kernel built: what "auto" picked on this backend
 EPOCHS_PLANNED_TAG, EPOCHS_ACTUAL_TAG = "epochs_planned_per_phase", "epochs_actual_per_phase"
 BUDGET_HIT_TAG = "budget_hit"
+RESUMED_DEVICES_TAG = "bench.resumed_devices"  # a resumed run's device count (params are written once, at its start)
 
 # ----------------------------------------------------------------------------- metrics
 
@@ -121,9 +123,10 @@ def holds_checkpoint(folder: Path) -> bool:
 # ----------------------------------------------------------------------------- the named figures of a run
 
 
-def run_params(recipe, spec, splits, data) -> dict[str, Any]:
+def run_params(recipe, spec, splits, data, devices: int = 1) -> dict[str, Any]:
     """The params a fresh run logs first: the whole recipe (``recipe.*``), then the names a leaderboard
-    and a resume read (what was trained, on which data and split, with which class weights)."""
+    and a resume read (what was trained, on which data and split, with which class weights), and the
+    number of ``devices`` it trains on (``recipe.run.devices`` resolved: 0 there means all of them)."""
     from bench.data.dataset import split_fingerprint
     from bench.recipe_io import flatten, recipe_hash, to_dict
 
@@ -143,6 +146,7 @@ def run_params(recipe, spec, splits, data) -> dict[str, Any]:
             fingerprint_param("test"): split_fingerprint(splits.x_test, splits.y_test, splits.class_names),
             SPLIT_PROTOCOL: data.protocol,
             CLASS_NAMES: ",".join(data.class_names),
+            DEVICES: devices,
             "n_train": len(splits.y_train),
             "n_val": len(splits.y_val),
             "n_test": len(splits.y_test),

@@ -101,6 +101,9 @@ def run_one(req: RunRequest, data: FerData) -> RunSummary:
 
 def _summary(run_id: str, fit, result, test_metrics: dict[str, float], uri: str) -> RunSummary:
     notes = [n for n in (fit.spec.note,) if n] + rs.resume_notes(result)
+    if fit.devices > 1:
+        batch, n = fit.recipe.data.batch_size, fit.devices
+        notes.append(f"trained data-parallel on {n} devices, {batch // n} of each {batch}-face batch on each")
     model = fit.recipe.model
     return RunSummary(
         run_id,
@@ -121,8 +124,9 @@ def _start(run: trk.TrackedRun, req: RunRequest, fit, data: FerData, ckpt_dir: P
     """A fresh run logs its params and recipe; a resumed one loads its checkpoint and returns
     ``(resume_state, trained)``: where training stops, or the TrainResult it had already finished."""
     if req.resume_run_id:
+        run.set_tags({rec.RESUMED_DEVICES_TAG: fit.devices})
         return rs.resume_point(ckpt_dir, req.resume_run_id, fit.model)
-    run.params(rec.run_params(fit.recipe, fit.spec, fit.splits, data))
+    run.params(rec.run_params(fit.recipe, fit.spec, fit.splits, data, fit.devices))
     tags = {rec.CHECKPOINT_DIR_TAG: str(ckpt_dir), rec.LABEL_SET_TAG: data.label_set}
     if not data.source.startswith("synthetic") and Path(data.source).exists():
         tags[rec.DATA_PATH_TAG] = str(Path(data.source).resolve())  # a resume may start in another folder

@@ -119,6 +119,7 @@ def test_a_field_s_role_is_declared_on_the_field():
         "run.threads_intra",
         "run.threads_inter",
         "model.batchnorm",
+        "run.devices",
     }
     later = later_defaults()
     assert later["data.labels"] == "fer2013" and later["model.backbone_options"] == {}

@@ -77,3 +77,5 @@ def test_run_params_name_the_recipe_the_data_and_the_splits():
     assert params["backbone"] == "baseline_cnn" and params["recipe_hash"] == recipe_hash(recipe)
     assert params["recipe.model.head"] == "linear" and params["class_names"] == "a,b,c,d"
     assert params["val_fingerprint"] == params["test_fingerprint"] and params["n_train"] == 4
+    assert params[rec.DEVICES] == 1 and params["recipe.run.devices"] == 0  # all local devices, resolved to one
+    assert rec.run_params(recipe, SimpleNamespace(image_size=48), splits, data, devices=2)[rec.DEVICES] == 2

@@ -14,6 +14,7 @@ EXAMPLES = examples(
     "bench run --backbone resnet50 --data fer2013.csv.gz --set data.batch_size=64 --set phases.0.epochs=5",
     "bench run --backbone resnet50 --data fer2013.csv.gz --labels ferplus --set data.targets=crossentropy",
     "bench run --backbone baseline_cnn --recipe smoke --data synthetic   # try it in a minute",
+    "bench run --backbone resnet50 --recipe gpu --data fer2013.csv.gz --devices 2   # KERAS_BACKEND=jax",
     "bench run --resume RUN_ID",
     "bench run --backbone all --seed 42 --seed 43 --data fer2013.csv.gz --queue sqlite:///mlruns/queue.db  # per GPU",
 )
@@ -50,6 +51,13 @@ EXAMPLES = examples(
     "with --queue on several machines, a folder every worker sees at the same path.",
 )
 @click.option("--deterministic", is_flag=True, help="Deterministic ops (slower); same seed, same metrics.")
+@click.option(
+    "--devices",
+    type=click.IntRange(0, 4096),
+    default=None,
+    help="Local devices to train on, data-parallel, under JAX (run.devices; 0 = all; the global batch is "
+    "data.batch_size, split evenly). With --resume: the resumed run's count.",
+)
 @click.option("--no-save-model", is_flag=True, help="Do not log the trained model as model.keras.")
 @click.option("--skip-bad", is_flag=True, help="Drop malformed data rows instead of failing.")
 @click.option("-v", "--verbose", count=True, help="Show Keras progress (-v per epoch, -vv per step).")
@@ -68,6 +76,8 @@ def run(backbones, seeds, tracking_uri, resume_run_id, no_save_model, skip_bad, 
         raise click.UsageError("--resume continues one run; --queue resumes its cells' runs itself: give one")
     if resume_run_id:
         req, source = resume_request(resume_run_id, tracking_uri, save_model=not no_save_model)
+        if description["devices"] is not None:  # a speed setting: the run resumes on another device count
+            req = replace(req, recipe=replace(req.recipe, run=replace(req.recipe.run, devices=description["devices"])))
         base, recipes = req.recipe, [req.recipe]
     else:
         base, recipes = _plan(backbones, seeds, tracking_uri, description)

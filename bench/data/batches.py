@@ -158,10 +158,15 @@ def make_stream(images, labels, *, batch_size: int, inputs_only: bool = False, r
     Under JAX and PyTorch an ``inputs_only`` stream ends in a padded full batch (``pad_last``), so
     ``predict`` returns ``ceil(n / batch_size) * batch_size`` rows and the caller keeps the first ``n``
     (:func:`predict_all`): XLA compiles the prediction step once per input shape, and on a GPU each
-    compile autotunes every convolution again (benchmarks/RESULTS.md#gpu-check)."""
+    compile autotunes every convolution again (benchmarks/RESULTS.md#gpu-check). Data-parallel on N devices,
+    that batch size is rounded up to a multiple of N, so the padded batches split evenly over them."""
     from bench.backend import is_tensorflow
 
     if not is_tensorflow():
+        if inputs_only:  # several devices (bench.devices): every padded batch splits evenly over them
+            from bench.devices import device_count, split_batch_size
+
+            batch_size = split_batch_size(batch_size, device_count())
         return ArrayBatches(
             images,
             labels,

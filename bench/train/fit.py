@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bench.config import Recipe
 from bench.data.dataset import FerData
+from bench.devices import use_devices
 from bench.models import FaceModel, ModelSpec
 from bench.train.build import build_for_recipe
 from bench.train.checkpoints import ResumeState
@@ -29,12 +30,15 @@ class Fit:
     spec: ModelSpec
     precision: str  # the Keras dtype policy the model was built under
     splits: Splits
+    devices: int = 1  # how many local devices it trains on, data-parallel (bench.devices)
 
     @classmethod
     def build(cls, recipe: Recipe, data: FerData) -> Fit:
-        """Seed, build the recipe's model (``model.backbone`` + ``model.head``) and cut its splits."""
+        """Set the devices it trains on (``run.devices``: Keras' distribution, before any variable exists),
+        seed, build the recipe's model (``model.backbone`` + ``model.head``) and cut its splits."""
+        devices = use_devices(recipe)
         model, spec, precision = build_for_recipe(recipe, data.class_names)
-        return cls(recipe, model, spec, precision, prepare_splits(data, recipe))
+        return cls(recipe, model, spec, precision, prepare_splits(data, recipe), devices)
 
     def train(
         self,
