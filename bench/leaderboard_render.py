@@ -93,7 +93,7 @@ def recall_rows(board) -> tuple[list[str], list[list[str]]]:
 
 
 def render_terminal(board, wide: bool = False) -> str:
-    from bench.reports import _table
+    from bench.reports import text_table as _table
 
     headers, rows = summary_rows(board, wide)
     parts = [

@@ -5,7 +5,9 @@ from __future__ import annotations
 from bench import run_record as rec
 
 
-def _table(headers: list[str], rows: list[list], align: str | None = None) -> str:
+def text_table(headers: list[str], rows: list[list], align: str | None = None) -> str:
+    """A plain-text table: one column per header, each as wide as its widest cell; ``align`` is one
+    letter per column, ``l`` or ``r`` (default: the first left, the rest right, as numbers read)."""
     cells = [[str(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
     align = align or "l" + "r" * (len(headers) - 1)
@@ -29,7 +31,7 @@ def render_data_report(r: dict) -> str:
         f"protocol: {r['protocol']}",
         f"fingerprint: {r['fingerprint'][:16]}",
         "",
-        _table(["class", "train", "val", "test", "all"], rows),
+        text_table(["class", "train", "val", "test", "all"], rows),
         "",
         f"imbalance ratio (train, largest/smallest class): {r['imbalance_ratio']:.1f}",
         f"balanced class weights (train): {weights}",
@@ -65,7 +67,7 @@ def render_ferplus_report(f: dict) -> str:
         [
             f"FER+ labels (majority vote over 8 classes) from {f['votes_source']}",
             "",
-            _table(["class", "train", "val", "test", "all"], rows),
+            text_table(["class", "train", "val", "test", "all"], rows),
             "",
             f"rows without FER+ votes: {f['rows_without_votes']['all']} "
             f"(train {f['rows_without_votes']['train']}, val {f['rows_without_votes']['val']}, "
@@ -118,10 +120,10 @@ def render_catalog(catalog: dict) -> str:
         [
             "backbones (parameters are the same at 224 px and at the minimum size: convolutional weights do not",
             "depend on the input size)",
-            _table(["name", "params", "min size", "imagenet", "layers", "input normalization"], rows, "lrrrrl"),
+            text_table(["name", "params", "min size", "imagenet", "layers", "input normalization"], rows, "lrrrrl"),
             "",
             "heads",
-            _table(["name", "description"], heads, "ll"),
+            text_table(["name", "description"], heads, "ll"),
         ]
     )
 
@@ -177,7 +179,7 @@ def render_profiles(results: list[dict]) -> str:
     peak = results[0]["machine_peak_gflops"] if results else float("nan")
     return "\n".join(
         [
-            _table(headers, rows),
+            text_table(headers, rows),
             "",
             f"FLOPs: {results[0]['flops_method'] if results else ''}; training ~3x forward. Machine practical peak "
             f"(2048x2048 float32 matmul): {peak:.0f} GFLOP/s. Peak RSS is the whole process's so far.",
@@ -233,7 +235,7 @@ def render_predictions(report, fmt: str) -> str:
     ]
     if not rows:
         return "no faces"
-    return _table(["source", "frame", "box (x y w h)", "emotion", "confidence"], rows, align="lrlll")
+    return text_table(["source", "frame", "box (x y w h)", "emotion", "confidence"], rows, align="lrlll")
 
 
 def _clock(seconds: float) -> str:

@@ -110,7 +110,7 @@ def _explain(model, inputs, out: Path, class_name, detect: bool, detection: dict
 
 
 def _table(rows: list[dict]) -> str:
-    from bench.reports import _table as format_table
+    from bench.reports import text_table as format_table
 
     body = [
         [r["source"], " ".join(map(str, r["box"])), r["predicted"], f"{r['probability']:.3f}", r["explained"], r["png"]]

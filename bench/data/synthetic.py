@@ -29,7 +29,7 @@ while parsed; a typo of a few more digits would exhaust memory rather than fail.
 
 # Per-class mean expression: mouth curve (+ smile), mouth open, brow angle (+ = inner ends down),
 # brow raise (pixels up), eye openness, nose wrinkle.
-_EXPRESSIONS = {
+EXPRESSIONS = {
     "angry": (-0.35, 0.10, 0.55, -1.0, 0.75, 0.0),
     "disgust": (-0.55, 0.30, 0.35, -0.5, 0.60, 1.0),
     "fear": (-0.20, 0.55, -0.45, 1.5, 1.35, 0.0),
@@ -109,7 +109,7 @@ def synthesize(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarra
         raise ValueError(f"n must be 1-{MAX_N}; received n={n}")
     rng = np.random.default_rng(seed)
     labels = rng.choice(len(CLASS_NAMES), size=n, p=FER2013_PROPORTIONS)
-    means = np.array([_EXPRESSIONS[c] for c in CLASS_NAMES])
+    means = np.array([EXPRESSIONS[c] for c in CLASS_NAMES])
     images = np.empty((n, FACE_SIZE, FACE_SIZE), dtype=np.uint8)
     for i, label in enumerate(labels):
         params = means[label] + rng.normal(0, _SPREAD)
@@ -166,7 +166,7 @@ def face_frame(
     of ``bench live``'s tests, browser test and speed benchmark, which must not need a real face."""
     import cv2
 
-    face = np.round(draw_face(np.array(_EXPRESSIONS["neutral"]), np.random.default_rng(seed)) * 255).astype(np.uint8)
+    face = np.round(draw_face(np.array(EXPRESSIONS["neutral"]), np.random.default_rng(seed)) * 255).astype(np.uint8)
     frame = np.full((height, width), 120, np.uint8)
     frame[top : top + side, left : left + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
     return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)

@@ -26,9 +26,9 @@ def expression_faces(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.
     """
     import cv2
 
-    from bench.data.synthetic import _EXPRESSIONS, draw_face
+    from bench.data.synthetic import EXPRESSIONS, draw_face
 
-    means = np.array([_EXPRESSIONS[c] for c in CLASS_NAMES])
+    means = np.array([EXPRESSIONS[c] for c in CLASS_NAMES])
     labels = np.arange(n) % len(CLASS_NAMES)
     faces = np.empty((n, FACE_SIZE, FACE_SIZE), np.uint8)
     masks = np.empty((n, FACE_SIZE, FACE_SIZE), bool)
