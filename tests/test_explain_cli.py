@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import cli
-from bench.data.synthetic import _EXPRESSIONS, draw_face
+from bench.data.synthetic import EXPRESSIONS, draw_face
 from bench.errors import BenchError
 from bench.explain.faces import check_inputs, find_faces
 from bench.inference.classifier import FaceClassifier, load_keras_model
@@ -31,7 +31,7 @@ def model_file(tmp_path_factory):
 
 
 def synthetic_face(seed: int = 0) -> np.ndarray:
-    return np.round(draw_face(np.array(_EXPRESSIONS["happy"]), np.random.default_rng(seed)) * 255).astype(np.uint8)
+    return np.round(draw_face(np.array(EXPRESSIONS["happy"]), np.random.default_rng(seed)) * 255).astype(np.uint8)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import numpy as np
 
 from bench import CLASS_NAMES
-from bench.data.synthetic import _EXPRESSIONS, draw_face
+from bench.data.synthetic import EXPRESSIONS, draw_face
 from bench.explain.regions import expression_faces, mass_fraction
 
 
@@ -22,7 +22,7 @@ def test_regions_hold_the_eyes_brows_nose_and_mouth_and_not_the_corners():
 def test_each_face_is_its_class_mean_expression_in_its_own_pose():
     faces, labels, _ = expression_faces(3, seed=5)
     for i in range(3):
-        mean = np.array(_EXPRESSIONS[CLASS_NAMES[labels[i]]])
+        mean = np.array(EXPRESSIONS[CLASS_NAMES[labels[i]]])
         expected = np.round(draw_face(mean, np.random.default_rng((5, i))) * 255).astype(np.uint8)
         assert np.array_equal(faces[i], expected)
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from bench import CLASS_NAMES
 from bench.cli import cli
-from bench.data.synthetic import _EXPRESSIONS, draw_face
+from bench.data.synthetic import EXPRESSIONS, draw_face
 from bench.errors import BenchError
 from bench.inference.classifier import FaceClassifier, load_keras_model
 from bench.inference.export import export_model
@@ -34,7 +34,7 @@ def model_file(tmp_path_factory):
 
 
 def synthetic_face(seed: int = 0) -> np.ndarray:
-    face = draw_face(np.array(_EXPRESSIONS["neutral"]), np.random.default_rng(seed))
+    face = draw_face(np.array(EXPRESSIONS["neutral"]), np.random.default_rng(seed))
     return np.round(face * 255).astype(np.uint8)
 
 
