@@ -16,6 +16,7 @@ import pytest
 
 from bench import CLASS_NAMES
 from bench.data.synthetic import face_frame
+from bench.inference.annotate import EMOTION_COLORS
 from bench.inference.classifier import FaceClassifier
 from bench.inference.faces import Box
 from bench.inference.frames import FramePipeline
@@ -25,15 +26,7 @@ from tests.test_leaderboard_html import chromium
 
 WINDOW = (1100, 700)
 FACE = Box(200, 100, 144, 144)  # where face_frame() pastes its face in the first camera frame
-RGB = {
-    "angry": (230, 40, 40),
-    "disgust": (40, 160, 40),
-    "fear": (180, 60, 160),
-    "happy": (255, 215, 0),
-    "sad": (30, 110, 200),
-    "surprise": (255, 140, 0),
-    "neutral": (190, 190, 190),
-}  # the page's COLORS
+RGB = {label: bgr[::-1] for label, bgr in EMOTION_COLORS.items()}  # the page draws predict's colours
 
 
 def write_y4m(path, frames: list[np.ndarray], fps: int = 10):
