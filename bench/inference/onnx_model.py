@@ -84,6 +84,9 @@ def _session(path: Path):
         raise BenchError(f"a .onnx model runs on ONNX Runtime, which is not installed: {INSTALL_RUNTIME}") from exc
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only: its graph-optimizer notes say nothing a user can act on
+    # Its worker threads otherwise spin between calls: with a frame every 33 ms (bench live) that doubled the
+    # server's CPU per frame (42.7 ms against Keras' 20.3; benchmarks/RESULTS.md#speed-deploy) for no speed.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own pybind classes (InvalidProtobuf, Fail, ...)
