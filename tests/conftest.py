@@ -99,3 +99,17 @@ def postgres_url():
         [*as_postgres, f"{bins[-1]}/pg_ctl -D {folder}/data stop -m fast"], capture_output=True, timeout=60, cwd=folder
     )
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    """An untrained baseline_cnn + linear saved as .keras: the model file of the predict and live tests."""
+    import keras
+
+    from bench.models import build_model
+
+    keras.utils.set_random_seed(0)
+    model, _ = build_model(backbone="baseline_cnn", head="linear")
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    model.save(path)
+    return path

@@ -8,7 +8,6 @@ import os
 import socket
 
 import cv2
-import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -22,18 +21,8 @@ from bench.inference.frames import FaceOptions, FramePipeline
 from bench.live.frames import BadFrame, decode_frame, encode_jpeg
 from bench.live.server import BackgroundServer, LiveApp, LiveSettings, page_html, port_problem
 from bench.live.sources import LatestFrameSource, parse_source
-from bench.models import build_model
 
 FACE = Box(200, 100, 144, 144)  # where face_frame() pastes its face (x, y, w, h)
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    keras.utils.set_random_seed(0)
-    model, _ = build_model(backbone="baseline_cnn", head="linear")
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    model.save(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -24,15 +24,6 @@ from bench.models import build_model
 FACE_AT = (100, 200, 144)  # top, left, side of the face pasted into test frames
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    keras.utils.set_random_seed(0)
-    model, _ = build_model(backbone="baseline_cnn", head="linear")
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    model.save(path)
-    return path
-
-
 def synthetic_face(seed: int = 0) -> np.ndarray:
     face = draw_face(np.array(EXPRESSIONS["neutral"]), np.random.default_rng(seed))
     return np.round(face * 255).astype(np.uint8)
