@@ -30,7 +30,7 @@ def study_plots(study, folder: Path) -> list[Path]:
                 result = fn(study)
                 fig = (result.flat[0] if hasattr(result, "flat") else result).figure
                 fig.set_size_inches(12, 5)
-                fig.tight_layout()
+                fit_layout(fig)
                 fig.savefig(folder / f"{name}.png", dpi=100)
             paths.append(folder / f"{name}.png")
         except Exception:  # importances need >= 2 complete trials with varied values
@@ -38,3 +38,10 @@ def study_plots(study, folder: Path) -> list[Path]:
         finally:
             plt.close("all")
     return paths
+
+
+def fit_layout(fig) -> None:
+    """Tighten the figure's margins, except where Optuna drew a colorbar (the slice plot): tight_layout does not
+    know that colorbar and slid the last parameter's axes under it, hiding its points."""
+    if not any(ax.get_label() == "<colorbar>" for ax in fig.axes):
+        fig.tight_layout()
