@@ -62,7 +62,15 @@ def unfreeze_band(model, low: float, high: float, *, pretrained: bool) -> list[s
 
 
 def apply_phase_trainability(model, train: str, band: tuple[float, float], *, pretrained: bool) -> None:
-    """Set trainable flags for a recipe phase's ``train`` value: ``head``, ``all`` or ``band``."""
+    """Set trainable flags for a recipe phase's ``train`` value: ``head``, ``all`` or ``band``.
+
+    Under a distribution (``run.devices`` above 1, :mod:`bench.devices`) the model's compiled steps are
+    dropped too: Keras' JAX trainer builds each step with the layout of the trainable and non-trainable
+    variable lists of that moment, and a predict step built in one phase failed in the next ("pytree
+    structure error ... out_shardings", seen on the smoke recipe on two devices). Each is rebuilt on its
+    next use; on one device nothing changes."""
+    import keras
+
     if train == "head":
         freeze_backbone(model)
     elif train == "all":
@@ -71,3 +79,5 @@ def apply_phase_trainability(model, train: str, band: tuple[float, float], *, pr
         unfreeze_band(model, *band, pretrained=pretrained)
     else:
         raise ValueError(f"train must be head, all or band; received {train!r}")
+    if keras.distribution.distribution() is not None:
+        model.train_function = model.test_function = model.predict_function = None

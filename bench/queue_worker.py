@@ -10,6 +10,7 @@ never train one run at once)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -25,6 +26,11 @@ from bench.recipe_io import recipe_hash
 from bench.resume import drop_if_unresumable
 from bench.runner import RunRequest, RunSummary, resume_request, run_one
 from bench.tune.cell_queue import GRACE_SECONDS, HEARTBEAT_SECONDS, CellCounts, CellQueue, Claim, study_name
+
+
+class LeaseLost(BenchError):
+    """This worker's cell was taken over while it trained it: its heartbeats did not reach the queue for the
+    grace period (a database out of reach, a suspended process), so the queue gave the cell to another worker."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,8 @@ def work(
 ) -> tuple[list[RunSummary], CellCounts]:
     """Claim and run cells until none is queued or running; returns this worker's summaries and where the
     matrix stands. ``report`` gets one event per step (``event``: claimed, resumed, restarted, finished,
-    lost, waiting); ``progress(cell)`` gives a cell's progress callback."""
+    lost, waiting); ``progress(cell)`` gives a cell's progress callback. Raises :class:`LeaseLost` when
+    this worker's cell is taken over while it trains it (see :func:`lease_checked`)."""
     by_cell = {cell_key(r): r for r in requests}
     summaries: list[RunSummary] = []
     waited = False
@@ -86,21 +93,48 @@ def work(
             continue
         waited = False
         report({"event": "claimed", "cell": held.cell, "trial": held.number, "takeover": held.takeover})
-        with queue.lease(held):
-            summary = _run_cell(by_cell[held.cell], data, queue, held, report, progress)
+        with queue.lease(held) as lost:
+            checked = lease_checked(progress(held.cell), lost, held.cell, queue.grace)
+            summary = _run_cell(by_cell[held.cell], data, queue, held, report, checked)
         if summary is not None:
             summaries.append(summary)
 
 
+def lease_checked(
+    show: Callable[[dict], None] | None, lost: threading.Event, cell: str, grace: int
+) -> Callable[[dict], None]:
+    """The cell's progress callback (``show``, or none), which also stops the cell once its lease is lost
+    (``lost``, set by :meth:`CellQueue.lease`'s heartbeat): the trainer calls it every second, so the
+    worker stops within a second of the heartbeat that finds its cell taken over. Training on would waste
+    the rest of the cell: the new claimant waits for this worker's claim on the run's folder, then only
+    marks the finished run done. Stopped, the run is FAILED with its checkpoint kept, and the new claimant
+    resumes it from its last epoch."""
+
+    def report(status: dict) -> None:
+        if lost.is_set():
+            raise LeaseLost(
+                f"{cell}: this worker lost its lease on the cell (no heartbeat reached the queue for {grace} s) "
+                "and another worker took it over; this worker stopped, its run resumes there from its last "
+                "epoch checkpoint; start this worker again to go on with the matrix"
+            )
+        if show is not None:
+            show(status)
+
+    return report
+
+
 def _run_cell(req: RunRequest, data: FerData, queue: CellQueue, held: Claim, report, progress) -> RunSummary | None:
-    """Train the cell, or resume its run; mark it done (or failed, then raise as a serial run would)."""
+    """Train the cell, or resume its run, reporting to ``progress``; mark it done (or failed, then raise as
+    a serial run would)."""
     try:
         resumed = _resumed(req, held, queue, report) if held.run_id else None
         if isinstance(resumed, float):  # its run had finished: only the queue did not know
             queue.finish(held, resumed)
             return None
         start = resumed or replace(req, on_start=lambda run_id: queue.record_run(held, run_id))
-        summary = run_one(replace(start, progress=progress(held.cell)), data)
+        summary = run_one(replace(start, progress=progress), data)
+    except LeaseLost:  # the cell is another worker's now: not failed, only this worker stops
+        raise
     except Interrupted as exc:  # the cell keeps its lease until the grace period ends, then is taken over
         raise Interrupted(
             f"{exc}; in the queue, another worker (or this command run again) takes the cell over and "

@@ -211,12 +211,17 @@ def baseline_params(space: list[Param], own: dict[str, Any]) -> dict[str, Any]:
 
 def without_speed_settings(recipe: Recipe) -> Recipe:
     """``recipe`` with its run-table :data:`~bench.recipe_io.SPEED_FIELDS` at their defaults: the recipe a
-    study writes says what was tuned, not the tuning machine's steps_per_execution and thread counts. The
-    BatchNorm kernel (``model.batchnorm``) stays as the recipe chose it: ``auto`` is no machine's setting, it
-    picks the kernel on whichever backend the written recipe runs."""
+    study writes says what was tuned, not the tuning machine's steps_per_execution, thread counts and
+    devices. The BatchNorm kernel (``model.batchnorm``) stays as the recipe chose it: ``auto`` is no
+    machine's setting, it picks the kernel on whichever backend the written recipe runs."""
+    return with_speed_settings(recipe, type(recipe.run)())
+
+
+def with_speed_settings(recipe: Recipe, run) -> Recipe:
+    """``recipe`` with the run-table :data:`~bench.recipe_io.SPEED_FIELDS` of ``run`` (a recipe's ``run``
+    table): how this machine trains it (``bench tune --final`` trains the tuned recipe as the study did)."""
     names = [path.removeprefix("run.") for path in SPEED_FIELDS if path.startswith("run.")]
-    default = type(recipe.run)()
-    return replace(recipe, run=replace(recipe.run, **{name: getattr(default, name) for name in names}))
+    return replace(recipe, run=replace(recipe.run, **{name: getattr(run, name) for name in names}))
 
 
 def check_study_name(name: str) -> None:

@@ -68,6 +68,46 @@ def test_a_silent_claim_is_taken_over_with_its_run_id_after_the_grace_period(tmp
     assert (counts.done, counts.running, counts.waiting, counts.settled) == (2, 0, 0, True)
 
 
+class Killed(BaseException):
+    """A worker's process ending at this instant (SIGKILL): none of its code after this point runs."""
+
+
+def _taken_over_within(queue: CellQueue, seconds: float):
+    """Poll ``queue`` for a cell as an idle worker does; the claim, or None after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if (taken := queue.claim()) is not None:
+            return taken
+        time.sleep(0.5)
+    return None
+
+
+def test_a_worker_killed_the_instant_it_claims_a_cell_leaves_it_to_be_taken_over(tmp_path):
+    """Killed right after the claim's write (the cell RUNNING), before anything else it would write: the
+    cell still had a heartbeat (stamped before the claim), so it is taken over after the grace period.
+    Stamped after the claim, it had none, and Optuna never found it stale: RUNNING for ever."""
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    name = study_name("exp", "abc123", CELLS[:1])
+    dead = CellQueue.open(url, name, CELLS[:1], heartbeat=1, grace=3)
+    claim_write = dead.storage.set_trial_state_values
+
+    def killed_after_the_claim(trial_id, state, values=None):
+        claim_write(trial_id, state, values)
+        raise Killed
+
+    dead.storage.set_trial_state_values = killed_after_the_claim
+    claimed_at = time.monotonic()
+    with pytest.raises(Killed):
+        dead.claim()
+    other = CellQueue.open(url, name, CELLS[:1], heartbeat=1, grace=3)
+    assert other.claim() is None and other.counts().running == 1  # claimed, and within its grace
+    taken = _taken_over_within(other, 15)
+    assert taken is not None, "a cell claimed by a worker killed before its first heartbeat stayed RUNNING"
+    assert (taken.cell, taken.takeover) == (CELLS[0], True)
+    assert time.monotonic() - claimed_at > 2.5  # not before its grace period (3 s)
+    assert other.finish(taken, 0.5) and other.counts().settled
+
+
 def test_a_lease_keeps_a_long_cell_and_reports_a_lost_one(tmp_path):
     url = f"sqlite:///{tmp_path / 'queue.db'}"
     name = study_name("exp", "abc123", CELLS[:1])

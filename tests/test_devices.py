@@ -77,6 +77,71 @@ def test_run_with_several_devices_under_tensorflow_fails_in_one_line_before_trai
     assert "== baseline_cnn" not in result.output  # refused before any run started
 
 
-def test_run_help_names_devices():
-    result = CliRunner().invoke(cli, ["run", "--help"])
+@pytest.mark.parametrize("command", ["run", "tune"])
+def test_run_and_tune_help_name_devices(command):
+    result = CliRunner().invoke(cli, [command, "--help"])
     assert result.exit_code == 0 and "--devices" in result.output and "data-parallel" in result.output
+
+
+TUNE = ["tune", "--recipe", "smoke", "--backbone", "baseline_cnn", "--data", "synthetic", "--trials", "1"]
+
+
+def test_tune_with_several_devices_under_tensorflow_fails_in_one_line_before_training(backend, tmp_path, monkeypatch):
+    backend("tensorflow")
+    monkeypatch.setattr("bench.cli.tune_cmd.load_tensorflow", _not_reached)
+    args = [*TUNE, "--devices", "2", "--storage", f"sqlite:///{tmp_path}/o.db"]
+    result = CliRunner().invoke(cli, [*args, "--tracking-uri", f"sqlite:///{tmp_path}/m.db"])
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert len(errors) == 1 and "under JAX only" in errors[0] and "--devices 1" in errors[0]
+
+
+def _not_reached(*args, **kwargs):
+    raise AssertionError("reached past the device check")
+
+
+def test_tune_devices_reaches_every_trial_and_the_final_run(backend, tmp_path, monkeypatch):
+    """``bench tune --devices 2`` sets run.devices of the recipe the study trains, and of the --final run
+    (whose tuned recipe was written without it). The study and the run are stand-ins: no training."""
+    from dataclasses import replace
+
+    import bench.data
+    import bench.reports
+    import bench.runner
+    import bench.tune
+
+    backend("jax")
+    seen = {}
+
+    def study(req, data):
+        seen["study"] = req.recipe.run.devices
+        tuned = replace(req.recipe, run=replace(req.recipe.run, devices=0))  # as written: no speed settings
+        return {
+            "study": req.study,
+            "n_complete": 1,
+            "n_pruned": 0,
+            "n_failed": 0,
+            "baseline_value": 0.5,
+            "baseline_trial": 0,
+            "baseline_failed": False,
+            "beaten": True,
+            "best_trial": 1,
+            "best_value": 0.6,
+            "best_params": {},
+            "recipe_path": "tuned.toml",
+            "tuned": tuned,
+        }
+
+    def final_run(req, data):
+        seen["final"] = req.recipe.run.devices
+        return "summary"
+
+    monkeypatch.setattr("bench.cli.tune_cmd.load_tensorflow", lambda: None)
+    monkeypatch.setattr(bench.data, "load_for_recipe", lambda recipe: "data")
+    monkeypatch.setattr(bench.tune, "run_study", study)
+    monkeypatch.setattr(bench.runner, "run_one", final_run)
+    monkeypatch.setattr(bench.reports, "summary_line", str)
+    args = [*TUNE, "--devices", "2", "--final", "-q", "--storage", f"sqlite:///{tmp_path}/o.db"]
+    result = CliRunner().invoke(cli, [*args, "--tracking-uri", f"sqlite:///{tmp_path}/m.db"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"study": 2, "final": 2}

@@ -141,6 +141,21 @@ def test_freezing_head_only_leaves_only_head_weights_trainable():
     assert len(model.trainable_weights) > len(head_ids)
 
 
+@pytest.mark.parametrize("distributed", [False, True])
+def test_a_phase_change_drops_compiled_steps_only_under_a_distribution(monkeypatch, distributed):
+    """Keras' JAX trainer builds each step for the variable lists of its phase: under a distribution
+    (run.devices > 1) a step of the last phase failed in the next one. Here the distribution is a stand-in:
+    what is checked is that the steps are dropped then, and kept on one device."""
+    from bench.freezing import apply_phase_trainability
+
+    model, _ = build_model(backbone="baseline_cnn", head="mlp")
+    monkeypatch.setattr(keras.distribution, "distribution", lambda: object() if distributed else None)
+    built = model.train_function = model.test_function = model.predict_function = object()
+    apply_phase_trainability(model, "head", (0.0, 1.0), pretrained=False)
+    steps = (model.train_function, model.test_function, model.predict_function)
+    assert steps == ((None, None, None) if distributed else (built, built, built))
+
+
 def test_resnet50_depth_bands_are_the_seed_layers():
     backbone = BACKBONES.create("resnet50", input_shape=(32, 32, 3))
     n = len(backbone.layers)

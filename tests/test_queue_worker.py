@@ -4,6 +4,7 @@ leaderboard equals a serial run's. Real subprocess workers on tiny synthetic dat
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -142,3 +143,58 @@ def test_queue_and_resume_are_one_or_the_other(tmp_path):
 def test_the_queue_options_are_in_run_help(option):
     result = CliRunner().invoke(cli, ["run", "--help"])
     assert result.exit_code == 0 and option in result.output
+
+
+def test_a_worker_whose_cell_is_taken_over_mid_training_stops_with_one_line(tmp_path, monkeypatch):
+    """Its heartbeats stop reaching the queue (a database out of reach) while it trains: another worker takes
+    the cell over after the grace period, and this one stops at its next progress report (every second)
+    with a LeaseLost line, instead of training to the end. No TensorFlow: run_one is a stand-in that trains
+    by reporting progress, as the trainer does."""
+    from bench import queue_worker as qw
+    from bench.plan import resolve_recipe
+    from bench.runner import RunRequest
+    from bench.tune.cell_queue import CellQueue, study_name
+
+    req = RunRequest(resolve_recipe("smoke", [], backbone="baseline_cnn", data="synthetic"))
+    cells, url = [qw.cell_key(req)], f"sqlite:///{tmp_path / 'queue.db'}"
+    name = study_name("exp", "abc123", cells)
+    queue = CellQueue.open(url, name, cells, heartbeat=1, grace=3)
+    other = CellQueue.open(url, name, cells, heartbeat=1, grace=3)
+    retaken, reports = [], []
+
+    def cut_off(trial_id):
+        raise ConnectionError("the database is out of reach")
+
+    def training(request, data):
+        request.on_start("run-of-the-cut-off-worker")
+        queue.storage.record_heartbeat = cut_off  # its heartbeat thread's stamps fail from now on
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            request.progress({"epoch": 1})
+            if not retaken and (claim := other.claim()) is not None:  # another worker, polling for cells
+                retaken.append(claim)
+            time.sleep(0.5)
+        raise AssertionError("the worker trained on after losing its cell")
+
+    monkeypatch.setattr(qw, "run_one", training)
+    with pytest.raises(qw.LeaseLost, match=rf"^{re.escape(cells[0])}: this worker lost its lease .* 3 s"):
+        qw.work([req], None, queue, reports.append)
+    assert [r["event"] for r in reports] == ["claimed"]  # neither finished nor marked failed
+    assert [(c.cell, c.run_id, c.takeover) for c in retaken] == [(cells[0], "run-of-the-cut-off-worker", True)]
+    counts = other.counts()
+    assert (counts.running, counts.failed) == (1, {})  # the cell is the other worker's now, not failed
+
+
+def test_lease_checked_passes_progress_on_until_the_lease_is_lost():
+    import threading
+
+    from bench.queue_worker import LeaseLost, lease_checked
+
+    shown, lost = [], threading.Event()
+    report = lease_checked(shown.append, lost, "baseline_cnn+hybrid/s1", 120)
+    report({"epoch": 1})
+    lost.set()
+    with pytest.raises(LeaseLost, match="no heartbeat reached the queue for 120 s"):
+        report({"epoch": 2})
+    assert shown == [{"epoch": 1}]
+    lease_checked(None, threading.Event(), "c", 120)({"epoch": 1})  # no progress line: only the check

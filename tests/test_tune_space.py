@@ -19,6 +19,7 @@ from bench.tune_space import (
     recipe_values,
     search_space,
     suggest,
+    with_speed_settings,
     within,
     without_speed_settings,
     write_new,
@@ -139,6 +140,15 @@ def test_a_tuned_recipe_leaves_the_speed_settings_at_their_defaults(recipe_path)
     assert (tuned.run.steps_per_execution, tuned.run.threads_intra, tuned.run.threads_inter) == (1, 0, 0)
     assert tuned.run.seed == 7 and tuned.phases == recipe.phases and tuned.model == recipe.model
     assert tuned.model.batchnorm == "auto"  # the recipe's kernel choice, not the tuning machine's
+
+
+def test_the_final_run_takes_back_this_machine_s_speed_settings(recipe_path):
+    machine = load_recipe(recipe_path, ["run.devices=2", "run.steps_per_execution=4", "run.seed=3"])
+    tuned = without_speed_settings(load_recipe(recipe_path, ["run.devices=2", "run.seed=7"]))
+    assert tuned.run.devices == 0  # written for any machine
+    final = with_speed_settings(tuned, machine.run)
+    assert (final.run.devices, final.run.steps_per_execution, final.run.seed) == (2, 4, 7)  # not the seed
+    assert final.phases == tuned.phases and final.model == tuned.model
 
 
 def test_space_respects_the_recipe_and_set_narrowing(recipe_path):

@@ -27,6 +27,10 @@ LABELS_OPTION = click.option(
     help="Label set of FER2013 data: its own 7 labels or the FER+ votes (8 classes; sets data.labels).",
 )
 EXPERIMENT_OPTION = click.option("--experiment", default=None, help="MLflow experiment (default: the data set's name).")
+DEVICES_HELP = (
+    "Local devices to train on, data-parallel, under JAX (run.devices; 0 = all; the global batch is "
+    "data.batch_size, split evenly)."
+)
 QUIET_OPTION_HELP = "No progress line, only each run's result."
 
 
@@ -39,6 +43,14 @@ def examples(*commands: str) -> str:
 def set_option(help_text: str = "Override a recipe field."):
     """``--set KEY=VALUE`` (repeatable): a recipe override, parsed by :func:`bench.recipe_load.apply_override`."""
     return click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=help_text)
+
+
+def devices_option(more_help: str = ""):
+    """``--devices N``: the recipe's ``run.devices`` (:mod:`bench.devices`), which the command passes on by name
+    to :func:`bench.plan.resolve_recipe`; above 1 under TensorFlow or PyTorch it is a one-line error naming JAX
+    (:func:`bench.plan.check_runnable`). ``more_help`` says what it means for this command."""
+    help_text = f"{DEVICES_HELP} {more_help}".strip()
+    return click.option("--devices", type=click.IntRange(0, 4096), default=None, help=help_text)
 
 
 def choice_option(flag: str, choices, help_text: str, dest: str | None = None):

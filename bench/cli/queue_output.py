@@ -49,7 +49,8 @@ def _describe(event: dict) -> str | None:
 
 
 def work_queue(requests, data, queue, show_progress: bool) -> None:
-    """Run this worker until the matrix is settled; a cell that failed anywhere ends it in one error line."""
+    """Run this worker until the matrix is settled; a cell that failed anywhere, or this worker's lost lease
+    on its cell (:class:`bench.queue_worker.LeaseLost`), ends it in one error line."""
     from bench.errors import BenchError
     from bench.queue_worker import work
 
@@ -69,9 +70,11 @@ def work_queue(requests, data, queue, show_progress: bool) -> None:
         if text:
             click.echo(text)
 
-    summaries, counts = work(requests, data, queue, report, progress)
-    for line in lines:
-        line.close()
+    try:
+        summaries, counts = work(requests, data, queue, report, progress)
+    finally:  # a failed cell or a lost lease: its error line starts a line of its own
+        for line in lines:
+            line.close()
     click.echo(f"queue: {counts.done}/{counts.total} cells done ({len(summaries)} trained by this worker)")
     if counts.failed:
         failed = "; ".join(f"{cell}: {why}" for cell, why in counts.failed.items())

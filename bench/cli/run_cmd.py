@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from bench.cli.base import ProgressLine, friendly_errors, load_tensorflow
-from bench.cli.options import DATA_HELP, TRACKING_URI_OPTION, examples, run_options
+from bench.cli.options import DATA_HELP, TRACKING_URI_OPTION, devices_option, examples, run_options
 
 EXAMPLES = examples(
     "bench run --backbone baseline_cnn --data fer2013.csv.gz",
@@ -51,13 +51,7 @@ EXAMPLES = examples(
     "with --queue on several machines, a folder every worker sees at the same path.",
 )
 @click.option("--deterministic", is_flag=True, help="Deterministic ops (slower); same seed, same metrics.")
-@click.option(
-    "--devices",
-    type=click.IntRange(0, 4096),
-    default=None,
-    help="Local devices to train on, data-parallel, under JAX (run.devices; 0 = all; the global batch is "
-    "data.batch_size, split evenly). With --resume: the resumed run's count.",
-)
+@devices_option("With --resume: the resumed run's count.")
 @click.option("--no-save-model", is_flag=True, help="Do not log the trained model as model.keras.")
 @click.option("--skip-bad", is_flag=True, help="Drop malformed data rows instead of failing.")
 @click.option("-v", "--verbose", count=True, help="Show Keras progress (-v per epoch, -vv per step).")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import click
 
 from bench.cli.base import ProgressLine, command_line, friendly_errors, load_tensorflow
-from bench.cli.options import DATA_HELP, TRACKING_URI_OPTION, choice_option, examples, run_options
+from bench.cli.options import DATA_HELP, TRACKING_URI_OPTION, choice_option, devices_option, examples, run_options
 
 EXAMPLES = examples(
     "bench tune --backbone baseline_cnn --data fer2013.csv.gz --trials 20",
     "bench tune --backbone resnet50 --data fer2013.csv.gz --trials 50 --storage postgresql://host/optuna --study r50",
     "bench tune --backbone baseline_cnn --data fer2013.csv.gz --trials 20 --final   # then train the best as a run",
+    "bench tune --backbone resnet50 --recipe gpu --data fer2013.csv.gz --trials 20 --devices 2   # KERAS_BACKEND=jax",
 )
 
 
@@ -40,6 +41,7 @@ EXAMPLES = examples(
 @choice_option("--sampler", ["tpe", "random"], "Optuna sampler.")
 @choice_option("--pruner", ["median", "hyperband", "none"], "Stops trials that trail the others.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Sampler seed.")
+@devices_option("Every trial (and --final) trains so; the tuned recipe leaves run.devices out (a speed setting).")
 @TRACKING_URI_OPTION
 @click.option(
     "--final",
@@ -58,7 +60,7 @@ def tune(backbone, recipe, overrides, study, tracking_uri, final, quiet, **setti
     from bench.tune import TuneRequest, check_storage, run_study
     from bench.tune_space import check_study_name, search_space
 
-    description = {k: settings.pop(k) for k in ("head", "data", "labels", "experiment")}
+    description = {k: settings.pop(k) for k in ("head", "data", "labels", "experiment", "devices")}
     base = resolve_recipe(recipe, overrides, backbone=backbone, **description)
     study = study or f"{backbone}-{base.model.head}-{base.name}"
     check_study_name(study)  # bad names, [tune] tables and storages fail before TensorFlow loads
@@ -81,8 +83,11 @@ def tune(backbone, recipe, overrides, study, tracking_uri, final, quiet, **setti
     if final:
         from bench.reports import summary_line
         from bench.runner import RunRequest, run_one
+        from bench.tune_space import with_speed_settings
 
-        click.echo(summary_line(run_one(RunRequest(summary["tuned"] or base, tracking_uri), data)))
+        # the tuned recipe was written without this machine's speed settings; this machine trains it
+        final_recipe = with_speed_settings(summary["tuned"], base.run) if summary["tuned"] else base
+        click.echo(summary_line(run_one(RunRequest(final_recipe, tracking_uri), data)))
 
 
 def _with_reports(req, line, command: str):

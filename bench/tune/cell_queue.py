@@ -9,7 +9,7 @@ MySQL across several); it needs no server beyond the database, and it has the th
 - an atomic claim: a cell is an enqueued (WAITING) trial and claiming it is Optuna's WAITING -> RUNNING update
   (``BaseStorage.set_trial_state_values``, a row locked for update), which exactly one worker wins;
 - a lease: the claimed trial's heartbeat (``RDBStorage.record_heartbeat``, stamped by the database's clock, so
-  machines' clocks do not matter);
+  machines' clocks do not matter), first stamped just *before* the claim (see :meth:`CellQueue.claim`);
 - take-over: ``optuna.storages.fail_stale_trials`` fails a trial whose heartbeat is older than the grace
   period and ``RetryHeartbeatStaleTrialCallback`` queues it again with its user attributes: the cell and its
   MLflow run id, from which the next worker resumes the run's last epoch checkpoint.
@@ -148,18 +148,26 @@ class CellQueue:
 
     def claim(self) -> Claim | None:
         """Take one queued cell (after failing the cells of dead workers, which queues them again), or None
-        when none is queued. Its heartbeat is stamped at once: a RUNNING trial never stamped is never stale."""
+        when none is queued.
+
+        The heartbeat is stamped before the claim, not after it: Optuna's stale check skips a RUNNING trial
+        that has no heartbeat at all, so a worker killed between a claim and its first stamp left its cell
+        RUNNING for ever. Stamped first, every claimed cell has a heartbeat from the moment it is RUNNING
+        (on the database's clock, as every later beat) and is taken over ``grace`` seconds after it, however
+        soon its worker dies. A stamp on a WAITING trial changes nothing (only RUNNING trials are checked);
+        a worker that loses the race for the cell has stamped it too, milliseconds before the winner's
+        own beats, which only postpones a take-over by those milliseconds."""
         optuna = _quiet_optuna()
         optuna.storages.fail_stale_trials(self.study)
         waiting = self.storage.get_all_trials(self.study_id, deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
         for trial in waiting:
             trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
+            self.storage.record_heartbeat(trial_id)
             try:
                 if not self.storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.RUNNING):
                     continue  # another worker took it first
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue
-            self.storage.record_heartbeat(trial_id)
             takeover = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(trial) is not None
             return Claim(trial.number, trial_id, trial.user_attrs[CELL], trial.user_attrs.get(RUN_ID), takeover)
         return None
