@@ -40,7 +40,7 @@ def isolated(tmp_path, monkeypatch, shared_store):
     if drawn:
         cache.mkdir()
         for path in drawn:
-            os.link(path, cache / path.name)
+            _link_or_copy(path, cache / path.name)
     monkeypatch.setenv("BENCH_CACHE_DIR", str(cache))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
@@ -48,7 +48,17 @@ def isolated(tmp_path, monkeypatch, shared_store):
     yield tmp_path
     for path in cache.glob(SYNTHETIC_FILES):
         if not (shared_store / path.name).exists():
-            os.link(path, shared_store / path.name)
+            _link_or_copy(path, shared_store / path.name)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link, or a copy where the file system has none."""
+    import shutil
+
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def _copy_migrated_mlflow_tables(monkeypatch, template: Path) -> None:
