@@ -583,31 +583,12 @@ def test_progress_line_rewrites_itself_on_a_terminal_and_prints_epochs_elsewhere
     assert log.text == "[1/1] x | train epoch 2/10 | 301 img/s | loss 1.234 | 1:15 elapsed, ETA 1:02:05\n"
 
 
-def test_quiet_run_prints_no_progress_and_the_recipe_names_the_head(mini):
-    recipe = Path(mini).with_name("linear_head.toml")
-    recipe.write_text(Path(mini).read_text() + '\n[model]\nhead = "linear"\n')
-    result = invoke(
-        "run",
-        "--recipe",
-        str(recipe),
-        "--backbone",
-        "baseline_cnn",
-        "--data",
-        "synthetic:200:1",
-        "--experiment",
-        "quiet",
-        "--no-save-model",
-        "-q",
-    )
-    assert result.exit_code == 0, result.output
-    assert "epoch 1/2" not in result.output and "baseline_cnn+linear @48px  macro_f1=" in result.output
-
-
 def test_a_logging_failure_keeps_the_trained_model_and_resume_logs_it(mini, tmp_path, monkeypatch):
     """The run's artifact folder turns into a file after training (what a disk that refuses writes
     looks like to MLflow, and it stops root too): one error line with the path and the resume command,
     the run FAILED with that reason, the trained model kept; the resume logs the same model without
-    training again, with its throughput and curves, and drops the reason."""
+    training again, with its throughput and curves, and drops the reason. Both are quiet runs (-q) of a
+    recipe that names its head: no progress lines, the recipe's head, the one summary line."""
     from bench import runner
 
     original = runner._cost_metrics
@@ -623,15 +604,19 @@ def test_a_logging_failure_keeps_the_trained_model_and_resume_logs_it(mini, tmp_
         return original(model)
 
     monkeypatch.setattr(runner, "_cost_metrics", block_artifacts)
-    args = ["run", "--recipe", mini, "--backbone", "baseline_cnn", "--head", "linear", "--data", "synthetic:300:1"]
+    recipe = Path(mini).with_name("linear_head.toml")
+    recipe.write_text(Path(mini).read_text() + '\n[model]\nhead = "linear"\n')
+    args = ["run", "--recipe", str(recipe), "--backbone", "baseline_cnn", "--data", "synthetic:300:1"]
     result = CliRunner().invoke(cli, [*args, "--experiment", "disk", "-q"])
     assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "epoch 1/2" not in result.output  # quiet, though it trained both epochs before the logging failed
     (error,) = [line for line in result.output.splitlines() if line.startswith("error:")]
     client, (run,) = _runs("disk")
     run_id = run.info.run_id
     assert str(blocked["folder"]) in error and f"`bench run --resume {run_id}`" in error
     assert "the trained model is kept" in error
     assert run.info.status == "FAILED" and str(blocked["folder"]) in run.data.tags["failure_reason"]
+    assert run.data.params["head"] == "linear"  # the recipe's [model] head, without --head
     assert (tmp_path / "mlruns" / "checkpoints" / run_id / "trained.weights.h5").is_file()
 
     monkeypatch.setattr(runner, "_cost_metrics", original)
@@ -640,6 +625,7 @@ def test_a_logging_failure_keeps_the_trained_model_and_resume_logs_it(mini, tmp_
     result = invoke("run", "--resume", run_id, "-q")
     assert result.exit_code == 0, result.output
     assert "nan" not in result.output.split("run=")[0] and "img/s" in result.output
+    assert "epoch " not in result.output and "baseline_cnn+linear @48px  macro_f1=" in result.output
     _, (run,) = _runs("disk")
     assert run.info.status == "FINISHED" and "failure_reason" not in run.data.tags
     assert {"model.keras", "training_curves.png", "recipe.toml"} <= {a.path for a in client.list_artifacts(run_id)}
