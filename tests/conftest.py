@@ -1,10 +1,10 @@
 """Shared fixtures: every test gets its own cache folder and working directory (so ./mlruns is
 private), and tiny data written by the tests themselves.
 
-Two costs every test would otherwise pay again are paid once per session (``isolated`` below): the
-synthetic faces of each ``synthetic:N:SEED`` (8-70 s to draw on the shared 2-core machine) and the
-creation of MLflow's SQLite tables (~50 Alembic migrations, 3-9 s for every new ./mlruns store).
-Neither is bench's behaviour: the faces are a pure function of N and SEED, and the tables are MLflow's."""
+The synthetic faces of each ``synthetic:N:SEED`` (8-70 s to draw on the shared 2-core machine) are drawn
+once per session (``isolated`` below): they are a pure function of N and SEED, not what a test checks.
+(MLflow's ~50 table migrations per new ./mlruns store stay paid by every test: skipping them would mean
+patching a private MLflow function.)"""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ SYNTHETIC_FILES = "synthetic-n*-s*.csv.gz"  # bench.data.synthetic's cache files
 
 @pytest.fixture(scope="session")
 def shared_store(tmp_path_factory):
-    """The session's folder of what tests share: synthetic CSVs, MLflow's empty migrated database."""
+    """The session's folder of what tests share: the synthetic CSVs drawn so far."""
     return tmp_path_factory.mktemp("shared")
 
 
@@ -44,7 +44,6 @@ def isolated(tmp_path, monkeypatch, shared_store):
     monkeypatch.setenv("BENCH_CACHE_DIR", str(cache))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
-    _copy_migrated_mlflow_tables(monkeypatch, shared_store / "mlflow-tables.db")
     yield tmp_path
     for path in cache.glob(SYNTHETIC_FILES):
         if not (shared_store / path.name).exists():
@@ -59,43 +58,6 @@ def _link_or_copy(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:
         shutil.copyfile(source, target)
-
-
-def _copy_migrated_mlflow_tables(monkeypatch, template: Path) -> None:
-    """In this process (subprocesses migrate for themselves), a new SQLite store gets its tables as a
-    copy of the first one MLflow migrated this session. Only once MLflow is imported (a test of a
-    module that never loads it does not pay for the import) and only while MLflow's store still
-    initialises through ``mlflow.store.db.utils._initialize_tables``; else each store migrates itself."""
-    utils = sys.modules.get("mlflow.store.db.utils")
-    migrate = getattr(utils, "_initialize_tables", None)
-    if migrate is None:
-        return
-
-    def initialize(engine):
-        database = engine.url.database
-        if engine.url.get_backend_name() != "sqlite" or database in (None, "", ":memory:"):
-            return migrate(engine)
-        if not template.exists():
-            import sqlalchemy
-
-            staged = template.with_suffix(f".tmp{os.getpid()}")
-            fresh = sqlalchemy.create_engine(f"sqlite:///{staged}")
-            try:
-                migrate(fresh)
-            finally:
-                fresh.dispose()
-            staged.replace(template)
-        import contextlib
-        import sqlite3
-
-        try:
-            with contextlib.closing(sqlite3.connect(template)) as source:
-                with contextlib.closing(sqlite3.connect(database)) as target:
-                    source.backup(target)
-        except sqlite3.Error:  # a store that cannot be written: MLflow's own migration meets the fault
-            return migrate(engine)
-
-    monkeypatch.setattr(utils, "_initialize_tables", initialize)
 
 
 @pytest.fixture(scope="session")
