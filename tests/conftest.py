@@ -31,16 +31,15 @@ def shared_store(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch, shared_store):
+def isolated(tmp_path, tmp_path_factory, monkeypatch, shared_store):
     """A cache folder and working directory of the test's own. The cache starts with the synthetic CSVs
     earlier tests drew (hard links: bench replaces a cache file, never writes into one), so subprocesses
-    started with this cache find them too; the ones this test drew are kept for the next tests."""
-    cache = tmp_path / "cache"
-    drawn = list(shared_store.glob(SYNTHETIC_FILES))
-    if drawn:
-        cache.mkdir()
-        for path in drawn:
-            _link_or_copy(path, cache / path.name)
+    started with this cache find them too; the ones this test drew are kept for the next tests. It lies
+    outside ``tmp_path``, which stays the test's own empty working directory (tests check what a command
+    left there)."""
+    cache = tmp_path_factory.mktemp("cache")
+    for path in shared_store.glob(SYNTHETIC_FILES):
+        _link_or_copy(path, cache / path.name)
     monkeypatch.setenv("BENCH_CACHE_DIR", str(cache))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)

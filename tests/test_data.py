@@ -1,4 +1,5 @@
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -78,9 +79,9 @@ def test_missing_path_and_missing_columns_are_one_line_errors(tmp_path):
         load_data(bad)
 
 
-def test_csv_cache_is_written_and_reused(tmp_path, synthetic_csv):
+def test_csv_cache_is_written_and_reused(synthetic_csv):
     first = load_data(synthetic_csv)
-    cached = list((tmp_path / "cache").glob("csv-*.npz"))
+    cached = list(Path(os.environ["BENCH_CACHE_DIR"]).glob("csv-*.npz"))
     assert len(cached) == 1
     second = load_data(synthetic_csv)
     assert second.fingerprint() == first.fingerprint()
